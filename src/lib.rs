@@ -1,0 +1,30 @@
+//! tidings: mail-to-event automation.
+//!
+//! Mail flows through one pipeline, and the modules follow it in order:
+//!
+//! ```text
+//!  trigger ──> message view ──> rules ──> plan ──> store ──> executors
+//!  (IMAP IDLE   (parsed once,    (Rhai,    (actions (outbox,   (IMAP ops, SMTP,
+//!   or cron)     immutable)       pure)     to do)   checkpoint) webhooks: once)
+//! ```
+//!
+//! - [`config`]: the YAML file, in two stages: a positioned tree as the user wrote it, then a
+//!   validated [`config::Config`] in which every problem was reported at once.
+//! - [`rules`]: the Rhai engine and the rule scripts, compiled at start-up so that a bad rule
+//!   fails before any mail is touched.
+//! - [`store`]: the embedded SQLite store: mailbox checkpoints, the action outbox, the reply
+//!   log and schedule runs. Everything that must survive a crash goes through it.
+//! - [`runtime`]: `run(config, shutdown)`, the daemon; the shutdown trigger is a future so that
+//!   `main` and tests decide when to stop.
+//! - [`telemetry`]: the tracing subscriber and the span and field names used everywhere.
+//!
+//! The IMAP watchers, message view, plan and executors join this map with the live pipeline.
+
+pub mod config;
+pub mod error;
+pub mod rules;
+pub mod runtime;
+pub mod store;
+pub mod telemetry;
+
+pub use error::{Error, Result};
