@@ -28,3 +28,5 @@ pub mod store;
 pub mod telemetry;
 
 pub use error::{Error, Result};
+
+

@@ -1,0 +1,271 @@
+//! An account: its IMAP and SMTP servers, credentials, addresses and watched mailboxes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::diagnostics::{self as read, Fields, Problems};
+use super::secret::SecretSource;
+use super::tree::{Key, Node, Pos, Value};
+
+/// A validated account.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// The name the user gave it in `accounts:`.
+    pub name: String,
+    /// The IMAP server.
+    pub imap: Server,
+    /// The SMTP server, needed only by rules that send.
+    pub smtp: Option<Server>,
+    /// The login name.
+    pub username: String,
+    /// Where the password comes from.
+    pub password: SecretSource,
+    /// The address it sends as.
+    pub from: Option<String>,
+    /// Every address that belongs to the account (its own mail is never auto-replied to).
+    pub addresses: Vec<String>,
+    /// The mailboxes to watch, each with its backfill policy.
+    pub mailboxes: Vec<Mailbox>,
+    /// Extra CA certificates (PEM) to trust for this account's servers.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A server endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub tls: Tls,
+}
+
+/// How a connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plaintext greeting, then STARTTLS before any credentials (IMAP 143, submission 587).
+    StartTls,
+    /// No encryption at all; only with `allow_insecure: true`.
+    None,
+}
+
+/// A watched mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Its name on the server, e.g. `INBOX` or `Lists/rust`.
+    pub name: String,
+    /// What to do with mail already there the first time it is watched.
+    pub backfill: Backfill,
+}
+
+/// What the first start does with mail already in a mailbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backfill {
+    /// Only mail that arrives from now on.
+    None,
+    /// Every message already there.
+    All,
+    /// The messages not yet marked \Seen.
+    Unseen,
+    /// Messages that arrived within this long before the first start.
+    Within(Duration),
+}
+
+const ACCOUNT_KEYS: &[&str] = &[
+    "imap", "smtp", "allow_insecure", "username", "password_env", "password_file", "password_command", "oauth2", "from",
+    "addresses", "mailboxes", "backfill", "ca_file",
+];
+const SERVER_KEYS: &[&str] = &["host", "port", "tls"];
+const MAILBOX_KEYS: &[&str] = &["name", "backfill"];
+
+/// Validates one entry of `accounts:`; `base` is the config file's directory.
+pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) -> Option<Account> {
+    let name = key.name.as_str();
+    let what = format!("account `{name}`");
+    let mut fields = Fields::read(node, &what, ACCOUNT_KEYS, problems)?;
+    // "has no X" points at the name, which is where the reader looks.
+    fields.pos = key.pos;
+    let allow_insecure = match fields.get("allow_insecure") {
+        Some(n) => read::boolean(n, &format!("{what}: allow_insecure"), problems).unwrap_or(false),
+        None => false,
+    };
+    let imap = match fields.get("imap") {
+        Some(n) => server(n, &format!("{what}: imap"), allow_insecure, problems),
+        None => {
+            problems.hint(fields.pos, format!("{what} has no `imap` server"), "add `imap: { host: imap.example.com, port: 993, tls: implicit }`");
+            None
+        }
+    };
+    let smtp = fields.get("smtp").map(|n| server(n, &format!("{what}: smtp"), allow_insecure, problems));
+    let username = required(&fields, "username", &what, problems);
+    let password = secret_source(&fields, &what, base, problems);
+    let from = fields.get("from").and_then(|n| address(n, &format!("{what}: from"), problems));
+    let addresses = match fields.get("addresses") {
+        Some(n) => read::strings(n, &format!("{what}: addresses"), problems).map(|list| {
+            list.into_iter().filter_map(|(a, pos)| check_address(&a, pos, &format!("{what}: addresses"), problems)).collect()
+        }),
+        None => Some(from.iter().cloned().collect()),
+    };
+    if let (Some(Some(_)), None) = (&smtp, &from) {
+        problems.hint(fields.pos, format!("{what} has an smtp server but no `from` address"), "add `from: you@example.com`: replies and notices are sent as this address");
+    }
+    let backfill = fields.get("backfill").map(|n| backfill(n, &what, problems)).unwrap_or(Some(Backfill::None));
+    let mailboxes = match fields.get("mailboxes") {
+        Some(n) => mailboxes(n, &what, backfill.unwrap_or(Backfill::None), problems),
+        None => Some(vec![Mailbox { name: "INBOX".into(), backfill: backfill.unwrap_or(Backfill::None) }]),
+    };
+    let ca_file = fields.get("ca_file").and_then(|n| read::string(n, &format!("{what}: ca_file"), problems)).map(|p| base.join(p));
+    Some(Account {
+        name: name.to_owned(),
+        imap: imap?,
+        smtp: smtp.map(|s| s.ok_or(())).transpose().ok()?,
+        username: username?,
+        password: password?,
+        from,
+        addresses: addresses?,
+        mailboxes: mailboxes?,
+        ca_file,
+    })
+}
+
+fn required(fields: &Fields<'_>, key: &str, what: &str, problems: &mut Problems) -> Option<String> {
+    match fields.get(key) {
+        Some(n) => read::string(n, &format!("{what}: {key}"), problems),
+        None => {
+            problems.error(fields.pos, format!("{what} has no `{key}`"));
+            None
+        }
+    }
+}
+
+fn server(node: &Node, what: &str, allow_insecure: bool, problems: &mut Problems) -> Option<Server> {
+    let fields = Fields::read(node, what, SERVER_KEYS, problems)?;
+    let host = required(&fields, "host", what, problems);
+    let tls = match fields.get("tls") {
+        Some(n) => match read::choice(n, &format!("{what}: tls"), &["implicit", "starttls", "none"], problems) {
+            Some("implicit") => Some(Tls::Implicit),
+            Some("starttls") => Some(Tls::StartTls),
+            Some(_) if allow_insecure => Some(Tls::None),
+            Some(_) => {
+                problems.hint(n.pos, format!("{what}: `tls: none` sends the password in clear text"), "use `implicit` or `starttls`, or set `allow_insecure: true` on the account if you really mean it");
+                None
+            }
+            None => None,
+        },
+        None => Some(Tls::Implicit),
+    };
+    let port = match fields.get("port") {
+        Some(n) => read::port(n, &format!("{what}: port"), problems),
+        None => tls.map(|t| default_port(what, t)),
+    };
+    Some(Server { host: host?, port: port?, tls: tls? })
+}
+
+/// The well-known port for a protocol and TLS mode, so `port:` can be left out.
+fn default_port(what: &str, tls: Tls) -> u16 {
+    let smtp = what.ends_with("smtp");
+    match (smtp, tls) {
+        (false, Tls::Implicit) => 993,
+        (false, _) => 143,
+        (true, Tls::Implicit) => 465,
+        (true, _) => 587,
+    }
+}
+
+fn secret_source(fields: &Fields<'_>, what: &str, base: &Path, problems: &mut Problems) -> Option<SecretSource> {
+    let given: Vec<(&str, &Node)> = ["password_env", "password_file", "password_command", "oauth2"]
+        .into_iter()
+        .filter_map(|k| fields.get(k).map(|n| (k, n)))
+        .collect();
+    match given.as_slice() {
+        [] => {
+            problems.hint(fields.pos, format!("{what} has no password source"), "add exactly one of `password_env: VAR`, `password_file: PATH`, `password_command: \"pass show mail\"`");
+            None
+        }
+        [(key, node)] => {
+            let what = format!("{what}: {key}");
+            match *key {
+                "password_env" => read::string(node, &what, problems).map(SecretSource::Env),
+                "password_file" => read::string(node, &what, problems).map(|p| SecretSource::File(base.join(p))),
+                "password_command" => read::string(node, &what, problems).map(SecretSource::Command),
+                _ => {
+                    problems.hint(node.pos, format!("{what}: OAuth2 login is not supported yet"), "use password_env, password_file or password_command (for Gmail, an app password) until OAuth2 lands");
+                    None
+                }
+            }
+        }
+        [_, (key, node), ..] => {
+            let names: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
+            problems.hint(node.pos, format!("{what} has more than one password source (`{key}` and others: {})", names.join(", ")), "keep exactly one");
+            None
+        }
+    }
+}
+
+fn address(node: &Node, what: &str, problems: &mut Problems) -> Option<String> {
+    read::string(node, what, problems).and_then(|a| check_address(&a, node.pos, what, problems))
+}
+
+fn check_address(address: &str, pos: Pos, what: &str, problems: &mut Problems) -> Option<String> {
+    let valid = address.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && (domain.contains('.') || domain == "localhost")
+    }) && !address.contains(char::is_whitespace);
+    if valid {
+        Some(address.to_owned())
+    } else {
+        problems.hint(pos, format!("{what}: `{address}` is not an email address"), "write the bare address, e.g. `me@example.com`");
+        None
+    }
+}
+
+fn backfill(node: &Node, what: &str, problems: &mut Problems) -> Option<Backfill> {
+    let what = format!("{what}: backfill");
+    let Value::Str(text) = &node.value else {
+        problems.hint(node.pos, format!("{what} must be none, all, unseen or a duration"), "e.g. `backfill: 30d`");
+        return None;
+    };
+    match text.as_str() {
+        "none" => Some(Backfill::None),
+        "all" => Some(Backfill::All),
+        "unseen" => Some(Backfill::Unseen),
+        other => match super::duration::parse(other) {
+            Ok(d) => Some(Backfill::Within(d)),
+            Err(e) => {
+                problems.hint(node.pos, format!("{what}: {e}"), "use none, all, unseen or a duration like `30d`");
+                None
+            }
+        },
+    }
+}
+
+fn mailboxes(node: &Node, what: &str, default: Backfill, problems: &mut Problems) -> Option<Vec<Mailbox>> {
+    let what = format!("{what}: mailboxes");
+    let Value::Seq(items) = &node.value else {
+        problems.hint(node.pos, format!("{what} must be a list"), "e.g. `mailboxes: [INBOX, Lists/rust]`");
+        return None;
+    };
+    let mut out: Vec<Mailbox> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let mailbox = match &item.value {
+            Value::Str(_) => read::string(item, &what, problems).map(|name| Mailbox { name, backfill: default }),
+            _ => Fields::read(item, &what, MAILBOX_KEYS, problems).and_then(|f| {
+                let name = required(&f, "name", &what, problems);
+                let backfill = f.get("backfill").map(|n| backfill(n, &what, problems)).unwrap_or(Some(default));
+                Some(Mailbox { name: name?, backfill: backfill? })
+            }),
+        };
+        match mailbox {
+            Some(m) if out.iter().any(|o| o.name == m.name) => {
+                problems.error(item.pos, format!("{what}: `{}` is listed twice", m.name));
+                ok = false;
+            }
+            Some(m) => out.push(m),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}

@@ -1,0 +1,224 @@
+//! Configuration, in two stages (as ripgrep does it).
+//!
+//! Stage one ([`tree`]) is the YAML as written, every node with its line and column. Stage two
+//! (this module and its per-section files) validates that tree into a typed [`Config`]. Every
+//! problem found is collected, so one `tidings check` lists all of them, each with file, line,
+//! column and a hint; an invalid config never reaches the runtime.
+//!
+//! This module reads files and the environment only; it never connects anywhere. Secrets are
+//! read by [`Config::resolve_secrets`], which the runtime calls before the first connection.
+
+pub mod account;
+pub mod diagnostics;
+pub mod duration;
+pub mod schedule;
+pub mod secret;
+pub mod tree;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use account::{Account, Backfill, Mailbox, Server, Tls};
+pub use diagnostics::Problem;
+pub use schedule::{CatchUp, Schedule, Search};
+pub use secret::{Secret, SecretSource};
+pub use webhook::Webhook;
+
+use diagnostics::{Fields, Problems};
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Accounts, in the order written.
+    pub accounts: Vec<Account>,
+    /// The directory of rule scripts.
+    pub rules_dir: PathBuf,
+    /// The directory of plugin modules that rules import.
+    pub plugins_dir: PathBuf,
+    /// The SQLite store.
+    pub state: PathBuf,
+    /// Webhook endpoints by name.
+    pub webhooks: BTreeMap<String, Webhook>,
+    /// Schedules, in the order written.
+    pub schedules: Vec<Schedule>,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `--config`, no `$TIDINGS_CONFIG`, and nothing in the XDG config dir.
+    #[error("cannot find a config file: none given with --config or $TIDINGS_CONFIG, and {tried} does not exist")]
+    NotFound {
+        /// The default path that was tried.
+        tried: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("cannot read config {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is read but wrong; every problem found is listed.
+    #[error("{}", Invalid { path, problems })]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Everything wrong with it, in file order.
+        problems: Vec<Problem>,
+    },
+    /// A secret could not be read (the message never contains the secret).
+    #[error("cannot resolve the secret of {owner}")]
+    Secret {
+        /// e.g. "account `work`".
+        owner: String,
+        /// What went wrong.
+        #[source]
+        source: secret::Error,
+    },
+}
+
+/// Formats the problems of an invalid config, one per line with `file:line:col:`.
+struct Invalid<'a> {
+    path: &'a Path,
+    problems: &'a [Problem],
+}
+
+impl fmt::Display for Invalid<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "cannot load config {}: {n} problem{}", self.path.display(), if n == 1 { "" } else { "s" })?;
+        for problem in self.problems {
+            write!(f, "\n  {}:{problem}", self.path.display())?;
+        }
+        Ok(())
+    }
+}
+
+const TOP_KEYS: &[&str] = &["accounts", "rules", "plugins", "state", "webhooks", "schedules"];
+
+impl Config {
+    /// Finds the config: `explicit` (from `--config` or `$TIDINGS_CONFIG`), else the XDG config
+    /// dir's `tidings/tidings.yaml`.
+    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
+        if let Some(path) = explicit {
+            return Ok(path.to_owned());
+        }
+        let tried = xdg_dir("XDG_CONFIG_HOME", ".config").join("tidings").join("tidings.yaml");
+        if tried.exists() { Ok(tried) } else { Err(Error::NotFound { tried }) }
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        Config::from_yaml(&text, path)
+    }
+
+    /// Validates YAML text; `path` names it in messages and anchors relative paths.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, Error> {
+        let invalid = |problems: Vec<Problem>| Error::Invalid { path: path.to_owned(), problems };
+        let root = tree::parse(text).map_err(|(pos, message)| {
+            invalid(vec![Problem { pos, message: format!("not valid YAML: {message}"), hint: None }])
+        })?;
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        let mut problems = Problems::default();
+        let config = validate(&root, path, &base, &mut problems);
+        let mut problems = problems.0;
+        problems.sort_by_key(|p| (p.pos.line, p.pos.column));
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(invalid(problems)),
+        }
+    }
+
+    /// Reads every secret now, so a missing password stops start-up instead of the first login.
+    pub fn resolve_secrets(&self) -> Result<Secrets, Error> {
+        let mut secrets = Secrets::default();
+        for account in &self.accounts {
+            let value = account
+                .password
+                .resolve()
+                .map_err(|source| Error::Secret { owner: format!("account `{}`", account.name), source })?;
+            secrets.passwords.insert(account.name.clone(), value);
+        }
+        for hook in self.webhooks.values() {
+            if let Some(source) = &hook.secret {
+                let value =
+                    source.resolve().map_err(|source| Error::Secret { owner: format!("webhook `{}`", hook.name), source })?;
+                secrets.webhooks.insert(hook.name.clone(), value);
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// The account with this name.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+}
+
+/// Secrets read at start-up, by owner name. Debug shows names only.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// Account passwords by account name.
+    pub passwords: BTreeMap<String, Secret<String>>,
+    /// Webhook signing secrets by endpoint name.
+    pub webhooks: BTreeMap<String, Secret<String>>,
+}
+
+fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems) -> Option<Config> {
+    let top = Fields::read(root, "the config", TOP_KEYS, problems)?;
+    let dir = |key: &str, default: &str, problems: &mut Problems| match top.get(key) {
+        Some(n) => diagnostics::string(n, key, problems).map(|p| base.join(p)),
+        None => Some(base.join(default)),
+    };
+    let rules_dir = dir("rules", "rules", problems);
+    let plugins_dir = dir("plugins", "plugins", problems);
+    let state = match top.get("state") {
+        Some(n) => diagnostics::string(n, "state", problems).map(|p| base.join(p)),
+        None => Some(xdg_dir("XDG_STATE_HOME", ".local/state").join("tidings").join("state.db")),
+    };
+    let mut accounts = Vec::new();
+    let mut names = Vec::new();
+    if let Some(node) = top.get("accounts") {
+        for (key, value) in diagnostics::named_entries(node, "accounts", problems) {
+            names.push(key.name.as_str());
+            accounts.extend(account::validate(key, value, base, problems));
+        }
+    }
+    let mut webhooks = BTreeMap::new();
+    if let Some(node) = top.get("webhooks") {
+        for (key, value) in diagnostics::named_entries(node, "webhooks", problems) {
+            webhooks.extend(webhook::validate(key, value, base, problems).map(|w| (key.name.clone(), w)));
+        }
+    }
+    let mut schedules = Vec::new();
+    if let Some(node) = top.get("schedules") {
+        for (key, value) in diagnostics::named_entries(node, "schedules", problems) {
+            schedules.extend(schedule::validate(key, value, &names, problems));
+        }
+    }
+    Some(Config {
+        path: path.to_owned(),
+        accounts,
+        rules_dir: rules_dir?,
+        plugins_dir: plugins_dir?,
+        state: state?,
+        webhooks,
+        schedules,
+    })
+}
+
+/// `$VAR`, else `$HOME/fallback`, as the XDG base directory spec says.
+fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(fallback),
+    }
+}

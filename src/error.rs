@@ -1,0 +1,18 @@
+//! The crate's error: one variant per module, each wrapping that module's own error enum.
+
+/// Any error the library returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading or validating the config.
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    /// Compiling the rules.
+    #[error(transparent)]
+    Rules(#[from] crate::rules::Error),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+/// The crate's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

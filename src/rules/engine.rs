@@ -1,0 +1,40 @@
+//! The one Rhai engine every rule runs in, and the limits that keep a rule from hurting the host.
+//!
+//! Rules are untrusted in the sense that a typo can loop forever or build a huge string: every
+//! evaluation is bounded. Imports resolve only under the plugins directory.
+
+use std::path::Path;
+
+use rhai::Engine;
+use rhai::module_resolvers::FileModuleResolver;
+
+/// Operations a single evaluation may take before it is stopped (a runaway loop, not real work).
+pub const MAX_OPERATIONS: u64 = 1_000_000;
+/// Nesting of function calls.
+pub const MAX_CALL_LEVELS: usize = 32;
+/// Longest string a script may build, in bytes.
+pub const MAX_STRING_SIZE: usize = 1 << 20;
+/// Largest array or map a script may build.
+pub const MAX_COLLECTION_SIZE: usize = 10_000;
+
+/// Builds the engine: limits, no `eval`, strict variables, imports from `plugins_dir`, and
+/// `print`/`debug` routed to tracing (inside the rule's span) instead of stdout.
+pub fn build(plugins_dir: &Path) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(64, 32)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_COLLECTION_SIZE)
+        .set_max_map_size(MAX_COLLECTION_SIZE)
+        .set_max_modules(64)
+        // A typo'd variable should fail at compile time, not evaluate to ().
+        .set_strict_variables(true)
+        .set_module_resolver(FileModuleResolver::new_with_path_and_extension(plugins_dir, "rhai"));
+    // `eval` would let a rule compile code at run time, outside the start-up check.
+    engine.disable_symbol("eval");
+    engine.on_print(|text| tracing::info!(target: "tidings::rule", "{text}"));
+    engine.on_debug(|text, source, pos| tracing::debug!(target: "tidings::rule", source, %pos, "{text}"));
+    engine
+}
