@@ -16,6 +16,9 @@ pub mod secret;
 pub mod tree;
 pub mod webhook;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,199 @@
+//! Stage-two validation: what a correct config becomes, and one clear problem per mistake.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn load(yaml: &str) -> Result<Config, Error> {
+    Config::from_yaml(yaml, Path::new("/etc/tidings/tidings.yaml"))
+}
+
+fn problems(yaml: &str) -> Vec<Problem> {
+    match load(yaml) {
+        Err(Error::Invalid { problems, .. }) => problems,
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
+/// One file with every kind of mistake the issue names; each must come out once, on its line.
+const EVERY_MISTAKE: &str = "\
+accounts:
+  work:
+    imap: { host: imap.example.com, port: 99999 }
+    username: me@example.com
+    password_env: WORK_PASS
+    colour: blue
+  home:
+    imap: { host: imap.example.net, tls: none }
+    username: me
+  work:
+    imap: { host: imap.example.org }
+    username: other
+    password_env: OTHER_PASS
+schedules:
+  nightly:
+    cron: \"0 25 * * *\"
+    timezone: Europe/Berlin
+    account: work
+    rule: sweeps/nightly.rhai
+  morning:
+    cron: \"0 7 * * 1-5\"
+    timezone: Mars/Olympus
+    account: work
+    rule: sweeps/morning.rhai
+";
+
+#[test]
+fn every_mistake_is_reported_once_with_its_line() {
+    let found = problems(EVERY_MISTAKE);
+    let expected: &[(u32, &str)] = &[
+        (3, "port 99999 is out of range"),
+        (6, "unknown key `colour`"),
+        (7, "account `home` has no password source"),
+        (8, "`tls: none` sends the password in clear text"),
+        (10, "`work` is defined twice (first at line 2)"),
+        (16, "cron `0 25 * * *` is not valid"),
+        (22, "`Mars/Olympus` is not a time zone"),
+    ];
+    let got: Vec<(u32, &str)> = found.iter().map(|p| (p.pos.line, p.message.as_str())).collect();
+    assert_eq!(found.len(), expected.len(), "expected {expected:#?}\ngot {got:#?}");
+    for ((line, needle), problem) in expected.iter().zip(&found) {
+        assert_eq!(problem.pos.line, *line, "wrong line for {problem}");
+        assert!(problem.message.contains(needle), "expected {needle:?} on line {line}, got {problem}");
+        assert!(problem.pos.column > 0, "no column for {problem}");
+    }
+    assert!(found.iter().all(|p| p.hint.is_some() || p.message.contains("not valid")), "{found:#?}");
+}
+
+#[test]
+fn the_error_message_names_file_line_and_column() {
+    let err = load(EVERY_MISTAKE).unwrap_err().to_string();
+    assert!(err.starts_with("cannot load config /etc/tidings/tidings.yaml: 7 problems"), "{err}");
+    assert!(err.contains("\n  /etc/tidings/tidings.yaml:3:"), "{err}");
+    assert!(err.contains("hint: did you mean") || err.contains("hint: known keys"), "{err}");
+}
+
+#[test]
+fn a_misspelt_key_gets_a_suggestion() {
+    let found = problems("acounts: {}\n");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].hint.as_deref(), Some("did you mean `accounts`?"));
+}
+
+#[test]
+fn empty_config_and_empty_accounts_are_valid() {
+    for yaml in ["", "accounts: {}\n"] {
+        let config = load(yaml).unwrap_or_else(|e| panic!("{yaml:?}: {e}"));
+        assert!(config.accounts.is_empty());
+        assert_eq!(config.rules_dir, Path::new("/etc/tidings/rules"));
+        assert_eq!(config.plugins_dir, Path::new("/etc/tidings/plugins"));
+    }
+}
+
+#[test]
+fn a_full_account_is_read_with_defaults_filled_in() {
+    let config = load(
+        "\
+state: var/state.db
+accounts:
+  work:
+    imap: { host: imap.example.com, tls: starttls }
+    smtp: { host: smtp.example.com, tls: implicit }
+    username: me
+    password_file: secrets/work
+    from: me@example.com
+    backfill: 30d
+    mailboxes: [INBOX, { name: Lists/rust, backfill: all }]
+webhooks:
+  chat:
+    url: https://hooks.example.com/x
+    secret_env: HOOK_SECRET
+    headers: { X-Team: mail }
+",
+    )
+    .unwrap();
+    let work = config.account("work").unwrap();
+    assert_eq!(work.imap, Server { host: "imap.example.com".into(), port: 143, tls: Tls::StartTls });
+    assert_eq!(work.smtp.as_ref().map(|s| s.port), Some(465));
+    assert_eq!(work.password, SecretSource::File("/etc/tidings/secrets/work".into()));
+    assert_eq!(work.addresses, vec!["me@example.com".to_owned()]);
+    assert_eq!(
+        work.mailboxes,
+        vec![
+            Mailbox { name: "INBOX".into(), backfill: Backfill::Within(Duration::from_secs(30 * 86_400)) },
+            Mailbox { name: "Lists/rust".into(), backfill: Backfill::All },
+        ]
+    );
+    assert_eq!(config.state, Path::new("/etc/tidings/var/state.db"));
+    let chat = &config.webhooks["chat"];
+    assert_eq!(chat.timeout, Duration::from_secs(10));
+    assert_eq!(chat.headers, vec![("X-Team".to_owned(), "mail".to_owned())]);
+}
+
+#[test]
+fn insecure_is_allowed_only_when_asked_for() {
+    let yaml = "accounts:\n  lab:\n    allow_insecure: true\n    imap: { host: 127.0.0.1, port: 1143, tls: none }\n    username: u\n    password_env: P\n";
+    let config = load(yaml).unwrap();
+    assert_eq!(config.accounts[0].imap.tls, Tls::None);
+}
+
+#[test]
+fn more_mistakes_each_name_what_and_where() {
+    let found = problems(
+        "\
+accounts:
+  a:
+    imap: { host: h }
+    username: u
+    password_env: A
+    password_file: /x
+    from: not-an-address
+    mailboxes: [INBOX, INBOX]
+    backfill: 30
+webhooks:
+  w:
+    url: ftp://example.com/
+    timeout: soon
+schedules:
+  s:
+    cron: \"* * * * *\"
+    account: nobody
+    rule: toplevel.rhai
+    search: { seen: true, unseen: false, larger: 5zb }
+",
+    );
+    let lines: Vec<u32> = found.iter().map(|p| p.pos.line).collect();
+    assert_eq!(lines, vec![6, 7, 8, 9, 12, 13, 17, 18, 19, 19], "{found:#?}");
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_position() {
+    let found = problems("accounts:\n  a: [1, 2\n  b: c\n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].message.starts_with("not valid YAML"), "{found:?}");
+    assert!(found[0].pos.line >= 2, "{found:?}");
+}
+
+#[test]
+fn oauth2_is_refused_until_it_is_supported() {
+    let found = problems("accounts:\n  g:\n    imap: { host: h }\n    username: u\n    oauth2: { provider: google }\n");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].message.contains("OAuth2 login is not supported yet"), "{found:?}");
+}
+
+#[test]
+fn resolved_secrets_never_show_in_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "correct horse battery staple\n").unwrap();
+    let config = Config::from_yaml(
+        "accounts:\n  a:\n    imap: { host: h }\n    username: u\n    password_file: pw\n",
+        &dir.path().join("tidings.yaml"),
+    )
+    .unwrap();
+    let secrets = config.resolve_secrets().unwrap();
+    assert_eq!(secrets.passwords["a"].expose(), "correct horse battery staple");
+    let shown = format!("{secrets:?} {config:?}");
+    assert!(!shown.contains("correct horse"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}
