@@ -9,6 +9,9 @@
 
 pub mod engine;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 
 use rhai::{AST, Engine, Scope};
@@ -128,10 +131,24 @@ fn compile_file(engine: &Engine, rules_dir: &Path, path: &Path, errors: &mut Vec
     };
     match engine.compile_into_self_contained(&rule_scope(), &source) {
         Ok(ast) => Some(Rule { name, ast }),
-        Err(e) => {
+        Err(mut e) => {
             let pos = e.position();
-            errors.push(fail(pos.line().unwrap_or(0), pos.position().unwrap_or(0), e.to_string()));
+            let (line, column) = match (pos.line(), &*e) {
+                (Some(line), _) => (line, pos.position().unwrap_or(0)),
+                // Rhai resolves imports after parsing and loses the statement's position.
+                (None, rhai::EvalAltResult::ErrorModuleNotFound(module, _)) => (import_line(&source, module), 1),
+                (None, _) => (0, 0),
+            };
+            // The position is in the file:line:col prefix; Rhai would repeat it in the text.
+            e.clear_position();
+            errors.push(fail(line, column, e.to_string()));
             None
         }
     }
+}
+
+/// The line of the `import` statement naming `module`, or 0.
+fn import_line(source: &str, module: &str) -> usize {
+    let quoted = format!("\"{module}\"");
+    source.lines().position(|l| l.contains("import") && l.contains(&quoted)).map_or(0, |i| i + 1)
 }
