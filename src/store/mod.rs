@@ -1,21 +1,185 @@
-//! The store (being written: see the store helper).
+//! The store: stage four of the pipeline (after the plan, before the executors).
+//!
+//! It keeps everything that must survive a crash: mailbox checkpoints, the action outbox,
+//! the reply log and schedule runs, in one SQLite file in WAL mode. A call returns only once
+//! its write is committed and synced to disk, so whatever the store acknowledged survives a
+//! crash or a power loss.
+//!
+//! What it must not do: run actions, talk to servers, evaluate rules, or decide policy (how
+//! long to back off, how many replies are too many): it records, callers decide. It never
+//! recreates, truncates or "repairs" a file it cannot read, and it never opens a store
+//! written by a newer tidings: both are errors that name the file and leave it untouched.
+//!
+//! [`Store`] is the one interface to the rest of the crate. The SQLite backend behind it
+//! (the `sqlite` thread and one file per table group) is private, so a PostgreSQL backend
+//! for fleets of instances can come in behind the same methods and the same numbered schema
+//! versions (see `migrations`).
+
+mod checkpoints;
+mod codec;
+mod error;
+mod migrations;
+mod outbox;
+mod plans;
+mod reply_log;
+mod schedule_runs;
+mod sqlite;
+mod types;
+
 use std::path::Path;
-/// Errors of the store.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Placeholder.
-    #[error("cannot open store {path}")]
-    Open {
-        /// Path.
-        path: String,
-    },
-}
-/// The store.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::{Damage, Error};
+pub use types::{Action, ActionId, ActionState, Checkpoint, NewAction, OutboxCounts, Outcome, UnknownState};
+
+/// The result of a store operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A handle to the store; cheap to clone, all clones share one connection thread, which
+/// ends (closing the file) when the last clone is dropped.
 #[derive(Clone, Debug)]
-pub struct Store;
+pub struct Store {
+    jobs: mpsc::UnboundedSender<sqlite::Job>,
+}
+
 impl Store {
-    /// Open.
-    pub async fn open(_path: &Path) -> Result<Store, Error> {
-        Ok(Store)
+    /// Opens the store at `path`, creating the file and its parent directories if needed,
+    /// and migrates it to the schema this binary knows.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let path = path.to_path_buf();
+        let jobs = sqlite::start(move || sqlite::open_file(&path)).await?;
+        Ok(Store { jobs })
+    }
+
+    /// Opens a private, empty store in memory (for tests), with the same schema.
+    pub async fn open_in_memory() -> Result<Store> {
+        let jobs = sqlite::start(sqlite::open_memory).await?;
+        Ok(Store { jobs })
+    }
+
+    /// Runs `work` on the store thread and waits for its result. If the caller stops
+    /// waiting, the work still runs to completion (committed or rolled back), never halfway.
+    async fn call<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: sqlite::Job = Box::new(move |conn| {
+            // The caller may have stopped waiting; the work is done either way.
+            let _ = reply_tx.send(work(conn));
+        });
+        self.jobs.send(job).map_err(|_| Error::Stopped)?;
+        reply_rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// The checkpoint of `account`/`mailbox`, if one was stored.
+    pub async fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>> {
+        let (account, mailbox) = (account.to_owned(), mailbox.to_owned());
+        self.call(move |conn| {
+            checkpoints::get(conn, &account, &mailbox).map_err(|source| Error::ReadCheckpoint {
+                account,
+                mailbox,
+                source,
+            })
+        })
+        .await
+    }
+
+    /// Stores a baseline checkpoint (first sight of a mailbox, or a new UIDVALIDITY).
+    /// Under the same UIDVALIDITY it refuses a lower uid ([`Error::CheckpointBackwards`]).
+    pub async fn set_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let checkpoint = checkpoint.clone();
+        self.call(move |conn| checkpoints::set(conn, &checkpoint)).await
+    }
+
+    /// Stores the plan of a message and moves its mailbox checkpoint, in one transaction.
+    ///
+    /// Actions whose key is already stored are skipped (not an error): returns the ids of
+    /// the actions inserted. Refuses a checkpoint that goes backwards, or whose UIDVALIDITY
+    /// differs from the stored one (re-baseline with [`Store::set_checkpoint`] first).
+    pub async fn commit_plan(&self, checkpoint: &Checkpoint, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
+        let checkpoint = checkpoint.clone();
+        self.call(move |conn| plans::commit_for_mailbox(conn, &checkpoint, &actions)).await
+    }
+
+    /// Stores the plan of a schedule run and records the run, in one transaction. Keys
+    /// already stored are skipped; returns the ids of the actions inserted.
+    pub async fn commit_schedule_plan(
+        &self,
+        name: &str,
+        fired_at: DateTime<Utc>,
+        actions: Vec<NewAction>,
+    ) -> Result<Vec<ActionId>> {
+        let name = name.to_owned();
+        self.call(move |conn| plans::commit_for_schedule(conn, &name, fired_at, &actions)).await
+    }
+
+    /// Claims up to `limit` pending actions due at `now`: marks them in flight (claimed at
+    /// `now`, attempts + 1) and returns them, soonest due first.
+    pub async fn claim_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>> {
+        self.call(move |conn| outbox::claim_due(conn, now, limit)).await
+    }
+
+    /// Records what came of running an in-flight action; [`Error::NotInFlight`] otherwise.
+    pub async fn record_outcome(&self, id: ActionId, outcome: Outcome) -> Result<()> {
+        self.call(move |conn| outbox::record_outcome(conn, id, &outcome)).await
+    }
+
+    /// Turns actions left in flight by a previous run into uncertain, and returns them.
+    ///
+    /// Call once at start-up, before any claim, and only in the process that runs the
+    /// executors: an action claimed by a live executor would be marked uncertain too.
+    pub async fn recover_in_flight(&self) -> Result<Vec<Action>> {
+        self.call(|conn| outbox::recover_in_flight(conn)).await
+    }
+
+    /// One action by id.
+    pub async fn action(&self, id: ActionId) -> Result<Option<Action>> {
+        self.call(move |conn| outbox::get(conn, id)).await
+    }
+
+    /// How many actions are in each state.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts> {
+        self.call(|conn| outbox::counts(conn)).await
+    }
+
+    /// Up to `limit` actions in `state` (`None`: any state), newest first.
+    pub async fn list_outbox(&self, state: Option<ActionState>, limit: usize) -> Result<Vec<Action>> {
+        self.call(move |conn| outbox::list(conn, state, limit)).await
+    }
+
+    /// When `account` last sent an automatic reply to `sender` for rule `handle`.
+    pub async fn last_reply(&self, account: &str, handle: &str, sender: &str) -> Result<Option<DateTime<Utc>>> {
+        let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
+        self.call(move |conn| reply_log::last(conn, &account, &handle, &sender)).await
+    }
+
+    /// Records that `account` sent an automatic reply to `sender` for rule `handle` at `at`.
+    pub async fn record_reply(&self, account: &str, handle: &str, sender: &str, at: DateTime<Utc>) -> Result<()> {
+        let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
+        self.call(move |conn| reply_log::record(conn, &account, &handle, &sender, at)).await
+    }
+
+    /// How many automatic replies `account` sent at or after `since`.
+    pub async fn count_sent_since(&self, account: &str, since: DateTime<Utc>) -> Result<u64> {
+        let account = account.to_owned();
+        self.call(move |conn| reply_log::count_since(conn, &account, since)).await
+    }
+
+    /// When schedule `name` last fired.
+    pub async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let name = name.to_owned();
+        self.call(move |conn| schedule_runs::last(conn, &name)).await
+    }
+
+    /// Records that schedule `name` fired at `fired_at`; an earlier time than the one stored
+    /// is ignored, so the stored run only moves forward.
+    pub async fn record_schedule_run(&self, name: &str, fired_at: DateTime<Utc>) -> Result<()> {
+        let name = name.to_owned();
+        self.call(move |conn| schedule_runs::record(conn, &name, fired_at)).await
     }
 }

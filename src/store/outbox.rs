@@ -1,0 +1,169 @@
+//! The action outbox: inserting planned actions, claiming due ones, recording outcomes.
+//!
+//! States move only along: pending -> in_flight (claim, attempts + 1) -> done | failed |
+//! pending (retry); and in_flight -> uncertain at start-up, for actions that were claimed
+//! before a crash and may or may not have run. Nothing ever moves an action back to pending
+//! without an executor saying so, which is what keeps "at most once" true.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use super::codec::{self, Millis};
+use super::error::Error;
+use super::types::{Action, ActionId, ActionState, NewAction, OutboxCounts, Outcome};
+
+const COLUMNS: &str = "id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, \
+                       state, attempts, next_attempt_at, claimed_at, last_error, created_at, \
+                       updated_at";
+
+fn action(row: &Row<'_>) -> rusqlite::Result<Action> {
+    Ok(Action {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        account: row.get(2)?,
+        mailbox: row.get(3)?,
+        uidvalidity: row.get(4)?,
+        uid: row.get(5)?,
+        kind: row.get(6)?,
+        payload: codec::json(row, 7)?,
+        state: row.get(8)?,
+        attempts: row.get(9)?,
+        next_attempt_at: row.get::<_, Millis>(10)?.0,
+        claimed_at: row.get::<_, Option<Millis>>(11)?.map(|m| m.0),
+        last_error: row.get(12)?,
+        created_at: row.get::<_, Millis>(13)?.0,
+        updated_at: row.get::<_, Millis>(14)?.0,
+    })
+}
+
+/// Inserts `actions` as pending; a key already stored is skipped. Returns the ids of the
+/// rows inserted. Runs inside the caller's transaction.
+pub(super) fn insert_all(
+    conn: &Connection,
+    actions: &[NewAction],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<ActionId>> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO actions (idempotency_key, account, mailbox, uidvalidity, uid, kind, \
+         payload, state, attempts, next_attempt_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?9, ?9) \
+         ON CONFLICT (idempotency_key) DO NOTHING \
+         RETURNING id",
+    )?;
+    let mut ids = Vec::with_capacity(actions.len());
+    for new in actions {
+        let id: Option<ActionId> = insert
+            .query_row(
+                (
+                    &new.key,
+                    &new.account,
+                    &new.mailbox,
+                    new.uidvalidity,
+                    new.uid,
+                    &new.kind,
+                    new.payload.to_string(),
+                    Millis(new.not_before.unwrap_or(now)),
+                    Millis(now),
+                ),
+                |row| row.get(0),
+            )
+            .optional()?;
+        ids.extend(id);
+    }
+    Ok(ids)
+}
+
+/// Marks up to `limit` pending actions due at `now` in flight and returns them, soonest due
+/// first.
+pub(super) fn claim_due(conn: &Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>, Error> {
+    let error = |source| Error::Outbox { verb: "claim due actions in", source };
+    // One statement, so the select and the update are atomic without a transaction.
+    let sql = format!(
+        "UPDATE actions SET state = 'in_flight', claimed_at = ?1, attempts = attempts + 1, \
+         updated_at = ?1 \
+         WHERE id IN (SELECT id FROM actions WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                      ORDER BY next_attempt_at, id LIMIT ?2) \
+         RETURNING {COLUMNS}"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut claimed: Vec<Action> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_map((Millis(now), limit), action)?.collect())
+        .map_err(error)?;
+    sort_by_due(&mut claimed);
+    Ok(claimed)
+}
+
+// RETURNING yields rows in no promised order.
+fn sort_by_due(actions: &mut [Action]) {
+    actions.sort_by_key(|a| (a.next_attempt_at, a.id));
+}
+
+/// Records what came of an in-flight action.
+pub(super) fn record_outcome(conn: &Connection, id: ActionId, outcome: &Outcome) -> Result<(), Error> {
+    let (state, next_attempt_at, error_text) = match outcome {
+        Outcome::Done => (ActionState::Done, None, None),
+        Outcome::Retry { next_attempt_at, error } => {
+            (ActionState::Pending, Some(Millis(*next_attempt_at)), Some(error.as_str()))
+        }
+        Outcome::Failed { error } => (ActionState::Failed, None, Some(error.as_str())),
+    };
+    let changed = conn
+        .prepare_cached(
+            "UPDATE actions SET state = ?2, \
+             next_attempt_at = COALESCE(?3, next_attempt_at), \
+             last_error = COALESCE(?4, last_error), \
+             claimed_at = NULL, updated_at = ?5 \
+             WHERE id = ?1 AND state = 'in_flight'",
+        )
+        .and_then(|mut stmt| stmt.execute((id, state, next_attempt_at, error_text, Millis(Utc::now()))))
+        .map_err(|source| Error::Action { verb: "record outcome of", id, source })?;
+    if changed == 0 {
+        return Err(Error::NotInFlight { id });
+    }
+    Ok(())
+}
+
+/// Turns every in-flight action into uncertain and returns them.
+pub(super) fn recover_in_flight(conn: &Connection) -> Result<Vec<Action>, Error> {
+    let sql = format!(
+        "UPDATE actions SET state = 'uncertain', updated_at = ?1 WHERE state = 'in_flight' \
+         RETURNING {COLUMNS}"
+    );
+    let mut recovered: Vec<Action> = conn
+        .prepare(&sql)
+        .and_then(|mut stmt| stmt.query_map([Millis(Utc::now())], action)?.collect())
+        .map_err(|source| Error::Outbox { verb: "recover in-flight actions in", source })?;
+    recovered.sort_by_key(|a| a.id);
+    Ok(recovered)
+}
+
+/// One action by id.
+pub(super) fn get(conn: &Connection, id: ActionId) -> Result<Option<Action>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM actions WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([id], action).optional())
+        .map_err(|source| Error::Action { verb: "read", id, source })
+}
+
+/// How many actions are in each state.
+pub(super) fn counts(conn: &Connection) -> Result<OutboxCounts, Error> {
+    let rows: Vec<(ActionState, u64)> = conn
+        .prepare_cached("SELECT state, COUNT(*) FROM actions GROUP BY state")
+        .and_then(|mut stmt| stmt.query_map([], |row| Ok((row.get(0)?, codec::count(row, 1)?)))?.collect())
+        .map_err(|source| Error::Outbox { verb: "count", source })?;
+    let mut counts = OutboxCounts::default();
+    for (state, n) in rows {
+        *counts.slot(state) = n;
+    }
+    Ok(counts)
+}
+
+/// Up to `limit` actions, in `state` or in any state, newest first.
+pub(super) fn list(conn: &Connection, state: Option<ActionState>, limit: usize) -> Result<Vec<Action>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM actions WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2");
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_map((state, limit), action)?.collect())
+        .map_err(|source| Error::Outbox { verb: "list", source })
+}

@@ -1,0 +1,303 @@
+//! The SQLite connection and the one OS thread that owns it.
+//!
+//! Why a dedicated thread rather than `Arc<Mutex<Connection>>` + `spawn_blocking`: SQLite
+//! runs one writer at a time anyway, so a single owner loses nothing; commands queue in a
+//! channel instead of parking blocking-pool threads on a mutex; a transaction can never be
+//! held across an `.await`; the prepared-statement cache stays warm on one connection; and
+//! when the last `Store` handle is dropped the thread ends and closes the file cleanly.
+
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::{Damage, Error};
+use super::migrations;
+
+/// Work for the store thread: it runs with the connection and sends its own reply.
+pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// How long a statement waits for another process's lock (e.g. `tidings outbox` reading
+/// while the daemon writes) before failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the store thread, which opens the connection with `open` and then runs jobs until
+/// every sender is dropped. Returns once the connection is open (or failed to open).
+pub(super) async fn start<F>(open: F) -> Result<mpsc::UnboundedSender<Job>, Error>
+where
+    F: FnOnce() -> Result<Connection, Error> + Send + 'static,
+{
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job>();
+    thread::Builder::new()
+        .name("tidings-store".into())
+        .spawn(move || match open() {
+            Ok(conn) => {
+                // The receiver only goes away if the opening task was cancelled; then the
+                // senders are gone too and `run` returns at once.
+                let _ = ready_tx.send(Ok(()));
+                run(conn, jobs_rx);
+            }
+            Err(error) => {
+                let _ = ready_tx.send(Err(error));
+            }
+        })
+        .map_err(|source| Error::Spawn { source })?;
+    ready_rx.await.map_err(|_| Error::Stopped)??;
+    Ok(jobs_tx)
+}
+
+fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = jobs.blocking_recv() {
+        job(&mut conn);
+    }
+    if let Err((_, error)) = conn.close() {
+        tracing::warn!(error = %error, "store connection did not close cleanly");
+    }
+}
+
+/// Opens (creating if needed) the store file and brings its schema up to date.
+///
+/// Before anything is written the file is checked: not a database, damaged, another
+/// program's, or from a newer tidings are errors that leave it byte for byte as it was.
+pub(super) fn open_file(path: &Path) -> Result<Connection, Error> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|source| configure_error(path, source))?;
+    inspect(&conn, path)?;
+    enable_wal(&conn, path)?;
+    // FULL: in WAL mode NORMAL may lose the last commits on power loss (the WAL is synced
+    // only at checkpoints); FULL syncs the WAL on every commit, so a plan or an outcome
+    // that the store acknowledged is on disk, which is what exactly-once rests on.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+        .map_err(|source| configure_error(path, source))?;
+    migrations::migrate(&mut conn, path)?;
+    tracing::debug!(path = %path.display(), version = migrations::latest(), "store opened");
+    Ok(conn)
+}
+
+/// Opens a private in-memory store (for tests of other modules): same schema, no file.
+pub(super) fn open_memory() -> Result<Connection, Error> {
+    let path = Path::new(":memory:");
+    let mut conn = Connection::open_in_memory().map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(|source| configure_error(path, source))?;
+    migrations::migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+fn configure_error(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Configure { path: path.to_path_buf(), source }
+}
+
+/// Read-only checks, in the order that reads least before it can fail.
+fn inspect(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let not_a_store = |damage| Error::NotAStore { path: path.to_path_buf(), source: damage };
+    let read_error = |source| read_error(path, source);
+    // quick_check reads every page (without the slow index cross-checks): a store is small,
+    // and finding damage at start-up beats finding it halfway through a plan.
+    let check: String = conn.query_row("PRAGMA quick_check(1)", [], |row| row.get(0)).map_err(read_error)?;
+    if check != "ok" {
+        return Err(not_a_store(Damage::IntegrityCheck(check)));
+    }
+    let app_id: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0)).map_err(read_error)?;
+    if app_id != 0 && app_id != migrations::APPLICATION_ID {
+        return Err(not_a_store(Damage::ForeignApplication(app_id)));
+    }
+    match migrations::stored_version(conn).map_err(read_error)? {
+        None if has_tables(conn).map_err(read_error)? => Err(not_a_store(Damage::ForeignSchema)),
+        Some(found) if found > migrations::latest() => {
+            Err(Error::TooNew { path: path.to_path_buf(), found, known: migrations::latest() })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
+         WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\')",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// SQLite reports a file that is not a database, or a damaged one, only on the first read.
+fn read_error(path: &Path, source: rusqlite::Error) -> Error {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            Error::NotAStore { path: path.to_path_buf(), source: Damage::Sqlite(source) }
+        }
+        _ => Error::Open { path: path.to_path_buf(), source },
+    }
+}
+
+fn enable_wal(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|source| configure_error(path, source))?;
+    if mode.eq_ignore_ascii_case("wal") { Ok(()) } else { Err(Error::NoWal { path: path.to_path_buf(), mode }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use chrono::{DateTime, Utc};
+    use rusqlite::Connection;
+    use serde_json::json;
+
+    use crate::store::migrations::{self, MIGRATIONS};
+    use crate::store::{Checkpoint, Damage, Error, NewAction, Outcome, Store};
+
+    fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("state").join("nested").join("tidings.db")
+    }
+
+    fn raw(path: &Path) -> Connection {
+        Connection::open(path).unwrap()
+    }
+
+    fn migration_rows(path: &Path) -> u32 {
+        raw(path).query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn fresh_file_is_created_migrated_and_reopen_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        drop(Store::open(&path).await.unwrap());
+        assert!(path.is_file());
+        assert_eq!(migration_rows(&path) as usize, MIGRATIONS.len());
+        let mode: String = raw(&path).pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(Store::open(&path).await.unwrap());
+        drop(Store::open(&path).await.unwrap());
+        assert_eq!(migration_rows(&path) as usize, MIGRATIONS.len());
+        let version = migrations::stored_version(&raw(&path)).unwrap();
+        assert_eq!(version, Some(migrations::latest()));
+    }
+
+    #[tokio::test]
+    async fn connection_is_durable_and_checks_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&store_path(&dir)).await.unwrap();
+        let pragmas = store
+            .call(|conn| {
+                let get = |name| conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0));
+                Ok((get("synchronous"), get("foreign_keys"), get("busy_timeout")))
+            })
+            .await
+            .unwrap();
+        // synchronous 2 is FULL.
+        assert_eq!((pragmas.0.unwrap(), pragmas.1.unwrap(), pragmas.2.unwrap()), (2, 1, 5000));
+    }
+
+    #[tokio::test]
+    async fn newer_schema_version_is_a_clear_error_and_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        drop(Store::open(&path).await.unwrap());
+        raw(&path)
+            .execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', 0)", [])
+            .unwrap();
+        let error = Store::open(&path).await.unwrap_err();
+        assert!(matches!(error, Error::TooNew { found: 999, known, .. } if known == migrations::latest()), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot open store {}: its schema version 999 is newer than this tidings knows \
+                 ({}); run a newer tidings or use another store path",
+                path.display(),
+                migrations::latest()
+            )
+        );
+        assert_eq!(migrations::stored_version(&raw(&path)).unwrap(), Some(999));
+    }
+
+    /// Asserts that opening `path` fails as not-a-store and leaves its bytes as they were.
+    async fn assert_refused_untouched(path: &Path) -> Damage {
+        let before = std::fs::read(path).unwrap();
+        let error = Store::open(path).await.unwrap_err();
+        assert_eq!(std::fs::read(path).unwrap(), before, "the file was modified");
+        let message = error.to_string();
+        assert!(message.starts_with("cannot open store "), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        match error {
+            Error::NotAStore { source, .. } => source,
+            other => panic!("expected NotAStore, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_file_is_a_clear_error_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidings.db");
+        for garbage in [b"hello, not a database\n".to_vec(), b"\xde\xad\xbe\xef".repeat(2048)] {
+            std::fs::write(&path, &garbage).unwrap();
+            let damage = assert_refused_untouched(&path).await;
+            assert!(matches!(damage, Damage::Sqlite(_)), "{damage:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn damaged_page_is_a_clear_error_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        drop(Store::open(&path).await.unwrap());
+        // Move everything from the WAL into the main file, so the damage below is seen.
+        raw(&path).query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let page_size = 4096;
+        assert!(bytes.len() >= 3 * page_size, "expected several pages");
+        bytes[page_size..2 * page_size].fill(0xa5);
+        std::fs::write(&path, &bytes).unwrap();
+        let damage = assert_refused_untouched(&path).await;
+        assert!(matches!(damage, Damage::Sqlite(_) | Damage::IntegrityCheck(_)), "{damage:?}");
+    }
+
+    #[tokio::test]
+    async fn another_programs_database_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts.db");
+        raw(&path).execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('a');").unwrap();
+        let damage = assert_refused_untouched(&path).await;
+        assert!(matches!(damage, Damage::ForeignSchema), "{damage:?}");
+
+        let other = dir.path().join("other.db");
+        raw(&other).execute_batch("PRAGMA application_id = 1234;").unwrap();
+        let damage = assert_refused_untouched(&other).await;
+        assert!(matches!(damage, Damage::ForeignApplication(1234)), "{damage:?}");
+    }
+
+    #[tokio::test]
+    async fn committed_data_survives_dropping_the_store_and_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let t = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        let checkpoint = Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity: 9, last_uid: 42 };
+        {
+            let store = Store::open(&path).await.unwrap();
+            let action = NewAction::new("k1", "work", "move", json!({"to": "Archive"}))
+                .for_message("INBOX", 9, 42)
+                .not_before(t);
+            store.commit_plan(&checkpoint, vec![action]).await.unwrap();
+            let claimed = store.claim_due(Utc::now(), 10).await.unwrap();
+            store.record_outcome(claimed[0].id, Outcome::Done).await.unwrap();
+            store.record_reply("work", "vacation", "a@x.org", t).await.unwrap();
+            store.record_schedule_run("digest", t).await.unwrap();
+        }
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint));
+        let done = store.list_outbox(None, 10).await.unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].payload, json!({"to": "Archive"}));
+        assert_eq!(done[0].state, crate::store::ActionState::Done);
+        assert_eq!(store.last_reply("work", "vacation", "a@x.org").await.unwrap(), Some(t));
+        assert_eq!(store.last_schedule_run("digest").await.unwrap(), Some(t));
+    }
+}

@@ -1,0 +1,228 @@
+//! The values that go in and out of the store: checkpoints, actions, outcomes, counts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+/// Where a watcher stands in one mailbox: every uid up to `last_uid` has its plan stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The account name from the configuration.
+    pub account: String,
+    /// The mailbox name as the server spells it.
+    pub mailbox: String,
+    /// The mailbox's UIDVALIDITY: uids are meaningful only within one value.
+    pub uidvalidity: u32,
+    /// The highest uid whose plan is stored (0: none yet).
+    pub last_uid: u32,
+}
+
+/// The store's id of an action; also the id shown by `tidings outbox`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionId(pub i64);
+
+impl fmt::Display for ActionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where an action stands in the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionState {
+    /// Waiting for `next_attempt_at`.
+    Pending,
+    /// Claimed by an executor, outcome not recorded yet.
+    InFlight,
+    /// Ran successfully.
+    Done,
+    /// Gave up (dead letter); `last_error` says why.
+    Failed,
+    /// Was in flight when tidings stopped: it may or may not have run, so it is not re-run.
+    Uncertain,
+}
+
+impl ActionState {
+    /// Every state, in the order the outbox lists them.
+    pub const ALL: [ActionState; 5] =
+        [ActionState::Pending, ActionState::InFlight, ActionState::Done, ActionState::Failed, ActionState::Uncertain];
+
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionState::Pending => "pending",
+            ActionState::InFlight => "in_flight",
+            ActionState::Done => "done",
+            ActionState::Failed => "failed",
+            ActionState::Uncertain => "uncertain",
+        }
+    }
+}
+
+impl fmt::Display for ActionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is none of [`ActionState::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown action state {0:?}")]
+pub struct UnknownState(pub String);
+
+impl FromStr for ActionState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ActionState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+/// An action of a plan, before it is stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAction {
+    /// Unique across the store: storing the same key again is a no-op (the first one wins).
+    pub key: String,
+    /// The account the action acts for.
+    pub account: String,
+    /// The mailbox of the message it acts on, if any.
+    pub mailbox: Option<String>,
+    /// The UIDVALIDITY of the message it acts on; set together with `uid`.
+    pub uidvalidity: Option<u32>,
+    /// The uid of the message it acts on; set together with `uidvalidity`.
+    pub uid: Option<u32>,
+    /// What to do: "move", "reply", "webhook", ...
+    pub kind: String,
+    /// The action's parameters.
+    pub payload: serde_json::Value,
+    /// Not to run before this time; `None`: due as soon as it is stored.
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl NewAction {
+    /// An action due at once, about no message in particular.
+    pub fn new(
+        key: impl Into<String>,
+        account: impl Into<String>,
+        kind: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> NewAction {
+        NewAction {
+            key: key.into(),
+            account: account.into(),
+            mailbox: None,
+            uidvalidity: None,
+            uid: None,
+            kind: kind.into(),
+            payload,
+            not_before: None,
+        }
+    }
+
+    /// The same action, about message `uid` of `mailbox`.
+    pub fn for_message(mut self, mailbox: impl Into<String>, uidvalidity: u32, uid: u32) -> Self {
+        self.mailbox = Some(mailbox.into());
+        self.uidvalidity = Some(uidvalidity);
+        self.uid = Some(uid);
+        self
+    }
+
+    /// The same action, not to run before `at`.
+    pub fn not_before(mut self, at: DateTime<Utc>) -> Self {
+        self.not_before = Some(at);
+        self
+    }
+}
+
+/// A stored action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Action {
+    /// The store's id.
+    pub id: ActionId,
+    /// The idempotency key it was stored with.
+    pub key: String,
+    /// The account the action acts for.
+    pub account: String,
+    /// The mailbox of the message it acts on, if any.
+    pub mailbox: Option<String>,
+    /// The UIDVALIDITY of the message it acts on, if any.
+    pub uidvalidity: Option<u32>,
+    /// The uid of the message it acts on, if any.
+    pub uid: Option<u32>,
+    /// What to do: "move", "reply", "webhook", ...
+    pub kind: String,
+    /// The action's parameters.
+    pub payload: serde_json::Value,
+    /// Where it stands.
+    pub state: ActionState,
+    /// How many times an executor claimed it.
+    pub attempts: u32,
+    /// When it is (or was) due.
+    pub next_attempt_at: DateTime<Utc>,
+    /// When it was last claimed, while in flight or uncertain.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The error of the last failed attempt, if any.
+    pub last_error: Option<String>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What came of running a claimed action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// It ran.
+    Done,
+    /// It failed but may succeed later: pending again from `next_attempt_at`.
+    Retry {
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+        /// Why this attempt failed.
+        error: String,
+    },
+    /// It failed for good (dead letter).
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// How many actions are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Waiting to run.
+    pub pending: u64,
+    /// Claimed by an executor.
+    pub in_flight: u64,
+    /// Ran.
+    pub done: u64,
+    /// Gave up.
+    pub failed: u64,
+    /// Might have run; need a person to look.
+    pub uncertain: u64,
+}
+
+impl OutboxCounts {
+    /// The count of one state.
+    pub fn get(&self, state: ActionState) -> u64 {
+        match state {
+            ActionState::Pending => self.pending,
+            ActionState::InFlight => self.in_flight,
+            ActionState::Done => self.done,
+            ActionState::Failed => self.failed,
+            ActionState::Uncertain => self.uncertain,
+        }
+    }
+
+    pub(super) fn slot(&mut self, state: ActionState) -> &mut u64 {
+        match state {
+            ActionState::Pending => &mut self.pending,
+            ActionState::InFlight => &mut self.in_flight,
+            ActionState::Done => &mut self.done,
+            ActionState::Failed => &mut self.failed,
+            ActionState::Uncertain => &mut self.uncertain,
+        }
+    }
+}
