@@ -20,6 +20,8 @@ mod codec;
 mod error;
 mod migrations;
 mod outbox;
+#[cfg(test)]
+mod outbox_tests;
 mod plans;
 mod reply_log;
 mod schedule_runs;

@@ -58,3 +58,78 @@ pub(super) fn commit_for_schedule(
 fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::store::{ActionState, Checkpoint, Error, NewAction, Store};
+
+    fn cp(uidvalidity: u32, last_uid: u32) -> Checkpoint {
+        Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity, last_uid }
+    }
+
+    fn act(key: &str, uid: u32) -> NewAction {
+        NewAction::new(key, "work", "move", json!({"key": key})).for_message("INBOX", 7, uid)
+    }
+
+    #[tokio::test]
+    async fn commit_plan_stores_actions_and_moves_checkpoint() {
+        let store = Store::open_in_memory().await.unwrap();
+        let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("b", 5)]).await.unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 5)));
+        let stored = store.action(ids[0]).await.unwrap().unwrap();
+        assert_eq!(stored.key, "a");
+        assert_eq!(stored.payload, json!({"key": "a"}));
+        assert_eq!((stored.mailbox.as_deref(), stored.uidvalidity, stored.uid), (Some("INBOX"), Some(7), Some(5)));
+        assert_eq!((stored.state, stored.attempts, stored.claimed_at), (ActionState::Pending, 0, None));
+        assert_eq!(stored.next_attempt_at, stored.created_at);
+        // A message that matched no rule still moves the checkpoint.
+        assert!(store.commit_plan(&cp(7, 6), vec![]).await.unwrap().is_empty());
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 6)));
+    }
+
+    #[tokio::test]
+    async fn same_key_twice_is_one_action_and_the_first_wins() {
+        let store = Store::open_in_memory().await.unwrap();
+        let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("a", 5)]).await.unwrap();
+        assert_eq!(ids.len(), 1);
+        let mut changed = act("a", 5);
+        changed.payload = json!({"changed": true});
+        let again = store.commit_plan(&cp(7, 5), vec![changed, act("b", 5)]).await.unwrap();
+        assert_eq!(again.len(), 1, "only b is new");
+        let all = store.list_outbox(None, 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let a = all.iter().find(|action| action.key == "a").unwrap();
+        assert_eq!((a.id, &a.payload), (ids[0], &json!({"key": "a"})));
+    }
+
+    #[tokio::test]
+    async fn failed_commit_stores_nothing_and_keeps_the_checkpoint() {
+        let store = Store::open_in_memory().await.unwrap();
+        store.set_checkpoint(&cp(7, 4)).await.unwrap();
+        let mut broken = act("broken", 5);
+        broken.uidvalidity = None; // a uid without its UIDVALIDITY violates the schema
+        let error = store.commit_plan(&cp(7, 5), vec![act("good", 5), broken]).await.unwrap_err();
+        assert!(matches!(error, Error::Plan { .. }), "{error:?}");
+        assert_eq!(error.to_string(), "cannot commit plan for work/INBOX");
+        assert_eq!(store.outbox_counts().await.unwrap().pending, 0);
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 4)));
+    }
+
+    #[tokio::test]
+    async fn commit_plan_refuses_backwards_and_stale_uidvalidity() {
+        let store = Store::open_in_memory().await.unwrap();
+        store.commit_plan(&cp(7, 10), vec![act("a", 10)]).await.unwrap();
+        let error = store.commit_plan(&cp(7, 9), vec![act("b", 9)]).await.unwrap_err();
+        assert!(matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }), "{error:?}");
+        let error = store.commit_plan(&cp(8, 11), vec![act("c", 11)]).await.unwrap_err();
+        assert!(matches!(error, Error::UidValidityMismatch { stored: 7, requested: 8, .. }), "{error:?}");
+        assert_eq!(store.outbox_counts().await.unwrap().pending, 1, "only a was stored");
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)));
+        store.set_checkpoint(&cp(8, 0)).await.unwrap();
+        store.commit_plan(&cp(8, 1), vec![act("c", 1)]).await.unwrap();
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(8, 1)));
+    }
+}

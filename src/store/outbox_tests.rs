@@ -1,0 +1,152 @@
+//! The outbox's state machine, through the public handle.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::{Action, ActionId, ActionState, Error, NewAction, OutboxCounts, Outcome, Store};
+
+fn at(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap()
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+/// Stores one action per `(key, due)` and returns their ids in order.
+async fn enqueue(store: &Store, due: &[(&str, DateTime<Utc>)]) -> Vec<ActionId> {
+    let actions = due
+        .iter()
+        .map(|(key, due)| NewAction::new(*key, "work", "webhook", json!({"k": key})).not_before(*due))
+        .collect();
+    let ids = store.commit_schedule_plan("test", at(T0), actions).await.unwrap();
+    assert_eq!(ids.len(), due.len());
+    ids
+}
+
+fn keys(actions: &[Action]) -> Vec<&str> {
+    actions.iter().map(|a| a.key.as_str()).collect()
+}
+
+#[tokio::test]
+async fn claim_due_takes_due_pending_actions_soonest_first() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    let later = t + Duration::seconds(100);
+    enqueue(&store, &[("c", t + Duration::seconds(10)), ("a", t), ("late", later), ("b", t + Duration::seconds(5))])
+        .await;
+    let now = t + Duration::seconds(10);
+    let claimed = store.claim_due(now, 10).await.unwrap();
+    assert_eq!(keys(&claimed), ["a", "b", "c"]);
+    for action in &claimed {
+        assert_eq!((action.state, action.attempts, action.claimed_at), (ActionState::InFlight, 1, Some(now)));
+    }
+    assert!(store.claim_due(now, 10).await.unwrap().is_empty(), "in-flight actions are not claimed twice");
+    assert_eq!(keys(&store.claim_due(later, 10).await.unwrap()), ["late"]);
+}
+
+#[tokio::test]
+async fn claim_due_respects_the_limit() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    enqueue(&store, &[("a", t), ("b", t), ("c", t)]).await;
+    assert_eq!(keys(&store.claim_due(t, 2).await.unwrap()), ["a", "b"]);
+    assert!(store.claim_due(t, 0).await.unwrap().is_empty());
+    assert_eq!(keys(&store.claim_due(t, 2).await.unwrap()), ["c"]);
+}
+
+#[tokio::test]
+async fn done_finishes_an_action_once() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    let ids = enqueue(&store, &[("a", t)]).await;
+    store.claim_due(t, 10).await.unwrap();
+    store.record_outcome(ids[0], Outcome::Done).await.unwrap();
+    let done = store.action(ids[0]).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts, done.claimed_at), (ActionState::Done, 1, None));
+    let error = store.record_outcome(ids[0], Outcome::Done).await.unwrap_err();
+    assert!(matches!(error, Error::NotInFlight { id } if id == ids[0]), "{error:?}");
+    assert!(store.claim_due(t + Duration::days(1), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn retry_requeues_and_failed_dead_letters_counting_attempts() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    let id = enqueue(&store, &[("a", t)]).await[0];
+    store.claim_due(t, 10).await.unwrap();
+    let retry_at = t + Duration::seconds(60);
+    store.record_outcome(id, Outcome::Retry { next_attempt_at: retry_at, error: "timeout".into() }).await.unwrap();
+    let pending = store.action(id).await.unwrap().unwrap();
+    assert_eq!((pending.state, pending.attempts), (ActionState::Pending, 1));
+    assert_eq!((pending.next_attempt_at, pending.last_error.as_deref()), (retry_at, Some("timeout")));
+    assert!(store.claim_due(t + Duration::seconds(30), 10).await.unwrap().is_empty(), "not due yet");
+    let second = store.claim_due(retry_at, 10).await.unwrap();
+    assert_eq!((second.len(), second[0].attempts), (1, 2));
+    store.record_outcome(id, Outcome::Failed { error: "gave up".into() }).await.unwrap();
+    let failed = store.action(id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.state, failed.attempts, failed.last_error.as_deref()),
+        (ActionState::Failed, 2, Some("gave up"))
+    );
+    assert!(store.claim_due(t + Duration::days(1), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn outcome_of_an_unclaimed_or_unknown_action_is_refused() {
+    let store = Store::open_in_memory().await.unwrap();
+    let id = enqueue(&store, &[("a", at(T0))]).await[0];
+    let error = store.record_outcome(id, Outcome::Done).await.unwrap_err();
+    assert_eq!(error.to_string(), format!("cannot record outcome of action {id}: it is not in flight"));
+    assert_eq!(store.action(id).await.unwrap().unwrap().state, ActionState::Pending);
+    let unknown = ActionId(id.0 + 100);
+    assert!(matches!(store.record_outcome(unknown, Outcome::Done).await, Err(Error::NotInFlight { .. })));
+    assert_eq!(store.action(unknown).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn in_flight_actions_become_uncertain_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tidings.db");
+    let t = at(T0);
+    let ids = {
+        let store = Store::open(&path).await.unwrap();
+        let ids = enqueue(&store, &[("a", t), ("b", t)]).await;
+        assert_eq!(keys(&store.claim_due(t, 1).await.unwrap()), ["a"]);
+        ids
+        // Dropped with "a" in flight and no outcome: a crash, as far as the file knows.
+    };
+    let store = Store::open(&path).await.unwrap();
+    let recovered = store.recover_in_flight().await.unwrap();
+    assert_eq!(keys(&recovered), ["a"]);
+    assert_eq!((recovered[0].state, recovered[0].claimed_at), (ActionState::Uncertain, Some(t)));
+    assert_eq!(store.action(ids[0]).await.unwrap().unwrap().state, ActionState::Uncertain);
+    assert_eq!(keys(&store.claim_due(t + Duration::days(1), 10).await.unwrap()), ["b"], "a is not re-run");
+    assert!(matches!(store.record_outcome(ids[0], Outcome::Done).await, Err(Error::NotInFlight { .. })));
+    // "b" is in flight in this process now; a second recovery would (by design) take it too,
+    // which is why recovery runs once, at start-up.
+    assert_eq!(store.outbox_counts().await.unwrap().uncertain, 1);
+}
+
+#[tokio::test]
+async fn counts_and_lists_by_state() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    let ids = enqueue(&store, &[("uncertain", t)]).await;
+    store.claim_due(t, 1).await.unwrap();
+    store.recover_in_flight().await.unwrap();
+    let more =
+        enqueue(&store, &[("done", t), ("failed", t), ("in_flight", t), ("pending", t + Duration::days(1))]).await;
+    let claimed = store.claim_due(t, 3).await.unwrap();
+    assert_eq!(keys(&claimed), ["done", "failed", "in_flight"]);
+    store.record_outcome(more[0], Outcome::Done).await.unwrap();
+    store.record_outcome(more[1], Outcome::Failed { error: "no".into() }).await.unwrap();
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(counts, OutboxCounts { pending: 1, in_flight: 1, done: 1, failed: 1, uncertain: 1 });
+    for state in ActionState::ALL {
+        let listed = store.list_outbox(Some(state), 10).await.unwrap();
+        assert_eq!(keys(&listed), [state.as_str()], "{state}");
+        assert_eq!(counts.get(state), 1);
+    }
+    let newest = store.list_outbox(None, 2).await.unwrap();
+    assert_eq!(keys(&newest), ["pending", "in_flight"]);
+    assert_eq!(store.list_outbox(None, 10).await.unwrap().last().map(|a| a.id), Some(ids[0]));
+}
