@@ -28,5 +28,3 @@ pub mod store;
 pub mod telemetry;
 
 pub use error::{Error, Result};
-
-

@@ -75,8 +75,19 @@ pub enum Backfill {
 }
 
 const ACCOUNT_KEYS: &[&str] = &[
-    "imap", "smtp", "allow_insecure", "username", "password_env", "password_file", "password_command", "oauth2", "from",
-    "addresses", "mailboxes", "backfill", "ca_file",
+    "imap",
+    "smtp",
+    "allow_insecure",
+    "username",
+    "password_env",
+    "password_file",
+    "password_command",
+    "oauth2",
+    "from",
+    "addresses",
+    "mailboxes",
+    "backfill",
+    "ca_file",
 ];
 const SERVER_KEYS: &[&str] = &["host", "port", "tls"];
 const MAILBOX_KEYS: &[&str] = &["name", "backfill"];
@@ -95,7 +106,11 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
     let imap = match fields.get("imap") {
         Some(n) => server(n, &format!("{what}: imap"), allow_insecure, problems),
         None => {
-            problems.hint(fields.pos, format!("{what} has no `imap` server"), "add `imap: { host: imap.example.com, port: 993, tls: implicit }`");
+            problems.hint(
+                fields.pos,
+                format!("{what} has no `imap` server"),
+                "add `imap: { host: imap.example.com, port: 993, tls: implicit }`",
+            );
             None
         }
     };
@@ -105,19 +120,28 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
     let from = fields.get("from").and_then(|n| address(n, &format!("{what}: from"), problems));
     let addresses = match fields.get("addresses") {
         Some(n) => read::strings(n, &format!("{what}: addresses"), problems).map(|list| {
-            list.into_iter().filter_map(|(a, pos)| check_address(&a, pos, &format!("{what}: addresses"), problems)).collect()
+            list.into_iter()
+                .filter_map(|(a, pos)| check_address(&a, pos, &format!("{what}: addresses"), problems))
+                .collect()
         }),
         None => Some(from.iter().cloned().collect()),
     };
     if let (Some(Some(_)), None) = (&smtp, &from) {
-        problems.hint(fields.pos, format!("{what} has an smtp server but no `from` address"), "add `from: you@example.com`: replies and notices are sent as this address");
+        problems.hint(
+            fields.pos,
+            format!("{what} has an smtp server but no `from` address"),
+            "add `from: you@example.com`: replies and notices are sent as this address",
+        );
     }
     let backfill = fields.get("backfill").map(|n| backfill(n, &what, problems)).unwrap_or(Some(Backfill::None));
     let mailboxes = match fields.get("mailboxes") {
         Some(n) => mailboxes(n, &what, backfill.unwrap_or(Backfill::None), problems),
         None => Some(vec![Mailbox { name: "INBOX".into(), backfill: backfill.unwrap_or(Backfill::None) }]),
     };
-    let ca_file = fields.get("ca_file").and_then(|n| read::string(n, &format!("{what}: ca_file"), problems)).map(|p| base.join(p));
+    let ca_file = fields
+        .get("ca_file")
+        .and_then(|n| read::string(n, &format!("{what}: ca_file"), problems))
+        .map(|p| base.join(p));
     Some(Account {
         name: name.to_owned(),
         imap: imap?,
@@ -145,16 +169,18 @@ fn server(node: &Node, what: &str, allow_insecure: bool, problems: &mut Problems
     let fields = Fields::read(node, what, SERVER_KEYS, problems)?;
     let host = required(&fields, "host", what, problems);
     let tls = match fields.get("tls") {
-        Some(n) => match read::choice(n, &format!("{what}: tls"), &["implicit", "starttls", "none"], problems) {
-            Some("implicit") => Some(Tls::Implicit),
-            Some("starttls") => Some(Tls::StartTls),
-            Some(_) if allow_insecure => Some(Tls::None),
-            Some(_) => {
-                problems.hint(n.pos, format!("{what}: `tls: none` sends the password in clear text"), "use `implicit` or `starttls`, or set `allow_insecure: true` on the account if you really mean it");
-                None
+        Some(n) => {
+            match read::choice(n, &format!("{what}: tls"), &["implicit", "starttls", "none"], problems) {
+                Some("implicit") => Some(Tls::Implicit),
+                Some("starttls") => Some(Tls::StartTls),
+                Some(_) if allow_insecure => Some(Tls::None),
+                Some(_) => {
+                    problems.hint(n.pos, format!("{what}: `tls: none` sends the password in clear text"), "use `implicit` or `starttls`, or set `allow_insecure: true` on the account if you really mean it");
+                    None
+                }
+                None => None,
             }
-            None => None,
-        },
+        }
         None => Some(Tls::Implicit),
     };
     let port = match fields.get("port") {
@@ -182,7 +208,11 @@ fn secret_source(fields: &Fields<'_>, what: &str, base: &Path, problems: &mut Pr
         .collect();
     match given.as_slice() {
         [] => {
-            problems.hint(fields.pos, format!("{what} has no password source"), "add exactly one of `password_env: VAR`, `password_file: PATH`, `password_command: \"pass show mail\"`");
+            problems.hint(
+                fields.pos,
+                format!("{what} has no password source"),
+                "add exactly one of `password_env: VAR`, `password_file: PATH`, `password_command: \"pass show mail\"`",
+            );
             None
         }
         [(key, node)] => {
@@ -199,7 +229,11 @@ fn secret_source(fields: &Fields<'_>, what: &str, base: &Path, problems: &mut Pr
         }
         [_, (key, node), ..] => {
             let names: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
-            problems.hint(node.pos, format!("{what} has more than one password source (`{key}` and others: {})", names.join(", ")), "keep exactly one");
+            problems.hint(
+                node.pos,
+                format!("{what} has more than one password source (`{key}` and others: {})", names.join(", ")),
+                "keep exactly one",
+            );
             None
         }
     }
@@ -210,13 +244,18 @@ fn address(node: &Node, what: &str, problems: &mut Problems) -> Option<String> {
 }
 
 fn check_address(address: &str, pos: Pos, what: &str, problems: &mut Problems) -> Option<String> {
-    let valid = address.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && (domain.contains('.') || domain == "localhost")
-    }) && !address.contains(char::is_whitespace);
+    let valid = address
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && (domain.contains('.') || domain == "localhost"))
+        && !address.contains(char::is_whitespace);
     if valid {
         Some(address.to_owned())
     } else {
-        problems.hint(pos, format!("{what}: `{address}` is not an email address"), "write the bare address, e.g. `me@example.com`");
+        problems.hint(
+            pos,
+            format!("{what}: `{address}` is not an email address"),
+            "write the bare address, e.g. `me@example.com`",
+        );
         None
     }
 }

@@ -64,11 +64,22 @@ impl<'a> Fields<'a> {
         };
         for (i, (key, _)) in entries.iter().enumerate() {
             if let Some((first, _)) = entries[..i].iter().find(|(k, _)| k.name == key.name) {
-                problems.error(key.pos, format!("`{}` is given twice in {what} (first at line {})", key.name, first.pos.line));
+                problems.error(
+                    key.pos,
+                    format!("`{}` is given twice in {what} (first at line {})", key.name, first.pos.line),
+                );
             } else if !known.contains(&key.name.as_str()) {
                 match closest(&key.name, known) {
-                    Some(near) => problems.hint(key.pos, format!("unknown key `{}` in {what}", key.name), format!("did you mean `{near}`?")),
-                    None => problems.hint(key.pos, format!("unknown key `{}` in {what}", key.name), format!("known keys: {}", known.join(", "))),
+                    Some(near) => problems.hint(
+                        key.pos,
+                        format!("unknown key `{}` in {what}", key.name),
+                        format!("did you mean `{near}`?"),
+                    ),
+                    None => problems.hint(
+                        key.pos,
+                        format!("unknown key `{}` in {what}", key.name),
+                        format!("known keys: {}", known.join(", ")),
+                    ),
                 }
             }
         }
@@ -159,7 +170,11 @@ pub fn port(node: &Node, what: &str, problems: &mut Problems) -> Option<u16> {
 /// Reads a human duration (`90s`, `10m`, `7d`).
 pub fn duration(node: &Node, what: &str, problems: &mut Problems) -> Option<std::time::Duration> {
     let Value::Str(text) = &node.value else {
-        problems.hint(node.pos, format!("{what} must be a duration, found {}", node.value.kind()), "write it with a unit, e.g. `90s`, `10m`, `7d`");
+        problems.hint(
+            node.pos,
+            format!("{what} must be a duration, found {}", node.value.kind()),
+            "write it with a unit, e.g. `90s`, `10m`, `7d`",
+        );
         return None;
     };
     super::duration::parse(text).map_err(|e| problems.error(node.pos, format!("{what}: {e}"))).ok()
@@ -189,7 +204,11 @@ pub fn choice<'c>(node: &Node, what: &str, choices: &[&'c str], problems: &mut P
     match choices.iter().find(|c| **c == text.as_str()) {
         Some(c) => Some(c),
         None => {
-            problems.hint(node.pos, format!("{what} `{text}` is not recognised"), format!("use one of: {}", choices.join(", ")));
+            problems.hint(
+                node.pos,
+                format!("{what} `{text}` is not recognised"),
+                format!("use one of: {}", choices.join(", ")),
+            );
             None
         }
     }

@@ -16,9 +16,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("`{text}` is not a duration: expected a number at `{rest}`"));
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration: number too large"))?;
+        let number: u64 =
+            rest[..digits].parse().map_err(|_| format!("`{text}` is not a duration: number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();

@@ -152,8 +152,9 @@ impl Config {
         }
         for hook in self.webhooks.values() {
             if let Some(source) = &hook.secret {
-                let value =
-                    source.resolve().map_err(|source| Error::Secret { owner: format!("webhook `{}`", hook.name), source })?;
+                let value = source
+                    .resolve()
+                    .map_err(|source| Error::Secret { owner: format!("webhook `{}`", hook.name), source })?;
                 secrets.webhooks.insert(hook.name.clone(), value);
             }
         }

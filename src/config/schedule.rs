@@ -70,8 +70,20 @@ pub struct Search {
 }
 
 const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "account", "mailbox", "search", "rule", "catch_up"];
-const SEARCH_KEYS: &[&str] =
-    &["older_than", "newer_than", "seen", "unseen", "flagged", "from", "to", "subject", "larger", "smaller", "raw", "raw_gmail"];
+const SEARCH_KEYS: &[&str] = &[
+    "older_than",
+    "newer_than",
+    "seen",
+    "unseen",
+    "flagged",
+    "from",
+    "to",
+    "subject",
+    "larger",
+    "smaller",
+    "raw",
+    "raw_gmail",
+];
 
 /// Validates one entry of `schedules:`; `accounts` are the names defined in the config.
 pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Problems) -> Option<Schedule> {
@@ -90,25 +102,39 @@ pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Proble
     let cron = text("cron", problems).and_then(|(expr, pos)| match croner::Cron::from_str(&expr) {
         Ok(cron) => Some((expr, cron)),
         Err(e) => {
-            problems.hint(pos, format!("{what}: cron `{expr}` is not valid: {e}"), "five fields: minute hour day-of-month month day-of-week, e.g. `0 7 * * 1-5`");
+            problems.hint(
+                pos,
+                format!("{what}: cron `{expr}` is not valid: {e}"),
+                "five fields: minute hour day-of-month month day-of-week, e.g. `0 7 * * 1-5`",
+            );
             None
         }
     });
     let timezone = match fields.get("timezone") {
-        Some(n) => read::string(n, &format!("{what}: timezone"), problems).and_then(|tz| match chrono_tz::Tz::from_str(&tz) {
-            Ok(zone) => Some(Some(zone)),
-            Err(_) => {
-                problems.hint(n.pos, format!("{what}: `{tz}` is not a time zone"), "use an IANA name such as Europe/Berlin or America/New_York");
-                None
-            }
-        }),
+        Some(n) => {
+            read::string(n, &format!("{what}: timezone"), problems).and_then(|tz| match chrono_tz::Tz::from_str(&tz) {
+                Ok(zone) => Some(Some(zone)),
+                Err(_) => {
+                    problems.hint(
+                        n.pos,
+                        format!("{what}: `{tz}` is not a time zone"),
+                        "use an IANA name such as Europe/Berlin or America/New_York",
+                    );
+                    None
+                }
+            })
+        }
         None => Some(None),
     };
     let account = text("account", problems).and_then(|(account, pos)| {
         if accounts.contains(&account.as_str()) {
             Some(account)
         } else {
-            problems.hint(pos, format!("{what}: there is no account `{account}`"), format!("defined accounts: {}", accounts.join(", ")));
+            problems.hint(
+                pos,
+                format!("{what}: there is no account `{account}`"),
+                format!("defined accounts: {}", accounts.join(", ")),
+            );
             None
         }
     });
@@ -122,8 +148,15 @@ pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Proble
     };
     let rule = text("rule", problems).and_then(|(rule, pos)| {
         let path = PathBuf::from(&rule);
-        if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) || path.components().count() < 2 {
-            problems.hint(pos, format!("{what}: rule `{rule}` must be a file in a subfolder of the rules directory"), "e.g. `sweeps/archive.rhai`: scheduled rules live in subfolders so they never run on live mail");
+        if path.is_absolute()
+            || path.components().any(|c| matches!(c, Component::ParentDir))
+            || path.components().count() < 2
+        {
+            problems.hint(
+                pos,
+                format!("{what}: rule `{rule}` must be a file in a subfolder of the rules directory"),
+                "e.g. `sweeps/archive.rhai`: scheduled rules live in subfolders so they never run on live mail",
+            );
             None
         } else {
             Some(path)

@@ -93,9 +93,7 @@ impl SecretSource {
     /// Reads the secret now. Blocking: call it at start-up, before connections are made.
     pub fn resolve(&self) -> Result<Secret<String>, Error> {
         let value = match self {
-            SecretSource::Env(name) => {
-                std::env::var(name).map_err(|_| Error::EnvUnset { name: name.clone() })?
-            }
+            SecretSource::Env(name) => std::env::var(name).map_err(|_| Error::EnvUnset { name: name.clone() })?,
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map_err(|source| Error::File { path: path.clone(), source })?
                 .trim_end_matches(['\r', '\n'])

@@ -34,17 +34,19 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
     // "has no X" points at the name, which is where the reader looks.
     fields.pos = key.pos;
     let url = match fields.get("url") {
-        Some(n) => read::string(n, &format!("{what}: url"), problems).and_then(|text| match reqwest::Url::parse(&text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
-            Ok(_) => {
-                problems.error(n.pos, format!("{what}: url `{text}` must be http:// or https:// with a host"));
-                None
-            }
-            Err(e) => {
-                problems.error(n.pos, format!("{what}: url `{text}` is not a URL: {e}"));
-                None
-            }
-        }),
+        Some(n) => {
+            read::string(n, &format!("{what}: url"), problems).and_then(|text| match reqwest::Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+                Ok(_) => {
+                    problems.error(n.pos, format!("{what}: url `{text}` must be http:// or https:// with a host"));
+                    None
+                }
+                Err(e) => {
+                    problems.error(n.pos, format!("{what}: url `{text}` is not a URL: {e}"));
+                    None
+                }
+            })
+        }
         None => {
             problems.error(fields.pos, format!("{what} has no `url`"));
             None
@@ -55,10 +57,11 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
             problems.hint(file.pos, format!("{what} has both secret_env and secret_file"), "keep exactly one");
             None
         }
-        (Some(env), None) => read::string(env, &format!("{what}: secret_env"), problems).map(|v| Some(SecretSource::Env(v))),
-        (None, Some(file)) => {
-            read::string(file, &format!("{what}: secret_file"), problems).map(|p| Some(SecretSource::File(base.join(p))))
+        (Some(env), None) => {
+            read::string(env, &format!("{what}: secret_env"), problems).map(|v| Some(SecretSource::Env(v)))
         }
+        (None, Some(file)) => read::string(file, &format!("{what}: secret_file"), problems)
+            .map(|p| Some(SecretSource::File(base.join(p)))),
         (None, None) => Some(None),
     };
     let headers = fields.get("headers").map(|n| headers(n, &what, problems)).unwrap_or(Some(Vec::new()));
@@ -78,7 +81,8 @@ fn headers(node: &Node, what: &str, problems: &mut Problems) -> Option<Vec<(Stri
     let mut out = Vec::new();
     let mut ok = true;
     for (key, value) in entries {
-        let valid_name = !key.name.is_empty() && key.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid_name =
+            !key.name.is_empty() && key.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid_name {
             problems.error(key.pos, format!("{what}: `{}` is not a valid header name", key.name));
             ok = false;

@@ -49,8 +49,12 @@ fn every_broken_rule_is_reported_with_file_and_line() {
     };
     let got: Vec<(String, usize)> =
         errors.iter().map(|e| (e.file.file_name().unwrap().to_string_lossy().into_owned(), e.line)).collect();
-    let expected =
-        [("a-syntax.rhai".to_owned(), 2), ("b-undefined.rhai".to_owned(), 3), ("c-import.rhai".to_owned(), 1), ("d-eval.rhai".to_owned(), 1)];
+    let expected = [
+        ("a-syntax.rhai".to_owned(), 2),
+        ("b-undefined.rhai".to_owned(), 3),
+        ("c-import.rhai".to_owned(), 1),
+        ("d-eval.rhai".to_owned(), 1),
+    ];
     assert_eq!(got, expected, "{errors:#?}");
     assert!(errors[1].message.contains("not_declared"), "{:?}", errors[1]);
     assert!(errors[2].message.contains("missing"), "{:?}", errors[2]);

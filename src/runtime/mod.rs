@@ -35,6 +35,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let rules = RuleSet::compile(&config).map_err(|e| Error::Start(e.into()))?;
     let _secrets = config.resolve_secrets().map_err(|e| Error::Start(e.into()))?;
     let store = Store::open(&config.state).await.map_err(|e| Error::Start(e.into()))?;
+    // Actions claimed by a process that died may or may not have happened: never re-run them
+    // blindly. They become `uncertain`, for a person (or an idempotent executor) to settle.
+    let uncertain = store.recover_in_flight().await.map_err(|e| Error::Start(e.into()))?;
+    for action in &uncertain {
+        tracing::warn!(id = %action.id, kind = %action.kind, account = %action.account, "action was in flight at the last stop; marked uncertain");
+    }
     let daemon = Daemon { config, rules, store };
     tracing::info!(
         accounts = daemon.config.accounts.len(),
