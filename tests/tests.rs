@@ -1,1 +1,8 @@
-//! Integration tests.
+//! Integration tests: the one test binary (`autotests = false` in Cargo.toml).
+//!
+//! Run with `cargo test --test tests`; needs Dovecot and Postfix installed
+//! (`apt-get install dovecot-imapd dovecot-lmtpd postfix`) and root.
+//! Each module below says what it covers; add new ones the same way.
+
+mod harness; // local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers
+mod harness_selftest; // proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart
