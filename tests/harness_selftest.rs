@@ -215,11 +215,16 @@ async fn idle_reports_new_mail_and_move_works() -> Result<()> {
 async fn own_env_survives_server_restarts() -> Result<()> {
     let mut env = TestEnv::start_own();
     let user = env.new_user();
-    env.append(&user, "INBOX", &message("a@example.org", &user.address, "kept", ""), &[], None).await?;
+    let raw = message(&user.address, &user.address, "kept", "");
+    env.send_smtp(Submit::StartTls, &user, &[&user.address], &raw).await?;
+    arrival(&env, &user, "INBOX", "kept").await;
     env.stop_dovecot();
     assert!(env.imap(&user).await.is_err(), "IMAP must be down while Dovecot is stopped");
     env.start_dovecot();
     arrival(&env, &user, "INBOX", "kept").await;
+    let raw = message(&user.address, &user.address, "dovecot restarted", "");
+    env.send_smtp(Submit::StartTls, &user, &[&user.address], &raw).await?;
+    arrival(&env, &user, "INBOX", "dovecot restarted").await;
     env.stop_postfix();
     env.start_postfix();
     let raw = message(&user.address, &user.address, "after restart", "");

@@ -217,8 +217,8 @@ impl TestEnv {
     }
 }
 
-/// Polls `cond` every 20 ms until it returns true; panics after `timeout`
-/// naming `what` was awaited.
+/// Polls `cond` every 20 ms until it returns true; after `timeout`, panics
+/// with `what` as the expectation that was not met.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: impl Display, mut cond: F)
 where
     F: FnMut() -> Fut,

@@ -8,9 +8,9 @@ use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use super::process::{Janitor, Probe, Supervised, run_check, wait_ready};
 use super::tls::Pki;
@@ -29,9 +29,15 @@ const POSTCONF: &str = "/usr/sbin/postconf";
 const REQUIRED: [&str; 6] =
     [DOVECOT, DOVECONF, "/usr/lib/dovecot/imap", "/usr/lib/dovecot/lmtp", POSTFIX_MASTER, POSTCONF];
 
-/// Panics, naming the packages, if Dovecot or Postfix is not installed:
-/// these tests must fail loudly rather than skip.
+/// Panics, naming the packages, if Dovecot or Postfix is not installed, or
+/// if not running as root (Postfix's master must start as root): these
+/// tests must fail loudly rather than skip.
 pub fn check_installed() {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).map(str::split_whitespace);
+    if uid.and_then(|mut ids| ids.nth(1)) != Some("0") {
+        panic!("the integration tests start Dovecot and Postfix, which needs root: run them as root");
+    }
     let missing: Vec<&str> = REQUIRED.iter().copied().filter(|p| !Path::new(p).exists()).collect();
     if !missing.is_empty() {
         panic!(
@@ -184,10 +190,25 @@ pub fn start_postfix(layout: &Layout, ports: &Ports, janitor: &Janitor) -> Resul
     // forks master into the background (or, with start-fg, keeps it as a
     // grandchild), so the supervisor could not signal and reap it.
     let argv = [POSTFIX_MASTER, "-c", path_str(&pf)?];
+    // Each smtpd asks Dovecot's auth socket for SASL mechanisms when it
+    // starts and exits if the socket is missing; the greeting probe below
+    // starts one, so Dovecot (started in parallel) must have created it.
+    wait_for_file(&layout.path("run/auth-postfix"), "Dovecot's auth socket for Postfix")?;
     let server = Supervised::spawn("postfix", &argv, &layout.postfix_log()[1], janitor)?;
     let probes = [(ports.submission, Probe::Greets("220 ")), (ports.smtps, Probe::Accepts)];
     wait_ready(&server, &probes, &layout.postfix_log())?;
     Ok(server)
+}
+
+fn wait_for_file(path: &Path, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        if Instant::now() > deadline {
+            bail!("{what} ({}) did not appear in 10 s; is Dovecot running?", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// The queue tree `postfix check` would create (see /etc/postfix/postfix-files);
