@@ -4,5 +4,6 @@
 //! (`apt-get install dovecot-imapd dovecot-lmtpd postfix`) and root.
 //! Each module below says what it covers; add new ones the same way.
 
+mod cli;
 mod harness; // local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers
-mod harness_selftest; // proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart
+mod harness_selftest; // proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart // the binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock, secrets kept out of logs

@@ -1,0 +1,163 @@
+//! The `tidings` binary as a user runs it: `check` verdicts and exit codes, `run` start-up and
+//! clean shutdown on SIGTERM, and secrets that never reach the terminal.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tidings() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    cmd.env_remove("TIDINGS_CONFIG").env_remove("RUST_LOG");
+    cmd
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("tidings.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_the_example_config() {
+    let out = tidings()
+        .args(["check", "--skip-secrets", "--config"])
+        .arg(repo().join("examples/tidings.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok (2 accounts"), "{stdout}");
+}
+
+#[test]
+fn check_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "accounts:\n  a:\n    imap: { host: h, port: 0 }\n    username: u\n  a:\n    imap: { host: h }\nbogus: 1\n",
+    );
+    let out = tidings().arg("check").arg("--config").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = path.display();
+    for expected in [
+        format!("{shown}:3:"),
+        "port 0 is out of range".to_owned(),
+        "account `a` has no password source".to_owned(),
+        "`a` is defined twice (first at line 2)".to_owned(),
+        format!("{shown}:7:1: unknown key `bogus`"),
+    ] {
+        assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_reads_secrets_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml =
+        "accounts:\n  a:\n    imap: { host: h }\n    username: u\n    password_env: TIDINGS_TEST_UNSET_PASSWORD\n";
+    let path = write_config(dir.path(), yaml);
+    let out = tidings().arg("check").arg("-c").arg(&path).env_remove("TIDINGS_TEST_UNSET_PASSWORD").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("TIDINGS_TEST_UNSET_PASSWORD: it is not set"), "{stderr}");
+    let out = tidings().arg("check").arg("--skip-secrets").env("TIDINGS_CONFIG", &path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_reports_a_broken_rule_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/sort.rhai"), "let a = 1;\nlet b = (a + ;\n").unwrap();
+    let path = write_config(dir.path(), "accounts: {}\n");
+    let out = tidings().arg("check").arg("-c").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("sort.rhai:2:"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tidings().arg("check").env("XDG_CONFIG_HOME", dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot find a config file"), "{stderr}");
+    assert!(stderr.contains(&dir.path().join("tidings/tidings.yaml").display().to_string()), "{stderr}");
+}
+
+#[test]
+fn run_starts_opens_the_store_and_stops_on_sigterm_without_leaking_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "pw-that-must-never-be-printed-4711";
+    let yaml = format!(
+        "state: state/tidings.db\naccounts:\n  a:\n    imap: {{ host: 127.0.0.1, port: 1, tls: implicit }}\n    username: u\n    password_command: \"echo {password}\"\n"
+    );
+    let path = write_config(dir.path(), &yaml);
+    let (mut child, mut stderr, mut log) = start_daemon(&path, &["-vv"]);
+    assert!(dir.path().join("state/tidings.db").exists(), "the store was not created");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "tidings did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    log.push_str(&rest);
+    assert!(exit.success(), "exit {exit:?}\n{log}");
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(!log.contains(password), "the password appeared in the log:\n{log}");
+}
+
+/// Starts `tidings run` and waits for its start-up line; returns the child, its stderr and the
+/// log read so far.
+fn start_daemon(config: &Path, flags: &[&str]) -> (std::process::Child, BufReader<std::process::ChildStderr>, String) {
+    let mut child = tidings().args(flags).args(["run", "-c"]).arg(config).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.contains("tidings started") {
+        assert!(Instant::now() < deadline, "no start-up line within 20 s:\n{log}");
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("tidings exited before starting:\n{log}");
+        }
+        log.push_str(&line);
+    }
+    (child, stderr, log)
+}
+
+#[test]
+fn a_second_daemon_on_the_same_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "state: tidings.db\naccounts: {}\n");
+    let (mut first, _stderr, _log) = start_daemon(&path, &[]);
+    let second = tidings().arg("run").arg("-c").arg(&path).output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(stderr.contains("another tidings daemon is running with the same state file"), "{stderr}");
+}
+
+#[test]
+fn version_and_help_read_well() {
+    let out = tidings().arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("tidings {}", env!("CARGO_PKG_VERSION")));
+    let out = tidings().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["check", "run", "--config", "TIDINGS_CONFIG"] {
+        assert!(help.contains(word), "{word} missing from --help:\n{help}");
+    }
+}
