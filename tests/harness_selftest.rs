@@ -58,7 +58,7 @@ async fn tls_fails_without_the_test_ca() -> Result<()> {
     };
     connect(env.tls_config()).await.expect("TLS with the test CA");
     let result = connect(std::sync::Arc::new(config)).await;
-    let err = result.err().expect("TLS must fail when the CA is not trusted");
+    let Err(err) = result else { panic!("TLS must fail when the CA is not trusted") };
     assert!(err.to_string().contains("UnknownIssuer"), "expected UnknownIssuer, got {err}");
     Ok(())
 }
@@ -79,7 +79,7 @@ async fn wrong_password_is_refused() {
     let mut user = env.new_user();
     user.password.push('x');
     for _ in 0..3 {
-        let err = env.imap(&user).await.err().expect("login with a wrong password must fail");
+        let Err(err) = env.imap(&user).await else { panic!("login with a wrong password must fail") };
         assert!(format!("{err:#}").contains("AUTHENTICATIONFAILED"), "got {err:#}");
     }
     // Dovecot's auth penalty (2 s and up per earlier failure from the same
