@@ -28,6 +28,41 @@ pub struct Account {
     pub mailboxes: Vec<Mailbox>,
     /// Extra CA certificates (PEM) to trust for this account's servers.
     pub ca_file: Option<PathBuf>,
+    /// Globs selecting which live rules run for this account; empty means all.
+    pub rules: Vec<String>,
+    /// How the watchers and executors talk to the server.
+    pub watch: Watch,
+}
+
+/// Connection behaviour of an account's watchers and executor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watch {
+    /// IDLE is re-issued this often (servers and NATs drop idle sessions well before the
+    /// 29 minutes RFC 2177 allows).
+    pub idle_interval: Duration,
+    /// How often to check for mail when the server has no IDLE.
+    pub poll_interval: Duration,
+    /// The deadline for every IMAP command.
+    pub command_timeout: Duration,
+    /// Messages larger than this are fetched headers-only; rules still see their size.
+    pub max_message_size: u64,
+    /// Create a missing target folder of a move or copy instead of failing the action.
+    pub create_folders: bool,
+    /// `delete()` expunges instead of moving to \Trash.
+    pub expunge_on_delete: bool,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            idle_interval: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(60),
+            max_message_size: 10 << 20,
+            create_folders: true,
+            expunge_on_delete: false,
+        }
+    }
 }
 
 /// A server endpoint.
@@ -142,7 +177,16 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         .get("ca_file")
         .and_then(|n| read::string(n, &format!("{what}: ca_file"), problems))
         .map(|p| base.join(p));
+    let rules = match fields.get("rules") {
+        Some(n) => {
+            read::strings(n, &format!("{what}: rules"), problems).map(|l| l.into_iter().map(|(g, _)| g).collect())
+        }
+        None => Some(Vec::new()),
+    };
+    let watch = watch(&fields, &what, problems);
     Some(Account {
+        rules: rules?,
+        watch: watch?,
         name: name.to_owned(),
         imap: imap?,
         smtp: smtp.map(|s| s.ok_or(())).transpose().ok()?,
@@ -307,4 +351,57 @@ fn mailboxes(node: &Node, what: &str, default: Backfill, problems: &mut Problems
         }
     }
     ok.then_some(out)
+}
+
+fn watch(fields: &Fields<'_>, what: &str, problems: &mut Problems) -> Option<Watch> {
+    let mut watch = Watch::default();
+    let mut ok = true;
+    let mut duration = |key: &str, slot: &mut Duration, problems: &mut Problems| {
+        if let Some(n) = fields.get(key) {
+            match read::duration(n, &format!("{what}: {key}"), problems) {
+                Some(d) if d.is_zero() => {
+                    problems.error(n.pos, format!("{what}: {key} cannot be zero"));
+                    ok = false;
+                }
+                Some(d) => *slot = d,
+                None => ok = false,
+            }
+        }
+    };
+    duration("idle_interval", &mut watch.idle_interval, problems);
+    duration("poll_interval", &mut watch.poll_interval, problems);
+    duration("command_timeout", &mut watch.command_timeout, problems);
+    if let Some(n) = fields.get("idle_interval")
+        && watch.idle_interval > Duration::from_secs(29 * 60)
+    {
+        problems.hint(
+            n.pos,
+            format!("{what}: idle_interval is longer than 29 minutes"),
+            "servers may drop an IDLE older than 29 minutes (RFC 2177); 10m is a safe choice",
+        );
+        ok = false;
+    }
+    if let Some(n) = fields.get("max_message_size") {
+        match super::schedule::size(n, &format!("{what}: max_message_size"), problems) {
+            Some(bytes) if bytes > 0 => watch.max_message_size = bytes,
+            Some(_) => {
+                problems.error(n.pos, format!("{what}: max_message_size cannot be zero"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(n) = fields.get("create_folders") {
+        watch.create_folders = read::boolean(n, &format!("{what}: create_folders"), problems).unwrap_or_else(|| {
+            ok = false;
+            true
+        });
+    }
+    if let Some(n) = fields.get("delete") {
+        match read::choice(n, &format!("{what}: delete"), &["trash", "expunge"], problems) {
+            Some(choice) => watch.expunge_on_delete = choice == "expunge",
+            None => ok = false,
+        }
+    }
+    ok.then_some(watch)
 }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use account::{Account, Backfill, Mailbox, Server, Tls};
+pub use account::{Account, Backfill, Mailbox, Server, Tls, Watch};
 pub use diagnostics::Problem;
 pub use schedule::{CatchUp, Schedule, Search};
 pub use secret::{Secret, SecretSource};
@@ -48,6 +48,23 @@ pub struct Config {
     pub webhooks: BTreeMap<String, Webhook>,
     /// Schedules, in the order written.
     pub schedules: Vec<Schedule>,
+    /// The sandbox every rule evaluation runs in.
+    pub limits: Limits,
+}
+
+/// Bounds on one rule evaluation, so a runaway rule cannot stall a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Rhai operations per evaluation.
+    pub operations: u64,
+    /// Wall-clock time per evaluation.
+    pub wall_time: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { operations: 1_000_000, wall_time: std::time::Duration::from_millis(100) }
+    }
 }
 
 /// Why a config could not be loaded.
@@ -104,7 +121,8 @@ impl fmt::Display for Invalid<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["accounts", "rules", "plugins", "state", "webhooks", "schedules"];
+const TOP_KEYS: &[&str] = &["accounts", "rules", "plugins", "state", "webhooks", "schedules", "limits"];
+const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
 
 impl Config {
     /// Finds the config: `explicit` (from `--config` or `$TIDINGS_CONFIG`), else the XDG config
@@ -208,7 +226,12 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
             schedules.extend(schedule::validate(key, value, &names, problems));
         }
     }
+    let limits = match top.get("limits") {
+        Some(node) => limits(node, problems),
+        None => Some(Limits::default()),
+    };
     Some(Config {
+        limits: limits?,
         path: path.to_owned(),
         accounts,
         rules_dir: rules_dir?,
@@ -217,6 +240,24 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         webhooks,
         schedules,
     })
+}
+
+fn limits(node: &tree::Node, problems: &mut Problems) -> Option<Limits> {
+    let fields = Fields::read(node, "limits", LIMIT_KEYS, problems)?;
+    let mut limits = Limits::default();
+    if let Some(n) = fields.get("operations") {
+        match n.value {
+            tree::Value::Int(ops) if ops > 0 => limits.operations = ops.unsigned_abs(),
+            _ => {
+                problems.error(n.pos, "limits: operations must be a positive number");
+                return None;
+            }
+        }
+    }
+    if let Some(n) = fields.get("wall_time") {
+        limits.wall_time = diagnostics::duration(n, "limits: wall_time", problems)?;
+    }
+    Some(limits)
 }
 
 /// `$VAR`, else `$HOME/fallback`, as the XDG base directory spec says.

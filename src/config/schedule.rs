@@ -213,7 +213,7 @@ fn search(node: &Node, what: &str, problems: &mut Problems) -> Option<Search> {
 }
 
 /// A size in bytes: a number, or text with a unit (`500k`, `10MB`).
-fn size(node: &Node, what: &str, problems: &mut Problems) -> Option<u64> {
+pub(super) fn size(node: &Node, what: &str, problems: &mut Problems) -> Option<u64> {
     match &node.value {
         Value::Int(n) if *n >= 0 => u64::try_from(*n).ok(),
         Value::Str(text) => {
