@@ -27,8 +27,28 @@ pub(super) struct Migration {
 }
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "checkpoints, outbox, reply log, schedule runs", sql: V1 }];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "checkpoints, outbox, reply log, schedule runs", sql: V1 },
+    Migration { version: 2, name: "rule failures, per-account claims", sql: V2 },
+];
+
+/// Rule failures are kept with the message they failed on, for `tidings status` and history;
+/// the index serves the per-account executor claims.
+const V2: &str = "
+CREATE TABLE rule_failures (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account     TEXT    NOT NULL,
+    mailbox     TEXT    NOT NULL,
+    uidvalidity INTEGER NOT NULL CHECK (uidvalidity BETWEEN 0 AND 4294967295),
+    uid         INTEGER NOT NULL CHECK (uid BETWEEN 0 AND 4294967295),
+    rule        TEXT    NOT NULL,
+    error       TEXT    NOT NULL,
+    at          INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX rule_failures_by_rule ON rule_failures (rule, at);
+CREATE INDEX actions_due_by_account ON actions (account, state, next_attempt_at);
+";
 
 /// Times are unix milliseconds (see `codec`); u32 columns are range-checked so that a bad
 /// value fails on write rather than on every later read.

@@ -24,6 +24,7 @@ mod outbox;
 mod outbox_tests;
 mod plans;
 mod reply_log;
+mod rule_failures;
 mod schedule_runs;
 mod sqlite;
 mod types;
@@ -35,7 +36,10 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{Damage, Error};
-pub use types::{Action, ActionId, ActionState, Checkpoint, NewAction, OutboxCounts, Outcome, UnknownState};
+pub use types::{
+    Action, ActionId, ActionState, Checkpoint, MessagePlan, NewAction, OutboxCounts, Outcome, RuleFailureRecord,
+    UnknownState,
+};
 
 /// The result of a store operation.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -123,7 +127,40 @@ impl Store {
     /// Claims up to `limit` pending actions due at `now`: marks them in flight (claimed at
     /// `now`, attempts + 1) and returns them, soonest due first.
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>> {
-        self.call(move |conn| outbox::claim_due(conn, now, limit)).await
+        self.call(move |conn| outbox::claim_due(conn, None, now, limit)).await
+    }
+
+    /// Like [`Store::claim_due`], for one account's actions only (each account's executor
+    /// holds its own connection).
+    pub async fn claim_due_for(&self, account: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>> {
+        let account = account.to_owned();
+        self.call(move |conn| outbox::claim_due(conn, Some(&account), now, limit)).await
+    }
+
+    /// When the next pending action of `account` is due, if any.
+    pub async fn next_due(&self, account: &str) -> Result<Option<DateTime<Utc>>> {
+        let account = account.to_owned();
+        self.call(move |conn| outbox::next_due(conn, &account)).await
+    }
+
+    /// Puts an uncertain action back to pending (only for actions safe to run twice).
+    pub async fn requeue_uncertain(&self, id: ActionId) -> Result<()> {
+        self.call(move |conn| outbox::requeue_uncertain(conn, id)).await
+    }
+
+    /// Stores the plans of a batch of messages and moves their checkpoints, in one
+    /// transaction; see [`Store::commit_plan`] for the rules each one follows.
+    pub async fn commit_plans(&self, plans: Vec<MessagePlan>) -> Result<Vec<ActionId>> {
+        self.call(move |conn| plans::commit_batch(conn, &plans)).await
+    }
+
+    /// The newest `limit` rule failures, newest first.
+    pub async fn recent_rule_failures(&self, limit: usize) -> Result<Vec<RuleFailureRecord>> {
+        self.call(move |conn| {
+            rule_failures::recent(conn, limit)
+                .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
+        })
+        .await
     }
 
     /// Records what came of running an in-flight action; [`Error::NotInFlight`] otherwise.

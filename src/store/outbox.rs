@@ -75,20 +75,26 @@ pub(super) fn insert_all(
 
 /// Marks up to `limit` pending actions due at `now` in flight and returns them, soonest due
 /// first.
-pub(super) fn claim_due(conn: &Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>, Error> {
+pub(super) fn claim_due(
+    conn: &Connection,
+    account: Option<&str>,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Action>, Error> {
     let error = |source| Error::Outbox { verb: "claim due actions in", source };
     // One statement, so the select and the update are atomic without a transaction.
     let sql = format!(
         "UPDATE actions SET state = 'in_flight', claimed_at = ?1, attempts = attempts + 1, \
          updated_at = ?1 \
          WHERE id IN (SELECT id FROM actions WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                      AND (?3 IS NULL OR account = ?3) \
                       ORDER BY next_attempt_at, id LIMIT ?2) \
          RETURNING {COLUMNS}"
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut claimed: Vec<Action> = conn
         .prepare_cached(&sql)
-        .and_then(|mut stmt| stmt.query_map((Millis(now), limit), action)?.collect())
+        .and_then(|mut stmt| stmt.query_map((Millis(now), limit, account), action)?.collect())
         .map_err(error)?;
     sort_by_due(&mut claimed);
     Ok(claimed)
@@ -136,6 +142,30 @@ pub(super) fn recover_in_flight(conn: &Connection) -> Result<Vec<Action>, Error>
         .map_err(|source| Error::Outbox { verb: "recover in-flight actions in", source })?;
     recovered.sort_by_key(|a| a.id);
     Ok(recovered)
+}
+
+/// Puts an uncertain action back to pending, for an executor that knows re-running it is
+/// harmless (a flag store, a move of a UID that may already be gone).
+pub(super) fn requeue_uncertain(conn: &Connection, id: ActionId) -> Result<(), Error> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE actions SET state = 'pending', claimed_at = NULL, updated_at = ?2 \
+             WHERE id = ?1 AND state = 'uncertain'",
+        )
+        .and_then(|mut stmt| stmt.execute((id, Millis(Utc::now()))))
+        .map_err(|source| Error::Action { verb: "requeue", id, source })?;
+    if changed == 0 {
+        return Err(Error::NotInFlight { id });
+    }
+    Ok(())
+}
+
+/// The earliest time a pending action of `account` is due, if any.
+pub(super) fn next_due(conn: &Connection, account: &str) -> Result<Option<DateTime<Utc>>, Error> {
+    conn.prepare_cached("SELECT MIN(next_attempt_at) FROM actions WHERE state = 'pending' AND account = ?1")
+        .and_then(|mut stmt| stmt.query_row([account], |row| row.get::<_, Option<Millis>>(0)))
+        .map(|m| m.map(|m| m.0))
+        .map_err(|source| Error::Outbox { verb: "find the next due action in", source })
 }
 
 /// One action by id.

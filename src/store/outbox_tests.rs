@@ -150,3 +150,58 @@ async fn counts_and_lists_by_state() {
     assert_eq!(keys(&newest), ["pending", "in_flight"]);
     assert_eq!(store.list_outbox(None, 10).await.unwrap().last().map(|a| a.id), Some(ids[0]));
 }
+
+#[tokio::test]
+async fn claims_are_per_account_and_next_due_follows_them() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    let actions = vec![
+        NewAction::new("w1", "work", "move", json!({})).not_before(t + Duration::seconds(3)),
+        NewAction::new("h1", "home", "move", json!({})).not_before(t),
+    ];
+    store.commit_schedule_plan("test", t, actions).await.unwrap();
+    assert_eq!(store.next_due("work").await.unwrap(), Some(t + Duration::seconds(3)));
+    assert_eq!(store.next_due("nobody").await.unwrap(), None);
+    let claimed = store.claim_due_for("work", t + Duration::seconds(5), 10).await.unwrap();
+    assert_eq!(keys(&claimed), ["w1"]);
+    assert_eq!(store.next_due("work").await.unwrap(), None, "claimed actions are no longer pending");
+    assert_eq!(keys(&store.claim_due_for("home", t, 10).await.unwrap()), ["h1"]);
+}
+
+#[tokio::test]
+async fn only_uncertain_actions_can_be_requeued() {
+    let store = Store::open_in_memory().await.unwrap();
+    let ids = enqueue(&store, &[("a", at(T0)), ("b", at(T0))]).await;
+    store.claim_due(at(T0), 1).await.unwrap();
+    let uncertain = store.recover_in_flight().await.unwrap();
+    assert_eq!(keys(&uncertain), ["a"]);
+    store.requeue_uncertain(ids[0]).await.unwrap();
+    assert_eq!(store.action(ids[0]).await.unwrap().unwrap().state, ActionState::Pending);
+    assert!(store.requeue_uncertain(ids[1]).await.is_err(), "a pending action is not uncertain");
+}
+
+#[tokio::test]
+async fn a_batch_of_plans_commits_actions_failures_and_checkpoints_together() {
+    use super::{Checkpoint, MessagePlan};
+    let store = Store::open_in_memory().await.unwrap();
+    let checkpoint =
+        |uid| Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity: 9, last_uid: uid };
+    let plan = |uid: u32, failures: Vec<(String, String)>| MessagePlan {
+        checkpoint: checkpoint(uid),
+        actions: vec![NewAction::new(format!("k{uid}"), "work", "move", json!({})).for_message("INBOX", 9, uid)],
+        failures,
+    };
+    let ids = store
+        .commit_plans(vec![plan(3, vec![]), plan(5, vec![("r.rhai".into(), "boom".into())]), plan(8, vec![])])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint(8)));
+    let failures = store.recent_rule_failures(10).await.unwrap();
+    assert_eq!((failures.len(), failures[0].uid, failures[0].rule.as_str()), (1, 5, "r.rhai"));
+    // A batch that would move the checkpoint backwards stores nothing at all.
+    let err = store.commit_plans(vec![plan(9, vec![]), plan(4, vec![])]).await.unwrap_err();
+    assert!(matches!(err, Error::CheckpointBackwards { .. }), "{err}");
+    assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint(8)));
+    assert_eq!(store.outbox_counts().await.unwrap().pending, 3);
+}

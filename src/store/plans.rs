@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::error::Error;
-use super::types::{ActionId, Checkpoint, NewAction};
-use super::{checkpoints, outbox, schedule_runs};
+use super::types::{ActionId, Checkpoint, MessagePlan, NewAction};
+use super::{checkpoints, outbox, rule_failures, schedule_runs};
 
 /// Inserts `actions` and moves the checkpoint of their mailbox to `checkpoint`.
 pub(super) fn commit_for_mailbox(
@@ -16,23 +16,37 @@ pub(super) fn commit_for_mailbox(
     checkpoint: &Checkpoint,
     actions: &[NewAction],
 ) -> Result<Vec<ActionId>, Error> {
-    let error = |source| Error::Plan { origin: format!("{}/{}", checkpoint.account, checkpoint.mailbox), source };
+    let plan = MessagePlan { checkpoint: checkpoint.clone(), actions: actions.to_vec(), failures: Vec::new() };
+    commit_batch(conn, std::slice::from_ref(&plan))
+}
+
+/// Stores the plans of several messages (in UID order) in one transaction: one sync to disk
+/// for a whole burst instead of one per message. All or nothing.
+pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Result<Vec<ActionId>, Error> {
+    let Some(first) = plans.first() else { return Ok(Vec::new()) };
+    let origin = format!("{}/{}", first.checkpoint.account, first.checkpoint.mailbox);
+    let error = |source| Error::Plan { origin: origin.clone(), source };
     let tx = begin(conn).map_err(error)?;
-    let stored = checkpoints::get(&tx, &checkpoint.account, &checkpoint.mailbox).map_err(error)?;
-    if let Some(stored) = &stored
-        && stored.uidvalidity != checkpoint.uidvalidity
-    {
-        return Err(Error::UidValidityMismatch {
-            account: checkpoint.account.clone(),
-            mailbox: checkpoint.mailbox.clone(),
-            stored: stored.uidvalidity,
-            requested: checkpoint.uidvalidity,
-        });
-    }
-    checkpoints::ensure_forward(stored.as_ref(), checkpoint)?;
     let now = Utc::now();
-    let ids = outbox::insert_all(&tx, actions, now).map_err(error)?;
-    checkpoints::upsert(&tx, checkpoint, now).map_err(error)?;
+    let mut ids = Vec::new();
+    for plan in plans {
+        let checkpoint = &plan.checkpoint;
+        let stored = checkpoints::get(&tx, &checkpoint.account, &checkpoint.mailbox).map_err(error)?;
+        if let Some(stored) = &stored
+            && stored.uidvalidity != checkpoint.uidvalidity
+        {
+            return Err(Error::UidValidityMismatch {
+                account: checkpoint.account.clone(),
+                mailbox: checkpoint.mailbox.clone(),
+                stored: stored.uidvalidity,
+                requested: checkpoint.uidvalidity,
+            });
+        }
+        checkpoints::ensure_forward(stored.as_ref(), checkpoint)?;
+        ids.extend(outbox::insert_all(&tx, &plan.actions, now).map_err(error)?);
+        rule_failures::insert_all(&tx, checkpoint, &plan.failures, now).map_err(error)?;
+        checkpoints::upsert(&tx, checkpoint, now).map_err(error)?;
+    }
     tx.commit().map_err(error)?;
     Ok(ids)
 }

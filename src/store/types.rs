@@ -226,3 +226,34 @@ impl OutboxCounts {
         }
     }
 }
+
+/// One message's plan, for [`crate::store::Store::commit_plans`]: its actions, the failures
+/// of the rules that ran on it, and the checkpoint that moves past it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessagePlan {
+    /// The mailbox position after this message (its UID as `last_uid`).
+    pub checkpoint: Checkpoint,
+    /// The actions to store.
+    pub actions: Vec<NewAction>,
+    /// `(rule, error)` for each rule that failed on the message.
+    pub failures: Vec<(String, String)>,
+}
+
+/// A stored rule failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleFailureRecord {
+    /// The account.
+    pub account: String,
+    /// The mailbox.
+    pub mailbox: String,
+    /// The mailbox UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The message UID.
+    pub uid: u32,
+    /// The rule's name.
+    pub rule: String,
+    /// What went wrong.
+    pub error: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}

@@ -1,0 +1,56 @@
+//! Rule failures, stored with the message they failed on, in the same transaction as its plan.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+use super::codec::Millis;
+use super::types::{Checkpoint, RuleFailureRecord};
+
+/// Inserts the failures of the rules that ran on the message at `checkpoint`.
+pub(super) fn insert_all(
+    conn: &Connection,
+    checkpoint: &Checkpoint,
+    failures: &[(String, String)],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO rule_failures (account, mailbox, uidvalidity, uid, rule, error, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (rule, error) in failures {
+        insert.execute((
+            &checkpoint.account,
+            &checkpoint.mailbox,
+            checkpoint.uidvalidity,
+            checkpoint.last_uid,
+            rule,
+            error,
+            Millis(now),
+        ))?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` failures, newest first.
+pub(super) fn recent(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<RuleFailureRecord>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, mailbox, uidvalidity, uid, rule, error, at FROM rule_failures \
+         ORDER BY id DESC LIMIT ?1",
+    )?;
+    stmt.query_map([limit], |row| {
+        Ok(RuleFailureRecord {
+            account: row.get(0)?,
+            mailbox: row.get(1)?,
+            uidvalidity: row.get(2)?,
+            uid: row.get(3)?,
+            rule: row.get(4)?,
+            error: row.get(5)?,
+            at: row.get::<_, Millis>(6)?.0,
+        })
+    })?
+    .collect()
+}
