@@ -10,6 +10,7 @@
 //!
 //! - [`config`]: the YAML file, in two stages: a positioned tree as the user wrote it, then a
 //!   validated [`config::Config`] in which every problem was reported at once.
+//! - [`message`]: the [`message::MessageView`]: one message parsed once, immutable, read by every rule.
 //! - [`rules`]: the Rhai engine and the rule scripts, compiled at start-up so that a bad rule
 //!   fails before any mail is touched.
 //! - [`store`]: the embedded SQLite store: mailbox checkpoints, the action outbox, the reply
@@ -22,6 +23,7 @@
 
 pub mod config;
 pub mod error;
+pub mod message;
 pub mod rules;
 pub mod runtime;
 pub mod store;

@@ -1,0 +1,1 @@
+//! Corpus test: every message in the shared corpus yields a view (written next).

@@ -1,0 +1,296 @@
+//! Facts read from the top-level header block: decoded headers, addresses, date, ids, list id,
+//! authentication verdicts, and the reply and auto-submitted signals.
+//!
+//! Both parse paths (mail-parser and the hand scan) hand over the same raw header list, so every
+//! derived fact is computed one way only.
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
+use mail_parser::{HeaderValue, parsers::MessageStream};
+
+use super::{Address, AuthResults};
+
+/// The longest header value kept, in bytes: enough for any real header, while a 200 kB folded
+/// Subject (seen in the wild) cannot make every rule scan it.
+pub(super) const VALUE_LIMIT: usize = 64 * 1024;
+
+/// Reply prefixes in the languages mail clients localise them to, lowercase.
+const REPLY_PREFIXES: &[&str] = &[
+    "re",
+    "aw",
+    "sv",
+    "vs",
+    "antw",
+    "antwort",
+    "odp",
+    "ynt",
+    "rif",
+    "r",
+    "réf",
+    "res",
+    "atb",
+    "απ",
+    "ответ",
+    "回复",
+    "回覆",
+    "答复",
+    "답장",
+    "השב",
+];
+
+/// One top-level header as it appears in the message.
+pub(super) struct RawHeader<'a> {
+    /// The name as written, without the colon.
+    pub name: String,
+    /// The bytes after the colon, folds included.
+    pub value: &'a [u8],
+}
+
+/// How header values are read: with mail-parser's field parsers, or (if those panicked) plainly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decoder {
+    /// RFC 2047 words, RFC 5322 addresses and dates, via mail-parser.
+    MailParser,
+    /// Unfolded bytes only: the last resort.
+    Plain,
+}
+
+/// Everything the view takes from the header block.
+#[derive(Debug, Default)]
+pub(super) struct Fields {
+    pub headers: Vec<(String, String)>,
+    pub from: Option<Address>,
+    pub sender: Option<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    pub subject: String,
+    pub date: Option<DateTime<FixedOffset>>,
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub list_id: Option<String>,
+    pub auth: AuthResults,
+    pub delivered_to: Vec<String>,
+    pub is_reply: bool,
+    pub is_auto_submitted: bool,
+}
+
+impl Fields {
+    /// Reads every fact from the raw headers.
+    pub fn derive(raw: &[RawHeader<'_>], decoder: Decoder) -> Self {
+        let headers: Vec<(String, String)> =
+            raw.iter().map(|h| (h.name.clone(), decode_text(h.value, decoder))).collect();
+        let first_raw = |name: &str| raw.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+        let all_addresses = |name: &str| -> Vec<Address> {
+            raw.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).flat_map(|h| addresses(h.value, decoder)).collect()
+        };
+        let mut fields = Fields {
+            from: first_raw("From").and_then(|v| addresses(v, decoder).into_iter().next()),
+            sender: first_raw("Sender").and_then(|v| addresses(v, decoder).into_iter().next()),
+            to: all_addresses("To"),
+            cc: all_addresses("Cc"),
+            bcc: all_addresses("Bcc"),
+            reply_to: all_addresses("Reply-To"),
+            date: first_raw("Date").and_then(|v| date(v, decoder)),
+            headers,
+            ..Fields::default()
+        };
+        fields.fill_from_text();
+        fields
+    }
+
+    /// The facts that need only the decoded header text.
+    fn fill_from_text(&mut self) {
+        let first = |name: &str| first_value(&self.headers, name);
+        self.subject = first("Subject").unwrap_or_default().to_string();
+        self.message_id = first("Message-ID").and_then(|v| ids(v).into_iter().next());
+        self.in_reply_to = first("In-Reply-To").map(ids).unwrap_or_default();
+        self.references = all_values(&self.headers, "References").flat_map(ids).collect();
+        self.list_id = first("List-Id").and_then(list_id);
+        self.auth = first("Authentication-Results").map(AuthResults::parse).unwrap_or_default();
+        self.delivered_to = all_values(&self.headers, "Delivered-To")
+            .map(|v| normalize_address(v).0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        self.is_reply = !self.in_reply_to.is_empty() || !self.references.is_empty() || has_reply_prefix(&self.subject);
+        self.is_auto_submitted = is_auto_submitted(&self.headers);
+    }
+}
+
+fn first_value<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    all_values(headers, name).next()
+}
+
+fn all_values<'h>(headers: &'h [(String, String)], name: &str) -> impl Iterator<Item = &'h str> {
+    headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// The value as UTF-8 bytes ending in a newline, as mail-parser's field parsers expect. Raw
+/// 8-bit headers that are not UTF-8 are read as Latin-1, the usual legacy charset, rather than
+/// turned into replacement characters.
+fn prepared(raw: &[u8]) -> Vec<u8> {
+    let mut bytes = match std::str::from_utf8(raw) {
+        Ok(_) => raw.to_vec(),
+        Err(_) => raw.iter().map(|&b| char::from(b)).collect::<String>().into_bytes(),
+    };
+    if bytes.last() != Some(&b'\n') {
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// The header value decoded (RFC 2047), unfolded and trimmed; at most [`VALUE_LIMIT`] bytes.
+pub(super) fn decode_text(raw: &[u8], decoder: Decoder) -> String {
+    let bytes = prepared(raw);
+    let text = match decoder {
+        Decoder::MailParser => match MessageStream::new(&bytes).parse_unstructured() {
+            HeaderValue::Text(text) => text.into_owned(),
+            _ => String::new(),
+        },
+        Decoder::Plain => String::from_utf8_lossy(&bytes).chars().filter(|c| !matches!(c, '\r' | '\n')).collect(),
+    };
+    clip(text.trim(), VALUE_LIMIT).to_string()
+}
+
+/// `s` cut to at most `limit` bytes at a character boundary.
+pub(super) fn clip(s: &str, limit: usize) -> &str {
+    if s.len() <= limit {
+        return s;
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The addresses in an address header, groups flattened; entries without an address dropped.
+fn addresses(raw: &[u8], decoder: Decoder) -> Vec<Address> {
+    if decoder == Decoder::Plain {
+        return plain_addresses(&decode_text(raw, decoder));
+    }
+    let bytes = prepared(raw);
+    let HeaderValue::Address(list) = MessageStream::new(&bytes).parse_address() else { return Vec::new() };
+    list.iter()
+        .filter_map(|a| {
+            let (address, domain) = normalize_address(a.address.as_deref()?);
+            let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(String::from);
+            (!address.is_empty()).then_some(Address { name, address, domain })
+        })
+        .collect()
+}
+
+/// Last-resort address reading: `Name <a@b>` or `a@b`, comma-separated.
+fn plain_addresses(text: &str) -> Vec<Address> {
+    text.split(',')
+        .filter_map(|chunk| {
+            let (name, addr) = match (chunk.find('<'), chunk.rfind('>')) {
+                (Some(lt), Some(gt)) if lt < gt => (chunk[..lt].trim().trim_matches('"'), &chunk[lt + 1..gt]),
+                _ => ("", chunk),
+            };
+            let (address, domain) = normalize_address(addr);
+            let name = (!name.is_empty()).then(|| name.to_string());
+            (!domain.is_empty()).then_some(Address { name, address, domain })
+        })
+        .collect()
+}
+
+/// (`local@domain` with the domain lowercased, the domain); the local part is kept as written.
+pub(super) fn normalize_address(addr: &str) -> (String, String) {
+    let addr = addr.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    match addr.rsplit_once('@') {
+        Some((local, domain)) => {
+            let domain = domain.trim().to_lowercase();
+            (format!("{local}@{domain}"), domain)
+        }
+        None => (addr.to_string(), String::new()),
+    }
+}
+
+/// The Date header as a timestamp; `None` when unparseable or out of 1900..=3000.
+fn date(raw: &[u8], decoder: Decoder) -> Option<DateTime<FixedOffset>> {
+    let bytes = prepared(raw);
+    let parsed = match decoder {
+        Decoder::MailParser => MessageStream::new(&bytes).parse_date(),
+        Decoder::Plain => HeaderValue::Empty,
+    };
+    let HeaderValue::DateTime(d) = parsed else {
+        // mail-parser rejects some forms chrono reads, such as times without seconds.
+        let text = decode_text(raw, decoder);
+        return DateTime::parse_from_rfc2822(&text).ok().filter(|d| sane_year(d.year()));
+    };
+    if !d.is_valid() || !sane_year(i32::from(d.year)) {
+        return None;
+    }
+    let offset = (i32::from(d.tz_hour) * 3600 + i32::from(d.tz_minute) * 60) * if d.tz_before_gmt { -1 } else { 1 };
+    let naive = NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())?.and_hms_opt(
+        d.hour.into(),
+        d.minute.into(),
+        d.second.into(),
+    )?;
+    naive.and_local_timezone(FixedOffset::east_opt(offset)?).single()
+}
+
+/// Years outside this range are typos or forgeries (`102` for 2002), not dates.
+fn sane_year(year: i32) -> bool {
+    (1900..=3000).contains(&year)
+}
+
+/// Message ids in a Message-ID, In-Reply-To or References value, without `<>`. Old clients
+/// wrote In-Reply-To as prose around the id, so only bracketed tokens count when there are any.
+fn ids(value: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = value;
+    while let Some(lt) = rest.find('<') {
+        let Some(gt) = rest[lt..].find('>') else { break };
+        let id: String = rest[lt + 1..lt + gt].chars().filter(|c| !c.is_whitespace()).collect();
+        if !id.is_empty() {
+            found.push(id);
+        }
+        rest = &rest[lt + gt + 1..];
+    }
+    if found.is_empty() && !value.contains('<') {
+        found.extend(value.split_whitespace().filter(|t| t.contains('@')).map(String::from));
+    }
+    found
+}
+
+/// `Name <id.example.com>` -> `id.example.com`; a bare id is accepted when it is one token.
+fn list_id(value: &str) -> Option<String> {
+    let id = match (value.rfind('<'), value.rfind('>')) {
+        (Some(lt), Some(gt)) if lt < gt => value[lt + 1..gt].trim(),
+        _ if !value.trim().contains(char::is_whitespace) => value.trim(),
+        _ => return None,
+    };
+    (!id.is_empty()).then(|| id.to_lowercase())
+}
+
+/// Whether the subject starts with a reply prefix, after any `[list]` tags.
+pub(super) fn has_reply_prefix(subject: &str) -> bool {
+    let mut s = subject.trim_start();
+    while let Some(tagged) = s.strip_prefix('[') {
+        let Some(end) = tagged.find(']') else { break };
+        s = tagged[end + 1..].trim_start();
+    }
+    let Some(colon) = s.char_indices().take(12).find(|(_, c)| matches!(c, ':' | '：')).map(|(i, _)| i) else {
+        return false;
+    };
+    // `Re[2]:`, `Re(3):`, `RE :` are all replies.
+    let prefix = s[..colon].trim_end().trim_end_matches(|c: char| c.is_ascii_digit() || "[]()^".contains(c));
+    REPLY_PREFIXES.contains(&prefix.trim().to_lowercase().as_str())
+}
+
+/// RFC 3834 and the older conventions that say "a machine sent this; do not answer it".
+fn is_auto_submitted(headers: &[(String, String)]) -> bool {
+    headers.iter().any(|(name, value)| {
+        let token = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match name.to_ascii_lowercase().as_str() {
+            "auto-submitted" => !token.is_empty() && token != "no",
+            "precedence" => matches!(token.as_str(), "bulk" | "junk" | "list"),
+            "x-auto-response-suppress" | "x-autoreply" | "x-autorespond" => true,
+            "return-path" => value.trim() == "<>",
+            n => n.starts_with("list-"),
+        }
+    })
+}

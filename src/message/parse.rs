@@ -1,0 +1,282 @@
+//! Raw bytes + fetch metadata -> [`MessageView`].
+//!
+//! mail-parser does the MIME work inside `catch_unwind` (crafted input has panicked it before);
+//! when it panics or finds no message, the hand scan in [`super::scan`] reads the headers.
+//! Header facts are derived the same way on both paths (see [`super::fields`]).
+
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use super::fields::{Decoder, Fields, RawHeader, clip};
+use super::html::html_to_text;
+use super::{Attachment, MessageKey, MessageView, scan};
+
+/// The longest text (and HTML) body kept for rules, in bytes; longer bodies are cut here and
+/// the view says so ([`MessageView::body_clipped`]).
+pub const TEXT_LIMIT: usize = 1024 * 1024;
+
+/// The most headers, and attachments, a view keeps; more are dropped (and flagged as clipped).
+pub const HEADER_LIMIT: usize = 1000;
+
+/// HTML longer than this is not converted to text beyond it: the text limit is reached anyway.
+const HTML_INPUT_LIMIT: usize = 4 * TEXT_LIMIT;
+
+/// What the fetcher knows about a message besides its bytes.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// Where the message lives.
+    pub key: MessageKey,
+    /// IMAP flags and keywords as the server sent them (`\Seen`, `$Junk`, `invoice`).
+    pub flags: Vec<String>,
+    /// IMAP INTERNALDATE.
+    pub internal_date: Option<DateTime<Utc>>,
+    /// IMAP RFC822.SIZE; the raw length is used when absent.
+    pub size: Option<u64>,
+    /// Only the headers were fetched because the message is over the size cap.
+    pub truncated: bool,
+}
+
+impl Meta {
+    /// Metadata with only the key: no flags, no dates, size from the bytes, not truncated.
+    pub fn new(key: MessageKey) -> Self {
+        Self { key, flags: Vec::new(), internal_date: None, size: None, truncated: false }
+    }
+}
+
+/// What a parse path extracted, before header facts are derived.
+struct Content<'a> {
+    headers: Vec<RawHeader<'a>>,
+    text: String,
+    html: Option<String>,
+    attachments: Vec<Attachment>,
+    clipped: bool,
+    degraded: bool,
+}
+
+/// Parses one message. Never fails and never panics: broken mail yields a view with whatever
+/// could be read. CPU-bound; async callers use [`parse_blocking`].
+pub fn parse(raw: &[u8], meta: Meta) -> MessageView {
+    let input = prepare(raw);
+    let attempt = catch_unwind(AssertUnwindSafe(|| with_mail_parser(&input, meta.truncated)));
+    let content = match attempt {
+        Ok(Some(content)) => content,
+        Ok(None) => {
+            tracing::warn!(key = %meta.key, bytes = raw.len(), "mail-parser found no message; reading headers by hand");
+            by_hand(&input, meta.truncated)
+        }
+        Err(_) => {
+            tracing::warn!(key = %meta.key, bytes = raw.len(), "mail-parser panicked; reading headers by hand");
+            by_hand(&input, meta.truncated)
+        }
+    };
+    let fields = catch_unwind(AssertUnwindSafe(|| Fields::derive(&content.headers, Decoder::MailParser)))
+        .unwrap_or_else(|_| {
+            tracing::warn!(key = %meta.key, "mail-parser panicked on a header; reading headers plainly");
+            Fields::derive(&content.headers, Decoder::Plain)
+        });
+    let size = meta.size.unwrap_or(raw.len() as u64);
+    assemble(meta, size, content, fields)
+}
+
+/// [`parse`] on the blocking thread pool, so a large message does not stall the async workers.
+pub async fn parse_blocking(raw: Vec<u8>, meta: Meta) -> MessageView {
+    let raw = std::sync::Arc::new(raw);
+    let (task_raw, task_meta) = (raw.clone(), meta.clone());
+    match tokio::task::spawn_blocking(move || parse(&task_raw, task_meta)).await {
+        Ok(view) => view,
+        Err(error) => {
+            // Only a runtime shutting down cancels the task; the view is still owed to the caller.
+            tracing::warn!(key = %meta.key, %error, "blocking parse did not finish; parsing in place");
+            parse(&raw, meta)
+        }
+    }
+}
+
+/// Makes line endings something mail-parser reads (it splits on `\n` only) and drops blank lines
+/// before the header block (some exported bounces start with one, hiding every header).
+fn prepare(raw: &[u8]) -> Cow<'_, [u8]> {
+    let mut input = Cow::Borrowed(raw);
+    let first_eol = raw.iter().position(|&b| b == b'\r' || b == b'\n');
+    if let Some(i) = first_eol
+        && raw[i] == b'\r'
+        && raw.get(i + 1) != Some(&b'\n')
+    {
+        // Classic Mac CR-only mail: every lone CR is a line end; CRLF pairs stay as they are.
+        let fixed =
+            raw.iter().enumerate().map(|(i, &b)| if b == b'\r' && raw.get(i + 1) != Some(&b'\n') { b'\n' } else { b });
+        input = Cow::Owned(fixed.collect());
+    }
+    let start = header_start(&input);
+    match input {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[start..]),
+        Cow::Owned(mut v) => {
+            v.drain(..start);
+            Cow::Owned(v)
+        }
+    }
+}
+
+/// The offset of the first line when it is a header after only whitespace lines; else 0.
+fn header_start(input: &[u8]) -> usize {
+    let mut pos = 0;
+    while let Some(eol) = input[pos..].iter().position(|&b| b == b'\n') {
+        let line = &input[pos..pos + eol];
+        if !line.iter().all(|b| b.is_ascii_whitespace()) {
+            break;
+        }
+        pos += eol + 1;
+    }
+    let line = &input[pos..];
+    let looks_like_header = line
+        .iter()
+        .take(80)
+        .position(|&b| b == b':')
+        .is_some_and(|colon| colon > 0 && line[..colon].iter().all(|b| b.is_ascii_graphic()));
+    if looks_like_header { pos } else { 0 }
+}
+
+/// The normal path. `None` when mail-parser finds no message at all.
+fn with_mail_parser(input: &[u8], headers_only: bool) -> Option<Content<'_>> {
+    let parser = MessageParser::new();
+    let message = if headers_only { parser.parse_headers(input) } else { parser.parse(input) }?;
+    let root = message.parts.first()?;
+    let headers = root
+        .headers
+        .iter()
+        .take(HEADER_LIMIT)
+        .map(|h| RawHeader {
+            name: name_as_written(input, h.offset_field, h.offset_start).unwrap_or_else(|| h.name.as_str().to_string()),
+            value: input.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default(),
+        })
+        .collect();
+    let mut clipped = root.headers.len() > HEADER_LIMIT;
+    let (text, html) = if headers_only { (String::new(), None) } else { bodies(&message, &mut clipped) };
+    let attachments = if headers_only { Vec::new() } else { attachments(&message, &mut clipped) };
+    Some(Content { headers, text, html, attachments, clipped, degraded: false })
+}
+
+/// The header name as the message spells it (`X-Mailer`, not mail-parser's canonical form).
+fn name_as_written(input: &[u8], field: u32, value: u32) -> Option<String> {
+    let raw = input.get(field as usize..value as usize)?;
+    let name = raw.split(|&b| b == b':').next()?.trim_ascii();
+    (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned())
+}
+
+/// (text, html): the body parts joined; text falls back to the HTML's text.
+fn bodies(message: &Message<'_>, clipped: &mut bool) -> (String, Option<String>) {
+    let parts = |ids: &[u32]| ids.iter().filter_map(|&id| message.parts.get(id as usize)).collect::<Vec<_>>();
+    let htmls: Vec<&str> = parts(&message.html_body)
+        .into_iter()
+        .filter_map(|p| match &p.body {
+            PartType::Html(html) => Some(html.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let html = (!htmls.is_empty()).then(|| htmls.join("\n"));
+    let texts: Vec<Cow<'_, str>> = parts(&message.text_body)
+        .into_iter()
+        .filter_map(|p| match &p.body {
+            PartType::Text(text) => Some(Cow::Borrowed(text.as_ref())),
+            PartType::Html(html) => Some(Cow::Owned(html_to_text(clip(html, HTML_INPUT_LIMIT)))),
+            _ => None,
+        })
+        .collect();
+    let mut text = texts.join("\n");
+    if text.trim().is_empty()
+        && let Some(html) = &html
+    {
+        text = html_to_text(clip(html, HTML_INPUT_LIMIT));
+    }
+    (keep(text, clipped), html.map(|h| keep(h, clipped)))
+}
+
+/// `s` cut to [`TEXT_LIMIT`], noting when it was cut.
+fn keep(s: String, clipped: &mut bool) -> String {
+    if s.len() <= TEXT_LIMIT {
+        return s;
+    }
+    *clipped = true;
+    clip(&s, TEXT_LIMIT).to_string()
+}
+
+fn attachments(message: &Message<'_>, clipped: &mut bool) -> Vec<Attachment> {
+    *clipped |= message.attachments.len() > HEADER_LIMIT;
+    message
+        .attachments
+        .iter()
+        .take(HEADER_LIMIT)
+        .filter_map(|&id| message.parts.get(id as usize))
+        .map(|part| Attachment {
+            name: part.attachment_name().map(str::trim).filter(|n| !n.is_empty()).map(String::from),
+            content_type: content_type(part),
+            size: part.len() as u64,
+        })
+        .collect()
+}
+
+/// `type/subtype` lowercased; from the body kind when the part has no usable Content-Type.
+fn content_type(part: &MessagePart<'_>) -> String {
+    if let Some(ct) = part.content_type()
+        && !ct.ctype().trim().is_empty()
+    {
+        let subtype = ct.subtype().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("octet-stream");
+        return format!("{}/{}", ct.ctype().trim(), subtype).to_lowercase();
+    }
+    match part.body {
+        PartType::Text(_) => "text/plain",
+        PartType::Html(_) => "text/html",
+        PartType::Message(_) => "message/rfc822",
+        _ => "application/octet-stream",
+    }
+    .to_string()
+}
+
+/// The fallback path: headers by hand, and the rest as text (it may well be MIME source).
+fn by_hand(input: &[u8], headers_only: bool) -> Content<'_> {
+    let (headers, body_start) = scan::headers(input, HEADER_LIMIT);
+    let mut clipped = false;
+    let text = if headers_only {
+        String::new()
+    } else {
+        let body = &input[body_start.min(input.len())..];
+        keep(String::from_utf8_lossy(body).into_owned(), &mut clipped)
+    };
+    Content { headers, text, html: None, attachments: Vec::new(), clipped, degraded: true }
+}
+
+fn assemble(meta: Meta, size: u64, content: Content<'_>, fields: Fields) -> MessageView {
+    let (flags, keywords) = meta.flags.into_iter().partition(|f| f.starts_with('\\'));
+    MessageView {
+        key: meta.key,
+        size,
+        truncated: meta.truncated,
+        body_clipped: content.clipped,
+        degraded: content.degraded,
+        flags,
+        keywords,
+        internal_date: meta.internal_date,
+        from: fields.from,
+        sender: fields.sender,
+        to: fields.to,
+        cc: fields.cc,
+        bcc: fields.bcc,
+        reply_to: fields.reply_to,
+        subject: fields.subject,
+        date: fields.date,
+        message_id: fields.message_id,
+        in_reply_to: fields.in_reply_to,
+        references: fields.references,
+        headers: fields.headers,
+        list_id: fields.list_id,
+        text: content.text,
+        html: content.html,
+        attachments: content.attachments,
+        auth: fields.auth,
+        delivered_to: fields.delivered_to,
+        is_reply: fields.is_reply,
+        is_auto_submitted: fields.is_auto_submitted,
+    }
+}
