@@ -10,7 +10,10 @@
 //!
 //! - [`config`]: the YAML file, in two stages: a positioned tree as the user wrote it, then a
 //!   validated [`config::Config`] in which every problem was reported at once.
+//! - [`imap`]: one IMAP session (TLS, login, fetch, IDLE, move/copy/store) over async-imap, with deadlines.
 //! - [`message`]: the [`message::MessageView`]: one message parsed once, immutable, read by every rule.
+//! - [`plan`]: what the rules decided for one message, ordered (flags, copies, one final move
+//!   or delete) and keyed so that storing it twice stores it once.
 //! - [`rules`]: the Rhai engine and the rule scripts, compiled at start-up so that a bad rule
 //!   fails before any mail is touched.
 //! - [`store`]: the embedded SQLite store: mailbox checkpoints, the action outbox, the reply
@@ -24,6 +27,7 @@
 pub mod config;
 pub mod error;
 pub mod message;
+pub mod plan;
 pub mod rules;
 pub mod runtime;
 pub mod store;

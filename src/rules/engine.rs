@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use rhai::Engine;
+
+use crate::config::Limits;
 use rhai::module_resolvers::FileModuleResolver;
 
-/// Operations a single evaluation may take before it is stopped (a runaway loop, not real work).
-pub const MAX_OPERATIONS: u64 = 1_000_000;
 /// Nesting of function calls.
 pub const MAX_CALL_LEVELS: usize = 32;
 /// Longest string a script may build, in bytes.
@@ -19,10 +19,10 @@ pub const MAX_COLLECTION_SIZE: usize = 10_000;
 
 /// Builds the engine: limits, no `eval`, strict variables, imports from `plugins_dir`, and
 /// `print`/`debug` routed to tracing (inside the rule's span) instead of stdout.
-pub fn build(plugins_dir: &Path) -> Engine {
+pub fn build(plugins_dir: &Path, limits: &Limits) -> Engine {
     let mut engine = Engine::new();
     engine
-        .set_max_operations(MAX_OPERATIONS)
+        .set_max_operations(limits.operations)
         .set_max_call_levels(MAX_CALL_LEVELS)
         .set_max_expr_depths(64, 32)
         .set_max_string_size(MAX_STRING_SIZE)
@@ -36,5 +36,6 @@ pub fn build(plugins_dir: &Path) -> Engine {
     engine.disable_symbol("eval");
     engine.on_print(|text| tracing::info!(target: "tidings::rule", "{text}"));
     engine.on_debug(|text, source, pos| tracing::debug!(target: "tidings::rule", source, %pos, "{text}"));
+    super::api::register(&mut engine);
     engine
 }

@@ -7,7 +7,12 @@
 //! Live rules are the `*.rhai` files directly in the rules directory, run in file-name order.
 //! Files in subfolders are run only by the schedules that name them.
 
+pub mod api;
 pub mod engine;
+pub mod evaluate;
+
+#[cfg(test)]
+mod evaluate_tests;
 
 #[cfg(test)]
 mod tests;
@@ -16,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use rhai::{AST, Engine, Scope};
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
+
+pub use evaluate::{Evaluation, RuleFailure};
 
 /// A compiled rule.
 #[derive(Debug)]
@@ -35,6 +42,10 @@ pub struct RuleSet {
     pub live: Vec<Rule>,
     /// Rules named by schedules.
     pub scheduled: Vec<Rule>,
+    /// The sandbox limits evaluations run under.
+    pub limits: Limits,
+    /// Failure counts, to disable a rule that keeps failing.
+    health: evaluate::Health,
 }
 
 /// One rule that does not compile.
@@ -84,7 +95,7 @@ impl RuleSet {
     /// Compiles the live rules in `config.rules_dir` and every schedule's rule; reports every
     /// failure, not just the first.
     pub fn compile(config: &Config) -> Result<RuleSet, Error> {
-        let engine = engine::build(&config.plugins_dir);
+        let engine = engine::build(&config.plugins_dir, &config.limits);
         let mut errors = Vec::new();
         let mut live = Vec::new();
         for path in live_rule_files(&config.rules_dir)? {
@@ -97,7 +108,10 @@ impl RuleSet {
                 scheduled.extend(compile_file(&engine, &config.rules_dir, &path, &mut errors));
             }
         }
-        if errors.is_empty() { Ok(RuleSet { engine, live, scheduled }) } else { Err(Error::Compile(errors)) }
+        if !errors.is_empty() {
+            return Err(Error::Compile(errors));
+        }
+        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), health: evaluate::Health::default() })
     }
 }
 

@@ -168,6 +168,11 @@ impl Store {
         self.call(move |conn| outbox::record_outcome(conn, id, &outcome)).await
     }
 
+    /// Records the outcomes of several in-flight actions at once: all or none.
+    pub async fn record_outcomes(&self, outcomes: Vec<(ActionId, Outcome)>) -> Result<()> {
+        self.call(move |conn| outbox::record_outcomes(conn, &outcomes)).await
+    }
+
     /// Turns actions left in flight by a previous run into uncertain, and returns them.
     ///
     /// Call once at start-up, before any claim, and only in the process that runs the

@@ -105,6 +105,15 @@ fn sort_by_due(actions: &mut [Action]) {
     actions.sort_by_key(|a| (a.next_attempt_at, a.id));
 }
 
+/// Records the outcomes of several in-flight actions in one transaction (one sync to disk).
+pub(super) fn record_outcomes(conn: &mut Connection, outcomes: &[(ActionId, Outcome)]) -> Result<(), Error> {
+    let tx = conn.transaction().map_err(|source| Error::Outbox { verb: "record outcomes in", source })?;
+    for (id, outcome) in outcomes {
+        record_outcome(&tx, *id, outcome)?;
+    }
+    tx.commit().map_err(|source| Error::Outbox { verb: "record outcomes in", source })
+}
+
 /// Records what came of an in-flight action.
 pub(super) fn record_outcome(conn: &Connection, id: ActionId, outcome: &Outcome) -> Result<(), Error> {
     let (state, next_attempt_at, error_text) = match outcome {

@@ -1,0 +1,180 @@
+//! Running the live rules over one message: a fresh scope and plan per rule, failures contained.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rhai::{EvalAltResult, Scope};
+
+use super::api::actions::{self, Recorder};
+use super::api::message::Msg;
+use super::{Rule, RuleSet};
+use crate::message::MessageView;
+use crate::plan::Decision;
+
+/// A rule that fails this many times in a row is disabled: it is broken, and running it on every
+/// message only fills the log.
+pub const DISABLE_AFTER: u32 = 20;
+
+/// What the rules decided for one message.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// Every decision, in the order made (rule order, then call order).
+    pub decisions: Vec<Decision>,
+    /// Rules that failed on this message; their decisions are dropped.
+    pub failures: Vec<RuleFailure>,
+    /// The rule that called `stop()`, if any; later rules did not run.
+    pub stopped_by: Option<String>,
+}
+
+/// A rule that failed at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleFailure {
+    /// The rule's name.
+    pub rule: String,
+    /// What went wrong, with the script position.
+    pub error: String,
+}
+
+/// Consecutive failures per rule, and which rules are disabled.
+#[derive(Debug, Default)]
+pub struct Health {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Health {
+    fn is_disabled(&self, rule: &str) -> bool {
+        self.lock().get(rule).is_some_and(|n| *n >= DISABLE_AFTER)
+    }
+
+    fn record(&self, rule: &str, failed: bool) {
+        let mut failures = self.lock();
+        let count = failures.entry(rule.to_owned()).or_default();
+        if !failed {
+            *count = 0;
+            return;
+        }
+        *count += 1;
+        if *count == DISABLE_AFTER {
+            tracing::error!(
+                rule,
+                failures = DISABLE_AFTER,
+                "rule failed {DISABLE_AFTER} times in a row; disabled until it is changed"
+            );
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A panic while holding this lock cannot leave the counts inconsistent (each update is one
+        // statement), so a poisoned lock is still good to use.
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl RuleSet {
+    /// Runs the live rules that `selected` allows over `message`, in order, until one stops.
+    /// Blocking (rules are CPU work): call it from a blocking thread.
+    pub fn evaluate(&self, message: &Arc<MessageView>, selected: &[String]) -> Evaluation {
+        let mut evaluation = Evaluation::default();
+        for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
+            if self.health.is_disabled(&rule.name) {
+                continue;
+            }
+            let span = tracing::info_span!("rule", rule = %rule.name);
+            let _entered = span.enter();
+            match self.run(rule, message) {
+                Ok(recorder) => {
+                    self.health.record(&rule.name, false);
+                    evaluation.decisions.extend(recorder.decisions);
+                    if recorder.stopped {
+                        evaluation.stopped_by = Some(rule.name.clone());
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "rule failed; its decisions for this message are dropped");
+                    self.health.record(&rule.name, true);
+                    evaluation.failures.push(RuleFailure { rule: rule.name.clone(), error });
+                }
+            }
+        }
+        evaluation
+    }
+
+    fn run(&self, rule: &Rule, message: &Arc<MessageView>) -> Result<Recorder, String> {
+        let mut scope = Scope::new();
+        scope.push_constant("msg", Msg(Arc::clone(message)));
+        let recorder = Recorder {
+            rule: rule.name.clone(),
+            decisions: Vec::new(),
+            stopped: false,
+            deadline: Instant::now() + self.limits.wall_time,
+        };
+        let (result, recorder) =
+            actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, &rule.ast));
+        match result {
+            Ok(()) => Ok(recorder),
+            Err(err) if actions::is_stop(&err) => Ok(recorder),
+            Err(err) => Err(describe(&err, &self.limits)),
+        }
+    }
+}
+
+fn describe(err: &EvalAltResult, limits: &crate::config::Limits) -> String {
+    match err {
+        EvalAltResult::ErrorTerminated(..) => format!("stopped after the wall-clock limit of {:?}", limits.wall_time),
+        EvalAltResult::ErrorTooManyOperations(pos) => {
+            format!("stopped after the limit of {} operations ({pos})", limits.operations)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether the account's `rules:` globs select `name`; no globs select every rule.
+pub fn selects(globs: &[String], name: &str) -> bool {
+    globs.is_empty() || globs.iter().any(|g| glob(g.as_bytes(), name.as_bytes()))
+}
+
+/// `*` matches any run of characters, `?` one character; nothing else is special.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_select_rules() {
+        assert!(selects(&[], "any.rhai"));
+        let globs = vec!["news*".to_owned(), "?-receipts.rhai".to_owned()];
+        assert!(selects(&globs, "newsletters.rhai"));
+        assert!(selects(&globs, "1-receipts.rhai"));
+        assert!(!selects(&globs, "10-receipts.rhai"));
+        assert!(!selects(&globs, "github.rhai"));
+        assert!(glob(b"*a*b", b"xxaxxb"));
+        assert!(!glob(b"*a*b", b"xxaxxbc"));
+    }
+}

@@ -1,0 +1,134 @@
+//! Evaluating rules over a message: decisions, stop(), failures contained, limits, disabling.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::Config;
+use crate::message::{MessageKey, MessageView, Meta};
+use crate::plan::Action;
+
+const GITHUB_MAIL: &str = "From: GitHub <notifications@github.com>\r\nTo: me@example.com\r\nSubject: [tidings] Review requested\r\nX-GitHub-Reason: review_requested\r\nList-Id: tidings <tidings.example.github.com>\r\nMessage-ID: <abc@github.com>\r\n\r\nPlease review.\r\n";
+
+fn view(raw: &str) -> Arc<MessageView> {
+    let meta = Meta {
+        key: MessageKey::new("work", "INBOX", 1, 7),
+        flags: vec![],
+        internal_date: None,
+        size: None,
+        truncated: false,
+    };
+    Arc::new(crate::message::parse(raw.as_bytes(), meta))
+}
+
+fn rules(files: &[(&str, &str)], yaml_extra: &str) -> (tempfile::TempDir, RuleSet) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join("rules").join(name), text).unwrap();
+    }
+    let config = Config::from_yaml(&format!("accounts: {{}}\n{yaml_extra}"), &dir.path().join("t.yaml")).unwrap();
+    let set = RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}"));
+    (dir, set)
+}
+
+fn actions(evaluation: &Evaluation) -> Vec<(&str, &Action)> {
+    evaluation.decisions.iter().map(|d| (d.rule.as_str(), &d.action)).collect()
+}
+
+#[test]
+fn the_readme_rule_labels_flags_moves_and_stops() {
+    let rule = r#"
+        if msg.from.domain == "github.com" {
+            label("GitHub");
+            if msg.header("X-GitHub-Reason") == "review_requested" { flag("\\Flagged"); }
+            move_to("GitHub");
+            stop();
+        }
+    "#;
+    let (_dir, set) = rules(&[("10-github.rhai", rule), ("20-later.rhai", "move_to(\"Never\");")], "");
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
+    assert_eq!(
+        actions(&evaluation),
+        [
+            ("10-github.rhai", &Action::AddFlags { flags: vec!["GitHub".into()] }),
+            ("10-github.rhai", &Action::AddFlags { flags: vec!["\\Flagged".into()] }),
+            ("10-github.rhai", &Action::Move { mailbox: "GitHub".into() }),
+        ]
+    );
+    assert_eq!(evaluation.stopped_by.as_deref(), Some("10-github.rhai"));
+}
+
+#[test]
+fn message_getters_read_the_view() {
+    let rule = r#"
+        if msg.subject.contains("Review") && msg.list_id == "tidings.example.github.com"
+           && msg.to[0].address == "me@example.com" && msg.header("x-github-reason") != ()
+           && msg.header("X-Absent") == () && msg.account == "work" && msg.mailbox == "INBOX"
+           && msg.uid == 7 && msg.text.contains("Please") && msg.from.name == "GitHub" {
+            copy_to("Seen/All");
+        }
+    "#;
+    let (_dir, set) = rules(&[("getters.rhai", rule)], "");
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
+    assert_eq!(actions(&evaluation), [("getters.rhai", &Action::Copy { mailbox: "Seen/All".into() })]);
+}
+
+#[test]
+fn a_failing_rule_is_contained_and_the_others_run() {
+    let (_dir, set) = rules(
+        &[
+            ("a.rhai", "flag(\"early\");\nlet x = 1 / 0;\n"),
+            ("b.rhai", "flag(\"has space\");"),
+            ("c.rhai", "mark_read();"),
+        ],
+        "",
+    );
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let failed: Vec<&str> = evaluation.failures.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(failed, ["a.rhai", "b.rhai"]);
+    assert!(evaluation.failures[0].error.contains("line 2"), "{:?}", evaluation.failures[0]);
+    assert!(evaluation.failures[1].error.contains("cannot be a keyword"), "{:?}", evaluation.failures[1]);
+    // The failed rule's "early" flag is dropped: a rule's decisions count only if it finishes.
+    assert_eq!(actions(&evaluation), [("c.rhai", &Action::AddFlags { flags: vec!["\\Seen".into()] })]);
+}
+
+#[test]
+fn wall_clock_and_operation_limits_stop_runaway_rules() {
+    let busy = "let n = 0; loop { n += 1; }";
+    let (_dir, set) = rules(&[("busy.rhai", busy)], "limits: { operations: 1000000000, wall_time: 50ms }\n");
+    let started = std::time::Instant::now();
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(evaluation.failures[0].error.contains("wall-clock limit"), "{:?}", evaluation.failures);
+    let (_dir, set) = rules(&[("busy.rhai", busy)], "limits: { operations: 5000 }\n");
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    assert!(evaluation.failures[0].error.contains("limit of 5000 operations"), "{:?}", evaluation.failures);
+}
+
+#[test]
+fn a_rule_failing_twenty_times_in_a_row_is_disabled() {
+    let (_dir, set) = rules(&[("broken.rhai", "flag(\"\\\\Nope\");")], "");
+    let message = view(GITHUB_MAIL);
+    for _ in 0..evaluate::DISABLE_AFTER {
+        assert_eq!(set.evaluate(&message, &[]).failures.len(), 1);
+    }
+    assert!(set.evaluate(&message, &[]).failures.is_empty(), "a disabled rule no longer runs");
+}
+
+#[test]
+fn account_globs_narrow_the_rules() {
+    let (_dir, set) = rules(&[("news.rhai", "flag(\"news\");"), ("work.rhai", "flag(\"work\");")], "");
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &["work*".to_owned()]);
+    assert_eq!(actions(&evaluation), [("work.rhai", &Action::AddFlags { flags: vec!["work".into()] })]);
+}
+
+#[test]
+fn bad_folder_names_fail_the_rule() {
+    let (_dir, set) = rules(&[("bad.rhai", "move_to(\"a//b\");")], "");
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    assert!(evaluation.failures[0].error.contains("is not a folder name"), "{:?}", evaluation.failures);
+    assert!(Path::new(&evaluation.failures[0].rule).ends_with("bad.rhai"));
+}
