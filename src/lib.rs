@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod error;
+pub mod imap;
 pub mod message;
 pub mod plan;
 pub mod rules;

@@ -1,0 +1,221 @@
+//! Opening a connection: TCP, TLS (implicit or STARTTLS, or none), the greeting, LOGIN.
+//!
+//! Trust: with no `ca_file`, the platform verifier (the system's roots, the way a browser on
+//! this machine would decide); with a `ca_file`, only the CAs in that file. The two are not
+//! mixed: a `ca_file` is for a private server, and pinning it to its own CA means a public CA
+//! cannot vouch for an impostor. Every step has a deadline. What it must not do: retry,
+//! sleep, or log the password (only the login name and the server appear in logs).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_imap::imap_proto::{Response, Status};
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+use tracing::debug;
+
+use super::{Error, Login, Timeouts};
+use crate::config::Tls;
+
+/// The byte stream under async-imap: plain TCP or TLS over TCP.
+#[derive(Debug)]
+pub(super) enum Transport {
+    /// Before STARTTLS, or `tls: none`.
+    Plain(TcpStream),
+    /// Implicit TLS or after STARTTLS.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// An authenticated async-imap session over a [`Transport`].
+pub(super) type Conn = async_imap::Session<Transport>;
+
+/// Connects, secures, reads the greeting and logs in; `at` names account and server in errors.
+pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result<Conn, Error> {
+    let server = &login.server;
+    let tls = match server.tls {
+        Tls::None => None,
+        _ => Some(tls_connector(login, at).await?),
+    };
+    let connect = TcpStream::connect((server.host.as_str(), server.port));
+    let tcp = within(timeouts.connect, "connect", at, connect)
+        .await?
+        .map_err(|source| Error::Connect { at: at.into(), source })?;
+    // Commands are small and answered one by one: do not let Nagle hold them back.
+    let _ = tcp.set_nodelay(true);
+    debug!(host = %server.host, port = server.port, tls = ?server.tls, "imap: connected");
+    let transport = match (&tls, server.tls) {
+        (Some(tls), Tls::Implicit) => handshake(tls, login, tcp, timeouts, at).await?,
+        _ => Transport::Plain(tcp),
+    };
+    let mut client = async_imap::Client::new(transport);
+    within(timeouts.connect, "read the server greeting", at, greeting(&mut client))
+        .await?
+        .map_err(command(at, "read the server greeting"))?;
+    if let (Some(tls), Tls::StartTls) = (&tls, server.tls) {
+        client = starttls(client, tls, login, timeouts, at).await?;
+    }
+    debug!(user = %login.username, "imap: logging in");
+    let password = login.password.expose();
+    match within(timeouts.command, "log in", at, client.login(&login.username, password)).await? {
+        Ok(conn) => Ok(conn),
+        Err((source, _)) if !super::error::breaks_connection(&source) => {
+            Err(Error::Auth { at: at.into(), user: login.username.clone(), source })
+        }
+        Err((source, _)) => Err(command(at, "log in")(source)),
+    }
+}
+
+/// Sends STARTTLS on the plaintext connection and wraps the TCP stream in TLS. Bytes the
+/// server sent after its OK are dropped with the old client: they were not protected.
+async fn starttls(
+    mut client: async_imap::Client<Transport>,
+    tls: &TlsConnector,
+    login: &Login,
+    timeouts: &Timeouts,
+    at: &str,
+) -> Result<async_imap::Client<Transport>, Error> {
+    let asked = client.run_command_and_check_ok("STARTTLS", None);
+    within(timeouts.command, "start TLS", at, asked).await?.map_err(|e| match e {
+        e if super::error::breaks_connection(&e) => command(at, "start TLS")(e),
+        e => Error::Tls { at: at.into(), source: io::Error::other(format!("the server refused STARTTLS: {e}")) },
+    })?;
+    let Transport::Plain(tcp) = client.into_inner() else {
+        return Err(Error::Tls { at: at.into(), source: io::Error::other("STARTTLS on a TLS connection") });
+    };
+    // No second greeting after STARTTLS (RFC 3501 6.2.1): LOGIN comes next.
+    Ok(async_imap::Client::new(handshake(tls, login, tcp, timeouts, at).await?))
+}
+
+async fn handshake(
+    tls: &TlsConnector,
+    login: &Login,
+    tcp: TcpStream,
+    timeouts: &Timeouts,
+    at: &str,
+) -> Result<Transport, Error> {
+    let name = server_name(&login.server.host).map_err(|source| Error::Tls { at: at.into(), source })?;
+    let stream = within(timeouts.connect, "set up TLS", at, tls.connect(name, tcp)).await?;
+    let stream = stream.map_err(|source| Error::Tls { at: at.into(), source })?;
+    debug!("imap: TLS established");
+    Ok(Transport::Tls(Box::new(stream)))
+}
+
+/// Reads the untagged greeting: OK (or PREAUTH) goes on, BYE or anything else is refused.
+async fn greeting(client: &mut async_imap::Client<Transport>) -> Result<(), async_imap::error::Error> {
+    let response = client.read_response().await?.ok_or(async_imap::error::Error::ConnectionLost)?;
+    match response.parsed() {
+        Response::Data { status: Status::Ok | Status::PreAuth, .. } => Ok(()),
+        other => Err(io::Error::other(format!("the server did not greet with OK: {other:?}")).into()),
+    }
+}
+
+/// The name the certificate must carry: a DNS name, or an IP address (IPv6 without brackets).
+fn server_name(host: &str) -> Result<ServerName<'static>, io::Error> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    ServerName::try_from(bare.to_owned()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// TLS settings: the ring provider, and the platform verifier or the account's CA file.
+async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnector, Error> {
+    let tls_error = |e: tokio_rustls::rustls::Error| Error::Tls { at: at.into(), source: io::Error::other(e) };
+    let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?;
+    let config = match &login.ca_file {
+        Some(path) => {
+            let ca_error = |source| Error::CaFile { path: path.clone(), at: at.into(), source };
+            let pem = tokio::fs::read(path).await.map_err(ca_error)?;
+            builder.with_root_certificates(roots_from_pem(&pem).map_err(ca_error)?).with_no_client_auth()
+        }
+        None => builder.with_platform_verifier().map_err(tls_error)?.with_no_client_auth(),
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Every certificate in a PEM file as a root; at least one must be there.
+fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, io::Error> {
+    let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.map_err(|e| invalid(&e))?).map_err(|e| invalid(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(&"no PEM certificate in it"));
+    }
+    Ok(roots)
+}
+
+/// Runs `fut` with a deadline; a timeout becomes [`Error::Timeout`] naming `what`.
+async fn within<T>(limit: Duration, what: &str, at: &str, fut: impl Future<Output = T>) -> Result<T, Error> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| Error::Timeout {
+        what: what.into(),
+        at: at.into(),
+        after: limit,
+    })
+}
+
+fn command(at: &str, what: &str) -> impl FnOnce(async_imap::error::Error) -> Error {
+    let (at, what) = (at.to_owned(), what.to_owned());
+    move |source| Error::Command { what, at, source: super::error::scrub(source) }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_accept_hosts_and_ip_addresses() {
+        assert!(matches!(server_name("imap.example.com"), Ok(ServerName::DnsName(_))));
+        assert!(matches!(server_name("127.0.0.1"), Ok(ServerName::IpAddress(_))));
+        assert!(matches!(server_name("[::1]"), Ok(ServerName::IpAddress(_))));
+        assert!(server_name("not a host").is_err());
+    }
+
+    #[test]
+    fn a_ca_file_needs_a_certificate() {
+        let err = roots_from_pem(b"just text\n").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    }
+}

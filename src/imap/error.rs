@@ -1,0 +1,189 @@
+//! Errors of the IMAP layer: one enum, each message "cannot <verb> <object>" naming the
+//! account, server and mailbox, with the cause in `source` (never in the message).
+//!
+//! The predicates tell a caller how to react: [`Error::is_auth`] and [`Error::is_tls`] are
+//! failures that retrying soon cannot fix (wait long), [`Error::is_transient`] ones a new
+//! connection may well fix (back off and reconnect). Anything else is a refusal of one
+//! request (a mailbox that does not exist, a flag the server rejects) on a connection that is
+//! still usable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An error of the IMAP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The TCP connection could not be opened.
+    #[error("cannot connect to {at}")]
+    Connect {
+        /// Account and server, e.g. ``account `work` (imap.example.com:993)``.
+        at: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA file named by the account could not be read or holds no certificate.
+    #[error("cannot read CA file {path} for {at}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Account and server.
+        at: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS could not be set up: no usable roots, a failed handshake, an untrusted or
+    /// mismatching certificate, or a server that refused STARTTLS.
+    #[error("cannot set up TLS with {at}")]
+    Tls {
+        /// Account and server.
+        at: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server refused the user name or password.
+    #[error("cannot log in to {at} as {user}: the server refused the credentials")]
+    Auth {
+        /// Account and server.
+        at: String,
+        /// The login name (never the password).
+        user: String,
+        /// The server's answer.
+        #[source]
+        source: async_imap::error::Error,
+    },
+    /// A command got no complete answer within its deadline; the connection is now broken.
+    #[error("cannot {what} for {at}: no answer within {after:?}; the connection must be dropped")]
+    Timeout {
+        /// What was being done, e.g. ``select mailbox `INBOX` ``.
+        what: String,
+        /// Account and server.
+        at: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// A command failed: refused by the server (NO/BAD, the connection is still usable) or
+    /// cut off (I/O error, EOF, BYE, unparsable answer: the connection is broken).
+    #[error("cannot {what} for {at}")]
+    Command {
+        /// What was being done.
+        what: String,
+        /// Account and server.
+        at: String,
+        /// The server's answer or the I/O error.
+        #[source]
+        source: async_imap::error::Error,
+    },
+    /// An earlier failure left the connection unusable; drop the session and reconnect.
+    #[error("cannot {what} for {at}: the connection is broken ({why}) and must be dropped")]
+    Broken {
+        /// What was being attempted now.
+        what: String,
+        /// Account and server.
+        at: String,
+        /// What broke it, e.g. "an earlier command timed out".
+        why: String,
+    },
+    /// The request cannot be done on this server or in this state, e.g. a move on a server
+    /// with neither MOVE nor UIDPLUS, or a fetch with no mailbox selected.
+    #[error("cannot {what} for {at}: {reason}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+        /// Account and server.
+        at: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// An argument cannot be sent as asked: a flag that is not an atom, search criteria with
+    /// line breaks.
+    #[error("cannot {what}: {reason}")]
+    Invalid {
+        /// What was asked.
+        what: String,
+        /// What is wrong with the argument.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The server refused the credentials: retrying soon only locks the account; wait long.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Auth { .. })
+    }
+
+    /// TLS could not be set up (CA file, handshake, certificate): a configuration problem
+    /// that retrying soon will not fix.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Tls { .. } | Error::CaFile { .. })
+    }
+
+    /// Network trouble, a timeout, BYE, EOF or an unparsable answer: drop the session,
+    /// back off and reconnect.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Broken { .. } => true,
+            Error::Command { source, .. } => breaks_connection(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an async-imap error leaves the stream in an unknown state (anything but a tagged
+/// NO or BAD, after which the server waits for the next command).
+pub(super) fn breaks_connection(error: &async_imap::error::Error) -> bool {
+    use async_imap::error::Error as E;
+    !matches!(error, E::No(_) | E::Bad(_) | E::Validate(_))
+}
+
+/// async-imap puts the whole unparsed buffer into parse errors, which may hold a message body:
+/// keep the first characters only, so that an error chain in a log cannot carry mail.
+pub(super) fn scrub(error: async_imap::error::Error) -> async_imap::error::Error {
+    const KEEP: usize = 160;
+    use async_imap::error::Error as E;
+    match error {
+        E::Io(io) if io.to_string().len() > KEEP => {
+            let text = io.to_string();
+            let cut = (0..=KEEP).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            E::Io(std::io::Error::new(io.kind(), format!("{}... (cut)", &text[..cut])))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> String {
+        "account `work` (127.0.0.1:993)".into()
+    }
+
+    #[test]
+    fn predicates_sort_failures() {
+        let lost = Error::Command { what: "x".into(), at: at(), source: async_imap::error::Error::ConnectionLost };
+        assert!(lost.is_transient() && !lost.is_auth() && !lost.is_tls());
+        let no = Error::Command { what: "x".into(), at: at(), source: async_imap::error::Error::No("gone".into()) };
+        assert!(!no.is_transient());
+        let auth = Error::Auth { at: at(), user: "me".into(), source: async_imap::error::Error::No("x".into()) };
+        assert!(auth.is_auth() && !auth.is_transient());
+        let tls = Error::Tls { at: at(), source: std::io::Error::other("bad cert") };
+        assert!(tls.is_tls() && !tls.is_transient());
+        let timeout = Error::Timeout { what: "select mailbox `INBOX`".into(), at: at(), after: Duration::from_secs(1) };
+        assert!(timeout.is_transient());
+        assert_eq!(
+            timeout.to_string(),
+            "cannot select mailbox `INBOX` for account `work` (127.0.0.1:993): no answer within 1s; \
+             the connection must be dropped"
+        );
+    }
+
+    #[test]
+    fn scrub_cuts_long_parse_errors() {
+        let long = async_imap::error::Error::Io(std::io::Error::other(format!("parse of {}", "body ".repeat(100))));
+        let scrubbed = scrub(long).to_string();
+        assert!(scrubbed.len() < 200 && scrubbed.ends_with("(cut)"), "{scrubbed}");
+    }
+}

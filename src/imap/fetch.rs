@@ -1,0 +1,225 @@
+//! Fetching messages from the selected mailbox, never setting `\Seen` (BODY.PEEK only).
+//!
+//! Two steps, each one round trip: first UID, FLAGS, INTERNALDATE and RFC822.SIZE for the
+//! range, then the bodies, pipelined in batches by UID set; a message larger than the
+//! caller's limit comes with its header only (`truncated`). A burst of a hundred new
+//! messages is two FETCH commands. This module fetches what it is asked for; which messages
+//! matter and what happens to them is decided elsewhere.
+
+use std::collections::HashMap;
+
+use async_imap::imap_proto::{AttributeValue, Response};
+use chrono::{DateTime, Utc};
+
+use super::uidset::{MAX_SET_LEN, UidSet};
+use super::{Result, Session, wire};
+
+/// The most messages one [`Session::fetch_after`] returns (the oldest first); call it again
+/// from the highest UID returned until it returns nothing.
+pub const FETCH_LIMIT: usize = 500;
+/// The most message bytes (by RFC822.SIZE) one call loads, beyond the first message.
+const BYTE_BUDGET: u64 = 64 * 1024 * 1024;
+/// UIDs per body FETCH command.
+const BODY_BATCH: usize = 200;
+
+/// One message as fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// Its UID in the selected mailbox.
+    pub uid: u32,
+    /// System flags as `\Seen`, `\Answered`, ...; keywords as the server sent them
+    /// (`$Forwarded`); `\Recent` is left out.
+    pub flags: Vec<String>,
+    /// When the server received it.
+    pub internal_date: Option<DateTime<Utc>>,
+    /// Its full size (RFC822.SIZE), also when only the header was fetched.
+    pub size: u64,
+    /// The raw message, or only its header when `truncated`.
+    pub raw: Vec<u8>,
+    /// Whether `raw` is only the header, the message being larger than the limit.
+    pub truncated: bool,
+}
+
+/// Step one's answer for one message.
+#[derive(Clone, Debug)]
+struct Meta {
+    uid: u32,
+    flags: Vec<String>,
+    internal_date: Option<DateTime<Utc>>,
+    size: u64,
+}
+
+impl Session {
+    /// Messages with a UID above `last_uid` in the selected mailbox, ascending, at most
+    /// [`FETCH_LIMIT`] (and about 64 MiB) per call. Bodies larger than `max_bytes` come as
+    /// headers only, with `truncated` set. `\Seen` is never set.
+    pub async fn fetch_after(&mut self, last_uid: u32, max_bytes: u64) -> Result<Vec<Fetched>> {
+        let what = format!("fetch messages after UID {last_uid} in {}", self.selected_name());
+        self.require_selected(&what)?;
+        // Whatever EXISTS said so far, this fetch sees it.
+        self.new_mail = false;
+        let Some(first) = last_uid.checked_add(1) else { return Ok(Vec::new()) };
+        // `first:*` always matches the newest message, even one at or below `last_uid`.
+        let mut metas = self.fetch_meta(&what, vec![format!("{first}:*")]).await?;
+        metas.retain(|m| m.uid > last_uid);
+        within_budget(&mut metas, max_bytes);
+        self.fetch_bodies(&what, metas, max_bytes).await
+    }
+
+    /// The messages with these UIDs (for backfill and search results), ascending; UIDs that
+    /// do not exist are skipped. Pass at most a few hundred at a time: all are loaded.
+    pub async fn fetch_uids(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
+        let what = format!("fetch {} messages by UID in {}", uids.len(), self.selected_name());
+        self.require_selected(&what)?;
+        let set = UidSet::new(uids.iter().copied());
+        if set.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut metas = self.fetch_meta(&what, set.chunks(MAX_SET_LEN)).await?;
+        metas.retain(|m| set.contains(m.uid));
+        self.fetch_bodies(&what, metas, max_bytes).await
+    }
+
+    /// Step one: UID, FLAGS, INTERNALDATE and RFC822.SIZE for the sets; sorted by UID.
+    async fn fetch_meta(&mut self, what: &str, sets: Vec<String>) -> Result<Vec<Meta>> {
+        let commands: Vec<String> =
+            sets.iter().map(|set| format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE)")).collect();
+        self.fetch_commands += commands.len() as u64;
+        let mut metas: HashMap<u32, Meta> = HashMap::new();
+        self.exchange(what, &commands, self.timeouts.command, |r| {
+            if let Some(meta) = meta_of(r) {
+                metas.insert(meta.uid, meta);
+            }
+        })
+        .await?;
+        let mut metas: Vec<Meta> = metas.into_values().collect();
+        metas.sort_by_key(|m| m.uid);
+        Ok(metas)
+    }
+
+    /// Step two: the bodies (or headers of the oversized), all batches pipelined under one
+    /// deadline that grows with the bytes expected.
+    async fn fetch_bodies(&mut self, what: &str, metas: Vec<Meta>, max_bytes: u64) -> Result<Vec<Fetched>> {
+        if metas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (full, headers): (Vec<&Meta>, Vec<&Meta>) = metas.iter().partition(|m| m.size <= max_bytes);
+        let mut commands = body_commands(&full, "BODY.PEEK[]");
+        commands.extend(body_commands(&headers, "BODY.PEEK[HEADER]"));
+        self.fetch_commands += commands.len() as u64;
+        let bytes: u64 = full.iter().map(|m| m.size).sum();
+        let mib = u32::try_from(bytes.div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
+        let limit = self.timeouts.command.saturating_add(self.timeouts.fetch_per_mb.saturating_mul(mib));
+        let mut bodies: HashMap<u32, Vec<u8>> = HashMap::new();
+        self.exchange(what, &commands, limit, |r| {
+            if let Some((uid, body)) = body_of(r) {
+                bodies.insert(uid, body);
+            }
+        })
+        .await?;
+        // A message expunged between the two steps has no body: it is gone, skip it.
+        let fetched = metas.into_iter().filter_map(|m| {
+            let raw = bodies.remove(&m.uid)?;
+            Some(Fetched {
+                truncated: m.size > max_bytes,
+                uid: m.uid,
+                flags: m.flags,
+                internal_date: m.internal_date,
+                size: m.size,
+                raw,
+            })
+        });
+        Ok(fetched.collect())
+    }
+}
+
+/// Keeps the oldest messages up to [`FETCH_LIMIT`] and [`BYTE_BUDGET`] (always the first).
+fn within_budget(metas: &mut Vec<Meta>, max_bytes: u64) {
+    let mut total = 0u64;
+    let keep = metas
+        .iter()
+        .take(FETCH_LIMIT)
+        .take_while(|m| {
+            total = total.saturating_add(if m.size <= max_bytes { m.size } else { 0 });
+            total <= BYTE_BUDGET
+        })
+        .count();
+    metas.truncate(keep.max(1));
+}
+
+/// `UID FETCH <set> (UID <item>)` for the messages, in batches of [`BODY_BATCH`] UIDs.
+fn body_commands(metas: &[&Meta], item: &str) -> Vec<String> {
+    metas
+        .chunks(BODY_BATCH)
+        .flat_map(|batch| UidSet::new(batch.iter().map(|m| m.uid)).chunks(MAX_SET_LEN))
+        .map(|set| format!("UID FETCH {set} (UID {item})"))
+        .collect()
+}
+
+/// Step one's attributes from a FETCH response with a UID and a size.
+fn meta_of(response: &Response<'_>) -> Option<Meta> {
+    let Response::Fetch(_, attributes) = response else { return None };
+    let (mut uid, mut size, mut flags, mut date) = (None, None, Vec::new(), None);
+    for attribute in attributes {
+        match attribute {
+            AttributeValue::Uid(u) => uid = Some(*u),
+            AttributeValue::Rfc822Size(s) => size = Some(u64::from(*s)),
+            AttributeValue::Flags(list) => flags = list.iter().filter_map(|f| wire::flag_name(f)).collect(),
+            AttributeValue::InternalDate(d) => date = wire::internal_date(d),
+            _ => {}
+        }
+    }
+    // A FETCH without size is an unsolicited flag update, not an answer to step one.
+    Some(Meta { uid: uid?, size: size?, flags, internal_date: date })
+}
+
+/// The UID and body section from a FETCH response of step two.
+fn body_of(response: &Response<'_>) -> Option<(u32, Vec<u8>)> {
+    let Response::Fetch(_, attributes) = response else { return None };
+    let uid = attributes.iter().find_map(|a| if let AttributeValue::Uid(u) = a { Some(*u) } else { None })?;
+    let body = attributes.iter().find_map(|a| match a {
+        AttributeValue::BodySection { data, .. } => Some(data.as_deref().unwrap_or_default().to_vec()),
+        _ => None,
+    })?;
+    Some((uid, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, size: u64) -> Meta {
+        Meta { uid, flags: Vec::new(), internal_date: None, size }
+    }
+
+    #[test]
+    fn body_commands_batch_by_uid_set() {
+        let metas: Vec<Meta> = (1..=450).map(|u| meta(u, 10)).collect();
+        let refs: Vec<&Meta> = metas.iter().collect();
+        let commands = body_commands(&refs, "BODY.PEEK[]");
+        assert_eq!(
+            commands,
+            [
+                "UID FETCH 1:200 (UID BODY.PEEK[])",
+                "UID FETCH 201:400 (UID BODY.PEEK[])",
+                "UID FETCH 401:450 (UID BODY.PEEK[])"
+            ]
+        );
+        assert!(body_commands(&[], "BODY.PEEK[]").is_empty());
+    }
+
+    #[test]
+    fn budget_keeps_the_oldest_and_at_least_one() {
+        let mut many: Vec<Meta> = (1..=600).map(|u| meta(u, 10)).collect();
+        within_budget(&mut many, 1000);
+        assert_eq!(many.len(), FETCH_LIMIT);
+        assert_eq!(many.last().map(|m| m.uid), Some(FETCH_LIMIT as u32));
+        let mut big: Vec<Meta> = (1..=3).map(|u| meta(u, BYTE_BUDGET)).collect();
+        within_budget(&mut big, u64::MAX);
+        assert_eq!(big.len(), 1, "one message over budget still comes");
+        // Oversized ones cost only their header, so they do not eat the budget.
+        let mut oversized: Vec<Meta> = (1..=5).map(|u| meta(u, BYTE_BUDGET)).collect();
+        within_budget(&mut oversized, 1000);
+        assert_eq!(oversized.len(), 5);
+    }
+}

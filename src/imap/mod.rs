@@ -1,0 +1,427 @@
+//! IMAP: the only code that talks to async-imap.
+//!
+//! A [`Session`] is one authenticated connection with at most one selected mailbox. A
+//! mailbox watcher uses it to fetch new mail ([`Session::fetch_after`]) and wait for more
+//! ([`Session::idle`]); an executor uses it to move, copy, flag and create
+//! ([`Session::uid_move`] and friends). Mailbox names are UTF-8 paths with `/` everywhere in
+//! this API; the session maps them to the server's form (see [`Session::server_name`]).
+//!
+//! Every command has a deadline ([`Timeouts`]). async-imap is not cancel-safe, so a command
+//! that times out or breaks off mid-answer leaves the session *broken*: every later call
+//! returns [`Error::Broken`] and the caller drops the session and reconnects, pacing itself
+//! with a [`Backoff`].
+//!
+//! What it must not do: evaluate rules, decide which messages to act on, retry, sleep
+//! between reconnects, or keep state across connections (checkpoints live in the store).
+
+mod connect;
+mod error;
+mod fetch;
+mod idle;
+pub mod mutf7;
+mod names;
+mod ops;
+pub mod retry;
+mod uidset;
+mod wire;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status, StatusAttribute};
+use tracing::debug;
+
+use crate::config::{Account, Secret, Server};
+use connect::Conn;
+use names::Names;
+
+pub use error::Error;
+pub use fetch::{FETCH_LIMIT, Fetched};
+pub use idle::IdleOutcome;
+pub use ops::{FlagOp, Folder};
+pub use retry::Backoff;
+pub use uidset::{MAX_SET_LEN, UidSet};
+
+/// The result of an IMAP operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where and as whom to log in. The password is resolved by the caller, once.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// The account's name, for messages and logs.
+    pub account: String,
+    /// The IMAP server.
+    pub server: Server,
+    /// The login name.
+    pub username: String,
+    /// The password; shown as `[redacted]` by `Debug`.
+    pub password: Secret<String>,
+    /// A PEM file of CAs to trust instead of the platform's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Login {
+    /// The login for `account`'s IMAP server with its resolved `password`.
+    pub fn new(account: &Account, password: Secret<String>) -> Login {
+        Login {
+            account: account.name.clone(),
+            server: account.imap.clone(),
+            username: account.username.clone(),
+            password,
+            ca_file: account.ca_file.clone(),
+        }
+    }
+}
+
+/// Deadlines for the steps of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect, TLS handshake and greeting, each (default 15 s).
+    pub connect: Duration,
+    /// Any one command, login included (default 60 s).
+    pub command: Duration,
+    /// Added to `command` per MiB of message bodies fetched at once (default 10 s).
+    pub fetch_per_mb: Duration,
+    /// The longest one IDLE lasts before the session ends and re-issues it (default 10 min:
+    /// under RFC 2177's 29 minutes and the idle timeout of most NAT gateways).
+    pub idle_refresh: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(15),
+            command: Duration::from_secs(60),
+            fetch_per_mb: Duration::from_secs(10),
+            idle_refresh: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the server offers after login (servers change the list after authentication).
+/// The flags may be switched off by a caller to avoid an extension a server implements badly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// IDLE (RFC 2177): push instead of polling.
+    pub idle: bool,
+    /// MOVE (RFC 6851).
+    pub move_: bool,
+    /// UIDPLUS (RFC 4315): UID EXPUNGE, needed for a safe move without MOVE.
+    pub uidplus: bool,
+    /// SPECIAL-USE (RFC 6154): `\Trash`, `\Archive`, ... in LIST.
+    pub special_use: bool,
+    /// NAMESPACE (RFC 2342).
+    pub namespace: bool,
+    /// CONDSTORE (RFC 7162).
+    pub condstore: bool,
+    /// Gmail's extensions (X-GM-EXT-1).
+    pub gmail: bool,
+    /// Every capability as the server sent it, e.g. `IMAP4rev1`, `AUTH=PLAIN`.
+    pub raw: Vec<String>,
+}
+
+impl Capabilities {
+    /// The flags for a list as sent by the server.
+    pub fn from_raw(raw: Vec<String>) -> Capabilities {
+        let has = |name: &str| raw.iter().any(|c| c.eq_ignore_ascii_case(name));
+        Capabilities {
+            idle: has("IDLE"),
+            move_: has("MOVE"),
+            uidplus: has("UIDPLUS"),
+            special_use: has("SPECIAL-USE"),
+            namespace: has("NAMESPACE"),
+            condstore: has("CONDSTORE"),
+            gmail: has("X-GM-EXT-1"),
+            raw,
+        }
+    }
+
+    /// Whether the server sent capability `name` (case-insensitive).
+    pub fn has(&self, name: &str) -> bool {
+        self.raw.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The state of a mailbox when it was selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selected {
+    /// UIDVALIDITY: when it changes, every UID known from before is void.
+    pub uidvalidity: u32,
+    /// The UID the next message will get at the earliest.
+    pub uidnext: u32,
+    /// How many messages the mailbox holds.
+    pub exists: u32,
+}
+
+/// One authenticated IMAP connection with at most one selected mailbox.
+#[derive(Debug)]
+pub struct Session {
+    /// `None` while IDLE holds the connection, and after it broke.
+    conn: Option<Conn>,
+    /// Why the connection must be dropped, once it must.
+    broken: Option<String>,
+    /// Account and server, for messages.
+    at: String,
+    timeouts: Timeouts,
+    caps: Capabilities,
+    names: Names,
+    /// The selected mailbox (UTF-8 path) and its state at selection.
+    selected: Option<(String, Selected)>,
+    /// EXISTS was seen since the last fetch: new mail may be waiting.
+    new_mail: bool,
+    fetch_commands: u64,
+}
+
+impl Session {
+    /// Connects, logs in, and reads the capabilities, personal namespace and hierarchy
+    /// delimiter. Errors: [`Error::is_auth`] for refused credentials, [`Error::is_tls`] for
+    /// TLS trouble, [`Error::is_transient`] for the network.
+    pub async fn connect(login: &Login, timeouts: Timeouts) -> Result<Session> {
+        let at = format!("account `{}` ({}:{})", login.account, login.server.host, login.server.port);
+        let conn = connect::open(login, &timeouts, &at).await?;
+        let mut session = Session {
+            conn: Some(conn),
+            broken: None,
+            at,
+            timeouts,
+            caps: Capabilities::default(),
+            names: Names::default(),
+            selected: None,
+            new_mail: false,
+            fetch_commands: 0,
+        };
+        session.read_capabilities().await?;
+        session.read_names().await?;
+        debug!(account = %login.account, caps = ?session.caps.raw, names = ?session.names, "imap: logged in");
+        Ok(session)
+    }
+
+    /// What the server offers, as read after login.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The capabilities, to switch off one the server implements badly (or, in tests, to
+    /// exercise a fallback such as a move without MOVE).
+    pub fn capabilities_mut(&mut self) -> &mut Capabilities {
+        &mut self.caps
+    }
+
+    /// The selected mailbox's path and state at selection, if one is selected.
+    pub fn selected(&self) -> Option<(&str, &Selected)> {
+        self.selected.as_ref().map(|(name, s)| (name.as_str(), s))
+    }
+
+    /// Whether the connection broke (a timeout, an I/O error, BYE): drop the session.
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// How many UID FETCH commands this session sent, for metrics and tests.
+    pub fn fetch_commands(&self) -> u64 {
+        self.fetch_commands
+    }
+
+    /// The server's name for a UTF-8 path (`/`-separated): its delimiter, its personal
+    /// namespace prefix (never before INBOX), modified UTF-7.
+    pub fn server_name(&self, utf8_path: &str) -> String {
+        self.names.to_server(utf8_path)
+    }
+
+    /// SELECTs `mailbox` (read-write), replacing any selected one.
+    pub async fn select(&mut self, mailbox: &str) -> Result<Selected> {
+        let what = format!("select mailbox `{mailbox}`");
+        self.selected = None;
+        let command = format!("SELECT {}", wire::quote(&self.server_name(mailbox)));
+        let (mut uidvalidity, mut uidnext, mut exists) = (None, None, 0);
+        self.exchange(&what, &[command], self.timeouts.command, |r| match r {
+            Response::Data { status: Status::Ok, outcome } => match outcome.code {
+                Some(ResponseCode::UidValidity(v)) => uidvalidity = Some(v),
+                Some(ResponseCode::UidNext(n)) => uidnext = Some(n),
+                _ => {}
+            },
+            Response::MailboxData(MailboxDatum::Exists(n)) => exists = *n,
+            _ => {}
+        })
+        .await?;
+        self.new_mail = false;
+        let Some(uidvalidity) = uidvalidity else {
+            return Err(self.unsupported(&what, "the server sent no UIDVALIDITY"));
+        };
+        let uidnext = match uidnext {
+            Some(n) => n,
+            None => self.compute_uidnext(&what, mailbox, exists).await?,
+        };
+        let selected = Selected { uidvalidity, uidnext, exists };
+        debug!(at = %self.at, mailbox, ?selected, "imap: selected");
+        self.selected = Some((mailbox.to_owned(), selected));
+        Ok(selected)
+    }
+
+    /// UID SEARCH with `criteria` as IMAP writes them (`UNSEEN`, `SINCE 1-Jan-2026`), in the
+    /// selected mailbox; ascending UIDs.
+    pub async fn search_uids(&mut self, criteria: &str) -> Result<Vec<u32>> {
+        let what = format!("search `{criteria}` in {}", self.selected_name());
+        if !criteria.is_ascii() || criteria.chars().any(|c| c.is_ascii_control()) {
+            return Err(Error::Invalid { what, reason: "search criteria must be printable ASCII".into() });
+        }
+        self.require_selected(&what)?;
+        let mut uids = Vec::new();
+        self.exchange(&what, &[format!("UID SEARCH {criteria}")], self.timeouts.command, |r| {
+            if let Response::MailboxData(MailboxDatum::Search(found)) = r {
+                uids.extend_from_slice(found);
+            }
+        })
+        .await?;
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// NOOP: keeps the connection alive and collects news; `true` if new mail was announced
+    /// (EXISTS) since the last fetch. For servers without IDLE, poll with this.
+    pub async fn noop(&mut self) -> Result<bool> {
+        self.exchange("send NOOP", &["NOOP".to_owned()], self.timeouts.command, |_| {}).await?;
+        Ok(self.new_mail)
+    }
+
+    /// The connection, or [`Error::Broken`] if there is none to use.
+    fn live(&mut self, what: &str) -> Result<&mut Conn> {
+        let why = match (&self.broken, &mut self.conn) {
+            (None, Some(conn)) => return Ok(conn),
+            (Some(why), _) => why.clone(),
+            (None, None) => "it was lost during IDLE".to_owned(),
+        };
+        Err(Error::Broken { what: what.into(), at: self.at.clone(), why })
+    }
+
+    /// Marks the session broken and closes the connection.
+    fn mark_broken(&mut self, why: String) {
+        debug!(at = %self.at, why, "imap: session broken");
+        self.broken.get_or_insert(why);
+        self.conn = None;
+    }
+
+    /// Turns the outcome of a timed async-imap call into ours, breaking the session on a
+    /// timeout or on anything but a NO/BAD.
+    fn settle<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        result: Result<Result<T, async_imap::error::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T> {
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => {
+                let source = error::scrub(source);
+                if error::breaks_connection(&source) {
+                    self.mark_broken(format!("`{what}` failed"));
+                }
+                Err(Error::Command { what: what.into(), at: self.at.clone(), source })
+            }
+            Err(_) => {
+                self.mark_broken(format!("`{what}` timed out after {limit:?}"));
+                Err(Error::Timeout { what: what.into(), at: self.at.clone(), after: limit })
+            }
+        }
+    }
+
+    /// Runs `commands` pipelined under one deadline (see `wire::pipeline`).
+    async fn exchange(
+        &mut self,
+        what: &str,
+        commands: &[String],
+        limit: Duration,
+        on_data: impl FnMut(&Response<'_>) + Send,
+    ) -> Result<()> {
+        debug!(at = %self.at, what, commands = commands.len(), "imap: command");
+        let conn = self.live(what)?;
+        let result = tokio::time::timeout(limit, wire::pipeline(conn, commands, on_data)).await;
+        let noticed = self.settle(what, limit, result)?;
+        self.new_mail |= noticed.exists;
+        Ok(())
+    }
+
+    fn selected_name(&self) -> String {
+        self.selected.as_ref().map_or_else(|| "no mailbox".to_owned(), |(name, _)| format!("mailbox `{name}`"))
+    }
+
+    fn require_selected(&self, what: &str) -> Result<()> {
+        match self.selected {
+            Some(_) => Ok(()),
+            None => Err(self.unsupported(what, "no mailbox is selected")),
+        }
+    }
+
+    fn unsupported(&self, what: &str, reason: &str) -> Error {
+        Error::Unsupported { what: what.into(), at: self.at.clone(), reason: reason.into() }
+    }
+
+    async fn read_capabilities(&mut self) -> Result<()> {
+        let mut raw = Vec::new();
+        self.exchange("read capabilities", &["CAPABILITY".to_owned()], self.timeouts.command, |r| {
+            if let Response::Capabilities(list) = r {
+                raw.extend(list.iter().map(|c| match c {
+                    async_imap::imap_proto::Capability::Imap4rev1 => "IMAP4rev1".to_owned(),
+                    async_imap::imap_proto::Capability::Auth(a) => format!("AUTH={a}"),
+                    async_imap::imap_proto::Capability::Atom(a) => a.to_string(),
+                }));
+            }
+        })
+        .await?;
+        self.caps = Capabilities::from_raw(raw);
+        Ok(())
+    }
+
+    /// The personal namespace prefix (if NAMESPACE is offered) and the hierarchy delimiter.
+    async fn read_names(&mut self) -> Result<()> {
+        if self.caps.namespace {
+            let what = "read the personal namespace";
+            let limit = self.timeouts.command;
+            let result = tokio::time::timeout(limit, names::personal_namespace(self.live(what)?)).await;
+            let found = self.settle(what, limit, result.map(|r| r.map_err(Into::into)))?;
+            if let Some((prefix, delimiter)) = found {
+                self.names = Names { delimiter, prefix };
+            }
+        }
+        let mut delimiter = None;
+        let list = "LIST \"\" \"\"".to_owned();
+        self.exchange("read the hierarchy delimiter", &[list], self.timeouts.command, |r| {
+            if let Response::MailboxData(MailboxDatum::List(data)) = r {
+                delimiter = data.delimiter.as_deref().and_then(|d| d.chars().next());
+            }
+        })
+        .await?;
+        self.names.delimiter = delimiter.or(self.names.delimiter);
+        Ok(())
+    }
+
+    /// UIDNEXT for a server that did not send it with SELECT: the highest UID plus one, or
+    /// STATUS for an empty mailbox.
+    async fn compute_uidnext(&mut self, what: &str, mailbox: &str, exists: u32) -> Result<u32> {
+        let mut highest = None;
+        let command = match exists {
+            0 => format!("STATUS {} (UIDNEXT)", wire::quote(&self.server_name(mailbox))),
+            _ => "UID FETCH * (UID)".to_owned(),
+        };
+        self.exchange(what, &[command], self.timeouts.command, |r| match r {
+            Response::MailboxData(MailboxDatum::Status { status, .. }) => {
+                for attribute in status {
+                    if let StatusAttribute::UidNext(n) = attribute {
+                        highest = Some(n.saturating_sub(1));
+                    }
+                }
+            }
+            Response::Fetch(_, attributes) => {
+                for attribute in attributes {
+                    if let async_imap::imap_proto::AttributeValue::Uid(uid) = attribute {
+                        highest = highest.max(Some(*uid));
+                    }
+                }
+            }
+            _ => {}
+        })
+        .await?;
+        Ok(highest.unwrap_or(0).saturating_add(1))
+    }
+}

@@ -1,0 +1,141 @@
+//! How long to wait before reconnecting: exponential backoff with full jitter, and a slow
+//! fixed delay for failures that retrying soon cannot fix (refused credentials, TLS).
+//!
+//! It only computes delays; it does not sleep, connect or decide whether to give up.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Error;
+
+/// Reconnect delays for one connection.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    slow: Duration,
+    attempt: u32,
+    rng: XorShift,
+}
+
+impl Default for Backoff {
+    /// Base 1 s, cap 5 min, 15 min after an authentication or TLS failure.
+    fn default() -> Backoff {
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(300), Duration::from_secs(900))
+    }
+}
+
+impl Backoff {
+    /// Delays from `base` doubling up to `cap`, and `slow` after auth or TLS failures; the
+    /// jitter is seeded from the clock and the process id.
+    pub fn new(base: Duration, cap: Duration, slow: Duration) -> Backoff {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        Backoff::with_seed(base, cap, slow, nanos ^ u64::from(std::process::id()).rotate_left(32))
+    }
+
+    /// The same with a fixed seed, for reproducible tests.
+    pub fn with_seed(base: Duration, cap: Duration, slow: Duration, seed: u64) -> Backoff {
+        Backoff { base, cap: cap.max(base), slow, attempt: 0, rng: XorShift::new(seed) }
+    }
+
+    /// The delay before the next attempt: uniform in `[0, min(cap, base * 2^n)]` for the n-th
+    /// failure in a row (full jitter, so that many watchers do not reconnect in step).
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.attempt = self.attempt.saturating_add(1);
+        let millis = ceiling.as_millis().min(u128::from(u64::MAX)) as u64;
+        Duration::from_millis(self.rng.next() % (millis + 1))
+    }
+
+    /// The delay after `error`: the slow fixed one for [`Error::is_auth`] and
+    /// [`Error::is_tls`], else [`Backoff::next_delay`].
+    pub fn delay_for(&mut self, error: &Error) -> Duration {
+        if error.is_auth() || error.is_tls() { self.slow } else { self.next_delay() }
+    }
+
+    /// Back to the first delay, after a connection worked.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// Failures in a row since the last reset.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    fn ceiling(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
+        self.base.checked_mul(factor).map_or(self.cap, |d| d.min(self.cap))
+    }
+}
+
+/// xorshift64: enough to spread reconnects, no crate needed. Not for anything secret.
+#[derive(Debug, Clone)]
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> XorShift {
+        // Zero is the one state xorshift never leaves.
+        XorShift(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn delays_stay_under_a_doubling_ceiling_up_to_the_cap() {
+        let mut backoff = Backoff::with_seed(SEC, Duration::from_secs(300), Duration::from_secs(900), 7);
+        for n in 0..40u32 {
+            let ceiling = SEC.saturating_mul(2u32.saturating_pow(n)).min(Duration::from_secs(300));
+            let delay = backoff.next_delay();
+            assert!(delay <= ceiling, "attempt {n}: {delay:?} above {ceiling:?}");
+        }
+        assert_eq!(backoff.attempts(), 40);
+        backoff.reset();
+        assert_eq!(backoff.attempts(), 0);
+        assert!(backoff.next_delay() <= SEC, "after reset the ceiling is the base again");
+    }
+
+    #[test]
+    fn jitter_spreads_and_is_reproducible_with_a_seed() {
+        let delays = |seed| {
+            let mut b = Backoff::with_seed(SEC, Duration::from_secs(300), Duration::from_secs(900), seed);
+            (0..20).map(|_| b.next_delay()).collect::<Vec<_>>()
+        };
+        assert_eq!(delays(42), delays(42));
+        assert_ne!(delays(42), delays(43));
+        // At the cap, 50 draws in [0, 300 s] are not all in one half.
+        let mut b = Backoff::with_seed(SEC, Duration::from_secs(300), Duration::from_secs(900), 1);
+        b.attempt = 20;
+        let draws: Vec<Duration> = (0..50).map(|_| b.next_delay()).collect();
+        assert!(
+            draws.iter().any(|d| *d < Duration::from_secs(150)) && draws.iter().any(|d| *d >= Duration::from_secs(150))
+        );
+        assert!(draws.iter().all(|d| *d <= Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn auth_and_tls_failures_wait_the_slow_delay() {
+        let mut b = Backoff::with_seed(SEC, Duration::from_secs(60), Duration::from_secs(900), 3);
+        let at = || "account `a` (h:993)".to_string();
+        let auth = Error::Auth { at: at(), user: "u".into(), source: async_imap::error::Error::No("no".into()) };
+        let tls = Error::Tls { at: at(), source: std::io::Error::other("x") };
+        let lost = Error::Connect { at: at(), source: std::io::ErrorKind::ConnectionRefused.into() };
+        assert_eq!(b.delay_for(&auth), Duration::from_secs(900));
+        assert_eq!(b.delay_for(&tls), Duration::from_secs(900));
+        assert!(b.delay_for(&lost) <= SEC);
+        assert!(Backoff::default().next_delay() <= SEC);
+    }
+}
