@@ -87,7 +87,9 @@ fn list(errors: &[CompileError]) -> String {
 /// The variables every rule sees, declared at compile time so strict mode accepts them.
 fn rule_scope() -> Scope<'static> {
     let mut scope = Scope::new();
-    scope.push_constant("msg", ());
+    // A variable, not a constant: the optimizer inlines constants, and would compile every use
+    // of `msg` into `()`. At run time it is pushed as a constant, so scripts cannot reassign it.
+    scope.push("msg", ());
     scope
 }
 

@@ -1,0 +1,129 @@
+//! The shipped rules (`rules/*.rhai`, with `plugins/`) over the shipped sample messages
+//! (`examples/mail/*.eml`): each gives exactly the plan a user would expect. No servers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tidings::config::Config;
+use tidings::message::{MessageKey, Meta};
+use tidings::plan::{Action, Plan};
+use tidings::rules::RuleSet;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's rules and plugins, through a config as a user would write it.
+fn shipped_rules() -> RuleSet {
+    let config =
+        Config::from_yaml("rules: rules\nplugins: plugins\naccounts: {}\n", &repo().join("tidings.yaml")).unwrap();
+    RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn plan_for(rules: &RuleSet, file: &Path) -> (Plan, Vec<String>) {
+    let raw = std::fs::read(file).unwrap();
+    let key = MessageKey::new("demo", "INBOX", 1, 1);
+    let meta = Meta { key: key.clone(), flags: vec![], internal_date: None, size: None, truncated: false };
+    let view = Arc::new(tidings::message::parse(&raw, meta));
+    let evaluation = rules.evaluate(&view, &[]);
+    let failures = evaluation.failures.iter().map(|f| format!("{}: {}", f.rule, f.error)).collect();
+    (Plan::build(key, evaluation.decisions), failures)
+}
+
+fn flags(names: &[&str]) -> Action {
+    Action::AddFlags { flags: names.iter().map(|s| (*s).to_owned()).collect() }
+}
+
+fn moved(to: &str) -> Action {
+    Action::Move { mailbox: to.to_owned() }
+}
+
+#[test]
+fn every_sample_message_gets_the_expected_plan() {
+    let rules = shipped_rules();
+    let expected: &[(&str, Vec<Action>)] = &[
+        ("1-github-review.eml", vec![flags(&["GitHub"]), flags(&["\\Flagged"]), moved("Notifications/GitHub")]),
+        ("2-receipt.eml", vec![flags(&["\\Flagged"]), flags(&["receipt"])]),
+        ("3-list-post.eml", vec![moved("Lists/rust-users")]),
+        ("4-newsletter.eml", vec![flags(&["\\Seen"]), moved("Newsletters")]),
+        ("5-bank.eml", vec![moved("Überweisungen/2026")]),
+        ("6-personal.eml", vec![]),
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("examples/mail"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    files.sort();
+    let listed: Vec<&str> = expected.iter().map(|(f, _)| *f).collect();
+    assert_eq!(files, listed, "every sample message needs an expected plan here");
+    for (file, want) in expected {
+        let (plan, failures) = plan_for(&rules, &repo().join("examples/mail").join(file));
+        assert!(failures.is_empty(), "{file}: rules failed: {failures:?}");
+        let got: Vec<&Action> = plan.actions.iter().map(|p| &p.action).collect();
+        let want: Vec<&Action> = want.iter().collect();
+        assert_eq!(got, want, "{file}\nexpected: {want:#?}\ngot: {got:#?}");
+    }
+}
+
+#[test]
+fn every_shipped_rule_decides_something_for_some_sample() {
+    let rules = shipped_rules();
+    let mut used = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("examples/mail")).unwrap() {
+        let (plan, _) = plan_for(&rules, &entry.unwrap().path());
+        used.extend(plan.actions.into_iter().map(|p| p.rule));
+    }
+    let all: std::collections::BTreeSet<String> = rules.live.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(used, all, "a shipped rule that no sample exercises is an untested rule");
+}
+
+/// Every corpus message through the shipped rules: no panic, no rule failure.
+#[test]
+fn the_corpus_goes_through_the_shipped_rules() {
+    let Some(corpus) = corpus_dir() else { return };
+    let rules = shipped_rules();
+    let mut count = 0;
+    let mut failures = Vec::new();
+    for dir in ["real", "malformed"] {
+        for path in eml_files(&corpus.join(dir)) {
+            let (_, failed) = plan_for(&rules, &path);
+            failures.extend(failed.into_iter().map(|f| format!("{}: {f}", path.display())));
+            count += 1;
+        }
+    }
+    eprintln!("corpus: {count} messages through the shipped rules");
+    assert!(count > 3900, "expected the whole corpus (~3,960 messages), found {count}");
+    assert!(failures.is_empty(), "{} rule failures, first: {:#?}", failures.len(), &failures[..failures.len().min(5)]);
+}
+
+/// `$TIDINGS_CORPUS` or `../shared/corpus`. Absent: a failure under CI, a loud skip elsewhere.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("TIDINGS_CORPUS").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/corpus"));
+    if dir.join("real").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the corpus is missing at {} and CI=true: corpus tests must run in CI", dir.display());
+    }
+    eprintln!("SKIPPED: corpus not found at {} (set TIDINGS_CORPUS)", dir.display());
+    None
+}
+
+/// Every `.eml` under `dir`, recursively, sorted.
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "eml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
