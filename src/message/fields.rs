@@ -174,9 +174,16 @@ fn addresses(raw: &[u8], decoder: Decoder) -> Vec<Address> {
     let HeaderValue::Address(list) = MessageStream::new(&bytes).parse_address() else { return Vec::new() };
     list.iter()
         .filter_map(|a| {
-            let (address, domain) = normalize_address(a.address.as_deref()?);
-            let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(String::from);
-            (!address.is_empty()).then_some(Address { name, address, domain })
+            let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            let written = a.address.as_deref().map(str::trim).filter(|a| !a.is_empty());
+            let (address, domain) = match (written, name) {
+                (Some(address), _) => normalize_address(address),
+                // `From: MAILER-DAEMON`: one bare word is an address without a domain, not a name.
+                (None, Some(word)) if !word.contains(char::is_whitespace) => (word.to_string(), String::new()),
+                (None, _) => return None,
+            };
+            let name = name.filter(|_| written.is_some()).map(String::from);
+            Some(Address { name, address, domain })
         })
         .collect()
 }
@@ -217,8 +224,7 @@ fn date(raw: &[u8], decoder: Decoder) -> Option<DateTime<FixedOffset>> {
     };
     let HeaderValue::DateTime(d) = parsed else {
         // mail-parser rejects some forms chrono reads, such as times without seconds.
-        let text = decode_text(raw, decoder);
-        return DateTime::parse_from_rfc2822(&text).ok().filter(|d| sane_year(d.year()));
+        return lenient_date(&decode_text(raw, decoder));
     };
     if !d.is_valid() || !sane_year(i32::from(d.year)) {
         return None;
@@ -230,6 +236,19 @@ fn date(raw: &[u8], decoder: Decoder) -> Option<DateTime<FixedOffset>> {
         d.second.into(),
     )?;
     naive.and_local_timezone(FixedOffset::east_opt(offset)?).single()
+}
+
+/// Dates as broken mail writes them: a date without a zone (common in old spam) is read as
+/// `-0000` (UTC, zone unknown), and a wrong weekday is ignored.
+fn lenient_date(text: &str) -> Option<DateTime<FixedOffset>> {
+    let without_weekday = match text.split_once(',') {
+        Some((day, rest)) if day.trim().chars().all(|c| c.is_ascii_alphabetic()) => rest,
+        _ => text,
+    };
+    [text.to_string(), format!("{text} -0000"), without_weekday.to_string(), format!("{without_weekday} -0000")]
+        .iter()
+        .find_map(|candidate| DateTime::parse_from_rfc2822(candidate).ok())
+        .filter(|d| sane_year(d.year()))
 }
 
 /// Years outside this range are typos or forgeries (`102` for 2002), not dates.
@@ -293,4 +312,47 @@ fn is_auto_submitted(headers: &[(String, String)]) -> bool {
             n => n.starts_with("list-"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(headers: &[(&str, &'static str)]) -> Vec<RawHeader<'static>> {
+        headers.iter().map(|(n, v)| RawHeader { name: n.to_string(), value: v.as_bytes() }).collect()
+    }
+
+    #[test]
+    fn plain_decoder_still_reads_the_basics() {
+        let headers = raw(&[
+            ("From", " \"Ann B\" <Ann@A.Example>\r\n"),
+            ("To", " x@y.example,\r\n Zed <z@Y.example>\n"),
+            ("Subject", " Re: folded\r\n subject\r\n"),
+            ("Date", " Tue, 5 Mar 2024 14:07:09 +0100\n"),
+            ("Message-ID", " <id@host>\n"),
+            ("List-Id", " A list <List.Example.org>\n"),
+        ]);
+        let f = Fields::derive(&headers, Decoder::Plain);
+        assert_eq!(
+            f.from.as_ref().map(|a| (a.name.as_deref(), a.address.as_str())),
+            Some((Some("Ann B"), "Ann@a.example"))
+        );
+        assert_eq!(f.to.iter().map(|a| a.address.as_str()).collect::<Vec<_>>(), ["x@y.example", "z@y.example"]);
+        assert_eq!(f.subject, "Re: folded subject");
+        assert_eq!(f.date.map(|d| d.to_rfc3339()).as_deref(), Some("2024-03-05T14:07:09+01:00"));
+        assert_eq!(f.message_id.as_deref(), Some("id@host"));
+        assert_eq!(f.list_id.as_deref(), Some("list.example.org"));
+        assert!(f.is_reply && f.is_auto_submitted);
+    }
+
+    #[test]
+    fn value_limit_and_clip() {
+        let long = format!(" {}\n", "ü".repeat(VALUE_LIMIT));
+        assert!(decode_text(long.as_bytes(), Decoder::MailParser).len() <= VALUE_LIMIT);
+        assert_eq!(clip("aé", 2), "a");
+        assert_eq!(
+            normalize_address(" <Local.Part@EXAMPLE.org> "),
+            ("Local.Part@example.org".into(), "example.org".into())
+        );
+    }
 }

@@ -59,8 +59,16 @@ struct Content<'a> {
 /// Parses one message. Never fails and never panics: broken mail yields a view with whatever
 /// could be read. CPU-bound; async callers use [`parse_blocking`].
 pub fn parse(raw: &[u8], meta: Meta) -> MessageView {
+    parse_with(raw, meta, with_mail_parser)
+}
+
+/// The MIME stage: (prepared input, headers only) -> what it could read.
+type MimeStage = for<'a> fn(&'a [u8], bool) -> Option<Content<'a>>;
+
+/// [`parse`] with the MIME stage passed in, so that tests can make it fail.
+fn parse_with(raw: &[u8], meta: Meta, mime: MimeStage) -> MessageView {
     let input = prepare(raw);
-    let attempt = catch_unwind(AssertUnwindSafe(|| with_mail_parser(&input, meta.truncated)));
+    let attempt = catch_unwind(AssertUnwindSafe(|| mime(&input, meta.truncated)));
     let content = match attempt {
         Ok(Some(content)) => content,
         Ok(None) => {
@@ -278,5 +286,58 @@ fn assemble(meta: Meta, size: u64, content: Content<'_>, fields: Fields) -> Mess
         delivered_to: fields.delivered_to,
         is_reply: fields.is_reply,
         is_auto_submitted: fields.is_auto_submitted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta::new(MessageKey::new("work", "INBOX", 1, 9))
+    }
+
+    const RAW: &[u8] =
+        b"From: Ann <ann@a.example>\r\nSubject: =?UTF-8?Q?H=C3=A9?=\r\nX-Long: one\r\n two\r\n\r\nbody\r\n";
+
+    fn panicking(_: &[u8], _: bool) -> Option<Content<'_>> {
+        panic!("mail-parser stand-in panics")
+    }
+
+    fn finding_nothing(_: &[u8], _: bool) -> Option<Content<'_>> {
+        None
+    }
+
+    #[test]
+    fn a_panicking_parser_falls_back_to_the_hand_scan() {
+        for stage in [panicking as MimeStage, finding_nothing] {
+            let v = parse_with(RAW, meta(), stage);
+            assert!(v.degraded());
+            assert_eq!(v.from().map(|a| a.address.as_str()), Some("ann@a.example"));
+            assert_eq!(v.subject(), "Hé");
+            assert_eq!(v.header("x-long"), Some("one two"));
+            assert_eq!(v.text(), "body\r\n");
+        }
+        let v = parse_with(RAW, Meta { truncated: true, ..meta() }, panicking);
+        assert_eq!((v.subject(), v.text()), ("Hé", ""));
+    }
+
+    #[test]
+    fn a_real_mail_parser_panic_is_contained() {
+        // A message/rfc822 part inside a digest part: mail-parser 0.11.9 trips a debug_assert
+        // here ("Invalid part ID"), so debug builds panic and release builds do not.
+        let raw = b"Content-Type: multipart/digest; boundary=a\n\n--a\n\nSubject: y\n\
+                    Content-Type: message/rfc822\n\nhi\n--a\n\n--a--\n";
+        let v = parse(raw, meta());
+        assert_eq!(v.degraded(), cfg!(debug_assertions));
+        assert!(v.header("Content-Type").is_some_and(|ct| ct.starts_with("multipart/digest")));
+    }
+
+    #[test]
+    fn prepare_fixes_cr_only_and_leading_blank_lines() {
+        assert_eq!(&*prepare(b"A: 1\rB: 2\r\rbody\r\n"), b"A: 1\nB: 2\n\nbody\r\n");
+        assert_eq!(&*prepare(b"A: 1\r\n\r\nx\ry"), b"A: 1\r\n\r\nx\ry");
+        assert_eq!(&*prepare(b"\n \t\nA: 1\n"), b"A: 1\n");
+        assert_eq!(&*prepare(b"\nbody only\n"), b"\nbody only\n");
     }
 }

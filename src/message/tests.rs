@@ -45,6 +45,13 @@ fn addresses_with_names_encoded_words_and_groups() {
 }
 
 #[test]
+fn bare_word_from_is_an_address_without_domain() {
+    let v = view("From: MAILER-DAEMON\nTo: Mail Delivery System <>, <>\n\n");
+    assert_eq!(v.from(), Some(&addr(None, "MAILER-DAEMON", "")));
+    assert!(v.to().is_empty());
+}
+
+#[test]
 fn missing_from_gives_none() {
     let v = view("To: a@x.example\nSubject: no sender\n\nhello\n");
     assert_eq!(v.from(), None);
@@ -208,6 +215,14 @@ fn dates_ids_and_delivered_to() {
     assert_eq!(v.delivered_to(), ["Me@mine.example", "alias@mine.example"]);
     assert_eq!(view("Date: Sat, 02 Mar 102 10:00:00 +0000\n\n").date(), None);
     assert_eq!(view("Date: yesterday-ish\n\n").date(), None);
+    assert_eq!(
+        view("Date: Fri, 29 Jun 2001 22:13:15\n\n").date().map(|d| d.to_rfc3339()),
+        Some("2001-06-29T22:13:15+00:00".into())
+    );
+    assert_eq!(
+        view("Date: Wed, 3 May 2007 23:34:45\n\n").date().map(|d| d.to_rfc3339()),
+        Some("2007-05-03T23:34:45+00:00".into())
+    );
     assert_eq!(view("Date: 1 Jan 98 00:00:00 GMT\n\n").date().map(|d| d.year()), Some(1998));
     assert_eq!(
         view("Date: Thu, 1 Jan 98 00:00 EST\n\n").date().map(|d| d.to_rfc3339()),
@@ -324,4 +339,49 @@ async fn parse_blocking_matches_parse() {
     assert_eq!(v.subject(), "async");
     let shared = std::sync::Arc::new(v);
     assert_eq!(shared.clone().text().trim(), "body");
+}
+
+#[test]
+fn mutated_messages_never_panic() {
+    // A small deterministic fuzz: splice MIME-significant tokens into small messages. Panics
+    // inside mail-parser are expected and contained; none may escape parse().
+    let seeds: [&[u8]; 3] = [
+        b"Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: message/rfc822\n\nSubject: x\n\n--a--\n",
+        b"Content-Type: multipart/digest; boundary=a\n\n--a\n\nSubject: y\n\nhi\n--a\n\n--a--\n",
+        b"Subject: =?utf-8?b?w6k=?=\nContent-Type: text/html; charset=utf-16\n\n<p>&#x41;<script>x",
+    ];
+    let tokens: [&[u8]; 12] = [
+        b"\n",
+        b"\r",
+        b"--a",
+        b"--",
+        b"\n\n",
+        b"=?",
+        b"?=",
+        b":",
+        b"<",
+        b"&#",
+        b"Content-Type: message/rfc822\n",
+        b"Content-Transfer-Encoding: base64\n",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    for _ in 0..20_000 {
+        let mut m = seeds[next() % seeds.len()].to_vec();
+        for _ in 0..1 + next() % 5 {
+            let pos = next() % (m.len() + 1);
+            match next() % 3 {
+                0 => drop(m.splice(pos..pos, tokens[next() % tokens.len()].iter().copied())),
+                1 => drop(m.drain(pos..(pos + 1 + next() % 8).min(m.len()))),
+                _ => m.insert(pos, next() as u8),
+            }
+        }
+        let result = std::panic::catch_unwind(|| parse(&m, Meta::new(key())));
+        assert!(result.is_ok(), "a panic escaped parse() on {:?}", String::from_utf8_lossy(&m));
+    }
 }
