@@ -41,5 +41,13 @@ pub enum Command {
         skip_secrets: bool,
     },
     /// Run the daemon until SIGINT or SIGTERM.
-    Run,
+    ///
+    /// Every watched mailbox is caught up from its checkpoint and then watched with IMAP IDLE;
+    /// what the rules decide is stored, then carried out exactly once.
+    Run {
+        /// Process what is pending, carry out every resulting action, and exit (for cron and
+        /// benchmarks). A TLS or login failure ends the run at once with a non-zero status.
+        #[arg(long)]
+        once: bool,
+    },
 }

@@ -12,6 +12,12 @@ pub enum Error {
     /// The store.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// A mailbox watcher.
+    #[error(transparent)]
+    Watch(#[from] crate::source::watch::Error),
+    /// An executor.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::Error),
 }
 
 /// The crate's result.

@@ -27,10 +27,12 @@
 pub mod config;
 pub mod error;
 pub mod imap;
+pub mod exec;
 pub mod message;
 pub mod plan;
 pub mod rules;
 pub mod runtime;
+pub mod source;
 pub mod store;
 pub mod telemetry;
 

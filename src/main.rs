@@ -33,11 +33,16 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let path = Config::locate(cli.config.as_deref())?;
     match cli.command {
         cli::Command::Check { skip_secrets } => check(&path, skip_secrets),
-        cli::Command::Run => {
+        cli::Command::Run { once } => {
             let config = Config::load(&path)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(async {
-                tidings::runtime::run(config, shutdown_signal()?).await.map_err(anyhow::Error::from)
+                if once {
+                    tidings::runtime::run_once(config).await?;
+                } else {
+                    tidings::runtime::run(config, shutdown_signal()?).await?;
+                }
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }

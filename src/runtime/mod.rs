@@ -1,22 +1,33 @@
 //! The daemon: `run(config, shutdown)` owns every long-lived task and stops them cleanly.
 //!
 //! `shutdown` is a future (as in mini-redis): `main` passes Ctrl-C/SIGTERM, tests pass a channel,
-//! and nothing here decides on its own when to stop.
+//! and nothing here decides on its own when to stop. Each account runs in its own tasks
+//! ([`account::AccountWorker`]), so one failing account never takes the others down.
+
+pub mod account;
 
 use std::fs::{File, TryLockError};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::Config;
+use tokio::sync::watch;
+
+use crate::config::{Config, Secrets};
 use crate::rules::RuleSet;
 use crate::store::Store;
+use account::AccountWorker;
+
+/// How long tasks get to reach a safe point after shutdown is asked for, before they are aborted.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Errors that stop the daemon before or while it starts.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The config's secrets or rules were not usable.
+    /// The config's secrets or rules were not usable, or the store could not be opened.
     #[error("cannot start")]
-    Start(#[source] crate::Error),
+    Start(#[source] Box<crate::Error>),
     /// Another daemon already runs with this store.
     #[error("cannot lock {path}: another tidings daemon is running with the same state file")]
     Locked {
@@ -32,42 +43,91 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A `--once` run failed.
+    #[error("cannot finish the run")]
+    Once(#[source] Box<crate::Error>),
 }
 
-/// What `run` prepared, kept for the lifetime of the daemon.
-pub struct Daemon {
-    /// The validated config.
-    pub config: Config,
-    /// The compiled rules.
-    pub rules: RuleSet,
-    /// The open store.
-    pub store: Store,
+/// Everything start-up prepares, before any connection.
+struct Prepared {
+    config: Config,
+    rules: Arc<RuleSet>,
+    secrets: Secrets,
+    store: Store,
+    _lock: File,
 }
 
-/// Starts everything the config asks for and runs until `shutdown` resolves.
-///
 /// Start-up order matters: rules compile and secrets resolve before the store is touched and
 /// long before any connection, so a mistake fails fast and changes nothing.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let rules = RuleSet::compile(&config).map_err(|e| Error::Start(e.into()))?;
-    let _secrets = config.resolve_secrets().map_err(|e| Error::Start(e.into()))?;
-    let _lock = lock(&config.state)?;
-    let store = Store::open(&config.state).await.map_err(|e| Error::Start(e.into()))?;
-    // Actions claimed by a process that died may or may not have happened: never re-run them
-    // blindly. They become `uncertain`, for a person (or an idempotent executor) to settle.
-    let uncertain = store.recover_in_flight().await.map_err(|e| Error::Start(e.into()))?;
-    for action in &uncertain {
-        tracing::warn!(id = %action.id, kind = %action.kind, account = %action.account, "action was in flight at the last stop; marked uncertain");
+async fn prepare(config: Config) -> Result<Prepared, Error> {
+    let rules = RuleSet::compile(&config).map_err(|e| Error::Start(Box::new(e.into())))?;
+    let secrets = config.resolve_secrets().map_err(|e| Error::Start(Box::new(e.into())))?;
+    let lock = lock(&config.state)?;
+    let store = Store::open(&config.state).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    recover(&store).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    Ok(Prepared { config, rules: Arc::new(rules), secrets, store, _lock: lock })
+}
+
+/// Actions claimed by a process that died may or may not have happened. Flag stores, moves and
+/// deletes by UID are safe to repeat (a second store changes nothing; a UID that already moved
+/// is no longer there to move), so they are requeued. Anything else stays `uncertain` for a
+/// person to settle: repeating a copy or a sent mail would do it twice.
+async fn recover(store: &Store) -> Result<(), crate::store::Error> {
+    for action in store.recover_in_flight().await? {
+        if matches!(action.kind.as_str(), "add_flags" | "remove_flags" | "move" | "delete") {
+            store.requeue_uncertain(action.id).await?;
+            tracing::info!(id = %action.id, kind = %action.kind, "action was in flight at the last stop; safe to repeat, requeued");
+        } else {
+            tracing::warn!(id = %action.id, kind = %action.kind, account = %action.account, "action was in flight at the last stop; marked uncertain");
+        }
     }
-    let daemon = Daemon { config, rules, store };
+    Ok(())
+}
+
+fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
+    prepared
+        .config
+        .accounts
+        .iter()
+        .filter_map(|account| {
+            let password = prepared.secrets.passwords.get(&account.name)?.clone();
+            Some(AccountWorker::new(account, password, prepared.store.clone(), prepared.rules.clone()))
+        })
+        .collect()
+}
+
+/// Runs every account until `shutdown` resolves, then stops them at safe points.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let prepared = prepare(config).await?;
+    let (stop, stopping) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in workers(&prepared) {
+        tasks.spawn(worker.run(stopping.clone()));
+    }
     tracing::info!(
-        accounts = daemon.config.accounts.len(),
-        rules = daemon.rules.live.len(),
-        state = %daemon.config.state.display(),
+        accounts = prepared.config.accounts.len(),
+        rules = prepared.rules.live.len(),
+        state = %prepared.config.state.display(),
         "tidings started"
     );
     shutdown.await;
     tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "tasks did not stop in time; aborting them");
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+/// `--once`: processes what is pending in every account, carries out every resulting action,
+/// and returns. Accounts run one after another; the first failure ends the run.
+pub async fn run_once(config: Config) -> Result<(), Error> {
+    let prepared = prepare(config).await?;
+    for worker in workers(&prepared) {
+        worker.run_once().await.map_err(|e| Error::Once(Box::new(e)))?;
+    }
     Ok(())
 }
 

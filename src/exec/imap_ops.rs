@@ -1,0 +1,197 @@
+//! IMAP actions on a batch: grouped by mailbox, then by plan phase, then by identical action,
+//! so each group is one command over a UID set.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::config::Account;
+use crate::exec::{Ran, error_chain};
+use crate::imap::{FlagOp, Session, UidSet};
+use crate::plan::{Action, Phase};
+use crate::store::{Action as Stored, ActionId};
+
+/// Per-connection knowledge: folders known to exist, and the \Trash folder.
+#[derive(Default)]
+pub struct Targets {
+    existing: HashSet<String>,
+    trash: Option<Option<String>>,
+}
+
+/// The claimed actions of one mailbox: (stored row, decoded action, UID).
+type MailboxActions<'a> = Vec<(&'a Stored, Action, u32)>;
+
+/// One command's worth: the same action on several messages of one mailbox.
+struct Group<'a> {
+    action: Action,
+    members: Vec<(&'a Stored, u32)>,
+}
+
+/// Runs the claimed actions; returns a result for every action it got to.
+pub async fn run(
+    session: &mut Session,
+    account: &Account,
+    targets: &mut Targets,
+    claimed: &[Stored],
+) -> Vec<(ActionId, Ran)> {
+    let mut results = Vec::new();
+    let mut by_mailbox: BTreeMap<(String, u32), MailboxActions<'_>> = BTreeMap::new();
+    for stored in claimed {
+        match decode(stored) {
+            Ok((mailbox, uidvalidity, uid, action)) => {
+                by_mailbox.entry((mailbox, uidvalidity)).or_default().push((stored, action, uid))
+            }
+            Err(error) => results.push((stored.id, Ran::Permanent(error))),
+        }
+    }
+    for ((mailbox, uidvalidity), actions) in by_mailbox {
+        if session.is_broken() {
+            break;
+        }
+        run_mailbox(session, account, targets, &mailbox, uidvalidity, actions, &mut results).await;
+    }
+    results
+}
+
+fn decode(stored: &Stored) -> Result<(String, u32, u32, Action), String> {
+    let action: Action = serde_json::from_value(stored.payload.clone())
+        .map_err(|e| format!("cannot read action {} ({}): {e}", stored.id, stored.kind))?;
+    match (&stored.mailbox, stored.uidvalidity, stored.uid) {
+        (Some(mailbox), Some(uidvalidity), Some(uid)) => Ok((mailbox.clone(), uidvalidity, uid, action)),
+        _ => Err(format!("cannot run action {}: it names no message", stored.id)),
+    }
+}
+
+async fn run_mailbox(
+    session: &mut Session,
+    account: &Account,
+    targets: &mut Targets,
+    mailbox: &str,
+    uidvalidity: u32,
+    actions: MailboxActions<'_>,
+    results: &mut Vec<(ActionId, Ran)>,
+) {
+    match session.select(mailbox).await {
+        Ok(selected) if selected.uidvalidity == uidvalidity => {}
+        Ok(selected) => {
+            // The UIDs now name other messages (or none): acting on them would hit the wrong mail.
+            let error = format!(
+                "cannot act on {mailbox}: its UIDVALIDITY changed from {uidvalidity} to {}, the message is no longer addressable",
+                selected.uidvalidity
+            );
+            results.extend(actions.iter().map(|(s, _, _)| (s.id, Ran::Permanent(error.clone()))));
+            return;
+        }
+        Err(e) => {
+            let ran = classify(&e, &format!("cannot select {mailbox}"));
+            results.extend(actions.iter().map(|(s, _, _)| (s.id, ran.clone())));
+            return;
+        }
+    }
+    // UIDs whose earlier-phase action failed: their disposition waits, or flags would be lost.
+    let mut held_back: HashSet<u32> = HashSet::new();
+    for phase in [Phase::Flags, Phase::Copy, Phase::Disposition] {
+        for group in groups(&actions, phase) {
+            if session.is_broken() {
+                return;
+            }
+            let (ready, held): (Vec<_>, Vec<_>) = group.members.iter().partition(|(_, uid)| !held_back.contains(uid));
+            for (stored, _) in held {
+                results.push((stored.id, Ran::Transient("waiting for an earlier action on the same message".into())));
+            }
+            if ready.is_empty() {
+                continue;
+            }
+            let uids = UidSet::new(ready.iter().map(|(_, uid)| *uid));
+            let span = tracing::info_span!("action", action = group.action.kind(), messages = ready.len());
+            let ran = execute(session, account, targets, &group.action, &uids).await;
+            span.in_scope(|| match &ran {
+                Ran::Done => tracing::info!(mailbox, "done"),
+                Ran::Transient(e) => tracing::warn!(mailbox, error = %e, "will retry"),
+                Ran::Permanent(e) => tracing::error!(mailbox, error = %e, "failed"),
+            });
+            if !matches!(ran, Ran::Done) {
+                held_back.extend(ready.iter().map(|(_, uid)| *uid));
+            }
+            results.extend(ready.iter().map(|(stored, _)| (stored.id, ran.clone())));
+        }
+    }
+}
+
+/// Identical actions of one phase, in first-seen order.
+fn groups<'a>(actions: &[(&'a Stored, Action, u32)], phase: Phase) -> Vec<Group<'a>> {
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    for (stored, action, uid) in actions.iter().filter(|(_, a, _)| a.phase() == phase) {
+        match groups.iter_mut().find(|g| g.action == *action) {
+            Some(group) => group.members.push((stored, *uid)),
+            None => groups.push(Group { action: action.clone(), members: vec![(stored, *uid)] }),
+        }
+    }
+    groups
+}
+
+async fn execute(
+    session: &mut Session,
+    account: &Account,
+    targets: &mut Targets,
+    action: &Action,
+    uids: &UidSet,
+) -> Ran {
+    let result = match action {
+        Action::AddFlags { flags } => session.uid_store(uids, FlagOp::Add, flags).await,
+        Action::RemoveFlags { flags } => session.uid_store(uids, FlagOp::Remove, flags).await,
+        Action::Copy { mailbox } => match ensure(session, account, targets, mailbox).await {
+            Ok(()) => session.uid_copy(uids, mailbox).await,
+            Err(ran) => return ran,
+        },
+        Action::Move { mailbox } => match ensure(session, account, targets, mailbox).await {
+            Ok(()) => session.uid_move(uids, mailbox).await,
+            Err(ran) => return ran,
+        },
+        Action::Delete => return delete(session, account, targets, uids).await,
+    };
+    match result {
+        Ok(()) => Ran::Done,
+        Err(e) => classify(&e, &format!("cannot {}", action.kind())),
+    }
+}
+
+async fn delete(session: &mut Session, account: &Account, targets: &mut Targets, uids: &UidSet) -> Ran {
+    if account.watch.expunge_on_delete {
+        return match session.uid_delete(uids).await {
+            Ok(()) => Ran::Done,
+            Err(e) => classify(&e, "cannot delete"),
+        };
+    }
+    if targets.trash.is_none() {
+        match session.special_use("\\Trash").await {
+            Ok(found) => targets.trash = Some(found),
+            Err(e) => return classify(&e, "cannot find the \\Trash folder"),
+        }
+    }
+    match targets.trash.clone().flatten() {
+        Some(trash) => match session.uid_move(uids, &trash).await {
+            Ok(()) => Ran::Done,
+            Err(e) => classify(&e, &format!("cannot move to {trash}")),
+        },
+        None => Ran::Permanent(
+            "cannot delete: the server has no \\Trash folder; set `delete: expunge` on the account to expunge instead"
+                .into(),
+        ),
+    }
+}
+
+/// Makes sure a target folder exists (creating it when the account allows), once per connection.
+async fn ensure(session: &mut Session, account: &Account, targets: &mut Targets, mailbox: &str) -> Result<(), Ran> {
+    if targets.existing.contains(mailbox) {
+        return Ok(());
+    }
+    if account.watch.create_folders {
+        session.create(mailbox).await.map_err(|e| classify(&e, &format!("cannot create {mailbox}")))?;
+    }
+    targets.existing.insert(mailbox.to_owned());
+    Ok(())
+}
+
+fn classify(error: &crate::imap::Error, what: &str) -> Ran {
+    let text = format!("{what}: {}", error_chain(error));
+    if error.is_transient() { Ran::Transient(text) } else { Ran::Permanent(text) }
+}

@@ -1,0 +1,249 @@
+//! Executors: carry out stored actions exactly once, and record what came of each.
+//!
+//! Input: pending actions in the store's outbox. Output: changes on the server, and each
+//! action's outcome (done, retry later, failed) recorded in the store. An executor makes no
+//! decisions about mail: what to do was settled by the rules and is already on disk.
+//!
+//! One executor per account holds its own IMAP connection (the watchers' connections are busy
+//! idling). It claims due actions in batches, so a burst of a hundred moves to one folder is one
+//! `UID MOVE` with a UID set, not a hundred round trips.
+
+mod imap_ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+
+use crate::config::Account;
+use crate::imap::{self, Login, Session, Timeouts};
+use crate::store::{self, Action, ActionId, Outcome, Store};
+
+/// Actions claimed per round.
+const BATCH: usize = 500;
+/// After this many attempts a transiently failing action is given up (dead-lettered).
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Why an executor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed; without it no outcome can be recorded, so the executor stops.
+    #[error("cannot run actions of account {account}: the store failed")]
+    Store {
+        /// The account.
+        account: String,
+        /// The store error.
+        #[source]
+        source: Box<store::Error>,
+    },
+    /// A run with `--once` met an error that retrying will not fix (TLS, authentication).
+    #[error("cannot run actions of account {account}")]
+    Fatal {
+        /// The account.
+        account: String,
+        /// The IMAP error.
+        #[source]
+        source: Box<imap::Error>,
+    },
+}
+
+/// Runs one account's actions.
+pub struct Executor {
+    account: Arc<Account>,
+    login: Login,
+    timeouts: Timeouts,
+    store: Store,
+    wake: Arc<Notify>,
+    session: Option<Session>,
+    backoff: imap::retry::Backoff,
+    ops: imap_ops::Targets,
+    /// `--once`: give up on errors that retrying will not fix instead of waiting.
+    once: bool,
+}
+
+impl Executor {
+    /// An executor for `account`; `wake` is notified by the watchers when they stored a plan.
+    pub fn new(account: Arc<Account>, login: Login, timeouts: Timeouts, store: Store, wake: Arc<Notify>) -> Executor {
+        Executor {
+            account,
+            login,
+            timeouts,
+            store,
+            wake,
+            session: None,
+            backoff: imap::retry::Backoff::default(),
+            ops: imap_ops::Targets::default(),
+            once: false,
+        }
+    }
+
+    /// Runs until `shutdown` turns true; between batches only, so an action in progress is
+    /// finished (or its connection dropped) and recorded, never left half-known.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        while !*shutdown.borrow() {
+            match self.round().await? {
+                Round::Worked => continue,
+                Round::Idle => {}
+                Round::Unreachable(delay) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            }
+            let next = self.until_next_due().await?;
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(next) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.logout().await;
+        Ok(())
+    }
+
+    /// Runs every action that is due now or becomes due, until none is pending: `--once`.
+    /// A TLS or authentication failure ends it at once.
+    pub async fn run_once(mut self) -> Result<(), Error> {
+        self.once = true;
+        loop {
+            match self.round().await? {
+                Round::Worked => continue,
+                Round::Unreachable(delay) => tokio::time::sleep(delay).await,
+                Round::Idle => match self.store.next_due(&self.account.name).await.map_err(|e| self.store_error(e))? {
+                    Some(_) => tokio::time::sleep(self.until_next_due().await?).await,
+                    None => break,
+                },
+            }
+        }
+        self.logout().await;
+        Ok(())
+    }
+
+    async fn until_next_due(&self) -> Result<Duration, Error> {
+        let next = self.store.next_due(&self.account.name).await.map_err(|e| self.store_error(e))?;
+        // Nothing pending: sleep until woken; an hour is only a backstop.
+        Ok(next.map_or(Duration::from_secs(3600), |at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)))
+    }
+
+    /// One claim-and-run round.
+    async fn round(&mut self) -> Result<Round, Error> {
+        if self.session.is_none() {
+            match Session::connect(&self.login, self.timeouts).await {
+                Ok(session) => {
+                    self.backoff.reset();
+                    self.ops = imap_ops::Targets::default();
+                    self.session = Some(session);
+                }
+                Err(e) => return self.unreachable(e),
+            }
+        }
+        let claimed =
+            self.store.claim_due_for(&self.account.name, Utc::now(), BATCH).await.map_err(|e| self.store_error(e))?;
+        if claimed.is_empty() {
+            return Ok(Round::Idle);
+        }
+        let outcomes = match self.session.as_mut() {
+            Some(session) => imap_ops::run(session, &self.account, &mut self.ops, &claimed).await,
+            None => Vec::new(),
+        };
+        let outcomes = settle(&claimed, outcomes);
+        if self.session.as_ref().is_some_and(Session::is_broken) {
+            self.session = None;
+        }
+        self.store.record_outcomes(outcomes).await.map_err(|e| self.store_error(e))?;
+        Ok(Round::Worked)
+    }
+
+    fn unreachable(&mut self, error: imap::Error) -> Result<Round, Error> {
+        if self.once && (error.is_auth() || error.is_tls()) {
+            return Err(Error::Fatal { account: self.account.name.clone(), source: Box::new(error) });
+        }
+        if error.is_auth() || error.is_tls() {
+            tracing::error!(error = %error_chain(&error), "cannot log in to run actions; retrying slowly");
+        } else {
+            tracing::warn!(error = %error_chain(&error), "cannot connect to run actions; retrying");
+        }
+        let delay = self.backoff.delay_for(&error);
+        Ok(Round::Unreachable(delay))
+    }
+
+    async fn logout(&mut self) {
+        if let Some(session) = self.session.take()
+            && let Err(e) = session.logout().await
+        {
+            tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
+        }
+    }
+
+    fn store_error(&self, source: store::Error) -> Error {
+        Error::Store { account: self.account.name.clone(), source: Box::new(source) }
+    }
+}
+
+enum Round {
+    /// Actions were claimed and run: look for more at once.
+    Worked,
+    /// Nothing due.
+    Idle,
+    /// The server could not be reached; try again after this long.
+    Unreachable(Duration),
+}
+
+/// What an action's run came to, before retry policy.
+#[derive(Clone, Debug)]
+pub enum Ran {
+    /// It happened.
+    Done,
+    /// It may work later (network, timeout, server busy).
+    Transient(String),
+    /// It will not work (no such folder and creating is off, refused by the server).
+    Permanent(String),
+}
+
+/// Applies the retry policy: transient errors retry with exponential delay until
+/// [`MAX_ATTEMPTS`], then the action is dead-lettered. Actions without a result (the
+/// connection was lost before their turn) are retried soon.
+fn settle(claimed: &[Action], ran: Vec<(ActionId, Ran)>) -> Vec<(ActionId, Outcome)> {
+    claimed
+        .iter()
+        .map(|action| {
+            let result = ran.iter().find(|(id, _)| *id == action.id).map(|(_, r)| r);
+            let outcome = match result {
+                Some(Ran::Done) => Outcome::Done,
+                Some(Ran::Permanent(error)) => Outcome::Failed { error: error.clone() },
+                Some(Ran::Transient(error)) if action.attempts >= MAX_ATTEMPTS => {
+                    Outcome::Failed { error: format!("gave up after {} attempts: {error}", action.attempts) }
+                }
+                Some(Ran::Transient(error)) => {
+                    Outcome::Retry { next_attempt_at: retry_at(action.attempts), error: error.clone() }
+                }
+                None => Outcome::Retry {
+                    next_attempt_at: retry_at(0),
+                    error: "not run: the connection was lost first".into(),
+                },
+            };
+            (action.id, outcome)
+        })
+        .collect()
+}
+
+/// 2, 4, 8 ... seconds after the n-th attempt, at most an hour.
+fn retry_at(attempts: u32) -> chrono::DateTime<Utc> {
+    let seconds = 2u64.saturating_pow(attempts.clamp(1, 12)).min(3600);
+    Utc::now() + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(3600))
+}
+
+/// An error and its causes on one line, for logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,332 @@
+//! The mailbox watcher: catch up from the checkpoint, then IDLE (or poll), forever.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument;
+
+use crate::config::{Account, Backfill, Mailbox};
+use crate::exec::error_chain;
+use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
+use crate::message::{MessageKey, MessageView, Meta};
+use crate::plan::Plan;
+use crate::rules::RuleSet;
+use crate::store::{self, Checkpoint, MessagePlan, NewAction, Store};
+
+/// Why a watcher stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed: without it no plan can be kept, so the watcher stops rather than
+    /// process mail it cannot remember.
+    #[error("cannot watch {account}/{mailbox}: the store failed")]
+    Store {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: String,
+        /// The store error.
+        #[source]
+        source: store::Error,
+    },
+    /// With `--once`, any IMAP failure ends the run: there is no later to retry in.
+    #[error("cannot watch {account}/{mailbox}")]
+    Imap {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: String,
+        /// The IMAP error.
+        #[source]
+        source: imap::Error,
+    },
+}
+
+/// Watches one mailbox of one account.
+pub struct MailboxWatcher {
+    account: Arc<Account>,
+    mailbox: Mailbox,
+    login: Login,
+    timeouts: Timeouts,
+    store: Store,
+    rules: Arc<RuleSet>,
+    wake: Arc<Notify>,
+}
+
+/// What one connection's life ended with.
+enum Ended {
+    /// Shutdown was asked for, or `--once` finished its pass.
+    Done,
+    /// The connection failed; reconnect after a delay.
+    Failed(imap::Error),
+}
+
+impl MailboxWatcher {
+    /// A watcher; `wake` is notified after each stored batch so the executor starts at once.
+    pub fn new(
+        account: Arc<Account>,
+        mailbox: Mailbox,
+        login: Login,
+        timeouts: Timeouts,
+        store: Store,
+        rules: Arc<RuleSet>,
+        wake: Arc<Notify>,
+    ) -> MailboxWatcher {
+        MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake }
+    }
+
+    /// Watches until `shutdown` turns true, reconnecting with backoff whenever the connection
+    /// fails. Only a store failure ends it early.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        let span = tracing::info_span!("mailbox", mailbox = %self.mailbox.name);
+        async move {
+            let mut backoff = imap::retry::Backoff::default();
+            while !*shutdown.borrow() {
+                match self.connection(&mut shutdown, false, &mut backoff).await? {
+                    Ended::Done => break,
+                    Ended::Failed(error) => {
+                        let delay = backoff.delay_for(&error);
+                        if error.is_auth() || error.is_tls() {
+                            tracing::error!(error = %error_chain(&error), retry_in = ?delay, "cannot log in");
+                        } else {
+                            tracing::warn!(error = %error_chain(&error), retry_in = ?delay, "connection lost; reconnecting");
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One pass: connect, catch up, store the plans, log out. Any failure is returned.
+    pub async fn run_once(self) -> Result<(), Error> {
+        let span = tracing::info_span!("mailbox", mailbox = %self.mailbox.name);
+        let (_tx, mut never) = watch::channel(false);
+        let mut backoff = imap::retry::Backoff::default();
+        match self.connection(&mut never, true, &mut backoff).instrument(span).await? {
+            Ended::Done => Ok(()),
+            Ended::Failed(source) => Err(self.imap_error(source)),
+        }
+    }
+
+    /// One connection's life: connect, select, catch up, then IDLE/poll and catch up again.
+    async fn connection(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        once: bool,
+        backoff: &mut imap::retry::Backoff,
+    ) -> Result<Ended, Error> {
+        let mut session = match Session::connect(&self.login, self.timeouts).await {
+            Ok(session) => session,
+            Err(e) => return Ok(Ended::Failed(e)),
+        };
+        let selected = match session.select(&self.mailbox.name).await {
+            Ok(selected) => selected,
+            Err(e) => return Ok(Ended::Failed(e)),
+        };
+        backoff.reset();
+        tracing::info!(
+            uidvalidity = selected.uidvalidity,
+            uidnext = selected.uidnext,
+            idle = session.capabilities().idle,
+            "watching"
+        );
+        let mut last = match self.start_point(&mut session, &selected).await {
+            Ok(last) => last?,
+            Err(e) => return Ok(Ended::Failed(e)),
+        };
+        loop {
+            last = match self.catch_up(&mut session, selected.uidvalidity, last).await {
+                Ok(last) => last?,
+                Err(e) => return Ok(Ended::Failed(e)),
+            };
+            if once || *shutdown.borrow() {
+                if let Err(e) = session.logout().await {
+                    tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
+                }
+                return Ok(Ended::Done);
+            }
+            let waited = if session.capabilities().idle {
+                session.idle(self.account.watch.idle_interval, shutdown.changed()).await
+            } else {
+                self.poll(&mut session, shutdown).await
+            };
+            match waited {
+                Ok(IdleOutcome::Stopped) => {
+                    if let Err(e) = session.logout().await {
+                        tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
+                    }
+                    return Ok(Ended::Done);
+                }
+                Ok(_) => {}
+                Err(e) => return Ok(Ended::Failed(e)),
+            }
+        }
+    }
+
+    async fn poll(
+        &self,
+        session: &mut Session,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<IdleOutcome, imap::Error> {
+        tokio::select! {
+            () = tokio::time::sleep(self.account.watch.poll_interval) => {
+                session.noop().await?;
+                Ok(IdleOutcome::Timeout)
+            }
+            _ = shutdown.changed() => Ok(IdleOutcome::Stopped),
+        }
+    }
+
+    /// Where to start: the stored checkpoint, or a baseline on the first start or after the
+    /// server reset UIDVALIDITY (never a replay of the whole mailbox).
+    async fn start_point(&self, session: &mut Session, selected: &Selected) -> Result<Result<u32, Error>, imap::Error> {
+        let stored = match self.store.checkpoint(&self.account.name, &self.mailbox.name).await {
+            Ok(stored) => stored,
+            Err(e) => return Ok(Err(self.store_error(e))),
+        };
+        let top = selected.uidnext.saturating_sub(1);
+        match &stored {
+            Some(cp) if cp.uidvalidity == selected.uidvalidity => return Ok(Ok(cp.last_uid)),
+            Some(cp) => tracing::warn!(
+                old = cp.uidvalidity,
+                new = selected.uidvalidity,
+                "UIDVALIDITY changed: the mailbox was recreated; starting after its newest message, old mail is not replayed"
+            ),
+            None => tracing::info!(backfill = ?self.mailbox.backfill, "first start in this mailbox"),
+        }
+        let backfill = if stored.is_some() { Backfill::None } else { self.mailbox.backfill };
+        let (baseline, backlog) = match backfill {
+            Backfill::None => (top, Vec::new()),
+            Backfill::All => (0, Vec::new()),
+            Backfill::Unseen => (top, session.search_uids("UNSEEN").await?),
+            Backfill::Within(age) => {
+                let since = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+                (top, session.search_uids(&format!("SINCE {}", since.format("%-d-%b-%Y"))).await?)
+            }
+        };
+        // The backlog is processed before the baseline is stored: a crash in between repeats the
+        // (idempotent) backlog rather than losing it.
+        if !backlog.is_empty() {
+            let fetched = session.fetch_uids(&backlog, self.account.watch.max_message_size).await?;
+            if let Err(e) = self.process(selected.uidvalidity, fetched, false).await {
+                return Ok(Err(e));
+            }
+        }
+        let checkpoint = self.checkpoint(selected.uidvalidity, baseline);
+        if let Err(e) = self.store.set_checkpoint(&checkpoint).await {
+            return Ok(Err(self.store_error(e)));
+        }
+        Ok(Ok(baseline))
+    }
+
+    /// Fetches everything above `last` and processes it; returns the new last UID.
+    async fn catch_up(
+        &self,
+        session: &mut Session,
+        uidvalidity: u32,
+        last: u32,
+    ) -> Result<Result<u32, Error>, imap::Error> {
+        let fetched = session.fetch_after(last, self.account.watch.max_message_size).await?;
+        let newest = fetched.iter().map(|f| f.uid).max().unwrap_or(last).max(last);
+        if fetched.is_empty() {
+            return Ok(Ok(last));
+        }
+        Ok(self.process(uidvalidity, fetched, true).await.map(|()| newest))
+    }
+
+    /// Parses and evaluates a batch, then stores every plan and the checkpoint together.
+    async fn process(&self, uidvalidity: u32, mut fetched: Vec<Fetched>, move_checkpoint: bool) -> Result<(), Error> {
+        fetched.sort_by_key(|f| f.uid);
+        let count = fetched.len();
+        let (account, mailbox, rules) = (self.account.clone(), self.mailbox.name.clone(), self.rules.clone());
+        let span = tracing::Span::current();
+        let plans = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            fetched.into_iter().map(|f| evaluate(&account, &mailbox, uidvalidity, f, &rules)).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let plans: Vec<MessagePlan> = if move_checkpoint {
+            plans
+        } else {
+            // Backfill: the checkpoint is set once, after the backlog (see `start_point`).
+            let current =
+                self.store.checkpoint(&self.account.name, &self.mailbox.name).await.map_err(|e| self.store_error(e))?;
+            plans
+                .into_iter()
+                .map(|mut p| {
+                    p.checkpoint = current.clone().unwrap_or_else(|| self.checkpoint(uidvalidity, 0));
+                    p
+                })
+                .collect()
+        };
+        let actions: usize = plans.iter().map(|p| p.actions.len()).sum();
+        self.store.commit_plans(plans).await.map_err(|e| self.store_error(e))?;
+        tracing::info!(messages = count, actions, "plans stored");
+        if actions > 0 {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self, uidvalidity: u32, last_uid: u32) -> Checkpoint {
+        Checkpoint { account: self.account.name.clone(), mailbox: self.mailbox.name.clone(), uidvalidity, last_uid }
+    }
+
+    fn store_error(&self, source: store::Error) -> Error {
+        Error::Store { account: self.account.name.clone(), mailbox: self.mailbox.name.clone(), source }
+    }
+
+    fn imap_error(&self, source: imap::Error) -> Error {
+        Error::Imap { account: self.account.name.clone(), mailbox: self.mailbox.name.clone(), source }
+    }
+}
+
+/// Parses one fetched message, runs the rules, and turns their decisions into a stored plan.
+fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched, rules: &RuleSet) -> MessagePlan {
+    let key = MessageKey::new(account.name.clone(), mailbox, uidvalidity, fetched.uid);
+    let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity);
+    let _entered = span.enter();
+    let meta = Meta {
+        key: key.clone(),
+        flags: fetched.flags,
+        internal_date: fetched.internal_date,
+        size: Some(fetched.size),
+        truncated: fetched.truncated,
+    };
+    let view = Arc::new(crate::message::parse(&fetched.raw, meta));
+    let evaluation = rules.evaluate(&view, &account.rules);
+    let plan = Plan::build(key, evaluation.decisions);
+    for overridden in &plan.overridden {
+        tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later rule");
+    }
+    MessagePlan {
+        checkpoint: Checkpoint {
+            account: account.name.clone(),
+            mailbox: mailbox.to_owned(),
+            uidvalidity,
+            last_uid: fetched.uid,
+        },
+        actions: plan.actions.iter().map(|p| new_action(&view, p)).collect(),
+        failures: evaluation.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
+    }
+}
+
+fn new_action(view: &MessageView, planned: &crate::plan::Planned) -> NewAction {
+    let key = view.key();
+    // Serialising a plain enum of strings cannot fail; `Null` would be refused by the store's
+    // json check and surface as a store error, never as a silent wrong action.
+    let payload = serde_json::to_value(&planned.action).unwrap_or(serde_json::Value::Null);
+    NewAction::new(planned.key.clone(), key.account.clone(), planned.action.kind(), payload).for_message(
+        key.mailbox.clone(),
+        key.uidvalidity,
+        key.uid,
+    )
+}
