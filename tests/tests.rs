@@ -7,4 +7,5 @@
 mod cli;
 mod harness; // local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers
 mod harness_selftest;
+mod imap_session; // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts
 mod rules_examples; // the shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them, no failures // proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart // the binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock, secrets kept out of logs
