@@ -26,8 +26,8 @@
 
 pub mod config;
 pub mod error;
-pub mod imap;
 pub mod exec;
+pub mod imap;
 pub mod message;
 pub mod plan;
 pub mod rules;
