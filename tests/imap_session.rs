@@ -436,3 +436,41 @@ async fn a_server_going_away_during_idle_is_transient() -> Result<()> {
     assert!(matches!(err, Error::Connect { .. }) && err.is_transient(), "{err:?}");
     Ok(())
 }
+
+/// A log sink shared with the subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn neither_the_password_nor_a_body_reaches_the_log_even_at_trace() -> Result<()> {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let secret_body = "BODY-MARKER-7f3a";
+    env.append(&user, "INBOX", &message("a@example.org", &user.address, "s", secret_body), &[], None).await?;
+    let sink = Captured::default();
+    let writer = sink.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_env_filter("trace").with_writer(move || writer.clone()).with_ansi(false);
+    // This thread only (the test runtime is single-threaded); async-imap's `log` records too.
+    let guard = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+    let mut session = inbox(env, &user).await?;
+    let fetched = session.fetch_after(0, NO_LIMIT).await?;
+    session.logout().await?;
+    drop(guard);
+    assert!(String::from_utf8_lossy(&fetched[0].raw).contains(secret_body));
+    let log = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    assert!(log.contains("imap: logged in"), "the log was captured:\n{log}");
+    assert!(!log.contains(&user.password), "the password is in the log:\n{log}");
+    assert!(!log.contains(secret_body), "a message body is in the log:\n{log}");
+    Ok(())
+}
