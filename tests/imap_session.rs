@@ -210,6 +210,7 @@ async fn idle_wakes_on_delivery_times_out_and_stops_on_request() -> Result<()> {
     let env = TestEnv::shared();
     let user = env.new_user();
     let mut session = inbox(env, &user).await?;
+    assert!(session.fetch_after(0, NO_LIMIT).await?.is_empty(), "an empty mailbox fetches nothing, without error");
     assert_eq!(session.idle(Duration::from_millis(700), std::future::pending::<()>()).await?, IdleOutcome::Timeout);
     let deliver = async {
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -48,7 +48,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// One authenticated IMAP connection with at most one selected mailbox.
 #[derive(Debug)]
 pub struct Session {
-    /// `None` while IDLE holds the connection, and after it broke.
+    /// `None` once the session broke or logged out: the socket is closed then.
     conn: Option<Conn>,
     /// Why the connection must be dropped, once it must.
     broken: Option<String>,
@@ -182,7 +182,7 @@ impl Session {
         let why = match (&self.broken, &mut self.conn) {
             (None, Some(conn)) => return Ok(conn),
             (Some(why), _) => why.clone(),
-            (None, None) => "it was lost during IDLE".to_owned(),
+            (None, None) => "it is closed".to_owned(),
         };
         Err(Error::Broken { what: what.into(), at: self.at.clone(), why })
     }
