@@ -4,8 +4,22 @@
 //! (`apt-get install dovecot-imapd dovecot-lmtpd postfix`) and root.
 //! Each module below says what it covers; add new ones the same way.
 
+// The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
+// secrets kept out of logs.
 mod cli;
-mod harness; // local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers
+// Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
+mod daemon;
+// Local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers.
+mod harness;
+// Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
 mod harness_selftest;
-mod imap_session; // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts
-mod rules_examples; // the shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them, no failures // proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart // the binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock, secrets kept out of logs
+// imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
+mod imap_session;
+// SIGKILL during a burst (exactly once), Dovecot restart while idling, the corpus through the
+// pipeline.
+mod recovery;
+// The shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them.
+pub mod rules_examples;
+// The live pipeline: idle-to-move latency, mail from while stopped, UIDVALIDITY reset, --once,
+// non-ASCII folders.
+mod watch;

@@ -227,18 +227,22 @@ impl MailboxWatcher {
     }
 
     /// Fetches everything above `last` and processes it; returns the new last UID.
+    /// Fetches are bounded (`imap::FETCH_LIMIT` messages per call), so a big backlog is taken in
+    /// slices, each stored before the next is fetched.
     async fn catch_up(
         &self,
         session: &mut Session,
         uidvalidity: u32,
-        last: u32,
+        mut last: u32,
     ) -> Result<Result<u32, Error>, imap::Error> {
-        let fetched = session.fetch_after(last, self.account.watch.max_message_size).await?;
-        let newest = fetched.iter().map(|f| f.uid).max().unwrap_or(last).max(last);
-        if fetched.is_empty() {
-            return Ok(Ok(last));
+        loop {
+            let fetched = session.fetch_after(last, self.account.watch.max_message_size).await?;
+            let Some(newest) = fetched.iter().map(|f| f.uid).max() else { return Ok(Ok(last)) };
+            if let Err(e) = self.process(uidvalidity, fetched, true).await {
+                return Ok(Err(e));
+            }
+            last = newest.max(last);
         }
-        Ok(self.process(uidvalidity, fetched, true).await.map(|()| newest))
     }
 
     /// Parses and evaluates a batch, then stores every plan and the checkpoint together.
