@@ -1,4 +1,4 @@
-//! Errors of the IMAP layer: one enum, each message "cannot <verb> <object>" naming the
+//! Errors of the IMAP layer: one enum, each message `cannot <verb> <object>` naming the
 //! account, server and mailbox, with the cause in `source` (never in the message).
 //!
 //! The predicates tell a caller how to react: [`Error::is_auth`] and [`Error::is_tls`] are
