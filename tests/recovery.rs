@@ -44,13 +44,16 @@ async fn sigkill_during_a_burst_loses_nothing_and_repeats_nothing() {
             for i in 0..total {
                 let raw = message("burst@example.com", &user.address, &format!("sort-me burst {i}"), "x");
                 env.deliver_lmtp(&user, &raw).await.unwrap();
+                // Spread the burst over a few seconds, so that kills land in every phase:
+                // fetching, evaluating, storing plans, moving.
+                tokio::time::sleep(Duration::from_millis(15)).await;
             }
         })
     };
     let mut kills = 0;
     while !deliver.is_finished() {
         let daemon = Daemon::spawn(&setup.config, &["run"]);
-        tokio::time::sleep(Duration::from_millis(150 + rng.below(600))).await;
+        tokio::time::sleep(Duration::from_millis(60 + rng.below(400))).await;
         daemon.kill();
         kills += 1;
     }

@@ -189,3 +189,35 @@ async fn once_processes_backfill_and_exits_and_fails_fast_on_a_bad_password() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_that_cannot_log_in_does_not_stop_the_others() {
+    let env = TestEnv::shared();
+    let (good, bad) = (env.new_user(), env.new_user());
+    let extra = format!(
+        "\nbroken:\n  imap: {{ host: 127.0.0.1, port: {}, tls: implicit }}\n  ca_file: {}\n  username: {}\n  password_command: \"echo wrong\"",
+        env.imaps_port,
+        env.ca_file.display(),
+        bad.login
+    );
+    // `account_extra` is indented under account `t`; the second account must sit beside it.
+    let setup = Setup::new(env, &good, &[("sort.rhai", SORT_RULE)], "");
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    let indented: String = extra.lines().map(|l| format!("  {l}\n")).collect();
+    let config = config + indented.as_str();
+    std::fs::write(&setup.config, config).unwrap();
+    let daemon = Daemon::start(&setup.config, 1);
+    let raw = message("a@example.com", &good.address, "sort-me despite the broken account", "x");
+    env.deliver_lmtp(&good, &raw).await.unwrap();
+    wait_for(Duration::from_secs(15), "the good account's message sorted", || async {
+        let ids = ids_in(env, &good, "Sorted").await;
+        if ids.contains(&id_of(&raw)) { Ok(()) } else { Err(ids.len()) }
+    })
+    .await;
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("account=\"broken\"") && log.contains("cannot log in"),
+        "the failing account is reported:\n{log}"
+    );
+}
