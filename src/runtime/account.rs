@@ -64,9 +64,8 @@ impl AccountWorker {
         for mailbox in &self.account.mailboxes {
             let watcher = self.watcher(mailbox, &wake);
             let shutdown = shutdown.clone();
-            tasks.spawn(
-                async move { watcher.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()),
-            );
+            tasks
+                .spawn(async move { watcher.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()));
         }
         let executor = self.executor(&wake);
         tasks.spawn(async move { executor.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()));
