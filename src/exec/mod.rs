@@ -22,6 +22,8 @@ use crate::store::{self, Action, ActionId, Outcome, Store};
 
 /// Actions claimed per round.
 const BATCH: usize = 500;
+/// An idle executor keeps its connection only if the next action is due within this long.
+const KEEP_CONNECTION: Duration = Duration::from_secs(30);
 /// After this many attempts a transiently failing action is given up (dead-lettered).
 pub const MAX_ATTEMPTS: u32 = 10;
 
@@ -94,6 +96,11 @@ impl Executor {
                 }
             }
             let next = self.until_next_due().await?;
+            // A connection left idle for long is cut by servers and NATs, and the first action
+            // after that would fail on it: close it now, reconnect when there is work.
+            if next > KEEP_CONNECTION {
+                self.logout().await;
+            }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(next) => {}
@@ -130,6 +137,12 @@ impl Executor {
 
     /// One claim-and-run round.
     async fn round(&mut self) -> Result<Round, Error> {
+        // Connect only when something is due: an idle account holds no executor connection.
+        // Connecting before claiming keeps an outage from using up the actions' attempts.
+        let due = self.store.next_due(&self.account.name).await.map_err(|e| self.store_error(e))?;
+        if due.is_none_or(|at| at > Utc::now()) {
+            return Ok(Round::Idle);
+        }
         if self.session.is_none() {
             match Session::connect(&self.login, self.timeouts).await {
                 Ok(session) => {

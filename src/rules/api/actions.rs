@@ -88,6 +88,16 @@ fn flag_name(ctx: &NativeCallContext, name: &str) -> Result<String, Box<EvalAltR
     Ok(name.to_owned())
 }
 
+fn add_flag(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+    let flags = vec![flag_name(&ctx, name)?];
+    record(&ctx, Action::AddFlags { flags })
+}
+
+fn remove_flag(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+    let flags = vec![flag_name(&ctx, name)?];
+    record(&ctx, Action::RemoveFlags { flags })
+}
+
 /// Registers the action functions.
 pub fn register(engine: &mut Engine) {
     engine
@@ -99,23 +109,11 @@ pub fn register(engine: &mut Engine) {
             let mailbox = folder(&ctx, to)?;
             record(&ctx, Action::Copy { mailbox })
         })
-        .register_fn("flag", |ctx: NativeCallContext, name: &str| {
-            let flags = vec![flag_name(&ctx, name)?];
-            record(&ctx, Action::AddFlags { flags })
-        })
-        .register_fn("unflag", |ctx: NativeCallContext, name: &str| {
-            let flags = vec![flag_name(&ctx, name)?];
-            record(&ctx, Action::RemoveFlags { flags })
-        })
+        .register_fn("flag", add_flag)
+        .register_fn("unflag", remove_flag)
         // Outside Gmail a label is an IMAP keyword; the Gmail mapping comes with provider support.
-        .register_fn("label", |ctx: NativeCallContext, name: &str| {
-            let flags = vec![flag_name(&ctx, name)?];
-            record(&ctx, Action::AddFlags { flags })
-        })
-        .register_fn("unlabel", |ctx: NativeCallContext, name: &str| {
-            let flags = vec![flag_name(&ctx, name)?];
-            record(&ctx, Action::RemoveFlags { flags })
-        })
+        .register_fn("label", add_flag)
+        .register_fn("unlabel", remove_flag)
         .register_fn("mark_read", |ctx: NativeCallContext| {
             record(&ctx, Action::AddFlags { flags: vec!["\\Seen".into()] })
         })
