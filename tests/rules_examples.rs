@@ -25,7 +25,7 @@ fn plan_for(rules: &RuleSet, file: &Path) -> (Plan, Vec<String>) {
     let key = MessageKey::new("demo", "INBOX", 1, 1);
     let meta = Meta { key: key.clone(), flags: vec![], internal_date: None, size: None, truncated: false };
     let view = Arc::new(tidings::message::parse(&raw, meta));
-    let evaluation = rules.evaluate(&view, &[]);
+    let evaluation = rules.evaluate(&view, &[], chrono::Utc::now());
     let failures = evaluation.failures.iter().map(|f| format!("{}: {}", f.rule, f.error)).collect();
     (Plan::build(key, evaluation.decisions), failures)
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use rhai::{EvalAltResult, Scope};
 
 use super::api::actions::{self, Recorder};
@@ -73,8 +74,9 @@ impl Health {
 
 impl RuleSet {
     /// Runs the live rules that `selected` allows over `message`, in order, until one stops.
-    /// Blocking (rules are CPU work): call it from a blocking thread.
-    pub fn evaluate(&self, message: &Arc<MessageView>, selected: &[String]) -> Evaluation {
+    /// `now` is the trigger's time, which rules read with `now()`: injected, so that fixtures
+    /// and dry runs can fix it. Blocking (rules are CPU work): call it from a blocking thread.
+    pub fn evaluate(&self, message: &Arc<MessageView>, selected: &[String], now: DateTime<Utc>) -> Evaluation {
         let mut evaluation = Evaluation::default();
         for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
             if self.health.is_disabled(&rule.name) {
@@ -82,7 +84,7 @@ impl RuleSet {
             }
             let span = tracing::info_span!("rule", rule = %rule.name);
             let _entered = span.enter();
-            match self.run(rule, message) {
+            match self.run(rule, message, now) {
                 Ok(recorder) => {
                     self.health.record(&rule.name, false);
                     evaluation.decisions.extend(recorder.decisions);
@@ -101,7 +103,7 @@ impl RuleSet {
         evaluation
     }
 
-    fn run(&self, rule: &Rule, message: &Arc<MessageView>) -> Result<Recorder, String> {
+    fn run(&self, rule: &Rule, message: &Arc<MessageView>, now: DateTime<Utc>) -> Result<Recorder, String> {
         let mut scope = Scope::new();
         scope.push_constant("msg", Msg(Arc::clone(message)));
         let recorder = Recorder {
@@ -109,6 +111,7 @@ impl RuleSet {
             decisions: Vec::new(),
             stopped: false,
             deadline: Instant::now() + self.limits.wall_time,
+            now,
         };
         let (result, recorder) =
             actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, &rule.ast));

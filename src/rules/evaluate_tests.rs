@@ -47,7 +47,7 @@ fn the_readme_rule_labels_flags_moves_and_stops() {
         }
     "#;
     let (_dir, set) = rules(&[("10-github.rhai", rule), ("20-later.rhai", "move_to(\"Never\");")], "");
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[], chrono::Utc::now());
     assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
     assert_eq!(
         actions(&evaluation),
@@ -71,7 +71,7 @@ fn message_getters_read_the_view() {
         }
     "#;
     let (_dir, set) = rules(&[("getters.rhai", rule)], "");
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[], chrono::Utc::now());
     assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
     assert_eq!(actions(&evaluation), [("getters.rhai", &Action::Copy { mailbox: "Seen/All".into() })]);
 }
@@ -86,7 +86,7 @@ fn a_failing_rule_is_contained_and_the_others_run() {
         ],
         "",
     );
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[], chrono::Utc::now());
     let failed: Vec<&str> = evaluation.failures.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(failed, ["a.rhai", "b.rhai"]);
     assert!(evaluation.failures[0].error.contains("line 2"), "{:?}", evaluation.failures[0]);
@@ -100,11 +100,11 @@ fn wall_clock_and_operation_limits_stop_runaway_rules() {
     let busy = "let n = 0; loop { n += 1; }";
     let (_dir, set) = rules(&[("busy.rhai", busy)], "limits: { operations: 1000000000, wall_time: 50ms }\n");
     let started = std::time::Instant::now();
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[], chrono::Utc::now());
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
     assert!(evaluation.failures[0].error.contains("wall-clock limit"), "{:?}", evaluation.failures);
     let (_dir, set) = rules(&[("busy.rhai", busy)], "limits: { operations: 5000 }\n");
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[], chrono::Utc::now());
     assert!(evaluation.failures[0].error.contains("limit of 5000 operations"), "{:?}", evaluation.failures);
 }
 
@@ -113,22 +113,22 @@ fn a_rule_failing_twenty_times_in_a_row_is_disabled() {
     let (_dir, set) = rules(&[("broken.rhai", "flag(\"\\\\Nope\");")], "");
     let message = view(GITHUB_MAIL);
     for _ in 0..evaluate::DISABLE_AFTER {
-        assert_eq!(set.evaluate(&message, &[]).failures.len(), 1);
+        assert_eq!(set.evaluate(&message, &[], chrono::Utc::now()).failures.len(), 1);
     }
-    assert!(set.evaluate(&message, &[]).failures.is_empty(), "a disabled rule no longer runs");
+    assert!(set.evaluate(&message, &[], chrono::Utc::now()).failures.is_empty(), "a disabled rule no longer runs");
 }
 
 #[test]
 fn account_globs_narrow_the_rules() {
     let (_dir, set) = rules(&[("news.rhai", "flag(\"news\");"), ("work.rhai", "flag(\"work\");")], "");
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &["work*".to_owned()]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &["work*".to_owned()], chrono::Utc::now());
     assert_eq!(actions(&evaluation), [("work.rhai", &Action::AddFlags { flags: vec!["work".into()] })]);
 }
 
 #[test]
 fn bad_folder_names_fail_the_rule() {
     let (_dir, set) = rules(&[("bad.rhai", "move_to(\"a//b\");")], "");
-    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[]);
+    let evaluation = set.evaluate(&view(GITHUB_MAIL), &[], chrono::Utc::now());
     assert!(evaluation.failures[0].error.contains("is not a folder name"), "{:?}", evaluation.failures);
     assert!(Path::new(&evaluation.failures[0].rule).ends_with("bad.rhai"));
 }

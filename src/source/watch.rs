@@ -306,7 +306,7 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched
         truncated: fetched.truncated,
     };
     let view = Arc::new(crate::message::parse(&fetched.raw, meta));
-    let evaluation = rules.evaluate(&view, &account.rules);
+    let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
     let plan = Plan::build(key, evaluation.decisions);
     for overridden in &plan.overridden {
         tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later rule");

@@ -23,6 +23,8 @@ pub struct Recorder {
     pub stopped: bool,
     /// When the evaluation must give up (the wall-clock limit).
     pub deadline: Instant,
+    /// The trigger's time, what `now()` returns.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 thread_local! {
