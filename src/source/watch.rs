@@ -14,6 +14,9 @@ use crate::plan::Plan;
 use crate::rules::RuleSet;
 use crate::store::{self, Checkpoint, MessagePlan, NewAction, Store};
 
+/// Backfill messages fetched and stored per step.
+const BACKLOG_SLICE: usize = 200;
+
 /// Why a watcher stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -213,8 +216,9 @@ impl MailboxWatcher {
         };
         // The backlog is processed before the baseline is stored: a crash in between repeats the
         // (idempotent) backlog rather than losing it.
-        if !backlog.is_empty() {
-            let fetched = session.fetch_uids(&backlog, self.account.watch.max_message_size).await?;
+        // In slices: a backlog of thousands must not be loaded into memory at once.
+        for slice in backlog.chunks(BACKLOG_SLICE) {
+            let fetched = session.fetch_uids(slice, self.account.watch.max_message_size).await?;
             if let Err(e) = self.process(selected.uidvalidity, fetched, false).await {
                 return Ok(Err(e));
             }
