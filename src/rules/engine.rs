@@ -1,14 +1,16 @@
 //! The one Rhai engine every rule runs in, and the limits that keep a rule from hurting the host.
 //!
 //! Rules are untrusted in the sense that a typo can loop forever or build a huge string: every
-//! evaluation is bounded. Imports resolve only under the plugins directory.
+//! evaluation is bounded. Imports resolve only under the plugins directory
+//! ([`super::resolver`]); data files reach scripts only as copies, through `data(name)`.
 
-use std::path::Path;
+use std::sync::Arc;
 
-use rhai::Engine;
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext};
 
+use super::data::DataSet;
+use super::resolver::PluginResolver;
 use crate::config::Limits;
-use rhai::module_resolvers::FileModuleResolver;
 
 /// Nesting of function calls.
 pub const MAX_CALL_LEVELS: usize = 32;
@@ -17,9 +19,9 @@ pub const MAX_STRING_SIZE: usize = 1 << 20;
 /// Largest array or map a script may build.
 pub const MAX_COLLECTION_SIZE: usize = 10_000;
 
-/// Builds the engine: limits, no `eval`, strict variables, imports from `plugins_dir`, and
-/// `print`/`debug` routed to tracing (inside the rule's span) instead of stdout.
-pub fn build(plugins_dir: &Path, limits: &Limits) -> Engine {
+/// Builds the engine: limits, no `eval`, strict variables, imports through `resolver`, `data`
+/// over `data`, and `print`/`debug` routed to tracing (inside the rule's span) instead of stdout.
+pub fn build(resolver: PluginResolver, data: Arc<DataSet>, limits: &Limits) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits.operations)
@@ -31,11 +33,21 @@ pub fn build(plugins_dir: &Path, limits: &Limits) -> Engine {
         .set_max_modules(64)
         // A typo'd variable should fail at compile time, not evaluate to ().
         .set_strict_variables(true)
-        .set_module_resolver(FileModuleResolver::new_with_path_and_extension(plugins_dir, "rhai"));
+        .set_module_resolver(resolver);
     // `eval` would let a rule compile code at run time, outside the start-up check.
     engine.disable_symbol("eval");
     engine.on_print(|text| tracing::info!(target: "tidings::rule", "{text}"));
     engine.on_debug(|text, source, pos| tracing::debug!(target: "tidings::rule", source, %pos, "{text}"));
+    // A function rather than a variable in scope: a copy is made only when a rule asks, the
+    // optimizer cannot fold it away, and there is no global for a script to change.
+    engine.register_fn("data", move |ctx: NativeCallContext, name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+        data.get(name).ok_or_else(|| {
+            let known = data.names().iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            let known = if known.is_empty() { "there are none".to_owned() } else { format!("there are {known}") };
+            let message = format!("no data file named `{name}` in rules/{}/ ({known})", super::data::DIR);
+            Box::new(EvalAltResult::ErrorRuntime(message.into(), ctx.call_position()))
+        })
+    });
     super::api::register(&mut engine);
     engine
 }

@@ -65,6 +65,12 @@ impl Health {
         }
     }
 
+    /// Takes over `old`'s counts for the rules `keep` accepts: those a reload left unchanged.
+    pub(super) fn inherit(&self, old: &Health, keep: impl Fn(&str) -> bool) {
+        let old = old.lock().clone();
+        self.lock().extend(old.into_iter().filter(|(rule, _)| keep(rule)));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         // A panic while holding this lock cannot leave the counts inconsistent (each update is one
         // statement), so a poisoned lock is still good to use.

@@ -5,11 +5,17 @@
 //! `tidings check` before any mail is touched. Rules are pure: they never do IO themselves.
 //!
 //! Live rules are the `*.rhai` files directly in the rules directory, run in file-name order.
-//! Files in subfolders are run only by the schedules that name them.
+//! Files in subfolders are run only by the schedules that name them. Rules `import` plugins
+//! from the plugins directory only ([`resolver`]) and read data files with `data("name")`
+//! ([`data`]). While the daemon runs, [`reload`] recompiles everything when a file changes and
+//! swaps the new set in whole, or keeps the old one if the new one does not compile.
 
 pub mod api;
+pub mod data;
 pub mod engine;
 pub mod evaluate;
+pub mod reload;
+pub mod resolver;
 
 #[cfg(test)]
 mod evaluate_tests;
@@ -17,13 +23,18 @@ mod evaluate_tests;
 #[cfg(test)]
 mod tests;
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rhai::{AST, Engine, Scope};
+use rhai::{AST, Engine, EvalAltResult, Position, Scope};
 
 use crate::config::{Config, Limits};
+use data::DataSet;
+use resolver::PluginResolver;
 
 pub use evaluate::{Evaluation, RuleFailure};
+pub use reload::CurrentRules;
 
 /// A compiled rule.
 #[derive(Debug)]
@@ -32,6 +43,9 @@ pub struct Rule {
     pub name: String,
     /// The compiled script, imports included.
     pub ast: AST,
+    /// A hash of its source, the plugins and the data files: a reload that leaves it the same
+    /// leaves the rule "unchanged", and a rule disabled for failing stays disabled.
+    fingerprint: u64,
 }
 
 /// Every rule the config uses, compiled.
@@ -46,6 +60,8 @@ pub struct RuleSet {
     pub limits: Limits,
     /// Failure counts, to disable a rule that keeps failing.
     health: evaluate::Health,
+    /// The resolver the rules' imports went through (its cache holds the compiled plugins).
+    plugins: PluginResolver,
 }
 
 /// One rule that does not compile.
@@ -94,27 +110,52 @@ fn rule_scope() -> Scope<'static> {
 }
 
 impl RuleSet {
-    /// Compiles the live rules in `config.rules_dir` and every schedule's rule; reports every
-    /// failure, not just the first.
+    /// Compiles the live rules in `config.rules_dir` and every schedule's rule, with the data
+    /// files and the plugins they import; reports every failure, not just the first.
     pub fn compile(config: &Config) -> Result<RuleSet, Error> {
-        let engine = engine::build(&config.plugins_dir, &config.limits);
         let mut errors = Vec::new();
+        let data = Arc::new(DataSet::load(&config.rules_dir, &mut errors));
+        let plugins = PluginResolver::new(&config.plugins_dir);
+        let engine = engine::build(plugins.clone(), data.clone(), &config.limits);
+        let compiler = Compiler { engine: &engine, plugins: &plugins, rules_dir: &config.rules_dir };
         let mut live = Vec::new();
         for path in live_rule_files(&config.rules_dir)? {
-            live.extend(compile_file(&engine, &config.rules_dir, &path, &mut errors));
+            live.extend(compiler.file(&path, &mut errors));
         }
         let mut scheduled = Vec::new();
         for schedule in &config.schedules {
             let path = config.rules_dir.join(&schedule.rule);
             if !scheduled.iter().any(|r: &Rule| Path::new(&r.name) == schedule.rule) {
-                scheduled.extend(compile_file(&engine, &config.rules_dir, &path, &mut errors));
+                scheduled.extend(compiler.file(&path, &mut errors));
             }
         }
         if !errors.is_empty() {
             return Err(Error::Compile(errors));
         }
-        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), health: evaluate::Health::default() })
+        // Only now are all the plugins the rules use known.
+        let shared = (plugins.fingerprint(), data.fingerprint());
+        for rule in live.iter_mut().chain(scheduled.iter_mut()) {
+            rule.fingerprint = hash(&(rule.fingerprint, shared));
+        }
+        let health = evaluate::Health::default();
+        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), health, plugins })
     }
+
+    /// How many plugin files were compiled for these rules (each once, however many import it).
+    pub fn plugins_compiled(&self) -> usize {
+        self.plugins.compiled()
+    }
+
+    /// Every rule, live and scheduled.
+    fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.live.iter().chain(&self.scheduled)
+    }
+}
+
+fn hash(value: &impl Hash) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The `*.rhai` files directly in `dir`, sorted by name. A missing directory means no rules.
@@ -135,36 +176,84 @@ fn live_rule_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-fn compile_file(engine: &Engine, rules_dir: &Path, path: &Path, errors: &mut Vec<CompileError>) -> Option<Rule> {
-    let name = path.strip_prefix(rules_dir).unwrap_or(path).display().to_string();
-    let fail = |line, column, message| CompileError { file: path.to_owned(), line, column, message };
-    let source = match std::fs::read_to_string(path) {
-        Ok(source) => source,
-        Err(e) => {
-            errors.push(fail(0, 0, format!("cannot read rule: {e}")));
-            return None;
+/// What compiling one rule file needs.
+struct Compiler<'a> {
+    engine: &'a Engine,
+    plugins: &'a PluginResolver,
+    rules_dir: &'a Path,
+}
+
+impl Compiler<'_> {
+    /// Compiles the rule at `path`, its imports resolved into it; a failure goes to `errors`.
+    fn file(&self, path: &Path, errors: &mut Vec<CompileError>) -> Option<Rule> {
+        let name = path.strip_prefix(self.rules_dir).unwrap_or(path).display().to_string();
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(e) => {
+                let message = format!("cannot read rule: {e}");
+                errors.push(CompileError { file: path.to_owned(), line: 0, column: 0, message });
+                return None;
+            }
+        };
+        match self.engine.compile_into_self_contained(&rule_scope(), &source) {
+            Ok(ast) => Some(Rule { name, ast, fingerprint: hash(&source) }),
+            Err(e) => {
+                errors.push(self.locate(*e, path, &source));
+                None
+            }
         }
-    };
-    match engine.compile_into_self_contained(&rule_scope(), &source) {
-        Ok(ast) => Some(Rule { name, ast }),
-        Err(mut e) => {
-            let pos = e.position();
-            let (line, column) = match (pos.line(), &*e) {
-                (Some(line), _) => (line, pos.position().unwrap_or(0)),
-                // Rhai resolves imports after parsing and loses the statement's position.
-                (None, rhai::EvalAltResult::ErrorModuleNotFound(module, _)) => (import_line(&source, module), 1),
-                (None, _) => (0, 0),
+    }
+
+    /// Where a compile error is and what to say. An error in the rule is at its position; an
+    /// import refused or not found is at the `import` line (Rhai resolves imports after parsing
+    /// and loses the statement's position); an error inside a plugin is at the plugin's
+    /// position and names the rule that imported it.
+    fn locate(&self, mut err: EvalAltResult, rule: &Path, source: &str) -> CompileError {
+        let mut file = rule.to_owned();
+        let mut importer = Some(source);
+        let mut via = String::new();
+        loop {
+            let at = |pos: Position, module: &str, importer: Option<&str>| match pos.line() {
+                Some(line) => (line, pos.position().unwrap_or(1)),
+                None => importer.map_or((0, 0), |source| import_at(source, module)),
             };
-            // The position is in the file:line:col prefix; Rhai would repeat it in the text.
-            e.clear_position();
-            errors.push(fail(line, column, e.to_string()));
-            None
+            let (line, column, message) = match err {
+                EvalAltResult::ErrorInModule(module, inner, pos) => {
+                    let (line, column) = at(pos, &module, importer);
+                    if via.is_empty() {
+                        via = format!(" (in plugin `{module}`, imported by {}:{line})", rule.display());
+                    }
+                    match *inner {
+                        // The resolver's refusals carry no position: the import line is the place.
+                        EvalAltResult::ErrorRuntime(why, pos) if pos.is_none() => (line, column, why.to_string()),
+                        inner => {
+                            (file, importer, err) = (self.plugins.file_of(&module), None, inner);
+                            continue;
+                        }
+                    }
+                }
+                EvalAltResult::ErrorModuleNotFound(module, pos) => {
+                    let (line, column) = at(pos, &module, importer);
+                    let missing = self.plugins.file_of(&module);
+                    (line, column, format!("cannot import `{module}`: there is no plugin {}", missing.display()))
+                }
+                mut other => {
+                    let pos = other.take_position();
+                    (pos.line().unwrap_or(0), pos.position().unwrap_or(0), other.to_string())
+                }
+            };
+            let message = if file == rule { message } else { message + via.as_str() };
+            return CompileError { file, line, column, message };
         }
     }
 }
 
-/// The line of the `import` statement naming `module`, or 0.
-fn import_line(source: &str, module: &str) -> usize {
+/// Line and column of the `import` statement naming `module`, or 0 and 0.
+fn import_at(source: &str, module: &str) -> (usize, usize) {
     let quoted = format!("\"{module}\"");
-    source.lines().position(|l| l.contains("import") && l.contains(&quoted)).map_or(0, |i| i + 1)
+    let found = source.lines().enumerate().find_map(|(i, l)| {
+        let column = l.find("import").filter(|_| l.contains(&quoted))?;
+        Some((i + 1, column + 1))
+    });
+    found.unwrap_or((0, 0))
 }

@@ -9,7 +9,7 @@ use tracing::Instrument;
 use crate::config::{Account, Secret};
 use crate::exec::Executor;
 use crate::imap::{Login, Timeouts};
-use crate::rules::RuleSet;
+use crate::rules::CurrentRules;
 use crate::source::watch::MailboxWatcher;
 use crate::store::Store;
 
@@ -19,12 +19,12 @@ pub struct AccountWorker {
     login: Login,
     timeouts: Timeouts,
     store: Store,
-    rules: Arc<RuleSet>,
+    rules: CurrentRules,
 }
 
 impl AccountWorker {
-    /// A worker for `account`, logging in with `password`.
-    pub fn new(account: &Account, password: Secret<String>, store: Store, rules: Arc<RuleSet>) -> AccountWorker {
+    /// A worker for `account`, logging in with `password`; its watchers read `rules` per batch.
+    pub fn new(account: &Account, password: Secret<String>, store: Store, rules: CurrentRules) -> AccountWorker {
         let timeouts = Timeouts {
             command: account.watch.command_timeout,
             idle_refresh: account.watch.idle_interval,

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{Config, Secrets};
-use crate::rules::RuleSet;
+use crate::rules::reload::Reloader;
+use crate::rules::{CurrentRules, RuleSet};
 use crate::store::Store;
 use account::AccountWorker;
 
@@ -51,7 +52,9 @@ pub enum Error {
 /// Everything start-up prepares, before any connection.
 struct Prepared {
     config: Config,
-    rules: Arc<RuleSet>,
+    rules: CurrentRules,
+    /// Swaps `rules` when the files change; none for `--once`, which ends before any edit.
+    reloader: Option<Reloader>,
     secrets: Secrets,
     store: Store,
     _lock: File,
@@ -59,13 +62,19 @@ struct Prepared {
 
 /// Start-up order matters: rules compile and secrets resolve before the store is touched and
 /// long before any connection, so a mistake fails fast and changes nothing.
-async fn prepare(config: Config) -> Result<Prepared, Error> {
-    let rules = RuleSet::compile(&config).map_err(|e| Error::Start(Box::new(e.into())))?;
+async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
+    let start = |e: crate::rules::Error| Error::Start(Box::new(e.into()));
+    let (rules, reloader) = if reload {
+        let (reloader, rules) = Reloader::start(&config).map_err(start)?;
+        (rules, Some(reloader))
+    } else {
+        (CurrentRules::fixed(Arc::new(RuleSet::compile(&config).map_err(start)?)), None)
+    };
     let secrets = config.resolve_secrets().map_err(|e| Error::Start(Box::new(e.into())))?;
     let lock = lock(&config.state)?;
     let store = Store::open(&config.state).await.map_err(|e| Error::Start(Box::new(e.into())))?;
     recover(&store).await.map_err(|e| Error::Start(Box::new(e.into())))?;
-    Ok(Prepared { config, rules: Arc::new(rules), secrets, store, _lock: lock })
+    Ok(Prepared { config, rules, reloader, secrets, store, _lock: lock })
 }
 
 /// Actions claimed by a process that died may or may not have happened. Flag stores, moves and
@@ -98,15 +107,18 @@ fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
 
 /// Runs every account until `shutdown` resolves, then stops them at safe points.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let prepared = prepare(config).await?;
+    let mut prepared = prepare(config, true).await?;
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in workers(&prepared) {
         tasks.spawn(worker.run(stopping.clone()));
     }
+    if let Some(reloader) = prepared.reloader.take() {
+        tasks.spawn(reloader.run(stopping.clone()));
+    }
     tracing::info!(
         accounts = prepared.config.accounts.len(),
-        rules = prepared.rules.live.len(),
+        rules = prepared.rules.get().live.len(),
         state = %prepared.config.state.display(),
         "tidings started"
     );
@@ -124,7 +136,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// `--once`: processes what is pending in every account, carries out every resulting action,
 /// and returns. Accounts run one after another; the first failure ends the run.
 pub async fn run_once(config: Config) -> Result<(), Error> {
-    let prepared = prepare(config).await?;
+    let prepared = prepare(config, false).await?;
     for worker in workers(&prepared) {
         worker.run_once().await.map_err(|e| Error::Once(Box::new(e)))?;
     }

@@ -11,7 +11,7 @@ use crate::exec::error_chain;
 use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
 use crate::message::{MessageKey, MessageView, Meta};
 use crate::plan::Plan;
-use crate::rules::RuleSet;
+use crate::rules::{CurrentRules, RuleSet};
 use crate::store::{self, Checkpoint, MessagePlan, NewAction, Store};
 
 /// Backfill messages fetched and stored per step.
@@ -52,7 +52,8 @@ pub struct MailboxWatcher {
     login: Login,
     timeouts: Timeouts,
     store: Store,
-    rules: Arc<RuleSet>,
+    /// Read once per batch: a reload takes effect at the next batch, on the same session.
+    rules: CurrentRules,
     wake: Arc<Notify>,
 }
 
@@ -72,7 +73,7 @@ impl MailboxWatcher {
         login: Login,
         timeouts: Timeouts,
         store: Store,
-        rules: Arc<RuleSet>,
+        rules: CurrentRules,
         wake: Arc<Notify>,
     ) -> MailboxWatcher {
         MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake }
@@ -253,7 +254,7 @@ impl MailboxWatcher {
     async fn process(&self, uidvalidity: u32, mut fetched: Vec<Fetched>, move_checkpoint: bool) -> Result<(), Error> {
         fetched.sort_by_key(|f| f.uid);
         let count = fetched.len();
-        let (account, mailbox, rules) = (self.account.clone(), self.mailbox.name.clone(), self.rules.clone());
+        let (account, mailbox, rules) = (self.account.clone(), self.mailbox.name.clone(), self.rules.get());
         let span = tracing::Span::current();
         let plans = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
