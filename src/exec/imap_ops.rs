@@ -9,11 +9,13 @@ use crate::imap::{FlagOp, Session, UidSet};
 use crate::plan::{Action, Phase};
 use crate::store::{Action as Stored, ActionId};
 
-/// Per-connection knowledge: folders known to exist, and the \Trash folder.
+/// Per-connection knowledge: folders known to exist, and the \Trash and \Archive folders
+/// (`Some(None)`: looked up, the server has none).
 #[derive(Default)]
 pub struct Targets {
     existing: HashSet<String>,
     trash: Option<Option<String>>,
+    archive: Option<Option<String>>,
 }
 
 /// The claimed actions of one mailbox: (stored row, decoded action, UID).
@@ -147,6 +149,12 @@ async fn execute(
             Err(ran) => return ran,
         },
         Action::Delete => return delete(session, account, targets, uids).await,
+        Action::Archive => return archive(session, account, targets, uids).await,
+        // Never claimed by this executor (see `plan::MAILBOX_KINDS`): the phases run above have
+        // no outbound step, so this arm is only a guard.
+        Action::Reply(_) | Action::Forward(_) | Action::Send(_) | Action::Webhook { .. } | Action::Command { .. } => {
+            return Ran::Permanent(format!("cannot run a {} action: it is not an IMAP action", action.kind()));
+        }
     };
     match result {
         Ok(()) => Ran::Done,
@@ -161,13 +169,11 @@ async fn delete(session: &mut Session, account: &Account, targets: &mut Targets,
             Err(e) => classify(&e, "cannot delete"),
         };
     }
-    if targets.trash.is_none() {
-        match session.special_use("\\Trash").await {
-            Ok(found) => targets.trash = Some(found),
-            Err(e) => return classify(&e, "cannot find the \\Trash folder"),
-        }
-    }
-    match targets.trash.clone().flatten() {
+    let trash = match special_use(session, &mut targets.trash, "\\Trash").await {
+        Ok(trash) => trash,
+        Err(ran) => return ran,
+    };
+    match trash {
         Some(trash) => match session.uid_move(uids, &trash).await {
             Ok(()) => Ran::Done,
             Err(e) => classify(&e, &format!("cannot move to {trash}")),
@@ -177,6 +183,38 @@ async fn delete(session: &mut Session, account: &Account, targets: &mut Targets,
                 .into(),
         ),
     }
+}
+
+/// Moves to the special-use \Archive folder. On Gmail archiving means removing the \Inbox
+/// label instead; that variant comes with provider support.
+async fn archive(session: &mut Session, account: &Account, targets: &mut Targets, uids: &UidSet) -> Ran {
+    match special_use(session, &mut targets.archive, "\\Archive").await {
+        Ok(Some(folder)) => match session.uid_move(uids, &folder).await {
+            Ok(()) => Ran::Done,
+            Err(e) => classify(&e, &format!("cannot move to {folder}")),
+        },
+        Ok(None) => Ran::Permanent(format!(
+            "cannot archive in account {}: the server marks no folder \\Archive (special-use); use move_to(\"Archive\") instead",
+            account.name
+        )),
+        Err(ran) => ran,
+    }
+}
+
+/// The folder marked with special-use `attribute`, looked up once per connection into `known`.
+async fn special_use(
+    session: &mut Session,
+    known: &mut Option<Option<String>>,
+    attribute: &str,
+) -> Result<Option<String>, Ran> {
+    if known.is_none() {
+        let found = session
+            .special_use(attribute)
+            .await
+            .map_err(|e| classify(&e, &format!("cannot find the {attribute} folder")))?;
+        *known = Some(found);
+    }
+    Ok(known.clone().flatten())
 }
 
 /// Makes sure a target folder exists (creating it when the account allows), once per connection.

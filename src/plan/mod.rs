@@ -7,15 +7,18 @@
 //! 1. flag, keyword and label changes first (they must land before the message leaves the
 //!    mailbox, or they would be applied to nothing);
 //! 2. then copies;
-//! 3. then at most one final disposition (move or delete). When rules decide several, the last
-//!    one wins, and the overridden ones are reported as conflicts.
+//! 3. then at most one final disposition (move, archive or delete). When rules decide several,
+//!    the last one wins, and the overridden ones are reported as conflicts;
+//! 4. then the outbound actions (reply, forward, send, webhook, command). They do not act on the
+//!    message in its mailbox, which the disposition may have moved: each carries what it needs,
+//!    captured when the rule decided. Identical ones are kept once, like copies.
 //!
 //! Each action's idempotency key is derived from the message (account, mailbox, UIDVALIDITY,
 //! UID) and the decision (rule, position), so storing the same plan twice stores it once.
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::MessageKey;
+use crate::message::{MessageKey, MessageView};
 
 /// One thing to do to a message. Serialised as the outbox payload: keep the JSON stable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,108 @@ pub enum Action {
     },
     /// Delete: move to the special-use \Trash mailbox (or expunge, if the account says so).
     Delete,
+    /// Archive: move to the special-use \Archive mailbox.
+    Archive,
+    /// Answer the message's sender.
+    Reply(Reply),
+    /// Send the message on to other addresses.
+    Forward(Forward),
+    /// Send a new message (a notice, a digest).
+    Send(NewMessage),
+    /// POST JSON to a webhook endpoint named in the config.
+    Webhook {
+        /// The endpoint's name in the config's `webhooks:`.
+        endpoint: String,
+        /// The JSON body the rule built.
+        data: serde_json::Value,
+    },
+    /// Run an external program configured by name, with JSON on its standard input.
+    Command {
+        /// The command's name in the config.
+        name: String,
+        /// The JSON the rule built.
+        data: serde_json::Value,
+    },
+}
+
+/// The kinds of the actions an IMAP executor carries out on the message in its mailbox.
+pub const MAILBOX_KINDS: &[&str] = &["add_flags", "remove_flags", "copy", "move", "delete", "archive"];
+/// The kinds of the outbound actions, carried out by their own executors.
+pub const OUTBOUND_KINDS: &[&str] = &["reply", "forward", "send", "webhook", "command"];
+
+/// What an outbound action needs of the message it answers or forwards, captured when the rule
+/// decided: by the time it runs, the message may have been moved or deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Original {
+    /// Its Message-ID without `<>`, for In-Reply-To and References.
+    pub message_id: Option<String>,
+    /// Its References without `<>`, oldest first.
+    pub references: Vec<String>,
+    /// Its From address (`""` when it had none).
+    pub from: String,
+    /// Its decoded Subject.
+    pub subject: String,
+    /// Its Date header, RFC 3339.
+    pub date: Option<String>,
+    /// Whether a machine sent it: automatic replies to it must not be sent (RFC 3834).
+    pub auto_submitted: bool,
+}
+
+impl Original {
+    /// Captures what outbound actions need of `view`.
+    pub fn of(view: &MessageView) -> Original {
+        Original {
+            message_id: view.message_id().map(str::to_owned),
+            references: view.references().to_vec(),
+            from: view.from().map(|a| a.address.clone()).unwrap_or_default(),
+            subject: view.subject().to_owned(),
+            date: view.date().map(|d| d.to_rfc3339()),
+            auto_submitted: view.is_auto_submitted(),
+        }
+    }
+}
+
+/// An automatic reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Where the reply goes: the first Reply-To address, else From.
+    pub to: String,
+    /// The subject: `Re: ` and the original's, unless the rule gave one.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+    /// At most one reply per sender in this many days (Sieve vacation's `:days`).
+    pub days: u32,
+    /// What the once-per-`days` memory is kept under: the rule's name.
+    pub handle: String,
+    /// The message replied to.
+    pub original: Original,
+}
+
+/// A forward: the original's headers summary and text, under an optional note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The recipients.
+    pub to: Vec<String>,
+    /// Text put above the forwarded message.
+    pub note: Option<String>,
+    /// The message forwarded.
+    pub original: Original,
+    /// Its plain-text body (attachments are not forwarded).
+    pub text: String,
+}
+
+/// A new message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// The recipients.
+    pub to: Vec<String>,
+    /// Copy recipients.
+    pub cc: Vec<String>,
+    /// The subject.
+    pub subject: String,
+    /// The text.
+    pub body: String,
 }
 
 impl Action {
@@ -54,6 +159,12 @@ impl Action {
             Action::Copy { .. } => "copy",
             Action::Move { .. } => "move",
             Action::Delete => "delete",
+            Action::Archive => "archive",
+            Action::Reply(_) => "reply",
+            Action::Forward(_) => "forward",
+            Action::Send(_) => "send",
+            Action::Webhook { .. } => "webhook",
+            Action::Command { .. } => "command",
         }
     }
 
@@ -62,8 +173,19 @@ impl Action {
         match self {
             Action::AddFlags { .. } | Action::RemoveFlags { .. } => Phase::Flags,
             Action::Copy { .. } => Phase::Copy,
-            Action::Move { .. } | Action::Delete => Phase::Disposition,
+            Action::Move { .. } | Action::Delete | Action::Archive => Phase::Disposition,
+            Action::Reply(_)
+            | Action::Forward(_)
+            | Action::Send(_)
+            | Action::Webhook { .. }
+            | Action::Command { .. } => Phase::Outbound,
         }
+    }
+
+    /// Whether it goes out of the mailbox (mail, webhooks, commands): what the per-message cap
+    /// on outbound actions counts.
+    pub fn is_outbound(&self) -> bool {
+        self.phase() == Phase::Outbound
     }
 }
 
@@ -74,8 +196,10 @@ pub enum Phase {
     Flags,
     /// Copies.
     Copy,
-    /// The final move or delete.
+    /// The final move, archive or delete.
     Disposition,
+    /// Replies, forwards, new messages, webhooks and commands.
+    Outbound,
 }
 
 /// A decision as a rule made it: which rule, its n-th decision, and what.
@@ -112,22 +236,25 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Orders the decisions into a plan (flags, copies, one disposition) and keys each action.
+    /// Orders the decisions into a plan (flags, copies, one disposition, outbound) and keys each
+    /// action.
     pub fn build(message: MessageKey, decisions: Vec<Decision>) -> Plan {
         let mut actions = Vec::new();
         let mut copies: Vec<Decision> = Vec::new();
         let mut disposition: Option<Decision> = None;
+        let mut outbound: Vec<Decision> = Vec::new();
         let mut overridden = Vec::new();
         for decision in decisions {
             match decision.action.phase() {
                 Phase::Flags => actions.push(decision),
-                Phase::Copy if copies.iter().any(|c| c.action == decision.action) => {}
-                Phase::Copy => copies.push(decision),
+                Phase::Copy => push_new(&mut copies, decision),
                 Phase::Disposition => overridden.extend(disposition.replace(decision)),
+                Phase::Outbound => push_new(&mut outbound, decision),
             }
         }
         actions.extend(copies);
         actions.extend(disposition);
+        actions.extend(outbound);
         let actions = actions
             .into_iter()
             .map(|d| Planned { key: idempotency_key(&message, &d.rule, d.position), rule: d.rule, action: d.action })
@@ -138,6 +265,14 @@ impl Plan {
     /// Whether the rules decided nothing.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+}
+
+/// Adds a decision unless the same action is already there: two rules copying to one folder, or
+/// sending the same webhook, mean it once.
+fn push_new(list: &mut Vec<Decision>, decision: Decision) {
+    if !list.iter().any(|d| d.action == decision.action) {
+        list.push(decision);
     }
 }
 
@@ -188,8 +323,90 @@ mod tests {
         assert_ne!(idempotency_key(&other, "r", 0), a.actions[0].key);
     }
 
+    fn original() -> Original {
+        Original {
+            message_id: Some("a@example.com".into()),
+            references: vec![],
+            from: "ann@example.com".into(),
+            subject: "Hi".into(),
+            date: None,
+            auto_submitted: false,
+        }
+    }
+
+    #[test]
+    fn outbound_actions_come_last_once_each() {
+        let hook = Action::Webhook { endpoint: "chat".into(), data: serde_json::json!({"n": 1}) };
+        let plan = Plan::build(
+            key(),
+            vec![
+                decide("a.rhai", 0, hook.clone()),
+                decide("a.rhai", 1, Action::Archive),
+                decide("b.rhai", 0, hook.clone()),
+                decide("b.rhai", 1, Action::Command { name: "notify".into(), data: serde_json::Value::Null }),
+                decide("b.rhai", 2, Action::AddFlags { flags: vec!["x".into()] }),
+            ],
+        );
+        let kinds: Vec<(&str, &str)> = plan.actions.iter().map(|p| (p.rule.as_str(), p.action.kind())).collect();
+        assert_eq!(
+            kinds,
+            [("b.rhai", "add_flags"), ("a.rhai", "archive"), ("a.rhai", "webhook"), ("b.rhai", "command")]
+        );
+    }
+
+    #[test]
+    fn every_kind_is_either_mailbox_or_outbound() {
+        let all = [
+            Action::AddFlags { flags: vec![] },
+            Action::RemoveFlags { flags: vec![] },
+            Action::Copy { mailbox: "A".into() },
+            Action::Move { mailbox: "A".into() },
+            Action::Delete,
+            Action::Archive,
+            Action::Reply(Reply {
+                to: "a@b.c".into(),
+                subject: "Re: Hi".into(),
+                body: "x".into(),
+                days: 7,
+                handle: "r".into(),
+                original: original(),
+            }),
+            Action::Forward(Forward { to: vec![], note: None, original: original(), text: String::new() }),
+            Action::Send(NewMessage { to: vec![], cc: vec![], subject: String::new(), body: String::new() }),
+            Action::Webhook { endpoint: "e".into(), data: serde_json::Value::Null },
+            Action::Command { name: "c".into(), data: serde_json::Value::Null },
+        ];
+        for action in &all {
+            let kind = action.kind();
+            assert_ne!(MAILBOX_KINDS.contains(&kind), OUTBOUND_KINDS.contains(&kind), "{kind}");
+            assert_eq!(OUTBOUND_KINDS.contains(&kind), action.is_outbound(), "{kind}");
+            let json = serde_json::to_value(action).unwrap();
+            assert_eq!(json["kind"], kind);
+            assert_eq!(&serde_json::from_value::<Action>(json).unwrap(), action);
+        }
+        assert_eq!(MAILBOX_KINDS.len() + OUTBOUND_KINDS.len(), all.len());
+    }
+
     #[test]
     fn payload_json_is_stable() {
+        let reply = Action::Reply(Reply {
+            to: "ann@example.com".into(),
+            subject: "Re: Hi".into(),
+            body: "Away".into(),
+            days: 7,
+            handle: "away.rhai".into(),
+            original: original(),
+        });
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"kind":"reply","to":"ann@example.com","subject":"Re: Hi","body":"Away","days":7,"handle":"away.rhai","original":{"message_id":"a@example.com","references":[],"from":"ann@example.com","subject":"Hi","date":null,"auto_submitted":false}}"#
+        );
+        let hook = Action::Webhook { endpoint: "chat".into(), data: serde_json::json!({"b": 1, "a": [true]}) };
+        assert_eq!(
+            serde_json::to_string(&hook).unwrap(),
+            r#"{"kind":"webhook","endpoint":"chat","data":{"a":[true],"b":1}}"#
+        );
+        assert_eq!(serde_json::to_string(&Action::Archive).unwrap(), r#"{"kind":"archive"}"#);
         let json = serde_json::to_string(&Action::Move { mailbox: "Lists/rust".into() }).unwrap();
         assert_eq!(json, r#"{"kind":"move","mailbox":"Lists/rust"}"#);
         let back: Action = serde_json::from_str(r#"{"kind":"add_flags","flags":["\\Seen"]}"#).unwrap();

@@ -90,7 +90,7 @@ impl RuleSet {
             }
             let span = tracing::info_span!("rule", rule = %rule.name);
             let _entered = span.enter();
-            match self.run(rule, message, now) {
+            match self.run(rule, message, now, actions::Tally::of(&evaluation.decisions)) {
                 Ok(recorder) => {
                     self.health.record(&rule.name, false);
                     evaluation.decisions.extend(recorder.decisions);
@@ -109,7 +109,13 @@ impl RuleSet {
         evaluation
     }
 
-    fn run(&self, rule: &Rule, message: &Arc<MessageView>, now: DateTime<Utc>) -> Result<Recorder, String> {
+    fn run(
+        &self,
+        rule: &Rule,
+        message: &Arc<MessageView>,
+        now: DateTime<Utc>,
+        earlier: actions::Tally,
+    ) -> Result<Recorder, String> {
         let mut scope = Scope::new();
         scope.push_constant("msg", Msg(Arc::clone(message)));
         let recorder = Recorder {
@@ -118,6 +124,8 @@ impl RuleSet {
             stopped: false,
             deadline: Instant::now() + self.limits.wall_time,
             now,
+            earlier,
+            message: Some(Arc::clone(message)),
         };
         let (result, recorder) =
             actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, &rule.ast));

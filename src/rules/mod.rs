@@ -116,7 +116,8 @@ impl RuleSet {
         let mut errors = Vec::new();
         let data = Arc::new(DataSet::load(&config.rules_dir, &mut errors));
         let plugins = PluginResolver::new(&config.plugins_dir);
-        let engine = engine::build(plugins.clone(), data.clone(), &config.limits);
+        let mut engine = engine::build(plugins.clone(), data.clone(), &config.limits);
+        api::set_webhooks(&mut engine, config.webhooks.keys());
         let compiler = Compiler { engine: &engine, plugins: &plugins, rules_dir: &config.rules_dir };
         let mut live = Vec::new();
         for path in live_rule_files(&config.rules_dir)? {

@@ -51,6 +51,11 @@ pub struct Store {
     jobs: mpsc::UnboundedSender<sqlite::Job>,
 }
 
+/// An account and kinds, owned, to move onto the store thread.
+fn owned(account: &str, kinds: &[&str]) -> (String, Vec<String>) {
+    (account.to_owned(), kinds.iter().map(|k| (*k).to_owned()).collect())
+}
+
 impl Store {
     /// Opens the store at `path`, creating the file and its parent directories if needed,
     /// and migrates it to the schema this binary knows.
@@ -127,20 +132,32 @@ impl Store {
     /// Claims up to `limit` pending actions due at `now`: marks them in flight (claimed at
     /// `now`, attempts + 1) and returns them, soonest due first.
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>> {
-        self.call(move |conn| outbox::claim_due(conn, None, now, limit)).await
+        let any = outbox::Filter { account: None, kinds: None };
+        self.call(move |conn| outbox::claim_due(conn, any, now, limit)).await
     }
 
-    /// Like [`Store::claim_due`], for one account's actions only (each account's executor
-    /// holds its own connection).
-    pub async fn claim_due_for(&self, account: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>> {
-        let account = account.to_owned();
-        self.call(move |conn| outbox::claim_due(conn, Some(&account), now, limit)).await
+    /// Like [`Store::claim_due`], for one account's actions of the given `kinds` only: each
+    /// account's executor holds its own connection, and claims only what it can run (the IMAP
+    /// executor leaves replies and webhooks pending for theirs).
+    pub async fn claim_due_for(
+        &self,
+        account: &str,
+        kinds: &[&str],
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Action>> {
+        let (account, kinds) = owned(account, kinds);
+        self.call(move |conn| {
+            outbox::claim_due(conn, outbox::Filter { account: Some(&account), kinds: Some(&kinds) }, now, limit)
+        })
+        .await
     }
 
-    /// When the next pending action of `account` is due, if any.
-    pub async fn next_due(&self, account: &str) -> Result<Option<DateTime<Utc>>> {
-        let account = account.to_owned();
-        self.call(move |conn| outbox::next_due(conn, &account)).await
+    /// When the next pending action of `account` of the given `kinds` is due, if any.
+    pub async fn next_due(&self, account: &str, kinds: &[&str]) -> Result<Option<DateTime<Utc>>> {
+        let (account, kinds) = owned(account, kinds);
+        self.call(move |conn| outbox::next_due(conn, outbox::Filter { account: Some(&account), kinds: Some(&kinds) }))
+            .await
     }
 
     /// Puts an uncertain action back to pending (only for actions safe to run twice).

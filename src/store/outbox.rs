@@ -73,11 +73,26 @@ pub(super) fn insert_all(
     Ok(ids)
 }
 
-/// Marks up to `limit` pending actions due at `now` in flight and returns them, soonest due
-/// first.
+/// Which pending actions a claim may take: one account's, and of it only some kinds (an
+/// executor claims only what it can run: the IMAP one leaves replies and webhooks alone).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Filter<'a> {
+    /// Only this account's actions; `None`: every account's.
+    pub account: Option<&'a str>,
+    /// Only these kinds; `None`: every kind.
+    pub kinds: Option<&'a [String]>,
+}
+
+/// The kinds as a JSON array for `json_each`, or NULL for any kind.
+fn kinds_json(kinds: Option<&[String]>) -> Option<String> {
+    kinds.map(|k| serde_json::Value::from(k.to_vec()).to_string())
+}
+
+/// Marks up to `limit` pending actions due at `now` that `filter` accepts in flight and returns
+/// them, soonest due first.
 pub(super) fn claim_due(
     conn: &Connection,
-    account: Option<&str>,
+    filter: Filter<'_>,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Action>, Error> {
@@ -88,13 +103,15 @@ pub(super) fn claim_due(
          updated_at = ?1 \
          WHERE id IN (SELECT id FROM actions WHERE state = 'pending' AND next_attempt_at <= ?1 \
                       AND (?3 IS NULL OR account = ?3) \
+                      AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4))) \
                       ORDER BY next_attempt_at, id LIMIT ?2) \
          RETURNING {COLUMNS}"
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let kinds = kinds_json(filter.kinds);
     let mut claimed: Vec<Action> = conn
         .prepare_cached(&sql)
-        .and_then(|mut stmt| stmt.query_map((Millis(now), limit, account), action)?.collect())
+        .and_then(|mut stmt| stmt.query_map((Millis(now), limit, filter.account, kinds), action)?.collect())
         .map_err(error)?;
     sort_by_due(&mut claimed);
     Ok(claimed)
@@ -169,12 +186,17 @@ pub(super) fn requeue_uncertain(conn: &Connection, id: ActionId) -> Result<(), E
     Ok(())
 }
 
-/// The earliest time a pending action of `account` is due, if any.
-pub(super) fn next_due(conn: &Connection, account: &str) -> Result<Option<DateTime<Utc>>, Error> {
-    conn.prepare_cached("SELECT MIN(next_attempt_at) FROM actions WHERE state = 'pending' AND account = ?1")
-        .and_then(|mut stmt| stmt.query_row([account], |row| row.get::<_, Option<Millis>>(0)))
-        .map(|m| m.map(|m| m.0))
-        .map_err(|source| Error::Outbox { verb: "find the next due action in", source })
+/// The earliest time a pending action that `filter` accepts is due, if any.
+pub(super) fn next_due(conn: &Connection, filter: Filter<'_>) -> Result<Option<DateTime<Utc>>, Error> {
+    conn.prepare_cached(
+        "SELECT MIN(next_attempt_at) FROM actions WHERE state = 'pending' AND (?1 IS NULL OR account = ?1) \
+         AND (?2 IS NULL OR kind IN (SELECT value FROM json_each(?2)))",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row((filter.account, kinds_json(filter.kinds)), |row| row.get::<_, Option<Millis>>(0))
+    })
+    .map(|m| m.map(|m| m.0))
+    .map_err(|source| Error::Outbox { verb: "find the next due action in", source })
 }
 
 /// One action by id.

@@ -160,12 +160,35 @@ async fn claims_are_per_account_and_next_due_follows_them() {
         NewAction::new("h1", "home", "move", json!({})).not_before(t),
     ];
     store.commit_schedule_plan("test", t, actions).await.unwrap();
-    assert_eq!(store.next_due("work").await.unwrap(), Some(t + Duration::seconds(3)));
-    assert_eq!(store.next_due("nobody").await.unwrap(), None);
-    let claimed = store.claim_due_for("work", t + Duration::seconds(5), 10).await.unwrap();
+    assert_eq!(store.next_due("work", &["move"]).await.unwrap(), Some(t + Duration::seconds(3)));
+    assert_eq!(store.next_due("nobody", &["move"]).await.unwrap(), None);
+    let claimed = store.claim_due_for("work", &["move"], t + Duration::seconds(5), 10).await.unwrap();
     assert_eq!(keys(&claimed), ["w1"]);
-    assert_eq!(store.next_due("work").await.unwrap(), None, "claimed actions are no longer pending");
-    assert_eq!(keys(&store.claim_due_for("home", t, 10).await.unwrap()), ["h1"]);
+    assert_eq!(store.next_due("work", &["move"]).await.unwrap(), None, "claimed actions are no longer pending");
+    assert_eq!(keys(&store.claim_due_for("home", &["move"], t, 10).await.unwrap()), ["h1"]);
+}
+
+#[tokio::test]
+async fn an_executor_claims_only_its_kinds_and_waits_only_for_them() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t = at(T0);
+    let actions = vec![
+        NewAction::new("reply", "work", "reply", json!({})).not_before(t),
+        NewAction::new("hook", "work", "webhook", json!({})).not_before(t),
+        NewAction::new("move", "work", "move", json!({})).not_before(t + Duration::seconds(1)),
+    ];
+    store.commit_schedule_plan("test", t, actions).await.unwrap();
+    let imap = crate::plan::MAILBOX_KINDS;
+    assert_eq!(store.next_due("work", imap).await.unwrap(), Some(t + Duration::seconds(1)));
+    let claimed = store.claim_due_for("work", imap, t + Duration::seconds(5), 10).await.unwrap();
+    assert_eq!(keys(&claimed), ["move"]);
+    // Outbound actions stay pending for their own executors, and an IMAP executor with nothing
+    // of its own to do sees nothing due (so `run --once` ends).
+    assert_eq!(store.next_due("work", imap).await.unwrap(), None);
+    assert_eq!(store.outbox_counts().await.unwrap().pending, 2);
+    assert!(store.claim_due_for("work", &[], t + Duration::seconds(5), 10).await.unwrap().is_empty());
+    let outbound = store.claim_due_for("work", crate::plan::OUTBOUND_KINDS, t, 10).await.unwrap();
+    assert_eq!(keys(&outbound), ["reply", "hook"]);
 }
 
 #[tokio::test]

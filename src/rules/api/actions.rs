@@ -6,11 +6,22 @@
 //! functions, and no state is shared between evaluations.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext};
 
+use super::fail;
+use super::reference::{doc, function};
+use crate::message::MessageView;
 use crate::plan::{Action, Decision};
+
+/// Most actions the rules may decide for one message, all rules together (like Sieve's limit on
+/// actions): a rule looping over `flag()` fails at once instead of filling the outbox.
+pub const MAX_ACTIONS: usize = 50;
+/// Most outbound actions (reply, forward, send, webhook, command) for one message, all rules
+/// together (like Sieve's limit on redirects): a mistake cannot turn one message into a flood.
+pub const MAX_OUTBOUND: usize = 5;
 
 /// The decisions of one rule evaluation in progress.
 #[derive(Debug)]
@@ -25,6 +36,27 @@ pub struct Recorder {
     pub deadline: Instant,
     /// The trigger's time, what `now()` returns.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// What the earlier rules decided for the same message, counted against the caps.
+    pub earlier: Tally,
+    /// The message the rule runs on; `None` for a schedule's rule, which has none.
+    pub message: Option<Arc<MessageView>>,
+}
+
+/// How many actions, and of them outbound ones, were decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// All actions.
+    pub actions: usize,
+    /// Outbound actions.
+    pub outbound: usize,
+}
+
+impl Tally {
+    /// Counts `decisions`.
+    pub fn of(decisions: &[Decision]) -> Tally {
+        let outbound = decisions.iter().filter(|d| d.action.is_outbound()).count();
+        Tally { actions: decisions.len(), outbound }
+    }
 }
 
 thread_local! {
@@ -50,88 +82,156 @@ pub fn past_deadline() -> bool {
     CURRENT.with(|slot| slot.borrow().as_ref().is_some_and(|r| Instant::now() > r.deadline))
 }
 
-fn record(ctx: &NativeCallContext, action: Action) -> Result<(), Box<EvalAltResult>> {
+/// The trigger's time of the evaluation running on this thread, if one is.
+pub fn trigger_time() -> Option<chrono::DateTime<chrono::Utc>> {
+    CURRENT.with(|slot| slot.borrow().as_ref().map(|r| r.now))
+}
+
+/// The running rule's name and the message it runs on (`None` for a schedule's rule), for
+/// actions that capture facts of the message.
+pub(super) fn running() -> Option<(String, Option<Arc<MessageView>>)> {
+    CURRENT.with(|slot| slot.borrow().as_ref().map(|r| (r.rule.clone(), r.message.clone())))
+}
+
+/// Records `action` for the running rule, within the per-message caps.
+pub(super) fn record(action: Action) -> Result<(), Box<EvalAltResult>> {
     CURRENT.with(|slot| match slot.borrow_mut().as_mut() {
         Some(recorder) => {
+            let so_far = Tally::of(&recorder.decisions);
+            if recorder.earlier.actions + so_far.actions >= MAX_ACTIONS {
+                return Err(fail(format!("too many actions for one message (limit {MAX_ACTIONS}, all rules together)")));
+            }
+            if action.is_outbound() && recorder.earlier.outbound + so_far.outbound >= MAX_OUTBOUND {
+                return Err(fail(format!(
+                    "too many outbound actions for one message (limit {MAX_OUTBOUND}: replies, forwards, sends, webhooks and commands, all rules together)"
+                )));
+            }
             let position = recorder.decisions.len();
             recorder.decisions.push(Decision { rule: recorder.rule.clone(), position, action });
             Ok(())
         }
-        None => Err(script_error(ctx, "actions can only be called while a rule runs on a message")),
+        None => Err(fail("actions can only be called while a rule runs on a message")),
     })
 }
 
-/// Turns a host complaint into a script error at the caller's position.
-fn script_error(ctx: &NativeCallContext, message: impl Into<String>) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), ctx.call_position()))
-}
-
-fn folder(ctx: &NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
+fn folder(name: &str) -> Result<String, Box<EvalAltResult>> {
     let trimmed = name.trim_matches('/');
     if trimmed.is_empty() || trimmed.split('/').any(str::is_empty) || name.contains(['\r', '\n', '\0']) {
-        return Err(script_error(ctx, format!("`{name}` is not a folder name")));
+        return Err(fail(format!("`{name}` is not a folder name")));
     }
     Ok(trimmed.to_owned())
 }
 
 /// A system flag (`\Seen`) as given, or a keyword checked against IMAP's atom rules.
-fn flag_name(ctx: &NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
+fn flag_name(name: &str) -> Result<String, Box<EvalAltResult>> {
     const SYSTEM: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
     if let Some(system) = SYSTEM.iter().find(|s| s.eq_ignore_ascii_case(name)) {
         return Ok((*system).to_owned());
     }
     if name.starts_with('\\') {
-        return Err(script_error(ctx, format!("`{name}` is not a system flag (use one of {})", SYSTEM.join(", "))));
+        return Err(fail(format!("`{name}` is not a system flag (use one of {})", SYSTEM.join(", "))));
     }
     let bad = |c: char| c.is_control() || c.is_whitespace() || "(){%*\"\\]".contains(c) || !c.is_ascii();
     if name.is_empty() || name.chars().any(bad) {
-        return Err(script_error(ctx, format!("`{name}` cannot be a keyword: no spaces, non-ASCII or (){{%*\"\\]")));
+        return Err(fail(format!("`{name}` cannot be a keyword: no spaces, non-ASCII or (){{%*\"\\]")));
     }
     Ok(name.to_owned())
 }
 
-fn add_flag(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-    let flags = vec![flag_name(&ctx, name)?];
-    record(&ctx, Action::AddFlags { flags })
+fn add_flag(name: &str) -> Result<(), Box<EvalAltResult>> {
+    record(Action::AddFlags { flags: vec![flag_name(name)?] })
 }
 
-fn remove_flag(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-    let flags = vec![flag_name(&ctx, name)?];
-    record(&ctx, Action::RemoveFlags { flags })
+fn remove_flag(name: &str) -> Result<(), Box<EvalAltResult>> {
+    record(Action::RemoveFlags { flags: vec![flag_name(name)?] })
 }
 
-/// Registers the action functions.
+/// Registers the mailbox actions and `stop()`; the outbound ones are in `outbound`.
 pub fn register(engine: &mut Engine) {
-    engine
-        .register_fn("move_to", |ctx: NativeCallContext, to: &str| {
-            let mailbox = folder(&ctx, to)?;
-            record(&ctx, Action::Move { mailbox })
-        })
-        .register_fn("copy_to", |ctx: NativeCallContext, to: &str| {
-            let mailbox = folder(&ctx, to)?;
-            record(&ctx, Action::Copy { mailbox })
-        })
-        .register_fn("flag", add_flag)
-        .register_fn("unflag", remove_flag)
-        // Outside Gmail a label is an IMAP keyword; the Gmail mapping comes with provider support.
-        .register_fn("label", add_flag)
-        .register_fn("unlabel", remove_flag)
-        .register_fn("mark_read", |ctx: NativeCallContext| {
-            record(&ctx, Action::AddFlags { flags: vec!["\\Seen".into()] })
-        })
-        .register_fn("mark_unread", |ctx: NativeCallContext| {
-            record(&ctx, Action::RemoveFlags { flags: vec!["\\Seen".into()] })
-        })
-        .register_fn("delete", |ctx: NativeCallContext| record(&ctx, Action::Delete))
-        .register_fn("stop", |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
+    let e = engine;
+    function(
+        e,
+        "move_to",
+        doc(
+            "move_to(folder)",
+            "The final disposition: move to a folder (created if missing; / separates levels; UTF-8 names work).",
+            r#"move_to("Lists/rust-users")"#,
+        ),
+        |to: &str| record(Action::Move { mailbox: folder(to)? }),
+    );
+    function(
+        e,
+        "copy_to",
+        doc("copy_to(folder)", "Copy to a folder; the message stays where it is.", r#"copy_to("Backup/Receipts")"#),
+        |to: &str| record(Action::Copy { mailbox: folder(to)? }),
+    );
+    function(
+        e,
+        "archive",
+        doc(
+            "archive()",
+            "The final disposition: move to the server's special-use \\Archive folder.",
+            "if msg.date != () && msg.date.age_days > 90 { archive(); }",
+        ),
+        || record(Action::Archive),
+    );
+    function(
+        e,
+        "delete",
+        doc(
+            "delete()",
+            "The final disposition: move to \\Trash (or expunge, with `delete: expunge` on the account).",
+            r#"if msg.from == "spam@example.com" { delete(); }"#,
+        ),
+        || record(Action::Delete),
+    );
+    function(
+        e,
+        "flag",
+        doc(
+            "flag(name)",
+            "Set a flag: a system flag when the name starts with a backslash (\\Flagged), else a keyword.",
+            r#"flag("\\Flagged")"#,
+        ),
+        add_flag,
+    );
+    function(e, "unflag", doc("unflag(name)", "Clear a flag or keyword.", r#"unflag("\\Flagged")"#), remove_flag);
+    // Outside Gmail a label is an IMAP keyword; the Gmail mapping comes with provider support.
+    function(
+        e,
+        "label",
+        doc(
+            "label(name)",
+            "Add a label (an IMAP keyword; Gmail labels come with provider support).",
+            r#"label("receipt")"#,
+        ),
+        add_flag,
+    );
+    function(e, "unlabel", doc("unlabel(name)", "Remove a label.", r#"unlabel("todo")"#), remove_flag);
+    function(e, "mark_read", doc("mark_read()", "Set \\Seen.", "if msg.is_auto_submitted { mark_read(); }"), || {
+        record(Action::AddFlags { flags: vec!["\\Seen".into()] })
+    });
+    function(e, "mark_unread", doc("mark_unread()", "Clear \\Seen.", "mark_unread()"), || {
+        record(Action::RemoveFlags { flags: vec!["\\Seen".into()] })
+    });
+    function(
+        e,
+        "stop",
+        doc(
+            "stop()",
+            "End this rule, keeping its decisions; later rules do not see the message.",
+            r#"if msg.from.domain == "github.com" { move_to("GitHub"); stop(); }"#,
+        ),
+        |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
             CURRENT.with(|slot| {
                 if let Some(recorder) = slot.borrow_mut().as_mut() {
                     recorder.stopped = true;
                 }
             });
             Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(STOP), ctx.call_position())))
-        });
-    engine.on_progress(|ops| {
+        },
+    );
+    e.on_progress(|ops| {
         // Reading the clock on every operation would cost more than the rules; every 256 is
         // plenty for a 100 ms limit.
         (ops % 256 == 0 && past_deadline()).then(|| Dynamic::from(TIMEOUT))

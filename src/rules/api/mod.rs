@@ -1,16 +1,77 @@
 //! What scripts can call: one file per area, combined here.
 //!
-//! - [`message`]: the `msg` object (read-only getters) and the address type;
-//! - [`actions`]: `move_to`, `copy_to`, `flag`, `label`, `delete`, `stop`, ... which record
-//!   decisions into the running evaluation's own plan.
+//! - [`message`]: the `msg` object (read-only getters) and `msg.auth`;
+//! - [`address`]: the `Address` type, glob matching, domain tests;
+//! - [`text`]: case-insensitive string tests and cached regexes;
+//! - [`date`]: the `Date` type, `now()` and `date()`;
+//! - [`actions`]: `move_to`, `copy_to`, `archive`, `flag`, `label`, `delete`, `stop`, ... which
+//!   record decisions into the running evaluation's own plan, within per-message caps;
+//! - [`outbound`]: `reply`, `forward`, `send`, `webhook`, `command`, recorded the same way;
+//! - [`reference`]: how each function is documented, and the generated reference.
 
 pub mod actions;
+pub mod address;
+pub mod date;
 pub mod message;
+pub mod outbound;
+pub mod reference;
+pub mod text;
 
-use rhai::Engine;
+#[cfg(test)]
+mod tests;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
+
+pub use outbound::set_webhooks;
+use reference::Area;
+
+/// The areas in the order the reference presents them.
+pub const AREAS: &[Area] = &[
+    Area {
+        title: "The message: `msg`",
+        intro: "Every rule sees the message as `msg`, read-only. Absent parts are `\"\"`, `[]` or `()`, as each entry says.",
+        register: message::register,
+    },
+    Area {
+        title: "Addresses and domains",
+        intro: "`msg.from`, `msg.to[0]` ... are `Address` values. All comparisons here ignore case.",
+        register: address::register,
+    },
+    Area {
+        title: "Text",
+        intro: "Helpers Rhai lacks. Regexes use the `regex` crate's syntax (linear time: no pattern can stall a rule) and are compiled once per pattern; an invalid one fails the rule with the pattern named.",
+        register: text::register,
+    },
+    Area {
+        title: "Dates",
+        intro: "`msg.date`, `msg.received`, `now()` and `date(...)` are `Date` values: an instant with the offset it was written in. Ages count from `now()`, the trigger's time.",
+        register: date::register,
+    },
+    Area {
+        title: "Actions on the message",
+        intro: "Each call records a decision; nothing happens until the plan is stored. Per message, all rules together: at most 50 actions. The plan runs flags first, then copies, then one disposition (the last `move_to`/`archive`/`delete` wins).",
+        register: actions::register,
+    },
+    Area {
+        title: "Outbound actions",
+        intro: "Recorded in the plan after the disposition, carrying what they need of the message. Per message, all rules together: at most 5. Options are maps; an unknown option, a wrong type or a bad address fails the rule. They are recorded, and run once their executors land (the next issue): until then they wait in the outbox.",
+        register: outbound::register,
+    },
+];
 
 /// Registers every area of the API on the engine.
 pub fn register(engine: &mut Engine) {
-    message::register(engine);
-    actions::register(engine);
+    for area in AREAS {
+        (area.register)(engine);
+    }
+}
+
+/// The rule API reference (`docs/rules.md`), generated from the registered functions.
+pub fn reference() -> String {
+    reference::reference(AREAS)
+}
+
+/// Turns a host complaint into a script error; Rhai adds the position of the call.
+pub fn fail(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), Position::NONE))
 }

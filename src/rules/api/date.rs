@@ -1,0 +1,193 @@
+//! Dates: the `Date` type (`msg.date`, `msg.received`, `now()`, `date("...")`), comparisons,
+//! parts, ages and time zones.
+//!
+//! A date is an instant with the UTC offset it was written in: `msg.date.hour` is the hour the
+//! sender's clock showed, `msg.date.in_tz("Europe/Berlin").hour` the hour in Berlin. Comparisons
+//! compare instants, whatever the offsets. Ages count from `now()`, the trigger's time, which the
+//! host sets for each evaluation so that a test or a dry run can fix it.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Timelike, Utc};
+use rhai::{Engine, EvalAltResult};
+
+use super::fail;
+use super::reference::{doc, function, getter, named};
+
+/// A date as scripts see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub DateTime<FixedOffset>);
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// The trigger's time of the evaluation running on this thread.
+fn now() -> Result<DateTime<Utc>> {
+    super::actions::trigger_time().ok_or_else(|| fail("now() is only known while a rule runs on a message"))
+}
+
+/// Reads `2026-12-24` (midnight UTC) or RFC 3339 (`2026-12-24T10:00:00+01:00`, `...Z`).
+pub fn parse(text: &str) -> Result<Date> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(Date(at));
+    }
+    match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(day) => Ok(Date(Utc.from_utc_datetime(&day.and_time(chrono::NaiveTime::MIN)).fixed_offset())),
+        Err(_) => {
+            Err(fail(format!("cannot read date `{text}`: write 2026-12-24 or 2026-12-24T10:00:00+01:00 (RFC 3339)")))
+        }
+    }
+}
+
+fn in_zone(date: &Date, zone: &str) -> Result<Date> {
+    let tz: chrono_tz::Tz = zone
+        .parse()
+        .map_err(|_| fail(format!("`{zone}` is not a time zone: use an IANA name such as Europe/Berlin")))?;
+    Ok(Date(date.0.with_timezone(&tz).fixed_offset()))
+}
+
+fn format(date: &Date, spec: &str) -> Result<String> {
+    let bad = || fail(format!("cannot format a date with `{spec}`: see chrono's strftime specifiers (%Y-%m-%d %H:%M)"));
+    let items = chrono::format::StrftimeItems::new(spec).parse().map_err(|_| bad())?;
+    let mut out = String::new();
+    // Writing to a String fails only when an item cannot be formatted; `to_string` would panic.
+    write!(out, "{}", date.0.format_with_items(items.iter())).map_err(|_| bad())?;
+    Ok(out)
+}
+
+fn age(date: &Date, unit_seconds: i64) -> Result<i64> {
+    Ok((now()? - date.0.with_timezone(&Utc)).num_seconds() / unit_seconds)
+}
+
+/// Registers `Date`, `now()` and `date()`.
+pub fn register(engine: &mut Engine) {
+    let e = engine;
+    e.register_type_with_name::<Date>("Date");
+    // Volatile: the optimizer must never fold `now()` into a constant.
+    named(
+        "now",
+        doc(
+            "now() -> Date",
+            "The trigger's time: when the message arrived for live mail, the fire time for a schedule; fixed in tests.",
+            r#"now().in_tz("Europe/Berlin").hour >= 18"#,
+        ),
+    )
+    .with_volatility(true)
+    .register_into_engine(e, || now().map(|n| Date(n.fixed_offset())));
+    function(
+        e,
+        "date",
+        doc(
+            "date(text) -> Date",
+            "A date from 2026-12-24 (midnight UTC) or RFC 3339 2026-12-24T10:00:00+01:00; an error otherwise.",
+            r#"msg.date != () && msg.date < date("2026-01-01")"#,
+        ),
+        |text: &str| parse(text),
+    );
+    getter(
+        e,
+        "year",
+        doc("date.year -> int", "The year, in the date's own offset.", "msg.date != () && msg.date.year == 2026"),
+        |d: &mut Date| i64::from(d.0.year()),
+    );
+    getter(e, "month", doc("date.month -> int", "The month, 1 to 12.", "now().month == 12"), |d: &mut Date| {
+        i64::from(d.0.month())
+    });
+    getter(e, "day", doc("date.day -> int", "The day of the month, 1 to 31.", "now().day == 1"), |d: &mut Date| {
+        i64::from(d.0.day())
+    });
+    getter(e, "hour", doc("date.hour -> int", "The hour, 0 to 23.", "now().hour < 8"), |d: &mut Date| {
+        i64::from(d.0.hour())
+    });
+    getter(e, "minute", doc("date.minute -> int", "The minute, 0 to 59.", "now().minute == 0"), |d: &mut Date| {
+        i64::from(d.0.minute())
+    });
+    getter(
+        e,
+        "weekday",
+        doc(
+            "date.weekday -> int",
+            "The day of the week, 1 (Monday) to 7 (Sunday).",
+            r#"now().in_tz("Europe/Berlin").weekday >= 6"#,
+        ),
+        |d: &mut Date| i64::from(d.0.weekday().number_from_monday()),
+    );
+    getter(
+        e,
+        "age_days",
+        doc(
+            "date.age_days -> int",
+            "Whole days from the date to now() (negative for a date in the future).",
+            "msg.date != () && msg.date.age_days > 30",
+        ),
+        |d: &mut Date| age(d, 86_400),
+    );
+    getter(
+        e,
+        "age_hours",
+        doc(
+            "date.age_hours -> int",
+            "Whole hours from the date to now().",
+            "msg.received != () && msg.received.age_hours >= 24",
+        ),
+        |d: &mut Date| age(d, 3_600),
+    );
+    function(
+        e,
+        "in_tz",
+        doc(
+            "date.in_tz(zone) -> Date",
+            "The same instant in an IANA time zone, so that its parts are local there.",
+            r#"msg.date != () && msg.date.in_tz("America/New_York").hour >= 9"#,
+        ),
+        |d: &mut Date, zone: &str| in_zone(d, zone),
+    );
+    function(
+        e,
+        "format",
+        doc(
+            "date.format(spec) -> string",
+            "The date formatted with strftime specifiers (%Y, %m, %d, %H, %M, %a ...).",
+            r#"move_to("Archive/" + now().format("%Y/%m"))"#,
+        ),
+        |d: &mut Date, spec: &str| format(d, spec),
+    );
+    function(
+        e,
+        "to_string",
+        doc(
+            "date.to_string() -> string",
+            "RFC 3339, the way dates appear in strings and print.",
+            r#"print("sent " + msg.date)"#,
+        ),
+        |d: &mut Date| d.0.to_rfc3339(),
+    );
+    let compare = doc(
+        "a < b, a <= b, a > b, a >= b, a == b, a != b",
+        "Compares two dates as instants, whatever their offsets.",
+        r#"msg.date != () && msg.date >= date("2026-12-24")"#,
+    );
+    function(e, "<", compare, |a: Date, b: Date| a.0 < b.0);
+    function(e, "<=", compare, |a: Date, b: Date| a.0 <= b.0);
+    function(e, ">", compare, |a: Date, b: Date| a.0 > b.0);
+    function(e, ">=", compare, |a: Date, b: Date| a.0 >= b.0);
+    function(e, "==", compare, |a: Date, b: Date| a.0 == b.0);
+    function(e, "!=", compare, |a: Date, b: Date| a.0 != b.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_compare_and_convert() {
+        let day = parse("2026-12-24").unwrap();
+        assert_eq!(day.0.to_rfc3339(), "2026-12-24T00:00:00+00:00");
+        let local = parse("2026-12-24T01:30:00+01:00").unwrap();
+        assert!(local.0 > day.0 && local.0.hour() == 1);
+        assert_eq!(in_zone(&day, "Asia/Tokyo").unwrap().0.hour(), 9);
+        assert!(in_zone(&day, "Mars/Olympus").is_err());
+        assert!(parse("24.12.2026").unwrap_err().to_string().contains("cannot read date `24.12.2026`"));
+        assert_eq!(format(&day, "%Y/%m").unwrap(), "2026/12");
+        assert!(format(&day, "%Q").is_err(), "an unknown specifier is an error, not a panic");
+    }
+}

@@ -1,0 +1,144 @@
+//! String helpers Rhai lacks: case-insensitive tests and regular expressions.
+//!
+//! Regexes are compiled once per pattern and cached: a rule runs on every message, and compiling
+//! the same pattern each time would cost more than matching it. The cache is bounded, and the
+//! `regex` crate matches in linear time, so no pattern or text can stall a rule (no ReDoS).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use regex::Regex;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+
+use super::fail;
+use super::reference::{doc, function};
+
+/// Patterns kept compiled. Rules hold a handful of literal patterns; a rule building patterns
+/// from message content could grow the cache without bound, so past this it starts over.
+pub const REGEX_CACHE: usize = 256;
+/// Largest compiled regex, in bytes: a pattern such as `\w{1000}{1000}` fails instead of
+/// taking the host's memory.
+const REGEX_SIZE: usize = 1 << 20;
+
+static CACHE: LazyLock<Mutex<HashMap<String, Arc<Regex>>>> = LazyLock::new(Mutex::default);
+
+/// The compiled regex for `pattern`, from the cache or compiled now; an invalid pattern is a
+/// script error naming it.
+pub fn regex(pattern: &str) -> Result<Arc<Regex>, Box<EvalAltResult>> {
+    // A panic while holding the lock cannot leave the map half-updated (each change is one
+    // call), so a poisoned lock is still good to use.
+    let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(found) = cache.get(pattern) {
+        return Ok(Arc::clone(found));
+    }
+    let compiled = regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE)
+        .build()
+        .map_err(|e| fail(format!("cannot compile regex `{pattern}`: {e}")))?;
+    if cache.len() >= REGEX_CACHE {
+        cache.clear();
+    }
+    let compiled = Arc::new(compiled);
+    cache.insert(pattern.to_owned(), Arc::clone(&compiled));
+    Ok(compiled)
+}
+
+fn text(value: Option<regex::Match<'_>>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, |m| Dynamic::from(m.as_str().to_owned()))
+}
+
+fn captures(haystack: &str, pattern: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    let re = regex(pattern)?;
+    Ok(re.captures(haystack).map_or(Dynamic::UNIT, |c| Dynamic::from_array(c.iter().map(text).collect::<Array>())))
+}
+
+fn named_captures(haystack: &str, pattern: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    let re = regex(pattern)?;
+    let Some(found) = re.captures(haystack) else { return Ok(Dynamic::UNIT) };
+    let map: Map = re.capture_names().flatten().map(|name| (name.into(), text(found.name(name)))).collect();
+    Ok(Dynamic::from_map(map))
+}
+
+/// Registers the string helpers.
+pub fn register(engine: &mut Engine) {
+    let e = engine;
+    function(
+        e,
+        "icontains",
+        doc(
+            "text.icontains(part) -> bool",
+            "Whether a string contains another, ignoring case (Unicode).",
+            r#"msg.subject.icontains("invoice")"#,
+        ),
+        |s: &str, part: &str| s.to_lowercase().contains(&part.to_lowercase()),
+    );
+    function(
+        e,
+        "istarts_with",
+        doc(
+            "text.istarts_with(prefix) -> bool",
+            "Whether a string starts with another, ignoring case.",
+            r#"msg.subject.istarts_with("[ALERT]")"#,
+        ),
+        |s: &str, prefix: &str| s.to_lowercase().starts_with(&prefix.to_lowercase()),
+    );
+    function(
+        e,
+        "iends_with",
+        doc(
+            "text.iends_with(suffix) -> bool",
+            "Whether a string ends with another, ignoring case.",
+            r#"msg.from.address.iends_with("@GitHub.com")"#,
+        ),
+        |s: &str, suffix: &str| s.to_lowercase().ends_with(&suffix.to_lowercase()),
+    );
+    function(
+        e,
+        "matches",
+        doc(
+            "text.matches(regex) -> bool",
+            "Whether a regex matches anywhere in a string ((?i) ignores case; the regex crate's syntax).",
+            r#"msg.subject.matches("(?i)^invoice #?\\d+")"#,
+        ),
+        |s: &str, pattern: &str| regex(pattern).map(|re| re.is_match(s)),
+    );
+    function(
+        e,
+        "captures",
+        doc(
+            "text.captures(regex) -> array | ()",
+            "The first match: [whole match, group 1, ...] (() for a group that did not take part); () when no match.",
+            r#"let m = msg.subject.captures("order (\\d+)"); if m != () { label("order-" + m[1]); }"#,
+        ),
+        |s: &str, pattern: &str| captures(s, pattern),
+    );
+    function(
+        e,
+        "named_captures",
+        doc(
+            "text.named_captures(regex) -> map | ()",
+            "The first match's named groups (?<name>...) as a map; () when no match.",
+            r##"let m = msg.subject.named_captures("#(?<id>\\d+)"); if m != () { label("ticket-" + m.id); }"##,
+        ),
+        |s: &str, pattern: &str| named_captures(s, pattern),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regexes_are_cached_and_bounded() {
+        let a = regex("^cache-test$").unwrap();
+        let b = regex("^cache-test$").unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same pattern is compiled once");
+        for i in 0..REGEX_CACHE + 10 {
+            regex(&format!("fill-{i}")).unwrap();
+        }
+        assert!(CACHE.lock().unwrap().len() <= REGEX_CACHE);
+        let error = regex("(unclosed").unwrap_err().to_string();
+        assert!(error.contains("cannot compile regex `(unclosed`"), "{error}");
+        assert!(regex(r"\w{1000}{1000}").is_err(), "a huge compiled regex is refused");
+    }
+}
