@@ -122,9 +122,20 @@ impl Session {
 
     /// SELECTs `mailbox` (read-write), replacing any selected one.
     pub async fn select(&mut self, mailbox: &str) -> Result<Selected> {
-        let what = format!("select mailbox `{mailbox}`");
+        self.open(mailbox, "SELECT").await
+    }
+
+    /// EXAMINEs `mailbox`: selects it read-only, so that the server refuses any change to it
+    /// and does not even clear `\Recent` (for dry runs). Replaces any selected mailbox.
+    pub async fn examine(&mut self, mailbox: &str) -> Result<Selected> {
+        self.open(mailbox, "EXAMINE").await
+    }
+
+    /// SELECT or EXAMINE (`verb`), which answer alike.
+    async fn open(&mut self, mailbox: &str, verb: &str) -> Result<Selected> {
+        let what = format!("{} mailbox `{mailbox}`", verb.to_lowercase());
         self.selected = None;
-        let command = format!("SELECT {}", wire::quote(&self.server_name(mailbox)));
+        let command = format!("{verb} {}", wire::quote(&self.server_name(mailbox)));
         let (mut uidvalidity, mut uidnext, mut exists) = (None, None, 0);
         self.exchange(&what, &[command], self.timeouts.command, |r| match r {
             Response::Data { status: Status::Ok, outcome } => match outcome.code {
