@@ -50,4 +50,68 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Run the live rules over .eml files and rule fixtures; print what they would do.
+    ///
+    /// Per message: the rules that matched, the plan in order, overridden dispositions and
+    /// rule failures. Fixtures (YAML, see rules/README.md) pair sample messages with the plan
+    /// expected and print a diff when it differs. No account and no network are needed.
+    /// Exit status: 0 all passed, 1 a fixture differed or a rule failed, 2 the config, a rule,
+    /// a fixture or a path cannot be loaded.
+    Test {
+        /// .eml files, folders (searched recursively for *.eml) and fixtures (*.yaml, *.yml).
+        /// Without any, the fixtures in <rules>/tests/ are run.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Print one JSON object per message and per fixture case, for scripts and CI.
+        #[arg(long)]
+        json: bool,
+        /// Evaluate messages as this account's (msg.account, and its `rules:` globs)
+        /// [default: test].
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// The mailbox messages are said to be in (msg.mailbox).
+        #[arg(long, value_name = "NAME", default_value = "INBOX")]
+        mailbox: String,
+    },
+    /// Run the live rules over a mailbox's existing messages and print what would happen.
+    ///
+    /// Nothing is changed: the mailbox is opened read-only (EXAMINE), messages are read with
+    /// BODY.PEEK (no \Seen), and nothing is stored. Each plan shown is the one `tidings run`
+    /// would store for the message; a summary counts messages per effect. Exit status: 0 done,
+    /// 1 the server failed, 2 the config, a rule or an option is wrong.
+    DryRun {
+        /// The account [default: the config's only account].
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// The mailbox to look at (UTF-8, `/` between levels).
+        #[arg(long, value_name = "NAME", default_value = "INBOX")]
+        mailbox: String,
+        /// Only messages that arrived within this time (30d, 12h) or since this date
+        /// (2026-01-31).
+        #[arg(long, value_name = "AGE|DATE", group = "selection")]
+        since: Option<String>,
+        /// Only messages matching this IMAP SEARCH, e.g. 'UNSEEN FROM "shop.example"'.
+        #[arg(long, value_name = "CRITERIA", group = "selection")]
+        search: Option<String>,
+        /// Every message in the mailbox (the default).
+        #[arg(long, group = "selection")]
+        all: bool,
+        /// Only the newest N of the selected messages.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print one JSON object per message, then a {"summary": ...} line.
+        #[arg(long)]
+        json: bool,
+        /// Print only the summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+impl Command {
+    /// Whether this is a tooling command, which reports through its own output: logs are
+    /// kept to errors unless asked for with -v.
+    pub fn is_tooling(&self) -> bool {
+        matches!(self, Command::Test { .. } | Command::DryRun { .. })
+    }
 }

@@ -21,6 +21,8 @@
 //! - [`runtime`]: `run(config, shutdown)`, the daemon; the shutdown trigger is a future so that
 //!   `main` and tests decide when to stop.
 //! - [`telemetry`]: the tracing subscriber and the span and field names used everywhere.
+//! - [`tooling`]: `tidings test` (rules over `.eml` files and fixtures, no network) and
+//!   `tidings dry-run` (rules over a real mailbox, read-only): what the pipeline would do.
 //!
 //! The IMAP watchers, message view, plan and executors join this map with the live pipeline.
 
@@ -35,5 +37,6 @@ pub mod runtime;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod tooling;
 
 pub use error::{Error, Result};

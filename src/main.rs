@@ -2,19 +2,25 @@
 
 mod cli;
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 
 use tidings::config::Config;
 use tidings::rules::RuleSet;
+use tidings::tooling;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let filter = match cli.verbose {
-        0 => "info",
-        1 => "debug",
+    let filter = match (cli.command.is_tooling(), cli.verbose) {
+        // The tooling commands report rule failures and the like in their output; logging them
+        // too would bury it (a corpus run logs thousands of parser fallbacks).
+        (true, 0) => "error",
+        (false, 0) => "info",
+        (_, 1) => "debug",
         _ => "trace",
     };
     tidings::telemetry::init(cli.log_format, filter);
@@ -46,6 +52,71 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Test { paths, json, account, mailbox } => {
+            let options = tooling::test_cmd::Options { paths, json, account, mailbox };
+            test(&path, &options)
+        }
+        cli::Command::DryRun { account, mailbox, since, search, all: _, limit, json, quiet } => {
+            let selection = match (since, search) {
+                (Some(age), _) => tooling::dry_run::Selection::Since(age),
+                (None, Some(criteria)) => tooling::dry_run::Selection::Search(criteria),
+                (None, None) => tooling::dry_run::Selection::All,
+            };
+            let progress = std::io::stderr().is_terminal();
+            let options = tooling::dry_run::Options { account, mailbox, selection, limit, json, quiet, progress };
+            dry_run(&path, &options)
+        }
+    }
+}
+
+/// Exit status of the tooling commands when their input is wrong: the config, a rule, a
+/// fixture, a path or an option (1 is kept for "ran, and found a problem").
+const USAGE: u8 = 2;
+
+/// Prints the error as `main` would and returns the usage status.
+fn usage_error(e: impl Into<anyhow::Error>) -> ExitCode {
+    eprintln!("error: {:#}", e.into());
+    ExitCode::from(USAGE)
+}
+
+/// Loads the config and compiles the rules, or says why not (with the usage status).
+fn load_rules(path: &std::path::Path) -> Result<(Config, RuleSet), ExitCode> {
+    let config = Config::load(path).map_err(usage_error)?;
+    let rules = RuleSet::compile(&config).map_err(usage_error)?;
+    Ok((config, rules))
+}
+
+/// `tidings test`: 0 when everything passed, 1 when a fixture differed or a rule failed.
+fn test(path: &std::path::Path, options: &tooling::test_cmd::Options) -> anyhow::Result<ExitCode> {
+    let (config, rules) = match load_rules(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let outcome = tooling::test_cmd::run(&config, &rules, options, &mut out);
+    out.flush().context("cannot write the report")?;
+    match outcome {
+        Ok(outcome) if outcome.passed() => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitCode::FAILURE),
+        Err(e) if e.is_input() => Ok(usage_error(e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `tidings dry-run`: 0 when it ran (whatever it found), 1 when the server failed.
+fn dry_run(path: &std::path::Path, options: &tooling::dry_run::Options) -> anyhow::Result<ExitCode> {
+    let (config, rules) = match load_rules(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = runtime.block_on(tooling::dry_run::run(&config, Arc::new(rules), options, &mut out));
+    out.flush().context("cannot write the report")?;
+    match result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_input() => Ok(usage_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,0 +1,364 @@
+//! Rule fixtures: sample messages paired with the plan the rules must produce for them.
+//!
+//! A fixture is a YAML file (by convention `rules/tests/*.yaml`):
+//!
+//! ```yaml
+//! now: 2026-11-26T10:00:00Z   # optional: what now() returns (default: the current time)
+//! account: work               # optional: msg.account, and that account's `rules:` globs
+//! mailbox: INBOX              # optional: msg.mailbox (default INBOX)
+//! cases:
+//!   - name: a receipt is flagged and labelled      # optional
+//!     message: ../../examples/mail/2-receipt.eml   # relative to this file
+//!     expect:
+//!       - flag: \Flagged
+//!       - label: receipt
+//!   - message:
+//!       raw: |
+//!         From: news@shop.example
+//!         Subject: Deals
+//!         List-Unsubscribe: <mailto:u@shop.example>
+//!
+//!         Hi
+//!     flags: [\Seen]                   # optional: the message's flags on the server
+//!     expect: [mark_read, move: Newsletters]
+//!     stopped_by: 30-lists.rhai         # optional; `stopped_by: null` = no rule stopped
+//!     failures: []                      # rules expected to fail (default: none may fail)
+//!     overridden: [move: Inbox/Old]     # optional: the dispositions a later one overrode
+//! ```
+//!
+//! `expect` is the plan in execution order, one action per item: `move: F`, `copy: F`,
+//! `flag: \Flagged` / `label: x` (both add flags; a list adds several at once), `unflag:` /
+//! `unlabel:`, `mark_read`, `mark_unread`, `delete`; any other action kind as `kind` or
+//! `kind: {field: value, ...}` with the fields of its JSON form (or the JSON form itself,
+//! `{kind: archive}`). Each item is read into a real [`Action`], so a typo is reported when the
+//! fixture loads, not as a puzzling mismatch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::report::fixture_form;
+use super::{FixtureProblem, Verdict};
+use crate::message::{MessageKey, MessageView, Meta};
+use crate::plan::Action;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFixture {
+    now: Option<String>,
+    account: Option<String>,
+    mailbox: Option<String>,
+    cases: Vec<RawCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Option<String>,
+    message: RawMessage,
+    #[serde(default)]
+    flags: Vec<String>,
+    now: Option<String>,
+    account: Option<String>,
+    mailbox: Option<String>,
+    expect: Vec<Value>,
+    #[serde(default, deserialize_with = "present")]
+    stopped_by: Option<Option<String>>,
+    #[serde(default)]
+    failures: Vec<String>,
+    overridden: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMessage {
+    File(String),
+    Inline { raw: String },
+}
+
+/// `Some(value)` for a key that is present, even as `null`; an absent key stays `None`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A fixture file, loaded and checked.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The file.
+    pub path: PathBuf,
+    /// Its cases, in file order.
+    pub cases: Vec<Case>,
+}
+
+/// One sample message and what the rules must decide for it.
+#[derive(Debug)]
+pub struct Case {
+    /// Its number in the file, from 1.
+    pub number: usize,
+    /// Its name, if it has one.
+    pub name: Option<String>,
+    /// The message file, unless the message is inline.
+    pub file: Option<PathBuf>,
+    /// The message.
+    pub raw: Vec<u8>,
+    /// Its flags on the server.
+    pub flags: Vec<String>,
+    /// The account it is evaluated for (`test` if the fixture names none).
+    pub account: String,
+    /// The mailbox it is in.
+    pub mailbox: String,
+    /// The trigger time.
+    pub now: DateTime<Utc>,
+    /// The plan, in order.
+    pub expect: Vec<Action>,
+    /// `Some(None)`: no rule may stop; `Some(Some(r))`: `r` must; `None`: not checked.
+    pub stopped_by: Option<Option<String>>,
+    /// The rules that must fail (sorted); no other may.
+    pub failures: Vec<String>,
+    /// The overridden dispositions, if checked.
+    pub overridden: Option<Vec<Action>>,
+}
+
+impl Fixture {
+    /// Reads the fixture at `path` and the message files it names; `now` is the trigger time
+    /// for cases that set none. Every problem is returned, not only the first.
+    pub fn load(path: &Path, now: DateTime<Utc>) -> Result<Fixture, Vec<FixtureProblem>> {
+        let problem = |case, message| FixtureProblem { path: path.to_owned(), case, message };
+        let text = std::fs::read_to_string(path).map_err(|e| vec![problem(None, format!("cannot read it: {e}"))])?;
+        let options = serde_saphyr::options! { strict_booleans: true };
+        let raw: RawFixture = serde_saphyr::from_str_with_options(&text, options)
+            .map_err(|e| vec![problem(None, format!("not a fixture: {e}"))])?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let defaults = Defaults {
+            now: parse_time(raw.now.as_deref(), now).map_err(|e| vec![problem(None, e)])?,
+            account: raw.account.unwrap_or_else(|| "test".to_owned()),
+            mailbox: raw.mailbox.unwrap_or_else(|| "INBOX".to_owned()),
+        };
+        let mut cases = Vec::new();
+        let mut problems = Vec::new();
+        for (i, case) in raw.cases.into_iter().enumerate() {
+            match Case::resolve(i + 1, case, dir, &defaults) {
+                Ok(case) => cases.push(case),
+                Err(errors) => problems.extend(errors.into_iter().map(|e| problem(Some(i + 1), e))),
+            }
+        }
+        if cases.is_empty() && problems.is_empty() {
+            problems.push(problem(None, "it has no cases".to_owned()));
+        }
+        if problems.is_empty() { Ok(Fixture { path: path.to_owned(), cases }) } else { Err(problems) }
+    }
+}
+
+struct Defaults {
+    now: DateTime<Utc>,
+    account: String,
+    mailbox: String,
+}
+
+impl Case {
+    fn resolve(number: usize, raw: RawCase, dir: &Path, defaults: &Defaults) -> Result<Case, Vec<String>> {
+        let mut errors = Vec::new();
+        let (file, bytes) = match raw.message {
+            RawMessage::File(name) => {
+                let file = dir.join(name);
+                let bytes = std::fs::read(&file).unwrap_or_else(|e| {
+                    errors.push(format!("cannot read message {}: {e}", file.display()));
+                    Vec::new()
+                });
+                (Some(file), bytes)
+            }
+            RawMessage::Inline { raw } => (None, raw.into_bytes()),
+        };
+        let now = parse_time(raw.now.as_deref(), defaults.now).unwrap_or_else(|e| {
+            errors.push(e);
+            defaults.now
+        });
+        let mut actions = |items: &[Value], field: &str| -> Vec<Action> {
+            let (ok, bad): (Vec<_>, Vec<_>) = items.iter().map(expected_action).partition(Result::is_ok);
+            errors.extend(bad.into_iter().filter_map(Result::err).map(|e| format!("{field}: {e}")));
+            ok.into_iter().filter_map(Result::ok).collect()
+        };
+        let expect = actions(&raw.expect, "expect");
+        let overridden = raw.overridden.map(|items| actions(&items, "overridden"));
+        let mut failures = raw.failures;
+        failures.sort();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Case {
+            number,
+            name: raw.name,
+            file,
+            raw: bytes,
+            flags: raw.flags,
+            account: raw.account.unwrap_or_else(|| defaults.account.clone()),
+            mailbox: raw.mailbox.unwrap_or_else(|| defaults.mailbox.clone()),
+            now,
+            expect,
+            stopped_by: raw.stopped_by,
+            failures,
+            overridden,
+        })
+    }
+
+    /// `case 3 (name)`, for reports.
+    pub fn title(&self) -> String {
+        match &self.name {
+            Some(name) => format!("case {}: {name}", self.number),
+            None => format!("case {}", self.number),
+        }
+    }
+
+    /// The message as rules see it: UIDVALIDITY 1, UID the case number.
+    pub fn view(&self) -> Arc<MessageView> {
+        let key = MessageKey::new(self.account.clone(), self.mailbox.clone(), 1, self.number as u32);
+        let meta = Meta { flags: self.flags.clone(), ..Meta::new(key) };
+        Arc::new(crate::message::parse(&self.raw, meta))
+    }
+
+    /// What differs between this case's expectations and `verdict`, as readable lines; empty
+    /// when the case passes.
+    pub fn check(&self, verdict: &Verdict) -> Vec<String> {
+        let mut lines = Vec::new();
+        let got: Vec<&Action> = verdict.plan.actions.iter().map(|p| &p.action).collect();
+        if got.iter().copied().ne(self.expect.iter()) {
+            lines.push("plan (- expected, + got):".to_owned());
+            lines.extend(diff(&forms(self.expect.iter()), &forms(got.into_iter())));
+        }
+        if let Some(expected) = &self.overridden {
+            let got = verdict.plan.overridden.iter().map(|d| &d.action);
+            if got.clone().ne(expected.iter()) {
+                lines.push("overridden (- expected, + got):".to_owned());
+                lines.extend(diff(&forms(expected.iter()), &forms(got)));
+            }
+        }
+        if let Some(expected) = &self.stopped_by
+            && *expected != verdict.stopped_by
+        {
+            let show = |s: &Option<String>| s.clone().unwrap_or_else(|| "no rule".to_owned());
+            lines.push(format!("stopped_by: expected {}, got {}", show(expected), show(&verdict.stopped_by)));
+        }
+        let mut failed: Vec<&str> = verdict.failures.iter().map(|f| f.rule.as_str()).collect();
+        failed.sort_unstable();
+        if failed.iter().copied().ne(self.failures.iter().map(String::as_str)) {
+            lines.push(format!("failures: expected [{}], got [{}]", self.failures.join(", "), failed.join(", ")));
+            lines.extend(verdict.failures.iter().map(|f| format!("  {}: {}", f.rule, f.error)));
+        }
+        lines
+    }
+}
+
+fn forms<'a>(actions: impl Iterator<Item = &'a Action>) -> Vec<String> {
+    actions.map(fixture_form).collect()
+}
+
+/// `2026-11-26T10:00:00Z` or `2026-11-26` (midnight UTC); `default` when absent.
+fn parse_time(text: Option<&str>, default: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let Some(text) = text else { return Ok(default) };
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.to_utc());
+    }
+    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(date) => Ok(date.and_time(chrono::NaiveTime::MIN).and_utc()),
+        Err(_) => Err(format!("now: `{text}` is not a time like 2026-11-26T10:00:00Z or a date like 2026-11-26")),
+    }
+}
+
+/// One `expect:` item as an [`Action`], through the action's JSON form.
+fn expected_action(item: &Value) -> Result<Action, String> {
+    let json = match item {
+        Value::String(kind) => bare(kind),
+        Value::Object(map) if map.contains_key("kind") => item.clone(),
+        Value::Object(map) if map.len() == 1 => {
+            let (key, value) = map.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", &Value::Null));
+            shorthand(key, value)?
+        }
+        _ => return Err(format!("`{item}` is not an action: write e.g. `move: Folder`, `flag: \\Seen` or `delete`")),
+    };
+    serde_json::from_value(json).map_err(|e| format!("`{item}` is not an action: {e}"))
+}
+
+fn bare(kind: &str) -> Value {
+    match kind {
+        "mark_read" => flags_json("add_flags", vec![Value::from("\\Seen")]),
+        "mark_unread" => flags_json("remove_flags", vec![Value::from("\\Seen")]),
+        kind => Value::Object(Map::from_iter([("kind".to_owned(), Value::from(kind))])),
+    }
+}
+
+fn shorthand(key: &str, value: &Value) -> Result<Value, String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let kind = match key {
+        "flag" | "label" | "add_flags" => Some("add_flags"),
+        "unflag" | "unlabel" | "remove_flags" => Some("remove_flags"),
+        _ => None,
+    };
+    match (key, kind, value) {
+        (_, Some(kind), Value::Array(items)) => {
+            let names: Option<Vec<Value>> = items.iter().map(|i| text(i).map(Value::from)).collect();
+            names.map(|names| flags_json(kind, names)).ok_or_else(|| format!("{key}: expected flag names"))
+        }
+        (_, Some(kind), one) => text(one)
+            .map(|name| flags_json(kind, vec![Value::from(name)]))
+            .ok_or_else(|| format!("{key}: expected a flag name")),
+        (_, None, Value::Object(fields)) => {
+            let mut map = Map::from_iter([("kind".to_owned(), Value::from(key))]);
+            map.extend(fields.clone());
+            Ok(Value::Object(map))
+        }
+        ("move" | "copy", None, one) => {
+            let mailbox = text(one).ok_or_else(|| format!("{key}: expected a folder name"))?;
+            Ok(Value::Object(Map::from_iter([
+                ("kind".to_owned(), Value::from(key)),
+                ("mailbox".to_owned(), Value::from(mailbox)),
+            ])))
+        }
+        (_, None, Value::Null) => Ok(bare(key)),
+        // An unknown kind is the likelier mistake (a typo): serde lists the kinds there are.
+        _ => match serde_json::from_value::<Action>(bare(key)) {
+            Err(e) if e.to_string().contains("unknown variant") => Err(format!("`{key}` is not an action: {e}")),
+            _ => Err(format!("`{key}: {value}`: write the action's fields as a map, e.g. `{key}: {{field: value}}`")),
+        },
+    }
+}
+
+fn flags_json(kind: &str, flags: Vec<Value>) -> Value {
+    Value::Object(Map::from_iter([("kind".to_owned(), Value::from(kind)), ("flags".to_owned(), Value::Array(flags))]))
+}
+
+/// A line diff (longest common subsequence): `  same`, `- expected only`, `+ got only`.
+fn diff(expected: &[String], got: &[String]) -> Vec<String> {
+    let (n, m) = (expected.len(), got.len());
+    // lcs[i][j]: the longest common subsequence of expected[i..] and got[j..].
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if expected[i] == got[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && expected[i] == got[j] {
+            out.push(format!("    {}", expected[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j == m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("  - {}", expected[i]));
+            i += 1;
+        } else {
+            out.push(format!("  + {}", got[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "fixtures_tests.rs"]
+mod tests;

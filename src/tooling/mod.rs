@@ -1,0 +1,180 @@
+//! Rule tooling: `tidings test` (rules over `.eml` files and fixtures, no account, no network)
+//! and `tidings dry-run` (rules over a real mailbox, changing nothing).
+//!
+//! Input: a compiled [`RuleSet`] and messages (files, fixture cases, or fetched read-only with
+//! EXAMINE and `BODY.PEEK`). Output: per message a [`Verdict`] (the rules that decided
+//! something, the [`Plan`] exactly as the live pipeline would store it, the overridden
+//! dispositions and the rule failures), printed for people or as one JSON object per line, and
+//! for a dry run a [`dry_run::Summary`].
+//!
+//! What it must not do: write to the store, change anything on a server, or decide exit codes
+//! (the binary does; this module reports outcomes and classifies errors).
+
+pub mod dry_run;
+pub mod fixtures;
+mod progress;
+pub mod report;
+pub mod summary;
+pub mod test_cmd;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::message::MessageView;
+use crate::plan::{Decision, Plan};
+use crate::rules::{RuleFailure, RuleSet};
+
+/// What the rules decided for one message, ready to print or compare.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// Rules that decided something (overridden decisions included), and the rule that called
+    /// `stop()`, in the order they ran.
+    pub rules_matched: Vec<String>,
+    /// The rule that called `stop()`, if any: later rules did not run.
+    pub stopped_by: Option<String>,
+    /// The plan, ordered and keyed as the live pipeline stores it.
+    pub plan: Plan,
+    /// Rules that failed on this message (their decisions are not in the plan).
+    pub failures: Vec<RuleFailure>,
+}
+
+impl Verdict {
+    /// Runs the live rules that `globs` select over `view` at time `now` and builds the plan.
+    pub fn judge(rules: &RuleSet, view: &Arc<MessageView>, globs: &[String], now: DateTime<Utc>) -> Verdict {
+        let evaluation = rules.evaluate(view, globs, now);
+        let rules_matched = matched(&evaluation.decisions, evaluation.stopped_by.as_deref());
+        Verdict {
+            rules_matched,
+            stopped_by: evaluation.stopped_by,
+            plan: Plan::build(view.key().clone(), evaluation.decisions),
+            failures: evaluation.failures,
+        }
+    }
+}
+
+/// The rules that made a decision, then the stopping rule, each once, in order.
+fn matched(decisions: &[Decision], stopped_by: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in decisions.iter().map(|d| d.rule.as_str()).chain(stopped_by) {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// One problem in a fixture file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixtureProblem {
+    /// The fixture file.
+    pub path: PathBuf,
+    /// The case (from 1), if the problem is in one.
+    pub case: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a test or dry run could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path given on the command line cannot be read.
+    #[error("cannot read {path}")]
+    ReadPath {
+        /// The path.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No path was given and the rules directory has no fixtures.
+    #[error("cannot find anything to test: no PATH given and no *.yaml fixtures in {dir}")]
+    NothingToTest {
+        /// Where fixtures were looked for.
+        dir: PathBuf,
+    },
+    /// Fixture files are wrong; every problem found is listed.
+    #[error("cannot load fixtures: {}", list(.0))]
+    Fixtures(Vec<FixtureProblem>),
+    /// The account named on the command line is not in the config.
+    #[error("cannot find account `{name}` in the config (accounts: {known})")]
+    UnknownAccount {
+        /// The name given.
+        name: String,
+        /// The names in the config, comma-separated.
+        known: String,
+    },
+    /// A command-line option has a value that cannot be used.
+    #[error("cannot use {option}: {reason}")]
+    Option {
+        /// The option, e.g. `--since 30x`.
+        option: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The account's password cannot be read.
+    #[error("cannot resolve the password of account `{account}`")]
+    Secret {
+        /// The account.
+        account: String,
+        /// What went wrong.
+        #[source]
+        source: crate::config::secret::Error,
+    },
+    /// The server refused or failed.
+    #[error("cannot dry-run {account}/{mailbox}")]
+    Imap {
+        /// The account.
+        account: String,
+        /// The mailbox.
+        mailbox: String,
+        /// The IMAP error (boxed: it is large, and rare).
+        #[source]
+        source: Box<crate::imap::Error>,
+    },
+    /// Writing the report failed (a closed pipe, a full disk).
+    #[error("cannot write the report")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Whether the input is at fault (a path, a fixture, an option, the account name), rather
+    /// than the server or the output: the binary exits with its usage status then.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            Error::ReadPath { .. }
+                | Error::NothingToTest { .. }
+                | Error::Fixtures(_)
+                | Error::UnknownAccount { .. }
+                | Error::Option { .. }
+        )
+    }
+}
+
+fn list(problems: &[FixtureProblem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| match p.case {
+            Some(case) => format!("\n  {}: case {case}: {}", p.path.display(), p.message),
+            None => format!("\n  {}: {}", p.path.display(), p.message),
+        })
+        .collect();
+    format!("{} problem{}{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, lines.concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Action;
+
+    #[test]
+    fn matched_rules_are_listed_once_in_order_with_the_stopper() {
+        let decide = |rule: &str| Decision { rule: rule.into(), position: 0, action: Action::Delete };
+        let decisions = vec![decide("a"), decide("b"), decide("a")];
+        assert_eq!(matched(&decisions, Some("c")), ["a", "b", "c"]);
+        assert_eq!(matched(&decisions, Some("b")), ["a", "b"]);
+        assert!(matched(&[], None).is_empty());
+    }
+}

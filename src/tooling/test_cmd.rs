@@ -1,0 +1,298 @@
+//! `tidings test`: the live rules over `.eml` files (folders recursively) and over fixtures,
+//! with no account and no network.
+//!
+//! For each message: the rules that matched, the plan, the overridden dispositions and the
+//! rule failures, for people or as one JSON object per line. For each fixture case: whether
+//! the plan is the expected one, with a readable diff when it is not. The caller turns the
+//! [`Outcome`] into an exit status.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::fixtures::{Case, Fixture};
+use super::report::{self, ErrorJson, VerdictJson};
+use super::{Error, Verdict};
+use crate::config::Config;
+use crate::message::{MessageKey, Meta};
+use crate::rules::RuleSet;
+
+/// Files evaluated together (in parallel) before their reports are written, in order.
+const BATCH: usize = 256;
+
+/// What to test.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `.eml` files, folders (searched recursively for `*.eml`) and fixture files
+    /// (`*.yaml`, `*.yml`). Empty: the fixtures in `<rules>/tests/`.
+    pub paths: Vec<PathBuf>,
+    /// One JSON object per message and per fixture case, instead of text.
+    pub json: bool,
+    /// The account messages are evaluated for (its `rules:` globs apply); `test` if `None`.
+    pub account: Option<String>,
+    /// The mailbox messages are said to be in.
+    pub mailbox: String,
+}
+
+/// What a test run found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Message files evaluated.
+    pub messages: usize,
+    /// Message files that could not be read.
+    pub unreadable: usize,
+    /// Rule failures on message files (fixtures say which failures they expect).
+    pub rule_failures: usize,
+    /// Fixture cases run.
+    pub cases: usize,
+    /// Fixture cases whose result differed from the expected one.
+    pub cases_failed: usize,
+}
+
+impl Outcome {
+    /// Whether everything passed: every file read, no rule failed, every case as expected.
+    pub fn passed(&self) -> bool {
+        self.unreadable == 0 && self.rule_failures == 0 && self.cases_failed == 0
+    }
+}
+
+/// Runs the test: loads every fixture first (a broken one stops the run before anything is
+/// evaluated), then evaluates the message files, then the fixture cases.
+pub fn run(config: &Config, rules: &RuleSet, options: &Options, out: &mut dyn Write) -> Result<Outcome, Error> {
+    let (files, fixture_paths) = inputs(config, &options.paths)?;
+    let now = Utc::now();
+    let mut problems = Vec::new();
+    let mut fixtures = Vec::new();
+    for path in &fixture_paths {
+        match Fixture::load(path, now) {
+            Ok(fixture) => fixtures.push(fixture),
+            Err(found) => problems.extend(found),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Fixtures(problems));
+    }
+    let mut outcome = Outcome::default();
+    let account = options.account.clone().unwrap_or_else(|| "test".to_owned());
+    let target = Target { globs: globs(config, &account), account, mailbox: options.mailbox.clone(), now };
+    for (n, batch) in files.chunks(BATCH).enumerate() {
+        let verdicts = parallel(batch, |i, path| judge_file(rules, &target, n * BATCH + i + 1, path));
+        for (path, verdict) in batch.iter().zip(&verdicts) {
+            write_message(out, path, verdict, options.json)?;
+            outcome.messages += 1;
+            match verdict {
+                Ok(verdict) => outcome.rule_failures += verdict.failures.len(),
+                Err(_) => outcome.unreadable += 1,
+            }
+        }
+    }
+    for fixture in &fixtures {
+        run_fixture(config, rules, fixture, options.json, out, &mut outcome)?;
+    }
+    if !options.json {
+        write_totals(out, &outcome)?;
+    }
+    Ok(outcome)
+}
+
+/// Where message files are said to be, and when.
+struct Target {
+    account: String,
+    mailbox: String,
+    globs: Vec<String>,
+    now: DateTime<Utc>,
+}
+
+/// The account's `rules:` globs; none (every rule) for an account the config lacks.
+fn globs(config: &Config, account: &str) -> Vec<String> {
+    config.account(account).map(|a| a.rules.clone()).unwrap_or_default()
+}
+
+/// Splits the paths into message files and fixtures; no paths means `<rules>/tests/*.yaml`.
+fn inputs(config: &Config, paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
+    let (mut files, mut fixtures) = (Vec::new(), Vec::new());
+    if paths.is_empty() {
+        let dir = config.rules_dir.join("tests");
+        if dir.is_dir() {
+            walk(&dir, &mut fixtures, is_fixture)?;
+        }
+        if fixtures.is_empty() {
+            return Err(Error::NothingToTest { dir });
+        }
+        return Ok((files, fixtures));
+    }
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| Error::ReadPath { path: path.clone(), source })?;
+        if meta.is_dir() {
+            walk(path, &mut files, |p| p.extension().is_some_and(|e| e == "eml"))?;
+        } else if is_fixture(path) {
+            fixtures.push(path.clone());
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok((files, fixtures))
+}
+
+fn is_fixture(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+}
+
+/// Adds the files under `dir` that `keep` accepts, recursively, sorted (per folder, files
+/// and folders by name). Symbolic links to folders are not followed, so a loop cannot hang.
+fn walk(dir: &Path, found: &mut Vec<PathBuf>, keep: fn(&Path) -> bool) -> Result<(), Error> {
+    let read_error = |source| Error::ReadPath { path: dir.to_owned(), source };
+    let mut entries = std::fs::read_dir(dir).map_err(read_error)?.collect::<Result<Vec<_>, _>>().map_err(read_error)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&path, found, keep)?;
+        } else if path.is_file() && keep(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn judge_file(rules: &RuleSet, target: &Target, uid: usize, path: &Path) -> Result<Verdict, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("cannot read message: {e}"))?;
+    let uid = u32::try_from(uid).unwrap_or(u32::MAX);
+    let key = MessageKey::new(target.account.clone(), target.mailbox.clone(), 1, uid);
+    let view = Arc::new(crate::message::parse(&raw, Meta::new(key)));
+    Ok(Verdict::judge(rules, &view, &target.globs, target.now))
+}
+
+/// `f` over `items` on every core, results in the items' order. Rules are CPU work and a
+/// compiled [`RuleSet`] is shared between threads; each evaluation has its own scope.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = f(i, item);
+                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    // `scope` returns only after every thread ended, and re-raises a thread's panic: here each
+    // index was taken by exactly one thread and its slot filled.
+    slots
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every slot is filled"))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct MessageLine<'a> {
+    file: String,
+    #[serde(flatten)]
+    verdict: VerdictJson<'a>,
+}
+
+fn write_message(out: &mut dyn Write, path: &Path, verdict: &Result<Verdict, String>, json: bool) -> Result<(), Error> {
+    let file = path.display().to_string();
+    match (verdict, json) {
+        (Ok(verdict), true) => report::write_json_line(out, &MessageLine { file, verdict: VerdictJson::new(verdict) })?,
+        (Err(error), true) => {
+            let verdict = VerdictJson {
+                rules_matched: &[],
+                stopped_by: None,
+                actions: vec![],
+                overridden: vec![],
+                errors: vec![ErrorJson { rule: None, error }],
+            };
+            report::write_json_line(out, &MessageLine { file, verdict })?;
+        }
+        (Ok(verdict), false) => {
+            writeln!(out, "{file}")?;
+            report::write_verdict(out, verdict, "  ")?;
+        }
+        (Err(error), false) => writeln!(out, "{file}\n  error: {error}")?,
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CaseLine<'a> {
+    fixture: String,
+    case: usize,
+    name: Option<&'a str>,
+    file: Option<String>,
+    ok: bool,
+    differences: &'a [String],
+    #[serde(flatten)]
+    verdict: VerdictJson<'a>,
+}
+
+fn run_fixture(
+    config: &Config,
+    rules: &RuleSet,
+    fixture: &Fixture,
+    json: bool,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    if !json {
+        writeln!(out, "{}", fixture.path.display())?;
+    }
+    for case in &fixture.cases {
+        let verdict = Verdict::judge(rules, &case.view(), &globs(config, &case.account), case.now);
+        let differences = case.check(&verdict);
+        outcome.cases += 1;
+        outcome.cases_failed += usize::from(!differences.is_empty());
+        if json {
+            report::write_json_line(out, &case_line(fixture, case, &verdict, &differences))?;
+        } else if differences.is_empty() {
+            writeln!(out, "  ok    {}", case.title())?;
+        } else {
+            writeln!(out, "  FAIL  {}", case.title())?;
+            for line in &differences {
+                writeln!(out, "        {line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn case_line<'a>(fixture: &Fixture, case: &'a Case, verdict: &'a Verdict, differences: &'a [String]) -> CaseLine<'a> {
+    CaseLine {
+        fixture: fixture.path.display().to_string(),
+        case: case.number,
+        name: case.name.as_deref(),
+        file: case.file.as_ref().map(|f| f.display().to_string()),
+        ok: differences.is_empty(),
+        differences,
+        verdict: VerdictJson::new(verdict),
+    }
+}
+
+fn write_totals(out: &mut dyn Write, outcome: &Outcome) -> std::io::Result<()> {
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    if outcome.messages > 0 {
+        let (n, f) = (outcome.messages, outcome.rule_failures);
+        write!(out, "\n{n} message{}, {f} rule failure{}", s(n), s(f))?;
+        if outcome.unreadable > 0 {
+            write!(out, ", {} unreadable", outcome.unreadable)?;
+        }
+        writeln!(out)?;
+    }
+    if outcome.cases > 0 {
+        let (n, failed) = (outcome.cases, outcome.cases_failed);
+        writeln!(out, "\nfixtures: {n} case{}, {} passed, {failed} failed", s(n), n - failed)?;
+    }
+    Ok(())
+}
