@@ -43,6 +43,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("4-newsletter.eml", "Newsletters", &["\\Seen"]),
     ("5-bank.eml", "Überweisungen/2026", &[]),
     ("6-personal.eml", "INBOX", &[]),
+    ("7-vip.eml", "INBOX", &["\\Flagged", "vip"]),
 ];
 
 /// One sample message and what should become of it.

@@ -48,6 +48,7 @@ fn every_sample_message_gets_the_expected_plan() {
         ("4-newsletter.eml", vec![flags(&["\\Seen"]), moved("Newsletters")]),
         ("5-bank.eml", vec![moved("Überweisungen/2026")]),
         ("6-personal.eml", vec![]),
+        ("7-vip.eml", vec![flags(&["\\Flagged"]), flags(&["vip"])]),
     ];
     let mut files: Vec<String> = std::fs::read_dir(repo().join("examples/mail"))
         .unwrap()

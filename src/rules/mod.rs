@@ -21,6 +21,9 @@ pub mod resolver;
 mod evaluate_tests;
 
 #[cfg(test)]
+mod plugins_tests;
+
+#[cfg(test)]
 mod tests;
 
 use std::hash::{Hash, Hasher};
