@@ -12,7 +12,7 @@ use std::time::Instant;
 use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext};
 
 use super::fail;
-use super::reference::{doc, function};
+use super::reference::{Doc, doc, function};
 use crate::message::MessageView;
 use crate::plan::{Action, Decision};
 
@@ -146,91 +146,65 @@ fn remove_flag(name: &str) -> Result<(), Box<EvalAltResult>> {
     record(Action::RemoveFlags { flags: vec![flag_name(name)?] })
 }
 
+const MOVE_TO: Doc = doc(
+    "move_to(folder)",
+    "The final disposition: move to a folder (created if missing; / separates levels; UTF-8 names work).",
+    r#"move_to("Lists/rust-users")"#,
+);
+const COPY_TO: Doc =
+    doc("copy_to(folder)", "Copy to a folder; the message stays where it is.", r#"copy_to("Backup/Receipts")"#);
+const ARCHIVE: Doc = doc(
+    "archive()",
+    "The final disposition: move to the server's special-use \\Archive folder.",
+    "if msg.date != () && msg.date.age_days > 90 { archive(); }",
+);
+const DELETE: Doc = doc(
+    "delete()",
+    "The final disposition: move to \\Trash (or expunge, with `delete: expunge` on the account).",
+    r#"if msg.from == "spam@example.com" { delete(); }"#,
+);
+const FLAG: Doc = doc(
+    "flag(name)",
+    "Set a flag: a system flag when the name starts with a backslash (\\Flagged), else a keyword.",
+    r#"flag("\\Flagged")"#,
+);
+const UNFLAG: Doc = doc("unflag(name)", "Clear a flag or keyword.", r#"unflag("\\Flagged")"#);
+const LABEL: Doc = doc(
+    "label(name)",
+    "Add a label (an IMAP keyword; Gmail labels come with provider support).",
+    r#"label("receipt")"#,
+);
+const UNLABEL: Doc = doc("unlabel(name)", "Remove a label.", r#"unlabel("todo")"#);
+const MARK_READ: Doc = doc("mark_read()", "Set \\Seen.", "if msg.is_auto_submitted { mark_read(); }");
+const MARK_UNREAD: Doc = doc("mark_unread()", "Clear \\Seen.", "mark_unread()");
+const STOP_DOC: Doc = doc(
+    "stop()",
+    "End this rule, keeping its decisions; later rules do not see the message.",
+    r#"if msg.from.domain == "github.com" { move_to("GitHub"); stop(); }"#,
+);
+
 /// Registers the mailbox actions and `stop()`; the outbound ones are in `outbound`.
 pub fn register(engine: &mut Engine) {
     let e = engine;
-    function(
-        e,
-        "move_to",
-        doc(
-            "move_to(folder)",
-            "The final disposition: move to a folder (created if missing; / separates levels; UTF-8 names work).",
-            r#"move_to("Lists/rust-users")"#,
-        ),
-        |to: &str| record(Action::Move { mailbox: folder(to)? }),
-    );
-    function(
-        e,
-        "copy_to",
-        doc("copy_to(folder)", "Copy to a folder; the message stays where it is.", r#"copy_to("Backup/Receipts")"#),
-        |to: &str| record(Action::Copy { mailbox: folder(to)? }),
-    );
-    function(
-        e,
-        "archive",
-        doc(
-            "archive()",
-            "The final disposition: move to the server's special-use \\Archive folder.",
-            "if msg.date != () && msg.date.age_days > 90 { archive(); }",
-        ),
-        || record(Action::Archive),
-    );
-    function(
-        e,
-        "delete",
-        doc(
-            "delete()",
-            "The final disposition: move to \\Trash (or expunge, with `delete: expunge` on the account).",
-            r#"if msg.from == "spam@example.com" { delete(); }"#,
-        ),
-        || record(Action::Delete),
-    );
-    function(
-        e,
-        "flag",
-        doc(
-            "flag(name)",
-            "Set a flag: a system flag when the name starts with a backslash (\\Flagged), else a keyword.",
-            r#"flag("\\Flagged")"#,
-        ),
-        add_flag,
-    );
-    function(e, "unflag", doc("unflag(name)", "Clear a flag or keyword.", r#"unflag("\\Flagged")"#), remove_flag);
+    function(e, "move_to", MOVE_TO, |to: &str| record(Action::Move { mailbox: folder(to)? }));
+    function(e, "copy_to", COPY_TO, |to: &str| record(Action::Copy { mailbox: folder(to)? }));
+    function(e, "archive", ARCHIVE, || record(Action::Archive));
+    function(e, "delete", DELETE, || record(Action::Delete));
+    function(e, "flag", FLAG, add_flag);
+    function(e, "unflag", UNFLAG, remove_flag);
     // Outside Gmail a label is an IMAP keyword; the Gmail mapping comes with provider support.
-    function(
-        e,
-        "label",
-        doc(
-            "label(name)",
-            "Add a label (an IMAP keyword; Gmail labels come with provider support).",
-            r#"label("receipt")"#,
-        ),
-        add_flag,
-    );
-    function(e, "unlabel", doc("unlabel(name)", "Remove a label.", r#"unlabel("todo")"#), remove_flag);
-    function(e, "mark_read", doc("mark_read()", "Set \\Seen.", "if msg.is_auto_submitted { mark_read(); }"), || {
-        record(Action::AddFlags { flags: vec!["\\Seen".into()] })
+    function(e, "label", LABEL, add_flag);
+    function(e, "unlabel", UNLABEL, remove_flag);
+    function(e, "mark_read", MARK_READ, || record(Action::AddFlags { flags: vec!["\\Seen".into()] }));
+    function(e, "mark_unread", MARK_UNREAD, || record(Action::RemoveFlags { flags: vec!["\\Seen".into()] }));
+    function(e, "stop", STOP_DOC, |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
+        CURRENT.with(|slot| {
+            if let Some(recorder) = slot.borrow_mut().as_mut() {
+                recorder.stopped = true;
+            }
+        });
+        Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(STOP), ctx.call_position())))
     });
-    function(e, "mark_unread", doc("mark_unread()", "Clear \\Seen.", "mark_unread()"), || {
-        record(Action::RemoveFlags { flags: vec!["\\Seen".into()] })
-    });
-    function(
-        e,
-        "stop",
-        doc(
-            "stop()",
-            "End this rule, keeping its decisions; later rules do not see the message.",
-            r#"if msg.from.domain == "github.com" { move_to("GitHub"); stop(); }"#,
-        ),
-        |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
-            CURRENT.with(|slot| {
-                if let Some(recorder) = slot.borrow_mut().as_mut() {
-                    recorder.stopped = true;
-                }
-            });
-            Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(STOP), ctx.call_position())))
-        },
-    );
     e.on_progress(|ops| {
         // Reading the clock on every operation would cost more than the rules; every 256 is
         // plenty for a 100 ms limit.

@@ -5,115 +5,71 @@
 
 use rhai::{Array, Engine};
 
-use super::reference::{doc, function, getter};
+use super::reference::{Doc, doc, function, getter};
 use crate::message::Address;
+
+const ADDRESS: Doc = doc(
+    "address.address -> string",
+    "The address itself, local@domain (the domain lowercased); \"\" when absent.",
+    r#"msg.from.address == "alerts@bank.example""#,
+);
+const NAME: Doc = doc(
+    "address.name -> string",
+    "The display name, decoded (Jörg Müller); \"\" when absent.",
+    r#"msg.from.name.icontains("GitHub")"#,
+);
+const DOMAIN: Doc = doc(
+    "address.domain -> string",
+    "The domain, lowercased; \"\" when the address has none.",
+    r#"msg.from.domain == "github.com""#,
+);
+const TO_STRING: Doc = doc(
+    "address.to_string() -> string",
+    "The address itself, as used in strings and print.",
+    r#"print("from " + msg.from)"#,
+);
+const COMPARE: Doc = doc(
+    "address == text, address != text",
+    "Compares the address with a string, ignoring case.",
+    r#"msg.from == "Alerts@Bank.example""#,
+);
+const ADDRESS_MATCHES_GLOB: Doc = doc(
+    "address.matches_glob(pattern) -> bool",
+    "Whether the address matches a glob: * any run of characters, ? one character; case-insensitive.",
+    r#"msg.from.matches_glob("*@*.example.com")"#,
+);
+const TEXT_MATCHES_GLOB: Doc = doc(
+    "text.matches_glob(pattern) -> bool",
+    "Whether a string matches a glob: * any run of characters, ? one character; case-insensitive.",
+    r#"msg.list_id != () && msg.list_id.matches_glob("*.lists.example.org")"#,
+);
+const IS_SUBDOMAIN_OF: Doc = doc(
+    "domain.is_subdomain_of(parent) -> bool",
+    "Whether a domain is parent itself or under it (a.b.example.com is under example.com, notexample.com is not); case-insensitive.",
+    r#"msg.from.domain.is_subdomain_of("github.com")"#,
+);
+const IS_SUBDOMAIN_OF_ANY: Doc = doc(
+    "domain.is_subdomain_of([parents]) -> bool",
+    "Whether a domain is any of the parents or under one of them.",
+    r#"msg.from.domain.is_subdomain_of(["github.com", "gitlab.com"])"#,
+);
 
 /// Registers `Address`, `matches_glob` and `is_subdomain_of`.
 pub fn register(engine: &mut Engine) {
     let e = engine;
     e.register_type_with_name::<Address>("Address");
-    getter(
-        e,
-        "address",
-        doc(
-            "address.address -> string",
-            "The address itself, local@domain (the domain lowercased); \"\" when absent.",
-            r#"msg.from.address == "alerts@bank.example""#,
-        ),
-        |a: &mut Address| a.address.clone(),
-    );
-    getter(
-        e,
-        "name",
-        doc(
-            "address.name -> string",
-            "The display name, decoded (Jörg Müller); \"\" when absent.",
-            r#"msg.from.name.icontains("GitHub")"#,
-        ),
-        |a: &mut Address| a.name.clone().unwrap_or_default(),
-    );
-    getter(
-        e,
-        "domain",
-        doc(
-            "address.domain -> string",
-            "The domain, lowercased; \"\" when the address has none.",
-            r#"msg.from.domain == "github.com""#,
-        ),
-        |a: &mut Address| a.domain.clone(),
-    );
-    function(
-        e,
-        "to_string",
-        doc(
-            "address.to_string() -> string",
-            "The address itself, as used in strings and print.",
-            r#"print("from " + msg.from)"#,
-        ),
-        |a: &mut Address| a.address.clone(),
-    );
-    function(
-        e,
-        "==",
-        doc(
-            "address == text, address != text",
-            "Compares the address with a string, ignoring case.",
-            r#"msg.from == "Alerts@Bank.example""#,
-        ),
-        |a: Address, b: &str| a.address.eq_ignore_ascii_case(b),
-    );
-    function(
-        e,
-        "!=",
-        doc(
-            "address == text, address != text",
-            "Compares the address with a string, ignoring case.",
-            r#"msg.from == "Alerts@Bank.example""#,
-        ),
-        |a: Address, b: &str| !a.address.eq_ignore_ascii_case(b),
-    );
-    function(
-        e,
-        "matches_glob",
-        doc(
-            "address.matches_glob(pattern) -> bool",
-            "Whether the address matches a glob: * any run of characters, ? one character; case-insensitive.",
-            r#"msg.from.matches_glob("*@*.example.com")"#,
-        ),
-        |a: &mut Address, pattern: &str| glob(pattern, &a.address),
-    );
-    function(
-        e,
-        "matches_glob",
-        doc(
-            "text.matches_glob(pattern) -> bool",
-            "Whether a string matches a glob: * any run of characters, ? one character; case-insensitive.",
-            r#"msg.list_id != () && msg.list_id.matches_glob("*.lists.example.org")"#,
-        ),
-        |text: &str, pattern: &str| glob(pattern, text),
-    );
-    function(
-        e,
-        "is_subdomain_of",
-        doc(
-            "domain.is_subdomain_of(parent) -> bool",
-            "Whether a domain is parent itself or under it (a.b.example.com is under example.com, notexample.com is not); case-insensitive.",
-            r#"msg.from.domain.is_subdomain_of("github.com")"#,
-        ),
-        |domain: &str, parent: &str| is_subdomain_of(domain, parent),
-    );
-    function(
-        e,
-        "is_subdomain_of",
-        doc(
-            "domain.is_subdomain_of([parents]) -> bool",
-            "Whether a domain is any of the parents or under one of them.",
-            r#"msg.from.domain.is_subdomain_of(["github.com", "gitlab.com"])"#,
-        ),
-        |domain: &str, parents: Array| {
-            parents.iter().any(|p| p.read_lock::<rhai::ImmutableString>().is_some_and(|p| is_subdomain_of(domain, &p)))
-        },
-    );
+    getter(e, "address", ADDRESS, |a: &mut Address| a.address.clone());
+    getter(e, "name", NAME, |a: &mut Address| a.name.clone().unwrap_or_default());
+    getter(e, "domain", DOMAIN, |a: &mut Address| a.domain.clone());
+    function(e, "to_string", TO_STRING, |a: &mut Address| a.address.clone());
+    function(e, "==", COMPARE, |a: Address, b: &str| a.address.eq_ignore_ascii_case(b));
+    function(e, "!=", COMPARE, |a: Address, b: &str| !a.address.eq_ignore_ascii_case(b));
+    function(e, "matches_glob", ADDRESS_MATCHES_GLOB, |a: &mut Address, pattern: &str| glob(pattern, &a.address));
+    function(e, "matches_glob", TEXT_MATCHES_GLOB, |text: &str, pattern: &str| glob(pattern, text));
+    function(e, "is_subdomain_of", IS_SUBDOMAIN_OF, |domain: &str, parent: &str| is_subdomain_of(domain, parent));
+    function(e, "is_subdomain_of", IS_SUBDOMAIN_OF_ANY, |domain: &str, parents: Array| {
+        parents.iter().any(|p| p.read_lock::<rhai::ImmutableString>().is_some_and(|p| is_subdomain_of(domain, &p)))
+    });
 }
 
 /// `domain` equals `parent` or ends with `.parent`, ignoring case and a trailing dot.

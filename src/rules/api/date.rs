@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Timelike, Utc
 use rhai::{Engine, EvalAltResult};
 
 use super::fail;
-use super::reference::{doc, function, getter, named};
+use super::reference::{Doc, doc, function, getter, named};
 
 /// A date as scripts see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,120 +58,92 @@ fn age(date: &Date, unit_seconds: i64) -> Result<i64> {
     Ok((now()? - date.0.with_timezone(&Utc)).num_seconds() / unit_seconds)
 }
 
-/// Registers `Date`, `now()` and `date()`.
-pub fn register(engine: &mut Engine) {
-    let e = engine;
-    e.register_type_with_name::<Date>("Date");
-    // Volatile: the optimizer must never fold `now()` into a constant.
-    named(
-        "now",
-        doc(
-            "now() -> Date",
-            "The trigger's time: when the message arrived for live mail, the fire time for a schedule; fixed in tests.",
-            r#"now().in_tz("Europe/Berlin").hour >= 18"#,
-        ),
-    )
-    .with_volatility(true)
-    .register_into_engine(e, || now().map(|n| Date(n.fixed_offset())));
-    function(
-        e,
-        "date",
-        doc(
-            "date(text) -> Date",
-            "A date from 2026-12-24 (midnight UTC) or RFC 3339 2026-12-24T10:00:00+01:00; an error otherwise.",
-            r#"msg.date != () && msg.date < date("2026-01-01")"#,
-        ),
-        |text: &str| parse(text),
-    );
-    getter(
-        e,
+const NOW: Doc = doc(
+    "now() -> Date",
+    "The trigger's time: when the message arrived for live mail, the fire time for a schedule; fixed in tests.",
+    r#"now().in_tz("Europe/Berlin").hour >= 18"#,
+);
+const DATE: Doc = doc(
+    "date(text) -> Date",
+    "A date from 2026-12-24 (midnight UTC) or RFC 3339 2026-12-24T10:00:00+01:00; an error otherwise.",
+    r#"msg.date != () && msg.date < date("2026-01-01")"#,
+);
+const AGE_DAYS: Doc = doc(
+    "date.age_days -> int",
+    "Whole days from the date to now() (negative for a date in the future).",
+    "msg.date != () && msg.date.age_days > 30",
+);
+const AGE_HOURS: Doc = doc(
+    "date.age_hours -> int",
+    "Whole hours from the date to now().",
+    "msg.received != () && msg.received.age_hours >= 24",
+);
+const IN_TZ: Doc = doc(
+    "date.in_tz(zone) -> Date",
+    "The same instant in an IANA time zone, so that its parts are local there.",
+    r#"msg.date != () && msg.date.in_tz("America/New_York").hour >= 9"#,
+);
+const FORMAT: Doc = doc(
+    "date.format(spec) -> string",
+    "The date formatted with strftime specifiers (%Y, %m, %d, %H, %M, %a ...).",
+    r#"move_to("Archive/" + now().format("%Y/%m"))"#,
+);
+const TO_STRING: Doc = doc(
+    "date.to_string() -> string",
+    "RFC 3339, the way dates appear in strings and print.",
+    r#"print("sent " + msg.date)"#,
+);
+const COMPARE: Doc = doc(
+    "a < b, a <= b, a > b, a >= b, a == b, a != b",
+    "Compares two dates as instants, whatever their offsets.",
+    r#"msg.date != () && msg.date >= date("2026-12-24")"#,
+);
+
+/// A part of a date, in its own offset: its name, its reference entry, how to read it.
+type Part = (&'static str, Doc, fn(&DateTime<FixedOffset>) -> u32);
+
+const PARTS: &[Part] = &[
+    (
         "year",
         doc("date.year -> int", "The year, in the date's own offset.", "msg.date != () && msg.date.year == 2026"),
-        |d: &mut Date| i64::from(d.0.year()),
-    );
-    getter(e, "month", doc("date.month -> int", "The month, 1 to 12.", "now().month == 12"), |d: &mut Date| {
-        i64::from(d.0.month())
-    });
-    getter(e, "day", doc("date.day -> int", "The day of the month, 1 to 31.", "now().day == 1"), |d: &mut Date| {
-        i64::from(d.0.day())
-    });
-    getter(e, "hour", doc("date.hour -> int", "The hour, 0 to 23.", "now().hour < 8"), |d: &mut Date| {
-        i64::from(d.0.hour())
-    });
-    getter(e, "minute", doc("date.minute -> int", "The minute, 0 to 59.", "now().minute == 0"), |d: &mut Date| {
-        i64::from(d.0.minute())
-    });
-    getter(
-        e,
+        |d| d.year().unsigned_abs(),
+    ),
+    ("month", doc("date.month -> int", "The month, 1 to 12.", "now().month == 12"), |d| d.month()),
+    ("day", doc("date.day -> int", "The day of the month, 1 to 31.", "now().day == 1"), |d| d.day()),
+    ("hour", doc("date.hour -> int", "The hour, 0 to 23.", "now().hour < 8"), |d| d.hour()),
+    ("minute", doc("date.minute -> int", "The minute, 0 to 59.", "now().minute == 0"), |d| d.minute()),
+    (
         "weekday",
         doc(
             "date.weekday -> int",
             "The day of the week, 1 (Monday) to 7 (Sunday).",
             r#"now().in_tz("Europe/Berlin").weekday >= 6"#,
         ),
-        |d: &mut Date| i64::from(d.0.weekday().number_from_monday()),
-    );
-    getter(
-        e,
-        "age_days",
-        doc(
-            "date.age_days -> int",
-            "Whole days from the date to now() (negative for a date in the future).",
-            "msg.date != () && msg.date.age_days > 30",
-        ),
-        |d: &mut Date| age(d, 86_400),
-    );
-    getter(
-        e,
-        "age_hours",
-        doc(
-            "date.age_hours -> int",
-            "Whole hours from the date to now().",
-            "msg.received != () && msg.received.age_hours >= 24",
-        ),
-        |d: &mut Date| age(d, 3_600),
-    );
-    function(
-        e,
-        "in_tz",
-        doc(
-            "date.in_tz(zone) -> Date",
-            "The same instant in an IANA time zone, so that its parts are local there.",
-            r#"msg.date != () && msg.date.in_tz("America/New_York").hour >= 9"#,
-        ),
-        |d: &mut Date, zone: &str| in_zone(d, zone),
-    );
-    function(
-        e,
-        "format",
-        doc(
-            "date.format(spec) -> string",
-            "The date formatted with strftime specifiers (%Y, %m, %d, %H, %M, %a ...).",
-            r#"move_to("Archive/" + now().format("%Y/%m"))"#,
-        ),
-        |d: &mut Date, spec: &str| format(d, spec),
-    );
-    function(
-        e,
-        "to_string",
-        doc(
-            "date.to_string() -> string",
-            "RFC 3339, the way dates appear in strings and print.",
-            r#"print("sent " + msg.date)"#,
-        ),
-        |d: &mut Date| d.0.to_rfc3339(),
-    );
-    let compare = doc(
-        "a < b, a <= b, a > b, a >= b, a == b, a != b",
-        "Compares two dates as instants, whatever their offsets.",
-        r#"msg.date != () && msg.date >= date("2026-12-24")"#,
-    );
-    function(e, "<", compare, |a: Date, b: Date| a.0 < b.0);
-    function(e, "<=", compare, |a: Date, b: Date| a.0 <= b.0);
-    function(e, ">", compare, |a: Date, b: Date| a.0 > b.0);
-    function(e, ">=", compare, |a: Date, b: Date| a.0 >= b.0);
-    function(e, "==", compare, |a: Date, b: Date| a.0 == b.0);
-    function(e, "!=", compare, |a: Date, b: Date| a.0 != b.0);
+        |d| d.weekday().number_from_monday(),
+    ),
+];
+
+/// Registers `Date`, `now()` and `date()`.
+pub fn register(engine: &mut Engine) {
+    let e = engine;
+    e.register_type_with_name::<Date>("Date");
+    // Volatile: the optimizer must never fold `now()` into a constant.
+    named("now", NOW).with_volatility(true).register_into_engine(e, || now().map(|n| Date(n.fixed_offset())));
+    function(e, "date", DATE, |text: &str| parse(text));
+    for &(name, doc, part) in PARTS {
+        getter(e, name, doc, move |d: &mut Date| i64::from(part(&d.0)));
+    }
+    getter(e, "age_days", AGE_DAYS, |d: &mut Date| age(d, 86_400));
+    getter(e, "age_hours", AGE_HOURS, |d: &mut Date| age(d, 3_600));
+    function(e, "in_tz", IN_TZ, |d: &mut Date, zone: &str| in_zone(d, zone));
+    function(e, "format", FORMAT, |d: &mut Date, spec: &str| format(d, spec));
+    function(e, "to_string", TO_STRING, |d: &mut Date| d.0.to_rfc3339());
+    function(e, "<", COMPARE, |a: Date, b: Date| a.0 < b.0);
+    function(e, "<=", COMPARE, |a: Date, b: Date| a.0 <= b.0);
+    function(e, ">", COMPARE, |a: Date, b: Date| a.0 > b.0);
+    function(e, ">=", COMPARE, |a: Date, b: Date| a.0 >= b.0);
+    function(e, "==", COMPARE, |a: Date, b: Date| a.0 == b.0);
+    function(e, "!=", COMPARE, |a: Date, b: Date| a.0 != b.0);
 }
 
 #[cfg(test)]

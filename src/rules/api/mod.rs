@@ -33,6 +33,11 @@ pub const AREAS: &[Area] = &[
         register: message::register,
     },
     Area {
+        title: "Authentication: `msg.auth`",
+        intro: "The verdicts of the receiving server (its Authentication-Results header, the topmost one only), lowercased. Check `dmarc == \"pass\"` before trusting `msg.from`: anyone can write any From.",
+        register: message::register_auth,
+    },
+    Area {
         title: "Addresses and domains",
         intro: "`msg.from`, `msg.to[0]` ... are `Address` values. All comparisons here ignore case.",
         register: address::register,

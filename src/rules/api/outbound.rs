@@ -15,7 +15,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 use super::actions::{record, running};
 use super::date::Date;
 use super::fail;
-use super::reference::{doc, function};
+use super::reference::{Doc, doc, function};
 use crate::message::{Address, MessageView};
 use crate::plan::{Action, Forward, NewMessage, Original, Reply};
 
@@ -45,7 +45,7 @@ impl Options {
         match self.map.get(key) {
             None => Ok(None),
             Some(v) if v.is_string() => Ok(Some(v.to_string())),
-            Some(v) => Err(fail(format!("{}: `{key}` must be a string, not {}", self.what, v.type_name()))),
+            Some(v) => Err(fail(format!("{}: `{key}` must be a string, not {}", self.what, type_name(v)))),
         }
     }
 
@@ -88,7 +88,7 @@ fn address(what: &str, key: &str, value: &Dynamic) -> Result<String> {
     let text = match value.read_lock::<Address>() {
         Some(a) => a.address.clone(),
         None if value.is_string() => value.to_string(),
-        None => return Err(fail(format!("{what}: `{key}` must hold addresses, not {}", value.type_name()))),
+        None => return Err(fail(format!("{what}: `{key}` must hold addresses, not {}", type_name(value)))),
     };
     match text.parse::<lettre::Address>() {
         Ok(_) => Ok(text),
@@ -183,7 +183,18 @@ pub fn json(value: &Dynamic, depth: usize) -> std::result::Result<serde_json::Va
     if value.is_string() || value.is_char() {
         return Ok(Value::String(value.to_string()));
     }
-    Err(format!("it holds a {}, which has no JSON form (pick fields, such as msg.subject)", value.type_name()))
+    Err(format!("it holds a {}, which has no JSON form (pick fields, such as msg.subject)", type_name(value)))
+}
+
+/// A value's type as scripts know it: `Message`, not the Rust path of the host type.
+fn type_name(value: &Dynamic) -> &'static str {
+    if value.is::<super::message::Msg>() {
+        "Message"
+    } else if value.is::<super::message::Auth>() {
+        "Auth"
+    } else {
+        value.type_name()
+    }
 }
 
 fn data(what: &str, name: &str, value: &Dynamic) -> Result<serde_json::Value> {
@@ -196,74 +207,51 @@ fn command_name(name: &str) -> Result<String> {
     ok.then(|| name.to_owned()).ok_or_else(|| fail(format!("`{name}` is not a command name (letters, digits, - _ .)")))
 }
 
+const REPLY: Doc = doc(
+    "reply(text)",
+    "Reply to the sender (Reply-To, else From) with this text, at most once per sender in 7 days.",
+    r#"if !msg.is_auto_submitted { reply("I am away until Monday."); }"#,
+);
+const REPLY_WITH: Doc = doc(
+    "reply(#{ body, subject, days })",
+    "Reply with options: body (required), subject (default Re: ...), days between replies to one sender (default 7).",
+    r#"reply(#{ body: "Back on Monday.", days: 1 })"#,
+);
+const FORWARD: Doc = doc(
+    "forward(to)",
+    "Forward the message (its headers summary and text) to an address.",
+    r#"forward("assistant@example.com")"#,
+);
+const FORWARD_WITH: Doc = doc(
+    "forward(#{ to, note })",
+    "Forward with options: to (an address or an array of them), note (text above the message).",
+    r#"forward(#{ to: ["a@example.com", "b@example.com"], note: "FYI" })"#,
+);
+const SEND: Doc = doc(
+    "send(#{ to, cc, subject, body })",
+    "Send a new message (a notice, a digest): to and subject and body required, cc optional.",
+    r#"send(#{ to: "me@example.com", subject: "Big attachment from " + msg.from, body: msg.subject })"#,
+);
+const COMMAND: Doc = doc(
+    "command(name, data)",
+    "Run the external program configured under that name, with data as JSON on its standard input.",
+    r#"command("notify", #{ title: msg.subject })"#,
+);
+
 /// Registers the outbound actions; `webhook()` knows no endpoint until [`set_webhooks`].
 pub fn register(engine: &mut Engine) {
     let e = engine;
-    function(
-        e,
-        "reply",
-        doc(
-            "reply(text)",
-            "Reply to the sender (Reply-To, else From) with this text, at most once per sender in 7 days.",
-            r#"if !msg.is_auto_submitted { reply("I am away until Monday."); }"#,
-        ),
-        |body: &str| reply(Map::from([("body".into(), body.into())])),
-    );
-    function(
-        e,
-        "reply",
-        doc(
-            "reply(#{ body, subject, days })",
-            "Reply with options: body (required), subject (default Re: ...), days between replies to one sender (default 7).",
-            r#"reply(#{ body: "Back on Monday.", days: 1 })"#,
-        ),
-        reply,
-    );
-    function(
-        e,
-        "forward",
-        doc(
-            "forward(to)",
-            "Forward the message (its headers summary and text) to an address.",
-            r#"forward("assistant@example.com")"#,
-        ),
-        |to: &str| forward(Map::from([("to".into(), to.into())])),
-    );
-    function(
-        e,
-        "forward",
-        doc(
-            "forward(#{ to, note })",
-            "Forward with options: to (an address or an array of them), note (text above the message).",
-            r#"forward(#{ to: ["a@example.com", "b@example.com"], note: "FYI" })"#,
-        ),
-        forward,
-    );
-    function(
-        e,
-        "send",
-        doc(
-            "send(#{ to, cc, subject, body })",
-            "Send a new message (a notice, a digest): to and subject and body required, cc optional.",
-            r#"send(#{ to: "me@example.com", subject: "Big attachment from " + msg.from, body: msg.subject })"#,
-        ),
-        send,
-    );
+    function(e, "reply", REPLY, |body: &str| reply(Map::from([("body".into(), body.into())])));
+    function(e, "reply", REPLY_WITH, reply);
+    function(e, "forward", FORWARD, |to: &str| forward(Map::from([("to".into(), to.into())])));
+    function(e, "forward", FORWARD_WITH, forward);
+    function(e, "send", SEND, send);
     set_webhooks(e, Vec::<String>::new());
-    function(
-        e,
-        "command",
-        doc(
-            "command(name, data)",
-            "Run the external program configured under that name, with data as JSON on its standard input.",
-            r#"command("notify", #{ title: msg.subject })"#,
-        ),
-        |name: &str, value: Dynamic| {
-            let name = command_name(name)?;
-            let data = data("command", &name, &value)?;
-            record(Action::Command { name, data })
-        },
-    );
+    function(e, "command", COMMAND, |name: &str, value: Dynamic| {
+        let name = command_name(name)?;
+        let data = data("command", &name, &value)?;
+        record(Action::Command { name, data })
+    });
 }
 
 /// Makes `webhook()` accept exactly the endpoints named in the config's `webhooks:`: rules name

@@ -11,7 +11,7 @@ use regex::Regex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use super::fail;
-use super::reference::{doc, function};
+use super::reference::{Doc, doc, function};
 
 /// Patterns kept compiled. Rules hold a handful of literal patterns; a rule building patterns
 /// from message content could grow the cache without bound, so past this it starts over.
@@ -59,69 +59,48 @@ fn named_captures(haystack: &str, pattern: &str) -> Result<Dynamic, Box<EvalAltR
     Ok(Dynamic::from_map(map))
 }
 
+const ICONTAINS: Doc = doc(
+    "text.icontains(part) -> bool",
+    "Whether a string contains another, ignoring case (Unicode).",
+    r#"msg.subject.icontains("invoice")"#,
+);
+const ISTARTS_WITH: Doc = doc(
+    "text.istarts_with(prefix) -> bool",
+    "Whether a string starts with another, ignoring case.",
+    r#"msg.subject.istarts_with("[ALERT]")"#,
+);
+const IENDS_WITH: Doc = doc(
+    "text.iends_with(suffix) -> bool",
+    "Whether a string ends with another, ignoring case.",
+    r#"msg.from.address.iends_with("@GitHub.com")"#,
+);
+const MATCHES: Doc = doc(
+    "text.matches(regex) -> bool",
+    "Whether a regex matches anywhere in a string ((?i) ignores case; the regex crate's syntax).",
+    r#"msg.subject.matches("(?i)^invoice #?\\d+")"#,
+);
+const CAPTURES: Doc = doc(
+    "text.captures(regex) -> array | ()",
+    "The first match: [whole match, group 1, ...] (() for a group that did not take part); () when no match.",
+    r#"let m = msg.subject.captures("order (\\d+)"); if m != () { label("order-" + m[1]); }"#,
+);
+const NAMED_CAPTURES: Doc = doc(
+    "text.named_captures(regex) -> map | ()",
+    "The first match's named groups (?<name>...) as a map; () when no match.",
+    r##"let m = msg.subject.named_captures("#(?<id>\\d+)"); if m != () { label("ticket-" + m.id); }"##,
+);
+
 /// Registers the string helpers.
 pub fn register(engine: &mut Engine) {
     let e = engine;
-    function(
-        e,
-        "icontains",
-        doc(
-            "text.icontains(part) -> bool",
-            "Whether a string contains another, ignoring case (Unicode).",
-            r#"msg.subject.icontains("invoice")"#,
-        ),
-        |s: &str, part: &str| s.to_lowercase().contains(&part.to_lowercase()),
-    );
-    function(
-        e,
-        "istarts_with",
-        doc(
-            "text.istarts_with(prefix) -> bool",
-            "Whether a string starts with another, ignoring case.",
-            r#"msg.subject.istarts_with("[ALERT]")"#,
-        ),
-        |s: &str, prefix: &str| s.to_lowercase().starts_with(&prefix.to_lowercase()),
-    );
-    function(
-        e,
-        "iends_with",
-        doc(
-            "text.iends_with(suffix) -> bool",
-            "Whether a string ends with another, ignoring case.",
-            r#"msg.from.address.iends_with("@GitHub.com")"#,
-        ),
-        |s: &str, suffix: &str| s.to_lowercase().ends_with(&suffix.to_lowercase()),
-    );
-    function(
-        e,
-        "matches",
-        doc(
-            "text.matches(regex) -> bool",
-            "Whether a regex matches anywhere in a string ((?i) ignores case; the regex crate's syntax).",
-            r#"msg.subject.matches("(?i)^invoice #?\\d+")"#,
-        ),
-        |s: &str, pattern: &str| regex(pattern).map(|re| re.is_match(s)),
-    );
-    function(
-        e,
-        "captures",
-        doc(
-            "text.captures(regex) -> array | ()",
-            "The first match: [whole match, group 1, ...] (() for a group that did not take part); () when no match.",
-            r#"let m = msg.subject.captures("order (\\d+)"); if m != () { label("order-" + m[1]); }"#,
-        ),
-        |s: &str, pattern: &str| captures(s, pattern),
-    );
-    function(
-        e,
-        "named_captures",
-        doc(
-            "text.named_captures(regex) -> map | ()",
-            "The first match's named groups (?<name>...) as a map; () when no match.",
-            r##"let m = msg.subject.named_captures("#(?<id>\\d+)"); if m != () { label("ticket-" + m.id); }"##,
-        ),
-        |s: &str, pattern: &str| named_captures(s, pattern),
-    );
+    function(e, "icontains", ICONTAINS, |s: &str, part: &str| s.to_lowercase().contains(&part.to_lowercase()));
+    function(e, "istarts_with", ISTARTS_WITH, |s: &str, prefix: &str| {
+        s.to_lowercase().starts_with(&prefix.to_lowercase())
+    });
+    function(e, "iends_with", IENDS_WITH, |s: &str, suffix: &str| s.to_lowercase().ends_with(&suffix.to_lowercase()));
+    function(e, "matches", MATCHES, |s: &str, pattern: &str| regex(pattern).map(|re| re.is_match(s)));
+    function(e, "captures", CAPTURES, |s: &str, pattern: &str| captures(s, pattern));
+    function(e, "named_captures", NAMED_CAPTURES, |s: &str, pattern: &str| named_captures(s, pattern));
 }
 
 #[cfg(test)]

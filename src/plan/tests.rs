@@ -1,0 +1,127 @@
+//! Plans: ordering, keys, outbound actions and the stable JSON of every kind.
+
+use super::*;
+
+fn key() -> MessageKey {
+    MessageKey { account: "work".into(), mailbox: "INBOX".into(), uidvalidity: 7, uid: 42 }
+}
+
+fn decide(rule: &str, position: usize, action: Action) -> Decision {
+    Decision { rule: rule.into(), position, action }
+}
+
+#[test]
+fn flags_then_copies_then_the_last_disposition() {
+    let plan = Plan::build(
+        key(),
+        vec![
+            decide("a.rhai", 0, Action::Move { mailbox: "First".into() }),
+            decide("a.rhai", 1, Action::Copy { mailbox: "Backup".into() }),
+            decide("b.rhai", 0, Action::AddFlags { flags: vec!["\\Flagged".into()] }),
+            decide("b.rhai", 1, Action::Copy { mailbox: "Backup".into() }),
+            decide("b.rhai", 2, Action::Move { mailbox: "Second".into() }),
+        ],
+    );
+    let kinds: Vec<(&str, &str)> = plan.actions.iter().map(|p| (p.rule.as_str(), p.action.kind())).collect();
+    assert_eq!(kinds, [("b.rhai", "add_flags"), ("a.rhai", "copy"), ("b.rhai", "move")]);
+    assert_eq!(plan.actions[2].action, Action::Move { mailbox: "Second".into() });
+    assert_eq!(plan.overridden, vec![decide("a.rhai", 0, Action::Move { mailbox: "First".into() })]);
+    assert_eq!(plan.actions[0].key, "work/INBOX/7/42/b.rhai#0");
+}
+
+#[test]
+fn keys_are_stable_and_distinct() {
+    let a = Plan::build(key(), vec![decide("r", 0, Action::Delete)]);
+    let b = Plan::build(key(), vec![decide("r", 0, Action::Delete)]);
+    assert_eq!(a, b);
+    let mut other = key();
+    other.uidvalidity = 8;
+    assert_ne!(idempotency_key(&other, "r", 0), a.actions[0].key);
+}
+
+fn original() -> Original {
+    Original {
+        message_id: Some("a@example.com".into()),
+        references: vec![],
+        from: "ann@example.com".into(),
+        subject: "Hi".into(),
+        date: None,
+        auto_submitted: false,
+    }
+}
+
+#[test]
+fn outbound_actions_come_last_once_each() {
+    let hook = Action::Webhook { endpoint: "chat".into(), data: serde_json::json!({"n": 1}) };
+    let plan = Plan::build(
+        key(),
+        vec![
+            decide("a.rhai", 0, hook.clone()),
+            decide("a.rhai", 1, Action::Archive),
+            decide("b.rhai", 0, hook.clone()),
+            decide("b.rhai", 1, Action::Command { name: "notify".into(), data: serde_json::Value::Null }),
+            decide("b.rhai", 2, Action::AddFlags { flags: vec!["x".into()] }),
+        ],
+    );
+    let kinds: Vec<(&str, &str)> = plan.actions.iter().map(|p| (p.rule.as_str(), p.action.kind())).collect();
+    assert_eq!(kinds, [("b.rhai", "add_flags"), ("a.rhai", "archive"), ("a.rhai", "webhook"), ("b.rhai", "command")]);
+}
+
+#[test]
+fn every_kind_is_either_mailbox_or_outbound() {
+    let all = [
+        Action::AddFlags { flags: vec![] },
+        Action::RemoveFlags { flags: vec![] },
+        Action::Copy { mailbox: "A".into() },
+        Action::Move { mailbox: "A".into() },
+        Action::Delete,
+        Action::Archive,
+        Action::Reply(Reply {
+            to: "a@b.c".into(),
+            subject: "Re: Hi".into(),
+            body: "x".into(),
+            days: 7,
+            handle: "r".into(),
+            original: original(),
+        }),
+        Action::Forward(Forward { to: vec![], note: None, original: original(), text: String::new() }),
+        Action::Send(NewMessage { to: vec![], cc: vec![], subject: String::new(), body: String::new() }),
+        Action::Webhook { endpoint: "e".into(), data: serde_json::Value::Null },
+        Action::Command { name: "c".into(), data: serde_json::Value::Null },
+    ];
+    for action in &all {
+        let kind = action.kind();
+        assert_ne!(MAILBOX_KINDS.contains(&kind), OUTBOUND_KINDS.contains(&kind), "{kind}");
+        assert_eq!(OUTBOUND_KINDS.contains(&kind), action.is_outbound(), "{kind}");
+        let json = serde_json::to_value(action).unwrap();
+        assert_eq!(json["kind"], kind);
+        assert_eq!(&serde_json::from_value::<Action>(json).unwrap(), action);
+    }
+    assert_eq!(MAILBOX_KINDS.len() + OUTBOUND_KINDS.len(), all.len());
+}
+
+#[test]
+fn payload_json_is_stable() {
+    let reply = Action::Reply(Reply {
+        to: "ann@example.com".into(),
+        subject: "Re: Hi".into(),
+        body: "Away".into(),
+        days: 7,
+        handle: "away.rhai".into(),
+        original: original(),
+    });
+    assert_eq!(
+        serde_json::to_string(&reply).unwrap(),
+        r#"{"kind":"reply","to":"ann@example.com","subject":"Re: Hi","body":"Away","days":7,"handle":"away.rhai","original":{"message_id":"a@example.com","references":[],"from":"ann@example.com","subject":"Hi","date":null,"auto_submitted":false}}"#
+    );
+    let hook = Action::Webhook { endpoint: "chat".into(), data: serde_json::json!({"b": 1, "a": [true]}) };
+    assert_eq!(
+        serde_json::to_string(&hook).unwrap(),
+        r#"{"kind":"webhook","endpoint":"chat","data":{"a":[true],"b":1}}"#
+    );
+    assert_eq!(serde_json::to_string(&Action::Archive).unwrap(), r#"{"kind":"archive"}"#);
+    let json = serde_json::to_string(&Action::Move { mailbox: "Lists/rust".into() }).unwrap();
+    assert_eq!(json, r#"{"kind":"move","mailbox":"Lists/rust"}"#);
+    let back: Action = serde_json::from_str(r#"{"kind":"add_flags","flags":["\\Seen"]}"#).unwrap();
+    assert_eq!(back, Action::AddFlags { flags: vec!["\\Seen".into()] });
+}

@@ -1,0 +1,124 @@
+//! Outbound actions: what they capture, and what they refuse before any IO.
+
+use serde_json::json;
+
+use super::{BARE, FULL, actions, error, rules_with, view};
+use crate::plan::{Action, Forward, NewMessage, Original, Reply};
+
+fn original_of_full() -> Original {
+    Original {
+        message_id: Some("order-4711@shop.example".into()),
+        references: vec!["first@example.com".into(), "question@example.com".into()],
+        from: "Joerg@mail.shop.example".into(),
+        subject: "Re: Your order #4711 has shipped".into(),
+        date: Some("2026-12-24T10:30:00+01:00".into()),
+        auto_submitted: true,
+    }
+}
+
+#[test]
+fn reply_captures_the_sender_and_thread() {
+    let got = actions(r#"reply("Back on Monday.");"#, FULL);
+    let expected = Reply {
+        // Reply-To wins over From.
+        to: "support@shop.example".into(),
+        // Already a reply: no second "Re:".
+        subject: "Re: Your order #4711 has shipped".into(),
+        body: "Back on Monday.".into(),
+        days: 7,
+        handle: "rule.rhai".into(),
+        original: original_of_full(),
+    };
+    assert_eq!(got, [Action::Reply(expected)]);
+    let got = actions(r#"reply(#{ body: "Later.", subject: "Away", days: 1 });"#, BARE);
+    let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!((reply.to.as_str(), reply.subject.as_str(), reply.days), ("ann@example.org", "Away", 1));
+    let got = actions(r#"reply(#{ body: "x" });"#, BARE);
+    let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(reply.subject, "Re: hello");
+    assert!(!reply.original.auto_submitted);
+}
+
+#[test]
+fn reply_options_are_checked() {
+    let unknown = error(r#"reply(#{ body: "x", dayz: 3 });"#, BARE);
+    assert!(unknown.contains("reply: unknown option `dayz` (known: body, subject, days)"), "{unknown}");
+    assert!(error(r#"reply(#{ subject: "x" });"#, BARE).contains("reply: `body` is required"));
+    assert!(error(r#"reply(#{ body: 5 });"#, BARE).contains("reply: `body` must be a string, not i64"));
+    assert!(error(r#"reply(#{ body: "x", days: 0 });"#, BARE).contains("`days` must be from 1 to 3650, not 0"));
+    assert!(error(r#"reply(#{ body: "x", days: "7" });"#, BARE).contains("`days` must be a whole number"));
+    assert!(error(r#"reply(#{ body: "x", subject: "a\nBcc: x@y.z" });"#, BARE).contains("`subject` must be one line"));
+    let nobody = "To: me@example.com\r\nSubject: no from\r\n\r\nx\r\n";
+    assert!(error(r#"reply("x");"#, nobody).contains("no From or Reply-To address"));
+}
+
+#[test]
+fn forward_and_send_take_addresses() {
+    let got = actions(
+        r#"forward("assistant@example.com"); forward(#{ to: [msg.from, "b@example.com"], note: "FYI" });"#,
+        FULL,
+    );
+    assert_eq!(
+        got,
+        [
+            Action::Forward(Forward {
+                to: vec!["assistant@example.com".into()],
+                note: None,
+                original: original_of_full(),
+                text: "Tracking code: ZX-42-QQ".into(),
+            }),
+            Action::Forward(Forward {
+                to: vec!["Joerg@mail.shop.example".into(), "b@example.com".into()],
+                note: Some("FYI".into()),
+                original: original_of_full(),
+                text: "Tracking code: ZX-42-QQ".into(),
+            }),
+        ]
+    );
+    let got = actions(
+        r#"send(#{ to: "me@example.com", cc: ["boss@example.com"], subject: "Big one", body: msg.subject });"#,
+        BARE,
+    );
+    let expected = NewMessage {
+        to: vec!["me@example.com".into()],
+        cc: vec!["boss@example.com".into()],
+        subject: "Big one".into(),
+        body: "hello".into(),
+    };
+    assert_eq!(got, [Action::Send(expected)]);
+}
+
+#[test]
+fn forward_and_send_options_are_checked() {
+    assert!(error(r#"forward("not an address");"#, BARE).contains("forward: `not an address` is not an address"));
+    assert!(error(r#"forward(#{ note: "x" });"#, BARE).contains("forward: `to` is required"));
+    assert!(error(r#"forward(#{ to: [1] });"#, BARE).contains("`to` must hold addresses, not i64"));
+    assert!(error(r#"send(#{ to: "a@b.example", body: "x" });"#, BARE).contains("send: `subject` is required"));
+    assert!(error(r#"send(#{ subject: "s", body: "x" });"#, BARE).contains("send: `to` is required"));
+    let unknown = error(r#"send(#{ to: "a@b.example", subject: "s", body: "x", bcc: "c@d.example" });"#, BARE);
+    assert!(unknown.contains("send: unknown option `bcc` (known: to, cc, subject, body)"), "{unknown}");
+}
+
+#[test]
+fn webhooks_go_only_to_configured_names_with_json_data() {
+    let rule = r#"webhook("chat", #{ subject: msg.subject, from: msg.from, date: msg.date, n: 1, x: 1.5,
+        ok: true, none: (), list: [1, [2, "3"]], c: 'c' });"#;
+    let data = json!({"subject": "hello", "from": "ann@example.org", "date": null, "n": 1, "x": 1.5, "ok": true,
+        "none": null, "list": [1, [2, "3"]], "c": "c"});
+    assert_eq!(actions(rule, BARE), [Action::Webhook { endpoint: "chat".into(), data }]);
+    let unknown = error(r#"webhook("https://evil.example/", #{});"#, BARE);
+    assert!(unknown.contains("no webhook named `https://evil.example/` in the config (known: chat, t)"), "{unknown}");
+    let (_dir, set) = rules_with(&[("rule.rhai", r#"webhook("t", 1);"#)], "");
+    assert!(set.evaluate(&view(BARE), &[], super::now()).failures.is_empty());
+    let whole_message = error(r#"webhook("chat", #{ m: msg });"#, BARE);
+    assert!(whole_message.contains("it holds a Message, which has no JSON form"), "{whole_message}");
+    let deep = error(r#"let d = 1; for i in 0..40 { d = [d]; } webhook("chat", d);"#, BARE);
+    assert!(deep.contains("nested deeper than 32 levels"), "{deep}");
+}
+
+#[test]
+fn commands_are_recorded_by_name() {
+    let got = actions(r#"command("notify-send", #{ title: msg.subject });"#, BARE);
+    assert_eq!(got, [Action::Command { name: "notify-send".into(), data: json!({"title": "hello"}) }]);
+    assert!(error(r#"command("/bin/sh -c x", ());"#, BARE).contains("is not a command name"));
+}
