@@ -18,6 +18,10 @@ mod imap_session;
 // SIGKILL during a burst (exactly once), Dovecot restart while idling, the corpus through the
 // pipeline.
 mod recovery;
+// Rules reloaded while the daemon runs: a changed rule sorts the next message on the same
+// session; broken or escaping rules keep the previous set and are logged; check refuses imports
+// outside plugins/.
+mod reload;
 // The shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them.
 pub mod rules_examples;
 // The live pipeline: idle-to-move latency, mail from while stopped, UIDVALIDITY reset, --once,

@@ -1,0 +1,121 @@
+//! Rules loaded while the daemon runs, against the harness Dovecot: a rule changed mid-run sorts
+//! the next message on the same IMAP session, a broken or escaping rule keeps the previous set
+//! running and is logged with its file and line; and `check` stops imports that would read
+//! outside the plugins directory, naming the rule.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::daemon::{Daemon, Setup};
+use crate::harness::{TestEnv, User, message};
+use crate::watch::ids_in;
+
+/// A rule moving "sort-me" mail to `folder`.
+fn sort_into(folder: &str) -> String {
+    format!("// Sorting test mail.\nif msg.subject.starts_with(\"sort-me\") {{\n    move_to(\"{folder}\");\n}}\n")
+}
+
+fn id_of(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let start = text.find("Message-ID: <").unwrap() + "Message-ID: <".len();
+    text[start..start + text[start..].find('>').unwrap()].to_owned()
+}
+
+/// Delivers a "sort-me" message and waits until it is in `folder`.
+async fn deliver_and_find(env: &TestEnv, user: &User, daemon: &Daemon, subject: &str, folder: &str) {
+    let raw = message("a@example.com", &user.address, subject, "x");
+    env.deliver_lmtp(user, &raw).await.unwrap();
+    let id = id_of(&raw);
+    crate::harness::wait_for(
+        Duration::from_secs(15),
+        env.with_logs(format!("{subject:?} in {folder}\n{}", daemon.log())),
+        || async {
+            let ids = ids_in(env, user, folder).await;
+            if ids.contains(&id) { Ok(()) } else { Err(format!("{folder} holds {} messages", ids.len())) }
+        },
+    )
+    .await;
+}
+
+/// Rewrites a rule file the way an editor saving it would.
+fn save(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join("rules").join(name), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_changed_mid_run_sorts_the_next_message_without_a_new_session() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let setup = Setup::new(env, &user, &[("sort.rhai", &sort_into("Reload-A"))], "");
+    let daemon = Daemon::start(&setup.config, 1);
+    deliver_and_find(env, &user, &daemon, "sort-me first", "Reload-A").await;
+
+    save(setup.dir.path(), "sort.rhai", &sort_into("Reload-Second"));
+    daemon.wait_log_count("rules reloaded", 1, Duration::from_secs(10));
+    deliver_and_find(env, &user, &daemon, "sort-me second", "Reload-Second").await;
+
+    // A syntax error on line 3: logged with file:line:column, the previous set keeps sorting.
+    save(
+        setup.dir.path(),
+        "sort.rhai",
+        "if msg.subject.starts_with(\"sort-me\") {\n    move_to(\"Reload-Broken\");\n    let = 1;\n}\n",
+    );
+    daemon.wait_log_count("rules not reloaded", 1, Duration::from_secs(10));
+    deliver_and_find(env, &user, &daemon, "sort-me third", "Reload-Second").await;
+
+    // An import reaching out of the plugins directory: refused, naming the rule and its line.
+    save(setup.dir.path(), "sort.rhai", &format!("import \"../../etc/passwd\" as p;\n{}", sort_into("Reload-Escaped")));
+    daemon.wait_log_count("rules not reloaded", 2, Duration::from_secs(10));
+    deliver_and_find(env, &user, &daemon, "sort-me fourth", "Reload-Second").await;
+
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let rule = setup.dir.path().join("rules/sort.rhai");
+    let broken = format!("at={}:3:9", rule.display());
+    assert!(log.contains(&broken), "the syntax error is logged at {broken}:\n{log}");
+    let escaped = format!("at={}:1:1 error=import `../../etc/passwd` is outside the plugins directory", rule.display());
+    assert!(log.contains(&escaped), "the escaping import is logged as {escaped}:\n{log}");
+    assert_eq!(log.matches("rules reloaded").count(), 1, "{log}");
+    assert_eq!(log.matches("watching").count(), 1, "the watcher's IMAP session was never re-established:\n{log}");
+    let watcher_logins =
+        log.lines().filter(|l| l.contains("mailbox{mailbox=INBOX}") && l.contains("logged in")).count();
+    assert_eq!(watcher_logins, 1, "one login for the watcher (the executor logs in on its own):\n{log}");
+    assert!(!log.contains("connection lost"), "{log}");
+    assert!(ids_in(env, &user, "Reload-Broken").await.is_empty());
+    assert!(ids_in(env, &user, "Reload-Escaped").await.is_empty());
+    assert_eq!(ids_in(env, &user, "Reload-Second").await.len(), 3);
+}
+
+#[test]
+fn check_stops_imports_outside_the_plugins_directory_naming_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    save(dir.path(), "10-dotdot.rhai", "// reads the password file?\nimport \"../../etc/passwd\" as p;\n");
+    save(dir.path(), "20-absolute.rhai", "import \"/etc/passwd\" as p;\n");
+    let config = dir.path().join("tidings.yaml");
+    std::fs::write(&config, "accounts: {}\nrules: rules\nplugins: plugins\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["check", "--skip-secrets", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let rules = dir.path().join("rules");
+    for expected in [
+        format!(
+            "{}:2:1: import `../../etc/passwd` is outside the plugins directory",
+            rules.join("10-dotdot.rhai").display()
+        ),
+        format!(
+            "{}:1:1: import `/etc/passwd` is outside the plugins directory",
+            rules.join("20-absolute.rhai").display()
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("root:"), "nothing of the file is shown: {stderr}");
+}
