@@ -4,6 +4,9 @@
 //! (`apt-get install dovecot-imapd dovecot-lmtpd postfix`) and root.
 //! Each module below says what it covers; add new ones the same way.
 
+// archive() into the special-use \Archive folder; outbound actions left pending by the IMAP
+// executor, and `run --once` still ends.
+mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs.
 mod cli;
