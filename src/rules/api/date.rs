@@ -100,18 +100,18 @@ const COMPARE: Doc = doc(
 );
 
 /// A part of a date, in its own offset: its name, its reference entry, how to read it.
-type Part = (&'static str, Doc, fn(&DateTime<FixedOffset>) -> u32);
+type Part = (&'static str, Doc, fn(&DateTime<FixedOffset>) -> i64);
 
 const PARTS: &[Part] = &[
     (
         "year",
         doc("date.year -> int", "The year, in the date's own offset.", "msg.date != () && msg.date.year == 2026"),
-        |d| d.year().unsigned_abs(),
+        |d| i64::from(d.year()),
     ),
-    ("month", doc("date.month -> int", "The month, 1 to 12.", "now().month == 12"), |d| d.month()),
-    ("day", doc("date.day -> int", "The day of the month, 1 to 31.", "now().day == 1"), |d| d.day()),
-    ("hour", doc("date.hour -> int", "The hour, 0 to 23.", "now().hour < 8"), |d| d.hour()),
-    ("minute", doc("date.minute -> int", "The minute, 0 to 59.", "now().minute == 0"), |d| d.minute()),
+    ("month", doc("date.month -> int", "The month, 1 to 12.", "now().month == 12"), |d| i64::from(d.month())),
+    ("day", doc("date.day -> int", "The day of the month, 1 to 31.", "now().day == 1"), |d| i64::from(d.day())),
+    ("hour", doc("date.hour -> int", "The hour, 0 to 23.", "now().hour < 8"), |d| i64::from(d.hour())),
+    ("minute", doc("date.minute -> int", "The minute, 0 to 59.", "now().minute == 0"), |d| i64::from(d.minute())),
     (
         "weekday",
         doc(
@@ -119,7 +119,7 @@ const PARTS: &[Part] = &[
             "The day of the week, 1 (Monday) to 7 (Sunday).",
             r#"now().in_tz("Europe/Berlin").weekday >= 6"#,
         ),
-        |d| d.weekday().number_from_monday(),
+        |d| i64::from(d.weekday().number_from_monday()),
     ),
 ];
 
@@ -131,7 +131,7 @@ pub fn register(engine: &mut Engine) {
     named("now", NOW).with_volatility(true).register_into_engine(e, || now().map(|n| Date(n.fixed_offset())));
     function(e, "date", DATE, |text: &str| parse(text));
     for &(name, doc, part) in PARTS {
-        getter(e, name, doc, move |d: &mut Date| i64::from(part(&d.0)));
+        getter(e, name, doc, move |d: &mut Date| part(&d.0));
     }
     getter(e, "age_days", AGE_DAYS, |d: &mut Date| age(d, 86_400));
     getter(e, "age_hours", AGE_HOURS, |d: &mut Date| age(d, 3_600));

@@ -117,6 +117,18 @@ fn webhooks_go_only_to_configured_names_with_json_data() {
 }
 
 #[test]
+fn without_webhooks_in_the_config_every_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/hook.rhai"), r#"webhook("chat", #{});"#).unwrap();
+    let config = crate::config::Config::from_yaml("accounts: {}\n", &dir.path().join("t.yaml")).unwrap();
+    let set = crate::rules::RuleSet::compile(&config).unwrap();
+    let evaluation = set.evaluate(&view(BARE), &[], super::now());
+    let error = &evaluation.failures[0].error;
+    assert!(error.contains("no webhook named `chat` in the config (the config defines none)"), "{error}");
+}
+
+#[test]
 fn commands_are_recorded_by_name() {
     let got = actions(r#"command("notify-send", #{ title: msg.subject });"#, BARE);
     assert_eq!(got, [Action::Command { name: "notify-send".into(), data: json!({"title": "hello"}) }]);
