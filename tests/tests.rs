@@ -27,6 +27,9 @@ mod recovery;
 mod reload;
 // The shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them.
 pub mod rules_examples;
+// `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
+// `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).
+mod tooling;
 // The live pipeline: idle-to-move latency, mail from while stopped, UIDVALIDITY reset, --once,
 // non-ASCII folders.
 mod watch;

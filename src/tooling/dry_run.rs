@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::progress::Progress;
 use super::report::{self, VerdictJson, fields};
 use super::summary::Summary;
-use super::{Error, Verdict};
+use super::{Error, Verdict, parallel};
 use crate::config::{Account, Config};
 use crate::imap::{Fetched, Login, Session, Timeouts};
 use crate::message::{MessageKey, Meta};
@@ -143,29 +143,60 @@ pub async fn run(
         uidvalidity: selected.uidvalidity,
         now,
     };
+    let summary = judge_slices(&mut session, &context, &uids, options, out).await?;
+    if let Err(e) = session.logout().await {
+        tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
+    }
+    write_summary(out, &summary, &account.name, &options.mailbox, &criteria, options.json)?;
+    Ok(summary)
+}
+
+/// Fetches the messages slice by slice and judges each slice while the next is fetched;
+/// writes each message's report (unless quiet) and returns the summary.
+async fn judge_slices(
+    session: &mut Session,
+    context: &Context,
+    uids: &[u32],
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Summary, Error> {
+    let imap = |source| Error::Imap {
+        account: context.account.name.clone(),
+        mailbox: context.mailbox.clone(),
+        source: Box::new(source),
+    };
     let mut summary = Summary::default();
     let mut progress = Progress::new(uids.len(), options.progress);
-    for slice in uids.chunks(SLICE) {
-        let fetched = session.fetch_uids(slice, account.watch.max_message_size).await.map_err(imap)?;
-        let context = context.clone();
-        let judged = tokio::task::spawn_blocking(move || fetched.into_iter().map(|f| judge(&context, f)).collect())
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        let judged: Vec<Judged> = judged;
+    let mut pending: Option<tokio::task::JoinHandle<Vec<Judged>>> = None;
+    let mut report = |judged: Vec<Judged>, summary: &mut Summary| -> std::io::Result<()> {
         for message in &judged {
             summary.add(&message.steps.iter().map(|(_, v)| v).collect::<Vec<_>>());
             if !options.quiet {
                 write_judged(out, &options.mailbox, message, options.json)?;
             }
         }
-        progress.advance(slice.len());
+        progress.advance(judged.len());
+        Ok(())
+    };
+    let mut slices = uids.chunks(SLICE);
+    loop {
+        let next = match slices.next() {
+            Some(slice) => {
+                let fetched = session.fetch_uids(slice, context.account.watch.max_message_size).await.map_err(imap)?;
+                let context = context.clone();
+                Some(tokio::task::spawn_blocking(move || parallel(&fetched, |_, f| judge(&context, f))))
+            }
+            None => None,
+        };
+        let done = std::mem::replace(&mut pending, next);
+        if let Some(done) = done {
+            let judged = done.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            report(judged, &mut summary)?;
+        }
+        if pending.is_none() {
+            return Ok(summary);
+        }
     }
-    progress.finish();
-    if let Err(e) = session.logout().await {
-        tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
-    }
-    write_summary(out, &summary, &account.name, &options.mailbox, &criteria, options.json)?;
-    Ok(summary)
 }
 
 fn find_account<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a Account, Error> {
@@ -183,7 +214,7 @@ fn find_account<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a Accoun
 }
 
 /// Judges one fetched message in its mailbox, then follows it into watched mailboxes.
-fn judge(context: &Context, fetched: Fetched) -> Judged {
+fn judge(context: &Context, fetched: &Fetched) -> Judged {
     let key = MessageKey::new(context.account.name.clone(), context.mailbox.clone(), context.uidvalidity, fetched.uid);
     let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity = context.uidvalidity);
     let _entered = span.enter();
@@ -326,8 +357,8 @@ fn write_summary(
     }
     let n = summary.messages;
     let heading = format!(
-        "\ndry run of {account}/{mailbox} ({criteria}): {n} message{}; nothing was changed.\n\
-         Each plan above is what `tidings run` would store for that message. Would be:",
+        "\ndry run of {account}/{mailbox} ({criteria}): {n} message{}, read-only: nothing was changed.\n\
+         The plans are exactly what `tidings run` would store. Messages per effect:",
         if n == 1 { "" } else { "s" }
     );
     summary.write(out, &heading)

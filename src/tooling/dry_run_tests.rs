@@ -59,7 +59,7 @@ fn a_message_moved_into_a_watched_mailbox_is_judged_there_again() {
         if msg.mailbox == "Lists" && msg.has_flag("\\Flagged") { label("twice"); move_to("Done"); copy_to("Elsewhere"); }
     "#;
     let (_dir, context) = context(rule);
-    let judged = judge(&context, fetched("From: a@b.example\nSubject: hello\n\nbody\n"));
+    let judged = judge(&context, &fetched("From: a@b.example\nSubject: hello\n\nbody\n"));
     assert_eq!((judged.uid, judged.from.as_str(), judged.subject.as_str()), (7, "a@b.example", "hello"));
     let mailboxes: Vec<&str> = judged.steps.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(mailboxes, ["INBOX", "Lists", "Done"]);
@@ -73,7 +73,7 @@ fn a_message_moved_into_a_watched_mailbox_is_judged_there_again() {
 fn a_loop_between_watched_mailboxes_is_followed_once_round() {
     let rule = r#"if msg.mailbox == "INBOX" { move_to("Lists"); } else { move_to("INBOX"); }"#;
     let (_dir, context) = context(rule);
-    let judged = judge(&context, fetched("Subject: x\n\ny\n"));
+    let judged = judge(&context, &fetched("Subject: x\n\ny\n"));
     assert_eq!(judged.steps.len(), 2);
     assert_eq!(judged.loop_at.as_deref(), Some("INBOX"));
     let mut out = Vec::new();

@@ -30,17 +30,17 @@
 //! `flag: \Flagged` / `label: x` (both add flags; a list adds several at once), `unflag:` /
 //! `unlabel:`, `mark_read`, `mark_unread`, `delete`; any other action kind as `kind` or
 //! `kind: {field: value, ...}` with the fields of its JSON form (or the JSON form itself,
-//! `{kind: archive}`). Each item is read into a real [`Action`], so a typo is reported when the
-//! fixture loads, not as a puzzling mismatch.
+//! `{kind: archive}`). Fields left out of that form are not compared: `- reply` expects a reply,
+//! `- reply: {subject: "Re: hi"}` one with that subject. See [`Expected`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::report::fixture_form;
+use super::expect::{self, Expected};
 use super::{FixtureProblem, Verdict};
 use crate::message::{MessageKey, MessageView, Meta};
 use crate::plan::Action;
@@ -113,13 +113,13 @@ pub struct Case {
     /// The trigger time.
     pub now: DateTime<Utc>,
     /// The plan, in order.
-    pub expect: Vec<Action>,
+    pub expect: Vec<Expected>,
     /// `Some(None)`: no rule may stop; `Some(Some(r))`: `r` must; `None`: not checked.
     pub stopped_by: Option<Option<String>>,
     /// The rules that must fail (sorted); no other may.
     pub failures: Vec<String>,
     /// The overridden dispositions, if checked.
-    pub overridden: Option<Vec<Action>>,
+    pub overridden: Option<Vec<Expected>>,
 }
 
 impl Fixture {
@@ -176,8 +176,8 @@ impl Case {
             errors.push(e);
             defaults.now
         });
-        let mut actions = |items: &[Value], field: &str| -> Vec<Action> {
-            let (ok, bad): (Vec<_>, Vec<_>) = items.iter().map(expected_action).partition(Result::is_ok);
+        let mut actions = |items: &[Value], field: &str| -> Vec<Expected> {
+            let (ok, bad): (Vec<_>, Vec<_>) = items.iter().map(Expected::parse).partition(Result::is_ok);
             errors.extend(bad.into_iter().filter_map(Result::err).map(|e| format!("{field}: {e}")));
             ok.into_iter().filter_map(Result::ok).collect()
         };
@@ -224,15 +224,15 @@ impl Case {
     pub fn check(&self, verdict: &Verdict) -> Vec<String> {
         let mut lines = Vec::new();
         let got: Vec<&Action> = verdict.plan.actions.iter().map(|p| &p.action).collect();
-        if got.iter().copied().ne(self.expect.iter()) {
+        if !expect::all_match(&self.expect, &got) {
             lines.push("plan (- expected, + got):".to_owned());
-            lines.extend(diff(&forms(self.expect.iter()), &forms(got.into_iter())));
+            lines.extend(expect::diff(&self.expect, &got));
         }
         if let Some(expected) = &self.overridden {
-            let got = verdict.plan.overridden.iter().map(|d| &d.action);
-            if got.clone().ne(expected.iter()) {
+            let got: Vec<&Action> = verdict.plan.overridden.iter().map(|d| &d.action).collect();
+            if !expect::all_match(expected, &got) {
                 lines.push("overridden (- expected, + got):".to_owned());
-                lines.extend(diff(&forms(expected.iter()), &forms(got)));
+                lines.extend(expect::diff(expected, &got));
             }
         }
         if let Some(expected) = &self.stopped_by
@@ -251,10 +251,6 @@ impl Case {
     }
 }
 
-fn forms<'a>(actions: impl Iterator<Item = &'a Action>) -> Vec<String> {
-    actions.map(fixture_form).collect()
-}
-
 /// `2026-11-26T10:00:00Z` or `2026-11-26` (midnight UTC); `default` when absent.
 fn parse_time(text: Option<&str>, default: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let Some(text) = text else { return Ok(default) };
@@ -265,98 +261,6 @@ fn parse_time(text: Option<&str>, default: DateTime<Utc>) -> Result<DateTime<Utc
         Ok(date) => Ok(date.and_time(chrono::NaiveTime::MIN).and_utc()),
         Err(_) => Err(format!("now: `{text}` is not a time like 2026-11-26T10:00:00Z or a date like 2026-11-26")),
     }
-}
-
-/// One `expect:` item as an [`Action`], through the action's JSON form.
-fn expected_action(item: &Value) -> Result<Action, String> {
-    let json = match item {
-        Value::String(kind) => bare(kind),
-        Value::Object(map) if map.contains_key("kind") => item.clone(),
-        Value::Object(map) if map.len() == 1 => {
-            let (key, value) = map.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", &Value::Null));
-            shorthand(key, value)?
-        }
-        _ => return Err(format!("`{item}` is not an action: write e.g. `move: Folder`, `flag: \\Seen` or `delete`")),
-    };
-    serde_json::from_value(json).map_err(|e| format!("`{item}` is not an action: {e}"))
-}
-
-fn bare(kind: &str) -> Value {
-    match kind {
-        "mark_read" => flags_json("add_flags", vec![Value::from("\\Seen")]),
-        "mark_unread" => flags_json("remove_flags", vec![Value::from("\\Seen")]),
-        kind => Value::Object(Map::from_iter([("kind".to_owned(), Value::from(kind))])),
-    }
-}
-
-fn shorthand(key: &str, value: &Value) -> Result<Value, String> {
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    let kind = match key {
-        "flag" | "label" | "add_flags" => Some("add_flags"),
-        "unflag" | "unlabel" | "remove_flags" => Some("remove_flags"),
-        _ => None,
-    };
-    match (key, kind, value) {
-        (_, Some(kind), Value::Array(items)) => {
-            let names: Option<Vec<Value>> = items.iter().map(|i| text(i).map(Value::from)).collect();
-            names.map(|names| flags_json(kind, names)).ok_or_else(|| format!("{key}: expected flag names"))
-        }
-        (_, Some(kind), one) => text(one)
-            .map(|name| flags_json(kind, vec![Value::from(name)]))
-            .ok_or_else(|| format!("{key}: expected a flag name")),
-        (_, None, Value::Object(fields)) => {
-            let mut map = Map::from_iter([("kind".to_owned(), Value::from(key))]);
-            map.extend(fields.clone());
-            Ok(Value::Object(map))
-        }
-        ("move" | "copy", None, one) => {
-            let mailbox = text(one).ok_or_else(|| format!("{key}: expected a folder name"))?;
-            Ok(Value::Object(Map::from_iter([
-                ("kind".to_owned(), Value::from(key)),
-                ("mailbox".to_owned(), Value::from(mailbox)),
-            ])))
-        }
-        (_, None, Value::Null) => Ok(bare(key)),
-        // An unknown kind is the likelier mistake (a typo): serde lists the kinds there are.
-        _ => match serde_json::from_value::<Action>(bare(key)) {
-            Err(e) if e.to_string().contains("unknown variant") => Err(format!("`{key}` is not an action: {e}")),
-            _ => Err(format!("`{key}: {value}`: write the action's fields as a map, e.g. `{key}: {{field: value}}`")),
-        },
-    }
-}
-
-fn flags_json(kind: &str, flags: Vec<Value>) -> Value {
-    Value::Object(Map::from_iter([("kind".to_owned(), Value::from(kind)), ("flags".to_owned(), Value::Array(flags))]))
-}
-
-/// A line diff (longest common subsequence): `  same`, `- expected only`, `+ got only`.
-fn diff(expected: &[String], got: &[String]) -> Vec<String> {
-    let (n, m) = (expected.len(), got.len());
-    // lcs[i][j]: the longest common subsequence of expected[i..] and got[j..].
-    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if expected[i] == got[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
-        }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < n || j < m {
-        if i < n && j < m && expected[i] == got[j] {
-            out.push(format!("    {}", expected[i]));
-            (i, j) = (i + 1, j + 1);
-        } else if j == m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push(format!("  - {}", expected[i]));
-            i += 1;
-        } else {
-            out.push(format!("  + {}", got[j]));
-            j += 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,68 +3,9 @@ use crate::message::MessageKey;
 use crate::plan::{Decision, Plan};
 use crate::rules::RuleFailure;
 
-fn yaml(text: &str) -> Value {
-    serde_saphyr::from_str(text).unwrap()
-}
-
 fn flags(kind: &str, names: &[&str]) -> Action {
     let flags = names.iter().map(|s| (*s).to_owned()).collect();
     if kind == "add" { Action::AddFlags { flags } } else { Action::RemoveFlags { flags } }
-}
-
-#[test]
-fn every_shorthand_reads_into_its_action() {
-    let cases = [
-        ("move: Lists/rust", Action::Move { mailbox: "Lists/rust".into() }),
-        ("move: 2026", Action::Move { mailbox: "2026".into() }),
-        ("copy: Backup", Action::Copy { mailbox: "Backup".into() }),
-        ("flag: \\Flagged", flags("add", &["\\Flagged"])),
-        ("flag: \"\\\\Flagged\"", flags("add", &["\\Flagged"])),
-        ("label: receipt", flags("add", &["receipt"])),
-        ("label: [a, \\Seen]", flags("add", &["a", "\\Seen"])),
-        ("unflag: \\Seen", flags("remove", &["\\Seen"])),
-        ("unlabel: x", flags("remove", &["x"])),
-        ("mark_read", flags("add", &["\\Seen"])),
-        ("mark_unread", flags("remove", &["\\Seen"])),
-        ("delete", Action::Delete),
-        ("{kind: move, mailbox: A}", Action::Move { mailbox: "A".into() }),
-        ("move: {mailbox: A}", Action::Move { mailbox: "A".into() }),
-    ];
-    for (text, action) in cases {
-        assert_eq!(expected_action(&yaml(text)), Ok(action), "{text}");
-    }
-}
-
-#[test]
-fn the_printed_form_reads_back_as_the_same_action() {
-    for action in [
-        Action::Move { mailbox: "Überweisungen/2026".into() },
-        Action::Copy { mailbox: "a: b #c".into() },
-        flags("add", &["\\Flagged"]),
-        flags("add", &["yes", "$Label1"]),
-        flags("remove", &["\\Seen", "\\Flagged"]),
-        Action::Delete,
-    ] {
-        let form = fixture_form(&action);
-        assert_eq!(expected_action(&yaml(&form)), Ok(action), "{form}");
-    }
-}
-
-#[test]
-fn a_wrong_action_is_named() {
-    let error = expected_action(&yaml("mvoe: A")).unwrap_err();
-    assert!(error.contains("mvoe") && error.contains("not an action"), "{error}");
-    let error = expected_action(&yaml("flag: {a: 1}")).unwrap_err();
-    assert!(error.contains("expected a flag name"), "{error}");
-    assert!(expected_action(&yaml("[1, 2]")).is_err());
-}
-
-#[test]
-fn the_diff_shows_what_is_missing_and_what_is_extra() {
-    let lines = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let out = diff(&lines(&["flag: \\Flagged", "move: A"]), &lines(&["flag: \\Flagged", "label: x", "move: B"]));
-    assert_eq!(out, ["    flag: \\Flagged", "  - move: A", "  + label: x", "  + move: B"]);
-    assert_eq!(diff(&[], &lines(&["delete"])), ["  + delete"]);
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -11,6 +11,7 @@
 //! (the binary does; this module reports outcomes and classifies errors).
 
 pub mod dry_run;
+mod expect;
 pub mod fixtures;
 mod progress;
 pub mod report;
@@ -18,7 +19,8 @@ pub mod summary;
 pub mod test_cmd;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -63,6 +65,35 @@ fn matched(decisions: &[Decision], stopped_by: Option<&str>) -> Vec<String> {
         }
     }
     names
+}
+
+/// `f` over `items` on every core, results in the items' order. Rules are CPU work and a
+/// compiled [`RuleSet`] is shared between threads; each evaluation has its own scope.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = f(i, item);
+                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    // `scope` returns only after every thread ended, and re-raises a thread's panic: here each
+    // index was taken by exactly one thread and its slot filled.
+    slots
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every slot is filled"))
+        .collect()
 }
 
 /// One problem in a fixture file.
@@ -168,6 +199,13 @@ fn list(problems: &[FixtureProblem]) -> String {
 mod tests {
     use super::*;
     use crate::plan::Action;
+
+    #[test]
+    fn results_come_back_in_order() {
+        let items: Vec<usize> = (0..100).collect();
+        assert_eq!(parallel(&items, |i, x| i * 1000 + x * 2), (0..100).map(|i| i * 1002).collect::<Vec<_>>());
+        assert!(parallel(&[] as &[usize], |_, x| *x).is_empty());
+    }
 
     #[test]
     fn matched_rules_are_listed_once_in_order_with_the_stopper() {

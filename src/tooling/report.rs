@@ -20,7 +20,7 @@ pub(super) fn fields(action: &Action) -> Map<String, Value> {
 }
 
 /// One line for people: `move -> Lists/rust`, `add flags \Seen`, `delete`,
-/// `webhook endpoint=crm`.
+/// `webhook endpoint=crm data={"id":7}`, `reply to=a@b.example subject="Re: hi" ...`.
 pub fn describe(action: &Action) -> String {
     let mut map = fields(action);
     map.remove("kind");
@@ -36,7 +36,7 @@ pub fn describe(action: &Action) -> String {
         text.push_str(&mailbox);
     }
     for (key, value) in &map {
-        text.push_str(&format!(" {key}={}", clip(&scalar(value), 60)));
+        text.push_str(&format!(" {key}={}", short(value)));
     }
     text
 }
@@ -49,10 +49,22 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
+/// A field's value in a one-line description: a word bare, a phrase quoted, a list of words
+/// comma-separated, anything else compact JSON; long values clipped.
+fn short(value: &Value) -> String {
+    const MAX: usize = 40;
+    let word = |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '"' || c == ',');
+    let text = match value {
+        Value::String(s) if word(s) => s.clone(),
+        Value::Array(items) if items.iter().all(|i| i.as_str().is_some_and(word)) => {
+            items.iter().map(scalar).collect::<Vec<_>>().join(",")
+        }
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) if text.starts_with('"') => format!("{}…\"", &text[..cut]),
         Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+        None => text,
     }
 }
 
@@ -60,17 +72,24 @@ fn clip(text: &str, max: usize) -> String {
 /// `flag: \Flagged`, `label: receipt`, `unflag: \Seen`, `delete`, or for other kinds
 /// `kind: {json fields}`. Reading this form back gives the same action.
 pub fn fixture_form(action: &Action) -> String {
-    let mut map = fields(action);
-    map.remove("kind");
-    let kind = action.kind();
+    json_fixture_form(&fields(action))
+}
+
+/// [`fixture_form`] of an action's JSON object (`kind` and fields), complete or not.
+pub fn json_fixture_form(action: &Map<String, Value>) -> String {
+    let mut map = action.clone();
+    let kind = match map.remove("kind") {
+        Some(Value::String(kind)) => kind,
+        _ => return Value::Object(map).to_string(),
+    };
     let only = |name: &str| map.len() == 1 && map.contains_key(name);
-    match (kind, map.get("mailbox"), map.get("flags")) {
+    match (kind.as_str(), map.get("mailbox"), map.get("flags")) {
         ("move" | "copy", Some(Value::String(mailbox)), _) if only("mailbox") => {
             format!("{kind}: {}", yaml_string(mailbox))
         }
         ("add_flags" | "remove_flags", _, Some(Value::Array(flags))) if only("flags") => {
             let system = flags.iter().all(|f| f.as_str().is_some_and(|f| f.starts_with('\\')));
-            let verb = match (kind, system) {
+            let verb = match (kind.as_str(), system) {
                 ("add_flags", true) => "flag",
                 ("add_flags", false) => "label",
                 (_, true) => "unflag",
@@ -82,7 +101,7 @@ pub fn fixture_form(action: &Action) -> String {
                 _ => format!("{verb}: [{}]", names.join(", ")),
             }
         }
-        _ if map.is_empty() => kind.to_owned(),
+        _ if map.is_empty() => kind,
         // JSON is YAML's flow style: the same text reads back as the same map.
         _ => format!("{kind}: {}", Value::Object(map)),
     }

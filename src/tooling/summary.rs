@@ -84,11 +84,21 @@ pub fn effect(action: &Action) -> Vec<String> {
         ("move", Some(mailbox)) => vec![format!("-> {mailbox}")],
         ("copy", Some(mailbox)) => vec![format!("copied -> {mailbox}")],
         ("delete", None) => vec!["deleted".to_owned()],
+        ("archive", None) => vec!["archived".to_owned()],
         ("add_flags", _) => flags().iter().map(|f| flag_effect(f, true)).collect(),
         ("remove_flags", _) => flags().iter().map(|f| flag_effect(f, false)).collect(),
+        // A reply always goes to the sender: by recipient, it would be one line per sender.
+        ("reply", _) => vec!["reply".to_owned()],
         (kind, _) => {
-            let target = ["mailbox", "endpoint", "webhook", "to", "name", "command"].iter().find_map(|k| text(k));
-            vec![target.map_or_else(|| kind.replace('_', " "), |t| format!("{} -> {t}", kind.replace('_', " ")))]
+            let name = kind.replace('_', " ");
+            let target = ["mailbox", "endpoint", "name", "to"].iter().find_map(|k| match map.get(*k) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Array(items)) => {
+                    Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                }
+                _ => None,
+            });
+            vec![target.map_or_else(|| name.clone(), |t| format!("{name} -> {t}"))]
         }
     }
 }
@@ -133,6 +143,9 @@ mod tests {
         summary.add(&[&verdict(vec![])]);
         let labels = Action::AddFlags { flags: vec!["\\Flagged".into(), "receipt".into()] };
         summary.add(&[&verdict(vec![labels]), &verdict(vec![Action::Delete])]);
+        let hook = Action::Webhook { endpoint: "crm".into(), data: serde_json::json!({}) };
+        assert_eq!(effect(&hook), ["webhook -> crm"]);
+        assert_eq!(effect(&Action::Archive), ["archived"]);
         let counts: Vec<(&str, usize)> = summary.effects.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(
             counts,

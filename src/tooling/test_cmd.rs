@@ -8,15 +8,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::fixtures::{Case, Fixture};
 use super::report::{self, ErrorJson, VerdictJson};
-use super::{Error, Verdict};
+use super::{Error, Verdict, parallel};
 use crate::config::Config;
 use crate::message::{MessageKey, Meta};
 use crate::rules::RuleSet;
@@ -49,14 +48,14 @@ pub struct Outcome {
     pub rule_failures: usize,
     /// Fixture cases run.
     pub cases: usize,
-    /// Fixture cases whose result differed from the expected one.
-    pub cases_failed: usize,
+    /// Fixture cases whose result differed from the expected one, as `file: case N: name`.
+    pub cases_failed: Vec<String>,
 }
 
 impl Outcome {
     /// Whether everything passed: every file read, no rule failed, every case as expected.
     pub fn passed(&self) -> bool {
-        self.unreadable == 0 && self.rule_failures == 0 && self.cases_failed == 0
+        self.unreadable == 0 && self.rule_failures == 0 && self.cases_failed.is_empty()
     }
 }
 
@@ -167,35 +166,6 @@ fn judge_file(rules: &RuleSet, target: &Target, uid: usize, path: &Path) -> Resu
     Ok(Verdict::judge(rules, &view, &target.globs, target.now))
 }
 
-/// `f` over `items` on every core, results in the items' order. Rules are CPU work and a
-/// compiled [`RuleSet`] is shared between threads; each evaluation has its own scope.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
-    if threads <= 1 {
-        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(i, item);
-                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                }
-            });
-        }
-    });
-    // `scope` returns only after every thread ended, and re-raises a thread's panic: here each
-    // index was taken by exactly one thread and its slot filled.
-    slots
-        .into_iter()
-        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every slot is filled"))
-        .collect()
-}
-
 #[derive(Serialize)]
 struct MessageLine<'a> {
     file: String,
@@ -247,13 +217,15 @@ fn run_fixture(
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
     if !json {
-        writeln!(out, "{}", fixture.path.display())?;
+        writeln!(out, "{}", tidy(&fixture.path).display())?;
     }
     for case in &fixture.cases {
         let verdict = Verdict::judge(rules, &case.view(), &globs(config, &case.account), case.now);
         let differences = case.check(&verdict);
         outcome.cases += 1;
-        outcome.cases_failed += usize::from(!differences.is_empty());
+        if !differences.is_empty() {
+            outcome.cases_failed.push(format!("{}: {}", tidy(&fixture.path).display(), case.title()));
+        }
         if json {
             report::write_json_line(out, &case_line(fixture, case, &verdict, &differences))?;
         } else if differences.is_empty() {
@@ -270,7 +242,7 @@ fn run_fixture(
 
 fn case_line<'a>(fixture: &Fixture, case: &'a Case, verdict: &'a Verdict, differences: &'a [String]) -> CaseLine<'a> {
     CaseLine {
-        fixture: fixture.path.display().to_string(),
+        fixture: tidy(&fixture.path).display().to_string(),
         case: case.number,
         name: case.name.as_deref(),
         file: case.file.as_ref().map(|f| f.display().to_string()),
@@ -291,8 +263,42 @@ fn write_totals(out: &mut dyn Write, outcome: &Outcome) -> std::io::Result<()> {
         writeln!(out)?;
     }
     if outcome.cases > 0 {
-        let (n, failed) = (outcome.cases, outcome.cases_failed);
+        let (n, failed) = (outcome.cases, outcome.cases_failed.len());
         writeln!(out, "\nfixtures: {n} case{}, {} passed, {failed} failed", s(n), n - failed)?;
+        for case in &outcome.cases_failed {
+            writeln!(out, "  FAILED {case}")?;
+        }
     }
     Ok(())
+}
+
+/// `examples/../rules/tests/a.yaml` as `rules/tests/a.yaml`, for display only (a lexical
+/// shortening: it does not resolve symbolic links).
+fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir
+                if matches!(out.components().next_back(), Some(std::path::Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_shortened_for_display() {
+        assert_eq!(tidy(Path::new("examples/../rules/tests/a.yaml")), Path::new("rules/tests/a.yaml"));
+        assert_eq!(tidy(Path::new("../x/./y")), Path::new("../x/y"));
+        assert_eq!(tidy(Path::new("/a/b/../c")), Path::new("/a/c"));
+        assert_eq!(tidy(Path::new("a/..")), Path::new("."));
+    }
 }
