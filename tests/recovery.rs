@@ -143,6 +143,12 @@ async fn the_whole_corpus_goes_through_the_pipeline() {
         .collect();
     let rules: Vec<(&str, &str)> = rules.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     let setup = Setup::new(env, &user, &rules, "backfill: all");
+    // The shipped rules read the shipped data files (rules/data/), beside them.
+    std::fs::create_dir_all(setup.dir.path().join("rules/data")).unwrap();
+    for entry in std::fs::read_dir(format!("{}/rules/data", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, setup.dir.path().join("rules/data").join(path.file_name().unwrap())).unwrap();
+    }
     let started = Instant::now();
     let (status, log) = Daemon::spawn(&setup.config, &["run", "--once"]).wait(Duration::from_secs(600));
     assert!(status.success(), "{}", &log[log.len().saturating_sub(5000)..]);

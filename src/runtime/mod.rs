@@ -2,7 +2,9 @@
 //!
 //! `shutdown` is a future (as in mini-redis): `main` passes Ctrl-C/SIGTERM, tests pass a channel,
 //! and nothing here decides on its own when to stop. Each account runs in its own tasks
-//! ([`account::AccountWorker`]), so one failing account never takes the others down.
+//! ([`account::AccountWorker`]), so one failing account never takes the others down. Beside
+//! them a [`Reloader`] swaps in a new rule set when the rule, plugin or data files change; the
+//! watchers read the set in force per batch, so a reload never touches a connection.
 
 pub mod account;
 
