@@ -100,12 +100,18 @@ fn data_files(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     for entry in entries {
         let path = entry?.path();
         let known = path.extension().is_some_and(|e| e == "txt" || e == "yaml" || e == "yml");
-        if let (true, true, Some(stem)) = (known, path.is_file(), path.file_stem()) {
+        // Hidden files are editors' (`.vip.txt.swp`) or the user's business, not data.
+        let hidden = entry_hidden(&path);
+        if let (true, false, true, Some(stem)) = (known, hidden, path.is_file(), path.file_stem()) {
             files.push((stem.to_string_lossy().into_owned(), path));
         }
     }
     files.sort();
     Ok(files)
+}
+
+fn entry_hidden(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 /// The file's text; invalid UTF-8 is reported at the line where it starts.

@@ -150,8 +150,9 @@ const MAX_DEPTH: usize = 8;
 impl Snapshot {
     fn take(config: &Config) -> Snapshot {
         let mut files = BTreeMap::new();
-        scan(&config.rules_dir, MAX_DEPTH, &mut files);
-        scan(&config.plugins_dir, MAX_DEPTH, &mut files);
+        scan(&config.rules_dir, MAX_DEPTH, &["rhai"], &mut files);
+        scan(&config.plugins_dir, MAX_DEPTH, &["rhai"], &mut files);
+        scan(&config.rules_dir.join(super::data::DIR), 0, &["txt", "yaml", "yml"], &mut files);
         Snapshot(files)
     }
 
@@ -180,9 +181,10 @@ fn name((path, _): (&PathBuf, &(Option<SystemTime>, u64))) -> String {
     path.display().to_string()
 }
 
-/// Adds the rule, plugin and data files under `dir` to `files`. Editor swap and backup files
-/// (`.name.swp`, `name~`) are not rules: saving in an editor should reload once, not thrice.
-fn scan(dir: &Path, depth: usize, files: &mut BTreeMap<PathBuf, (Option<SystemTime>, u64)>) {
+/// Adds the files under `dir` with one of `extensions` to `files`. Only what compiling reads
+/// counts: editor swap and backup files (`.name.swp`, `name~`) and fixtures (`rules/tests/`)
+/// are not rules, and saving in an editor should reload once, not thrice.
+fn scan(dir: &Path, depth: usize, extensions: &[&str], files: &mut BTreeMap<PathBuf, (Option<SystemTime>, u64)>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -192,11 +194,11 @@ fn scan(dir: &Path, depth: usize, files: &mut BTreeMap<PathBuf, (Option<SystemTi
         let Ok(kind) = entry.file_type() else { continue };
         if kind.is_dir() {
             if depth > 0 && !hidden {
-                scan(&path, depth - 1, files);
+                scan(&path, depth - 1, extensions, files);
             }
             continue;
         }
-        let relevant = path.extension().is_some_and(|e| ["rhai", "txt", "yaml", "yml"].iter().any(|x| e == *x));
+        let relevant = path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x));
         if hidden || !relevant {
             continue;
         }

@@ -129,13 +129,15 @@ async fn a_disabled_rule_stays_disabled_until_it_or_what_it_uses_changes() {
 }
 
 #[tokio::test]
-async fn editor_swap_files_and_other_files_are_ignored() {
+async fn editor_swap_files_fixtures_and_other_files_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "rules/sort.rhai", "move_to(\"A\");\n");
     let (mut reloader, _rules) = start(dir.path());
     write(dir.path(), "rules/.sort.rhai.swp", "binary junk");
     write(dir.path(), "rules/sort.rhai~", "move_to(\"old\");\n");
     write(dir.path(), "rules/README.md", "# notes\n");
+    write(dir.path(), "rules/tests/sort.yaml", "cases: []\n");
+    write(dir.path(), "rules/notes.txt", "not data: data files live in rules/data/\n");
     assert_eq!(reloader.check().await, Check::Unchanged);
 }
 
