@@ -294,6 +294,48 @@ fn tidy(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The shipped rules, with an account whose `rules:` globs select only 30-lists.rhai.
+    fn lists_only() -> (Config, RuleSet) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let yaml = "rules: rules\nplugins: plugins\naccounts:\n  lists-only:\n    imap: { host: h }\n    \
+                    username: u\n    password_env: UNSET\n";
+        let mut config = Config::from_yaml(yaml, &repo.join("tidings.yaml")).unwrap();
+        config.accounts[0].rules = vec!["30-*".into()];
+        let rules = RuleSet::compile(&config).unwrap();
+        (config, rules)
+    }
+
+    #[test]
+    fn the_account_given_brings_its_rule_globs() {
+        let (config, rules) = lists_only();
+        let github = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mail/1-github-review.eml");
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = dir.path().join("f.yaml");
+        let yaml = format!(
+            "account: lists-only\ncases:\n  - message: {}\n    expect: [move: Lists/widgets]\n",
+            github.display()
+        );
+        std::fs::write(&fixture, yaml).unwrap();
+        let options = Options {
+            paths: vec![github.clone(), fixture],
+            account: Some("lists-only".into()),
+            mailbox: "INBOX".into(),
+            json: false,
+        };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // Only 30-lists.rhai runs for this account: the notification rule does not file it first.
+        assert!(text.contains("  rules matched: 30-lists.rhai (stopped)\n  1. move -> Lists/widgets"), "{text}");
+        assert!(outcome.passed() && outcome.cases == 1, "{outcome:?}\n{text}");
+        let options = Options { account: None, ..options };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("move -> Notifications/GitHub"), "without --account every rule runs: {text}");
+        assert!(outcome.passed(), "the fixture names its account itself: {text}");
+    }
+
     #[test]
     fn paths_are_shortened_for_display() {
         assert_eq!(tidy(Path::new("examples/../rules/tests/a.yaml")), Path::new("rules/tests/a.yaml"));
