@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::config::{Config, Secrets};
 use crate::rules::reload::Reloader;
 use crate::rules::{CurrentRules, RuleSet};
-use crate::store::Store;
+use crate::store::{ActionState, Store};
 use account::AccountWorker;
 
 /// How long tasks get to reach a safe point after shutdown is asked for, before they are aborted.
@@ -79,20 +79,31 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     Ok(Prepared { config, rules, reloader, secrets, store, _lock: lock })
 }
 
-/// Actions claimed by a process that died may or may not have happened. Flag stores, moves and
-/// deletes by UID are safe to repeat (a second store changes nothing; a UID that already moved
-/// is no longer there to move), so they are requeued. Anything else stays `uncertain` for a
-/// person to settle: repeating a copy or a sent mail would do it twice.
+/// Actions claimed by a process that died may or may not have happened. Flag stores, moves,
+/// archives and deletes by UID are safe to repeat (a second store changes nothing; a UID that
+/// already moved is no longer there to move), so they are requeued. Anything else stays
+/// `uncertain` for a person to settle: repeating a copy or a sent mail would do it twice.
+///
+/// Every uncertain action of a safe kind is requeued, not only those found in flight now: a
+/// start killed between marking them uncertain and requeueing them would otherwise leave them
+/// stuck, their messages never moved.
 async fn recover(store: &Store) -> Result<(), crate::store::Error> {
     for action in store.recover_in_flight().await? {
-        if matches!(action.kind.as_str(), "add_flags" | "remove_flags" | "move" | "delete") {
-            store.requeue_uncertain(action.id).await?;
-            tracing::info!(id = %action.id, kind = %action.kind, "action was in flight at the last stop; safe to repeat, requeued");
-        } else {
+        if !safe_to_repeat(&action.kind) {
             tracing::warn!(id = %action.id, kind = %action.kind, account = %action.account, "action was in flight at the last stop; marked uncertain");
         }
     }
+    for action in store.list_outbox(Some(ActionState::Uncertain), usize::MAX).await? {
+        if safe_to_repeat(&action.kind) {
+            store.requeue_uncertain(action.id).await?;
+            tracing::info!(id = %action.id, kind = %action.kind, "action was in flight at the last stop; safe to repeat, requeued");
+        }
+    }
     Ok(())
+}
+
+fn safe_to_repeat(kind: &str) -> bool {
+    matches!(kind, "add_flags" | "remove_flags" | "move" | "archive" | "delete")
 }
 
 fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
@@ -160,5 +171,32 @@ fn lock(state: &Path) -> Result<File, Error> {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::Locked { path }),
         Err(TryLockError::Error(source)) => Err(Error::LockFile { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Checkpoint, NewAction};
+
+    /// A start killed after marking the in-flight actions uncertain but before requeueing them:
+    /// the next start still requeues the safe ones.
+    #[tokio::test]
+    async fn safe_actions_left_uncertain_by_a_killed_start_are_requeued() {
+        let store = Store::open_in_memory().await.unwrap();
+        let checkpoint = Checkpoint { account: "a".into(), mailbox: "INBOX".into(), uidvalidity: 1, last_uid: 7 };
+        let action = |key: &str, kind: &str| {
+            NewAction::new(key, "a", kind, serde_json::json!({ "mailbox": "X" })).for_message("INBOX", 1, 7)
+        };
+        let actions = vec![action("k1", "add_flags"), action("k2", "copy"), action("k3", "move")];
+        store.commit_plan(&checkpoint, actions).await.unwrap();
+        assert_eq!(store.claim_due(chrono::Utc::now(), 10).await.unwrap().len(), 3);
+        // The killed start: everything in flight became uncertain, nothing was requeued yet.
+        assert_eq!(store.recover_in_flight().await.unwrap().len(), 3);
+        recover(&store).await.unwrap();
+        let counts = store.outbox_counts().await.unwrap();
+        assert_eq!((counts.pending, counts.uncertain), (2, 1), "{counts:?}");
+        let uncertain = store.list_outbox(Some(ActionState::Uncertain), 10).await.unwrap();
+        assert_eq!(uncertain[0].kind, "copy", "a copy is never repeated on a guess");
     }
 }
