@@ -124,9 +124,41 @@ async fn dry_run_summarises_what_the_rules_would_do_and_changes_nothing() {
     let Some(corpus) = corpus_dir() else { return };
     let env = TestEnv::shared();
     let user = env.new_user();
-    let files = eml_files(&corpus.join("real"));
+    let appended = fill_inbox(env, &user, &eml_files(&corpus.join("real"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), env, &user);
+    let before = snapshot(env, &user).await;
+
+    let json = dry_run(&config, &["--json", "--account", "t"]);
+    let quiet = dry_run(&config, &["--quiet"]);
+    let detail = dry_run(&config, &["--limit", "200"]);
+    assert_unchanged(&before, &snapshot(env, &user).await);
+    assert!(!dir.path().join("state.db").exists(), "a dry run must not create the store");
+
+    // The same rules, in-process, over the same files: UIDs were given in APPEND order.
+    let expected = plans_in_process(&config, before.status["INBOX"].3.unwrap(), &appended);
+    let (effects, untouched) = count_effects(&expected);
+    assert!(effects.len() > 3 && untouched < appended.len(), "the shipped rules act on the corpus: {effects:?}");
+    check_json(&json, &expected, &effects, untouched);
+    assert!(quiet.contains(&format!("): {} messages, read-only: nothing was changed.", appended.len())), "{quiet}");
+    for (effect, count) in effects.iter().chain([(&"nothing to do".to_owned(), &untouched)]) {
+        let line = quiet.lines().find(|l| l.trim_start().split_once(' ').is_some_and(|(_, e)| e == effect));
+        let number = line.and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok());
+        assert_eq!(number, Some(*count), "{effect}:\n{quiet}");
+    }
+    // In detail, the newest 200 only; messages left alone are not listed.
+    let acted: Vec<u32> = expected.iter().rev().take(200).filter(|(_, a)| !a.is_empty()).map(|(u, _)| *u).collect();
+    let headings: Vec<u32> =
+        detail.lines().filter_map(|l| l.strip_prefix("UID ")?.split(' ').next()?.parse().ok()).collect();
+    assert_eq!(headings, acted.into_iter().rev().collect::<Vec<_>>(), "{detail}");
+    assert!(detail.contains("): 200 messages, read-only: nothing was changed."), "{detail}");
+}
+
+/// APPENDs the files to INBOX (with flags and INTERNALDATEs), and one message to a folder of its
+/// own; returns `(raw, flags)` of the messages appended to INBOX, in UID order.
+async fn fill_inbox(env: &TestEnv, user: &User, files: &[std::path::PathBuf]) -> Vec<(Vec<u8>, Vec<String>)> {
     let started = Instant::now();
-    let mut session = env.imap(&user).await.unwrap();
+    let mut session = env.imap(user).await.unwrap();
     let mut appended = Vec::new();
     for (n, batch) in files.chunks(100).enumerate() {
         let batch: Vec<Message> = batch
@@ -141,67 +173,41 @@ async fn dry_run_summarises_what_the_rules_would_do_and_changes_nothing() {
         appended.extend(append_all(&mut session, "INBOX", batch).await);
     }
     session.create("Projects/Old").await.unwrap();
-    session
-        .append("Projects/Old", None, None, crate::harness::message("a@b.example", &user.address, "old", "x"))
-        .await
-        .unwrap();
+    let other = crate::harness::message("a@b.example", &user.address, "old", "x");
+    session.append("Projects/Old", None, None, other).await.unwrap();
     session.logout().await.unwrap();
     eprintln!("appended {} of {} corpus messages in {:.1?}", appended.len(), files.len(), started.elapsed());
     assert!(appended.len() > 3000, "only {} appended", appended.len());
+    appended
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), env, &user);
-    let before = snapshot(env, &user).await;
-
+/// Runs `tidings dry-run ARGS -c config`; its stdout, after checking it succeeded.
+fn dry_run(config: &Path, args: &[&str]) -> String {
     let started = Instant::now();
-    let (code, stdout, stderr) = run(tidings().args(["dry-run", "--json", "--account", "t", "-c"]).arg(&config));
-    eprintln!("dry-run --json over {} messages took {:.1?}", appended.len(), started.elapsed());
+    let (code, stdout, stderr) = run(tidings().arg("dry-run").args(args).arg("-c").arg(config));
+    eprintln!("dry-run {} took {:.1?}", args.join(" "), started.elapsed());
     assert_eq!(code, 0, "{stderr}");
-    let lines = json_lines(&stdout);
+    stdout
+}
+
+/// Each message's line has the plan computed in-process; the summary line has the counts.
+fn check_json(json: &str, expected: &BTreeMap<u32, Vec<Action>>, effects: &BTreeMap<String, usize>, untouched: usize) {
+    let lines = json_lines(json);
     let (summary, messages) = lines.split_last().unwrap();
-    let started = Instant::now();
-    let (code, text, stderr) = run(tidings().args(["dry-run", "--quiet", "-c"]).arg(&config));
-    eprintln!("dry-run --quiet took {:.1?}:\n{text}", started.elapsed());
-    assert_eq!(code, 0, "{stderr}");
-
-    assert_unchanged(&before, &snapshot(env, &user).await);
-    assert!(!dir.path().join("state.db").exists(), "a dry run must not create the store");
-
-    // The same rules, in-process, over the same files: UIDs were given in APPEND order.
-    let uidvalidity = before.status["INBOX"].3.unwrap();
-    let expected = plans_in_process(&config, uidvalidity, &appended);
-    let (effects, untouched) = count_effects(&expected);
-    assert_eq!(messages.len(), appended.len(), "one line per message");
+    assert_eq!(messages.len(), expected.len(), "one line per message");
     for line in messages {
         let uid = line["uid"].as_u64().unwrap() as u32;
         let got: Vec<Action> =
             line["actions"].as_array().unwrap().iter().map(|a| serde_json::from_value(a.clone()).unwrap()).collect();
         assert_eq!(got, expected[&uid], "UID {uid}: {line}");
-        assert_eq!(line["errors"], Value::Array(vec![]), "UID {uid}");
+        assert_eq!(line["errors"], Value::Array(vec![]), "UID {uid}: {line}");
     }
     let summary = &summary["summary"];
-    assert_eq!(summary["messages"], appended.len());
+    assert_eq!(summary["messages"], expected.len());
     assert_eq!(summary["untouched"], untouched);
     assert_eq!(summary["rule_failures"], 0);
     let got: BTreeMap<String, usize> = serde_json::from_value(summary["effects"].clone()).unwrap();
-    assert_eq!(got, effects);
-    assert!(effects.len() > 3 && untouched < appended.len(), "the shipped rules act on the corpus: {effects:?}");
-    assert!(text.contains("nothing was changed"), "{text}");
-    // Per message, in detail: the newest 200 only; messages left alone are not listed.
-    let (code, detail, stderr) = run(tidings().args(["dry-run", "--limit", "200", "-c"]).arg(&config));
-    assert_eq!(code, 0, "{stderr}");
-    let acted: Vec<u32> = expected.iter().rev().take(200).filter(|(_, a)| !a.is_empty()).map(|(u, _)| *u).collect();
-    let headings: Vec<u32> =
-        detail.lines().filter_map(|l| l.strip_prefix("UID ")?.split(' ').next()?.parse().ok()).collect();
-    assert_eq!(headings, acted.into_iter().rev().collect::<Vec<_>>(), "{detail}");
-    assert!(detail.contains("): 200 messages, read-only: nothing was changed."), "{detail}");
-    let sample: String = detail.lines().take(8).map(|l| format!("{l}\n")).collect();
-    eprintln!("dry-run --limit 200 begins:\n{sample}");
-    for (effect, count) in effects.iter().chain([(&"nothing to do".to_owned(), &untouched)]) {
-        let line = text.lines().find(|l| l.trim_start().split_once(' ').is_some_and(|(_, e)| e == effect));
-        let number = line.and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok());
-        assert_eq!(number, Some(*count), "{effect}:\n{text}");
-    }
+    assert_eq!(&got, effects);
 }
 
 fn write_config(dir: &Path, env: &TestEnv, user: &User) -> std::path::PathBuf {

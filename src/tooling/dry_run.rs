@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::progress::Progress;
 use super::report::{self, VerdictJson, fields};
 use super::summary::Summary;
-use super::{Error, Verdict, parallel};
+use super::{Error, Verdict};
 use crate::config::{Account, Config};
 use crate::imap::{Fetched, Login, Session, Timeouts};
 use crate::message::{MessageKey, Meta};
@@ -184,7 +184,7 @@ async fn judge_slices(
             Some(slice) => {
                 let fetched = session.fetch_uids(slice, context.account.watch.max_message_size).await.map_err(imap)?;
                 let context = context.clone();
-                Some(tokio::task::spawn_blocking(move || parallel(&fetched, |_, f| judge(&context, f))))
+                Some(tokio::task::spawn_blocking(move || fetched.iter().map(|f| judge(&context, f)).collect()))
             }
             None => None,
         };

@@ -18,15 +18,18 @@ pub mod report;
 pub mod summary;
 pub mod test_cmd;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::message::MessageView;
 use crate::plan::{Decision, Plan};
-use crate::rules::{RuleFailure, RuleSet};
+use crate::rules::{Evaluation, RuleFailure, RuleSet};
+
+/// The "rule" a failure is charged to when the engine itself failed (it panicked).
+pub const ENGINE: &str = "(rule engine)";
 
 /// What the rules decided for one message, ready to print or compare.
 #[derive(Clone, Debug)]
@@ -44,8 +47,19 @@ pub struct Verdict {
 
 impl Verdict {
     /// Runs the live rules that `globs` select over `view` at time `now` and builds the plan.
+    /// A panic in the rule engine is reported as a failure of this message, not a crash of the
+    /// whole run: one message must not hide the verdicts on thousands of others.
     pub fn judge(rules: &RuleSet, view: &Arc<MessageView>, globs: &[String], now: DateTime<Utc>) -> Verdict {
-        let evaluation = rules.evaluate(view, globs, now);
+        let evaluation = catch_unwind(AssertUnwindSafe(|| rules.evaluate(view, globs, now))).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let failure =
+                RuleFailure { rule: ENGINE.to_owned(), error: format!("the rule engine panicked: {message}") };
+            Evaluation { failures: vec![failure], ..Evaluation::default() }
+        });
         let rules_matched = matched(&evaluation.decisions, evaluation.stopped_by.as_deref());
         Verdict {
             rules_matched,
@@ -65,35 +79,6 @@ fn matched(decisions: &[Decision], stopped_by: Option<&str>) -> Vec<String> {
         }
     }
     names
-}
-
-/// `f` over `items` on every core, results in the items' order. Rules are CPU work and a
-/// compiled [`RuleSet`] is shared between threads; each evaluation has its own scope.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
-    if threads <= 1 {
-        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(i, item);
-                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                }
-            });
-        }
-    });
-    // `scope` returns only after every thread ended, and re-raises a thread's panic: here each
-    // index was taken by exactly one thread and its slot filled.
-    slots
-        .into_iter()
-        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every slot is filled"))
-        .collect()
 }
 
 /// One problem in a fixture file.
@@ -201,10 +186,23 @@ mod tests {
     use crate::plan::Action;
 
     #[test]
-    fn results_come_back_in_order() {
-        let items: Vec<usize> = (0..100).collect();
-        assert_eq!(parallel(&items, |i, x| i * 1000 + x * 2), (0..100).map(|i| i * 1002).collect::<Vec<_>>());
-        assert!(parallel(&[] as &[usize], |_, x| *x).is_empty());
+    fn a_panic_in_the_engine_is_one_message_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules/a.rhai"), "boom();\n").unwrap();
+        let config = crate::config::Config::from_yaml("accounts: {}\n", &dir.path().join("t.yaml")).unwrap();
+        let mut rules = RuleSet::compile(&config).unwrap();
+        rules.engine.register_fn("boom", || -> () { panic!("kaboom") });
+        let view = Arc::new(crate::message::parse(
+            b"Subject: x\n\ny\n",
+            crate::message::Meta::new(crate::message::MessageKey::new("t", "INBOX", 1, 1)),
+        ));
+        let verdict = Verdict::judge(&rules, &view, &[], Utc::now());
+        assert_eq!(
+            verdict.failures,
+            [RuleFailure { rule: ENGINE.into(), error: "the rule engine panicked: kaboom".into() }]
+        );
+        assert!(verdict.plan.actions.is_empty());
     }
 
     #[test]

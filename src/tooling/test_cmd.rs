@@ -15,13 +15,10 @@ use serde::Serialize;
 
 use super::fixtures::{Case, Fixture};
 use super::report::{self, ErrorJson, VerdictJson};
-use super::{Error, Verdict, parallel};
+use super::{Error, Verdict};
 use crate::config::Config;
 use crate::message::{MessageKey, Meta};
 use crate::rules::RuleSet;
-
-/// Files evaluated together (in parallel) before their reports are written, in order.
-const BATCH: usize = 256;
 
 /// What to test.
 #[derive(Clone, Debug, Default)]
@@ -78,15 +75,15 @@ pub fn run(config: &Config, rules: &RuleSet, options: &Options, out: &mut dyn Wr
     let mut outcome = Outcome::default();
     let account = options.account.clone().unwrap_or_else(|| "test".to_owned());
     let target = Target { globs: globs(config, &account), account, mailbox: options.mailbox.clone(), now };
-    for (n, batch) in files.chunks(BATCH).enumerate() {
-        let verdicts = parallel(batch, |i, path| judge_file(rules, &target, n * BATCH + i + 1, path));
-        for (path, verdict) in batch.iter().zip(&verdicts) {
-            write_message(out, path, verdict, options.json)?;
-            outcome.messages += 1;
-            match verdict {
-                Ok(verdict) => outcome.rule_failures += verdict.failures.len(),
-                Err(_) => outcome.unreadable += 1,
-            }
+    // One message at a time: evaluating on several threads at once makes Rhai contend for the
+    // lock on a plugin's `global::` constants, and past a few retries it panics (rhai 1.27).
+    for (i, path) in files.iter().enumerate() {
+        let verdict = judge_file(rules, &target, i + 1, path);
+        write_message(out, path, &verdict, options.json)?;
+        outcome.messages += 1;
+        match verdict {
+            Ok(verdict) => outcome.rule_failures += verdict.failures.len(),
+            Err(_) => outcome.unreadable += 1,
         }
     }
     for fixture in &fixtures {
