@@ -5,13 +5,13 @@
 //! EXAMINE and `BODY.PEEK`). Output: per message a [`Verdict`] (the rules that decided
 //! something, the [`Plan`] exactly as the live pipeline would store it, the overridden
 //! dispositions and the rule failures), printed for people or as one JSON object per line, and
-//! for a dry run a [`dry_run::Summary`].
+//! for a dry run a [`summary::Summary`].
 //!
 //! What it must not do: write to the store, change anything on a server, or decide exit codes
 //! (the binary does; this module reports outcomes and classifies errors).
 
 pub mod dry_run;
-mod expect;
+pub mod expect;
 pub mod fixtures;
 mod progress;
 pub mod report;
