@@ -60,11 +60,35 @@ async fn sigkill_during_a_burst_loses_nothing_and_repeats_nothing() {
     deliver.await.unwrap();
     let daemon = Daemon::start(&setup.config, 1);
     let started = Instant::now();
-    wait_for(Duration::from_secs(120), "every burst message sorted", || async {
-        let n = ids_in(env, &user, "Sorted").await.len();
-        if n >= total { Ok(()) } else { Err(format!("{n} of {total}")) }
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ids_in(env, &user, "Sorted").await.len() < total {
+        if Instant::now() > deadline {
+            let n = ids_in(env, &user, "Sorted").await.len();
+            let (_, log) = daemon.stop();
+            let store = tidings::store::Store::open(&setup.state()).await.unwrap();
+            let open: Vec<String> = store
+                .list_outbox(None, 10_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|a| a.state != tidings::store::ActionState::Done)
+                .map(|a| {
+                    format!(
+                        "{} {} uid {:?} {:?} attempts {} next {} error {:?}",
+                        a.id, a.kind, a.uid, a.state, a.attempts, a.next_attempt_at, a.last_error
+                    )
+                })
+                .collect();
+            let checkpoint = store.checkpoint("t", "INBOX").await.unwrap();
+            let inbox: Vec<u32> = env.list(&user, "INBOX").await.unwrap().iter().map(|m| m.uid).collect();
+            panic!(
+                "{n} of {total} sorted after 120 s (seed {seed})\ncheckpoint {checkpoint:?}\nINBOX uids {inbox:?}\nopen actions:\n{}\nlog tail:\n{}",
+                open.join("\n"),
+                &log[log.len().saturating_sub(6000)..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Let the executor finish anything still pending, then stop cleanly.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, log) = daemon.stop();

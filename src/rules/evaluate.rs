@@ -116,6 +116,25 @@ impl RuleSet {
         now: DateTime<Utc>,
         earlier: actions::Tally,
     ) -> Result<Recorder, String> {
+        match self.attempt(rule, message, now, earlier) {
+            // The wall clock also counts time the thread was not running (a loaded machine, a
+            // swap-in). Rules are pure, so running one again is safe; a rule that is really too
+            // slow fails twice and is reported.
+            Err(Attempt::TimedOut) => {
+                tracing::debug!("rule hit the wall-clock limit; running it once more");
+                self.attempt(rule, message, now, earlier).map_err(|e| e.describe(&self.limits))
+            }
+            other => other.map_err(|e| e.describe(&self.limits)),
+        }
+    }
+
+    fn attempt(
+        &self,
+        rule: &Rule,
+        message: &Arc<MessageView>,
+        now: DateTime<Utc>,
+        earlier: actions::Tally,
+    ) -> Result<Recorder, Attempt> {
         let mut scope = Scope::new();
         scope.push_constant("msg", Msg(Arc::clone(message)));
         let recorder = Recorder {
@@ -132,7 +151,25 @@ impl RuleSet {
         match result {
             Ok(()) => Ok(recorder),
             Err(err) if actions::is_stop(&err) => Ok(recorder),
-            Err(err) => Err(describe(&err, &self.limits)),
+            Err(err) if matches!(*err, EvalAltResult::ErrorTerminated(..)) => Err(Attempt::TimedOut),
+            Err(err) => Err(Attempt::Failed(err)),
+        }
+    }
+}
+
+/// How one run of a rule failed.
+enum Attempt {
+    /// Past the wall-clock limit.
+    TimedOut,
+    /// Any other error.
+    Failed(Box<EvalAltResult>),
+}
+
+impl Attempt {
+    fn describe(&self, limits: &crate::config::Limits) -> String {
+        match self {
+            Attempt::TimedOut => format!("stopped after the wall-clock limit of {:?}", limits.wall_time),
+            Attempt::Failed(err) => describe(err, limits),
         }
     }
 }
