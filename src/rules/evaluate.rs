@@ -83,6 +83,11 @@ impl RuleSet {
     /// `now` is the trigger's time, which rules read with `now()`: injected, so that fixtures
     /// and dry runs can fix it. Blocking (rules are CPU work): call it from a blocking thread.
     pub fn evaluate(&self, message: &Arc<MessageView>, selected: &[String], now: DateTime<Utc>) -> Evaluation {
+        // One evaluation at a time in the process: the dry-run tooling saw rhai 1.27 panic on a
+        // plugin's `global::` constants when evaluations ran on several threads at once (not
+        // reproduced in a unit test since). Rules are short, so serialising costs little, and a
+        // panic, should one still happen, is caught per rule below.
+        let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut evaluation = Evaluation::default();
         for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
             if self.health.is_disabled(&rule.name) {
@@ -116,13 +121,17 @@ impl RuleSet {
         now: DateTime<Utc>,
         earlier: actions::Tally,
     ) -> Result<Recorder, String> {
-        match self.attempt(rule, message, now, earlier) {
+        let guarded = |set: &Self| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.attempt(rule, message, now, earlier)))
+                .unwrap_or_else(|panic| Err(Attempt::Panicked(panic_text(&panic))))
+        };
+        match guarded(self) {
             // The wall clock also counts time the thread was not running (a loaded machine, a
             // swap-in). Rules are pure, so running one again is safe; a rule that is really too
             // slow fails twice and is reported.
             Err(Attempt::TimedOut) => {
                 tracing::debug!("rule hit the wall-clock limit; running it once more");
-                self.attempt(rule, message, now, earlier).map_err(|e| e.describe(&self.limits))
+                guarded(self).map_err(|e| e.describe(&self.limits))
             }
             other => other.map_err(|e| e.describe(&self.limits)),
         }
@@ -163,6 +172,20 @@ enum Attempt {
     TimedOut,
     /// Any other error.
     Failed(Box<EvalAltResult>),
+    /// The engine panicked (a bug in rhai or in tidings, never the rule's fault alone): the
+    /// message still gets a verdict and the watcher goes on.
+    Panicked(String),
+}
+
+/// Serialises evaluations; see [`RuleSet::evaluate`].
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 impl Attempt {
@@ -170,6 +193,7 @@ impl Attempt {
         match self {
             Attempt::TimedOut => format!("stopped after the wall-clock limit of {:?}", limits.wall_time),
             Attempt::Failed(err) => describe(err, limits),
+            Attempt::Panicked(text) => format!("the rule engine panicked: {text}"),
         }
     }
 }

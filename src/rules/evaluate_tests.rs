@@ -132,3 +132,36 @@ fn bad_folder_names_fail_the_rule() {
     assert!(evaluation.failures[0].error.contains("is not a folder name"), "{:?}", evaluation.failures);
     assert!(Path::new(&evaluation.failures[0].rule).ends_with("bad.rhai"));
 }
+
+/// Watchers of several mailboxes evaluate at the same time: every concurrent evaluation of the
+/// shipped rules (whose plugins read `global::` constants) must give the plan a lone one gives.
+#[test]
+fn concurrent_evaluations_of_the_shipped_rules_all_succeed() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = "accounts: {}\nrules: rules\nplugins: plugins\n";
+    let config = Config::from_yaml(yaml, &repo.join("t.yaml")).unwrap();
+    let set = Arc::new(RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}")));
+    let samples: Vec<Arc<MessageView>> = std::fs::read_dir(repo.join("examples/mail"))
+        .unwrap()
+        .map(|e| view(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+        .collect();
+    let expected: Vec<usize> =
+        samples.iter().map(|m| set.evaluate(m, &[], chrono::Utc::now()).decisions.len()).collect();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (set, samples, expected) = (set.clone(), samples.clone(), expected.clone());
+            std::thread::spawn(move || {
+                let mut wrong = 0;
+                for _ in 0..30 {
+                    for (message, want) in samples.iter().zip(&expected) {
+                        let evaluation = set.evaluate(message, &[], chrono::Utc::now());
+                        wrong += usize::from(evaluation.decisions.len() != *want || !evaluation.failures.is_empty());
+                    }
+                }
+                wrong
+            })
+        })
+        .collect();
+    let wrong: usize = threads.into_iter().map(|t| t.join().expect("no panic escapes")).sum();
+    assert_eq!(wrong, 0, "every evaluation gives the same plan as a lone one");
+}
