@@ -123,6 +123,13 @@ const ACCOUNT_KEYS: &[&str] = &[
     "mailboxes",
     "backfill",
     "ca_file",
+    "rules",
+    "idle_interval",
+    "poll_interval",
+    "command_timeout",
+    "max_message_size",
+    "create_folders",
+    "delete",
 ];
 const SERVER_KEYS: &[&str] = &["host", "port", "tls"];
 const MAILBOX_KEYS: &[&str] = &["name", "backfill"];

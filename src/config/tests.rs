@@ -197,3 +197,40 @@ fn resolved_secrets_never_show_in_debug() {
     assert!(!shown.contains("correct horse"), "{shown}");
     assert!(shown.contains("[redacted]"), "{shown}");
 }
+
+#[test]
+fn watch_settings_and_rule_globs_are_read() {
+    let config = load(
+        "\
+accounts:
+  a:
+    imap: { host: h }
+    username: u
+    password_env: P
+    rules: [\"news*\", work.rhai]
+    idle_interval: 5m
+    poll_interval: 30s
+    command_timeout: 20s
+    max_message_size: 2MB
+    create_folders: false
+    delete: expunge
+",
+    )
+    .unwrap();
+    let a = &config.accounts[0];
+    assert_eq!(a.rules, vec!["news*".to_owned(), "work.rhai".to_owned()]);
+    let expected = Watch {
+        idle_interval: Duration::from_secs(300),
+        poll_interval: Duration::from_secs(30),
+        command_timeout: Duration::from_secs(20),
+        max_message_size: 2 << 20,
+        create_folders: false,
+        expunge_on_delete: true,
+    };
+    assert_eq!(a.watch, expected);
+    let found = problems(
+        "accounts:\n  a:\n    imap: { host: h }\n    username: u\n    password_env: P\n    idle_interval: 45m\n    delete: shred\n",
+    );
+    let lines: Vec<u32> = found.iter().map(|p| p.pos.line).collect();
+    assert_eq!(lines, vec![6, 7], "{found:#?}");
+}
