@@ -1,5 +1,5 @@
 use super::*;
-use crate::plan::{Action, Decision, Plan};
+use crate::plan::Action;
 
 #[test]
 fn selections_become_search_criteria() {
@@ -13,16 +13,7 @@ fn selections_become_search_criteria() {
     assert!(Selection::Search(" ".into()).criteria(now).is_err());
 }
 
-fn verdict(actions: Vec<Action>) -> Verdict {
-    let decisions =
-        actions.into_iter().enumerate().map(|(position, action)| Decision { rule: "r".into(), position, action });
-    Verdict {
-        rules_matched: vec![],
-        stopped_by: None,
-        plan: Plan::build(MessageKey::new("t", "INBOX", 1, 1), decisions.collect()),
-        failures: vec![],
-    }
-}
+use crate::tooling::test_verdict as verdict;
 
 #[test]
 fn flags_follow_the_plan() {

@@ -180,6 +180,22 @@ fn list(problems: &[FixtureProblem]) -> String {
     format!("{} problem{}{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, lines.concat())
 }
 
+/// A verdict of rule "r" deciding `actions` for a message of account `t`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_verdict(actions: Vec<crate::plan::Action>) -> Verdict {
+    let decisions = actions.into_iter().enumerate().map(|(position, action)| crate::plan::Decision {
+        rule: "r".into(),
+        position,
+        action,
+    });
+    Verdict {
+        rules_matched: vec![],
+        stopped_by: None,
+        plan: crate::plan::Plan::build(crate::message::MessageKey::new("t", "INBOX", 1, 1), decisions.collect()),
+        failures: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

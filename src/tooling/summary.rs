@@ -119,19 +119,8 @@ fn flag_effect(flag: &str, add: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::MessageKey;
-    use crate::plan::{Decision, Plan};
 
-    fn verdict(actions: Vec<Action>) -> Verdict {
-        let decisions =
-            actions.into_iter().enumerate().map(|(position, action)| Decision { rule: "r".into(), position, action });
-        Verdict {
-            rules_matched: vec![],
-            stopped_by: None,
-            plan: Plan::build(MessageKey::new("t", "INBOX", 1, 1), decisions.collect()),
-            failures: vec![],
-        }
-    }
+    use crate::tooling::test_verdict as verdict;
 
     #[test]
     fn effects_are_counted_once_per_message() {
