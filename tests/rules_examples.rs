@@ -23,7 +23,7 @@ fn shipped_rules() -> RuleSet {
 fn plan_for(rules: &RuleSet, file: &Path) -> (Plan, Vec<String>) {
     let raw = std::fs::read(file).unwrap();
     let key = MessageKey::new("demo", "INBOX", 1, 1);
-    let meta = Meta { key: key.clone(), flags: vec![], internal_date: None, size: None, truncated: false };
+    let meta = Meta::new(key.clone());
     let view = Arc::new(tidings::message::parse(&raw, meta));
     let evaluation = rules.evaluate(&view, &[], chrono::Utc::now());
     let failures = evaluation.failures.iter().map(|f| format!("{}: {}", f.rule, f.error)).collect();

@@ -117,13 +117,7 @@ fn evaluate(files: &[(&str, &str)]) -> crate::rules::Evaluation {
     }
     let config = Config::from_yaml("accounts: {}\n", &dir.path().join("t.yaml")).unwrap();
     let rules = RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}"));
-    let meta = Meta {
-        key: MessageKey::new("a", "INBOX", 1, 1),
-        flags: vec![],
-        internal_date: None,
-        size: None,
-        truncated: false,
-    };
+    let meta = Meta::new(MessageKey::new("a", "INBOX", 1, 1));
     let view = Arc::new(crate::message::parse(b"From: Boss <boss@example.com>\r\nSubject: hi\r\n\r\nx\r\n", meta));
     rules.evaluate(&view, &[], chrono::Utc::now())
 }

@@ -11,13 +11,7 @@ use crate::plan::Action;
 const GITHUB_MAIL: &str = "From: GitHub <notifications@github.com>\r\nTo: me@example.com\r\nSubject: [tidings] Review requested\r\nX-GitHub-Reason: review_requested\r\nList-Id: tidings <tidings.example.github.com>\r\nMessage-ID: <abc@github.com>\r\n\r\nPlease review.\r\n";
 
 fn view(raw: &str) -> Arc<MessageView> {
-    let meta = Meta {
-        key: MessageKey::new("work", "INBOX", 1, 7),
-        flags: vec![],
-        internal_date: None,
-        size: None,
-        truncated: false,
-    };
+    let meta = Meta::new(MessageKey::new("work", "INBOX", 1, 7));
     Arc::new(crate::message::parse(raw.as_bytes(), meta))
 }
 

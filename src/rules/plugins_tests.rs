@@ -23,13 +23,7 @@ fn labels(raw: &str, data: &[(&str, &str)], rule: &str) -> Vec<String> {
     let yaml = format!("accounts: {{}}\nplugins: {}\n", plugins.display());
     let config = Config::from_yaml(&yaml, &dir.path().join("t.yaml")).unwrap();
     let rules = RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}"));
-    let meta = Meta {
-        key: MessageKey::new("a", "INBOX", 1, 1),
-        flags: vec![],
-        internal_date: None,
-        size: None,
-        truncated: false,
-    };
+    let meta = Meta::new(MessageKey::new("a", "INBOX", 1, 1));
     let evaluation = rules.evaluate(&Arc::new(crate::message::parse(raw.as_bytes(), meta)), &[], chrono::Utc::now());
     assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
     evaluation

@@ -27,13 +27,7 @@ fn start(dir: &Path) -> (Reloader, CurrentRules) {
 }
 
 fn view() -> Arc<MessageView> {
-    let meta = Meta {
-        key: MessageKey::new("a", "INBOX", 1, 1),
-        flags: vec![],
-        internal_date: None,
-        size: None,
-        truncated: false,
-    };
+    let meta = Meta::new(MessageKey::new("a", "INBOX", 1, 1));
     Arc::new(crate::message::parse(b"From: a@b.example\r\nSubject: sort-me\r\n\r\nx\r\n", meta))
 }
 

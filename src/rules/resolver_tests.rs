@@ -31,13 +31,7 @@ fn file_line(e: &CompileError, dir: &Path) -> (String, usize) {
 }
 
 fn message() -> Arc<crate::message::MessageView> {
-    let meta = Meta {
-        key: MessageKey::new("a", "INBOX", 1, 1),
-        flags: vec![],
-        internal_date: None,
-        size: None,
-        truncated: false,
-    };
+    let meta = Meta::new(MessageKey::new("a", "INBOX", 1, 1));
     Arc::new(crate::message::parse(b"From: x@y.example\r\nSubject: hi\r\n\r\nbody\r\n", meta))
 }
 
