@@ -16,6 +16,7 @@
 //! Each action's idempotency key is derived from the message (account, mailbox, UIDVALIDITY,
 //! UID) and the decision (rule, position), so storing the same plan twice stores it once.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::message::{MessageKey, MessageView};
@@ -54,26 +55,111 @@ pub enum Action {
     Forward(Forward),
     /// Send a new message (a notice, a digest).
     Send(NewMessage),
-    /// POST JSON to a webhook endpoint named in the config.
-    Webhook {
-        /// The endpoint's name in the config's `webhooks:`.
-        endpoint: String,
-        /// The JSON body the rule built.
-        data: serde_json::Value,
-    },
-    /// Run an external program configured by name, with JSON on its standard input.
-    Command {
-        /// The command's name in the config.
-        name: String,
-        /// The JSON the rule built.
-        data: serde_json::Value,
-    },
+    /// POST an event to a webhook endpoint named in the config.
+    Webhook(Event),
+    /// Run an external program configured by name, with the event as JSON on its standard input.
+    Command(Event),
+}
+
+/// A webhook or command event, as the rule decided it: the dispatcher wraps it in the versioned
+/// payload (event id, account, mailbox, UIDVALIDITY, UID come from the outbox row).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The webhook endpoint's or the command's name in the config.
+    pub endpoint: String,
+    /// The rule's own data.
+    pub data: serde_json::Value,
+    /// What the event says about the message; `None` for a schedule's rule, which has none.
+    pub message: Option<EventMessage>,
+    /// Not to run before this time (send later); `None`: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    /// An event about no message, due at once.
+    pub fn new(endpoint: impl Into<String>, data: serde_json::Value) -> Event {
+        Event { endpoint: endpoint.into(), data, message: None, at: None }
+    }
+}
+
+/// The message facts in an event payload, captured when the rule decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMessage {
+    /// Message-ID without `<>`.
+    pub message_id: Option<String>,
+    /// The From address.
+    pub from: Option<String>,
+    /// To addresses.
+    pub to: Vec<String>,
+    /// Cc addresses.
+    pub cc: Vec<String>,
+    /// The decoded subject.
+    pub subject: String,
+    /// The Date header, RFC 3339.
+    pub date: Option<String>,
+    /// The start of the text body, at most a few hundred characters.
+    pub snippet: String,
+    /// Keywords and labels (not system flags).
+    pub labels: Vec<String>,
+    /// System flags (`\Seen` ...).
+    pub flags: Vec<String>,
+    /// The whole text body, when the endpoint's `include` asks for `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The HTML body, when `include` asks for `html`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The raw message, base64, when `include` asks for `raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// Attachments with their content in base64, when `include` asks for `attachments`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<EventAttachment>>,
+}
+
+impl EventMessage {
+    /// Characters of the text body in `snippet`.
+    pub const SNIPPET: usize = 280;
+
+    /// The facts every event carries (no `include` extras).
+    pub fn of(view: &MessageView) -> EventMessage {
+        EventMessage {
+            message_id: view.message_id().map(str::to_owned),
+            from: view.from().map(|a| a.address.clone()),
+            to: view.to().iter().map(|a| a.address.clone()).collect(),
+            cc: view.cc().iter().map(|a| a.address.clone()).collect(),
+            subject: view.subject().to_owned(),
+            date: view.date().map(|d| d.to_rfc3339()),
+            snippet: view.text().chars().take(Self::SNIPPET).collect(),
+            labels: view.keywords().to_vec(),
+            flags: view.flags().to_vec(),
+            ..EventMessage::default()
+        }
+    }
+}
+
+/// An attachment in an event payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAttachment {
+    /// Its file name, if it has one.
+    pub name: Option<String>,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its decoded size in bytes.
+    pub size: u64,
+    /// Its decoded content, base64.
+    pub content: String,
 }
 
 /// The kinds of the actions an IMAP executor carries out on the message in its mailbox.
 pub const MAILBOX_KINDS: &[&str] = &["add_flags", "remove_flags", "copy", "move", "delete", "archive"];
 /// The kinds of the outbound actions, carried out by their own executors.
 pub const OUTBOUND_KINDS: &[&str] = &["reply", "forward", "send", "webhook", "command"];
+/// The outbound kinds that send mail.
+pub const MAIL_KINDS: &[&str] = &["reply", "forward", "send"];
+/// The outbound kinds that notify other programs: at least once, by the event lane.
+pub const EVENT_KINDS: &[&str] = &["webhook", "command"];
 
 /// What an outbound action needs of the message it answers or forwards, captured when the rule
 /// decided: by the time it runs, the message may have been moved or deleted.
@@ -89,8 +175,22 @@ pub struct Original {
     pub subject: String,
     /// Its Date header, RFC 3339.
     pub date: Option<String>,
-    /// Whether a machine sent it: automatic replies to it must not be sent (RFC 3834).
-    pub auto_submitted: bool,
+    /// Its To addresses.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Its Cc addresses.
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// The envelope sender from Return-Path: `Some("")` for the null sender `<>`.
+    #[serde(default)]
+    pub return_path: Option<String>,
+    /// The Sender header's address.
+    #[serde(default)]
+    pub sender: Option<String>,
+    /// The headers the RFC 3834 guards read, as `(lower-case name, value)`: Auto-Submitted,
+    /// Precedence, X-Auto-Response-Suppress, every List-* header, and the like.
+    #[serde(default)]
+    pub guard_headers: Vec<(String, String)>,
 }
 
 impl Original {
@@ -102,7 +202,11 @@ impl Original {
             from: view.from().map(|a| a.address.clone()).unwrap_or_default(),
             subject: view.subject().to_owned(),
             date: view.date().map(|d| d.to_rfc3339()),
-            auto_submitted: view.is_auto_submitted(),
+            to: view.to().iter().map(|a| a.address.clone()).collect(),
+            cc: view.cc().iter().map(|a| a.address.clone()).collect(),
+            return_path: None,
+            sender: view.sender().map(|a| a.address.clone()),
+            guard_headers: Vec::new(),
         }
     }
 }
@@ -118,10 +222,20 @@ pub struct Reply {
     pub body: String,
     /// At most one reply per sender in this many days (Sieve vacation's `:days`).
     pub days: u32,
-    /// What the once-per-`days` memory is kept under: the rule's name.
+    /// What the once-per-`days` memory is kept under: the rule's name unless it gave one.
     pub handle: String,
     /// The message replied to.
     pub original: Original,
+    /// An HTML alternative to `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The From address the rule chose (one of the account's); `None`: the account address
+    /// the original was sent to, else the account's `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Not to send before this time; `None`: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A forward: the original's headers summary and text, under an optional note.
@@ -133,8 +247,14 @@ pub struct Forward {
     pub note: Option<String>,
     /// The message forwarded.
     pub original: Original,
-    /// Its plain-text body (attachments are not forwarded).
+    /// Its plain-text body, for an inline forward.
     pub text: String,
+    /// The whole original, base64, when it is forwarded as a `message/rfc822` attachment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<String>,
+    /// The From address the rule chose (one of the account's); `None`: the account's `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// A new message.
@@ -148,9 +268,33 @@ pub struct NewMessage {
     pub subject: String,
     /// The text.
     pub body: String,
+    /// An HTML alternative to `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The From address the rule chose (one of the account's); `None`: the account's `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Not to send before this time; `None`: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl Action {
+    /// When the action may run at the earliest (send later); `None`: as soon as it is stored.
+    pub fn not_before(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Action::Reply(r) => r.at,
+            Action::Send(m) => m.at,
+            Action::Webhook(e) | Action::Command(e) => e.at,
+            _ => None,
+        }
+    }
+
+    /// Whether it sends mail (reply, forward, send): at most once, under the daily cap.
+    pub fn is_mail(&self) -> bool {
+        matches!(self, Action::Reply(_) | Action::Forward(_) | Action::Send(_))
+    }
+
     /// The outbox kind, also the name used in logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -163,8 +307,8 @@ impl Action {
             Action::Reply(_) => "reply",
             Action::Forward(_) => "forward",
             Action::Send(_) => "send",
-            Action::Webhook { .. } => "webhook",
-            Action::Command { .. } => "command",
+            Action::Webhook(_) => "webhook",
+            Action::Command(_) => "command",
         }
     }
 
@@ -174,11 +318,9 @@ impl Action {
             Action::AddFlags { .. } | Action::RemoveFlags { .. } => Phase::Flags,
             Action::Copy { .. } => Phase::Copy,
             Action::Move { .. } | Action::Delete | Action::Archive => Phase::Disposition,
-            Action::Reply(_)
-            | Action::Forward(_)
-            | Action::Send(_)
-            | Action::Webhook { .. }
-            | Action::Command { .. } => Phase::Outbound,
+            Action::Reply(_) | Action::Forward(_) | Action::Send(_) | Action::Webhook(_) | Action::Command(_) => {
+                Phase::Outbound
+            }
         }
     }
 

@@ -46,20 +46,24 @@ fn original() -> Original {
         from: "ann@example.com".into(),
         subject: "Hi".into(),
         date: None,
-        auto_submitted: false,
+        to: vec![],
+        cc: vec![],
+        return_path: None,
+        sender: None,
+        guard_headers: vec![],
     }
 }
 
 #[test]
 fn outbound_actions_come_last_once_each() {
-    let hook = Action::Webhook { endpoint: "chat".into(), data: serde_json::json!({"n": 1}) };
+    let hook = Action::Webhook(Event::new("chat", serde_json::json!({"n": 1})));
     let plan = Plan::build(
         key(),
         vec![
             decide("a.rhai", 0, hook.clone()),
             decide("a.rhai", 1, Action::Archive),
             decide("b.rhai", 0, hook.clone()),
-            decide("b.rhai", 1, Action::Command { name: "notify".into(), data: serde_json::Value::Null }),
+            decide("b.rhai", 1, Action::Command(Event::new("notify", serde_json::Value::Null))),
             decide("b.rhai", 2, Action::AddFlags { flags: vec!["x".into()] }),
         ],
     );
@@ -83,11 +87,29 @@ fn every_kind_is_either_mailbox_or_outbound() {
             days: 7,
             handle: "r".into(),
             original: original(),
+            html: None,
+            from: None,
+            at: None,
         }),
-        Action::Forward(Forward { to: vec![], note: None, original: original(), text: String::new() }),
-        Action::Send(NewMessage { to: vec![], cc: vec![], subject: String::new(), body: String::new() }),
-        Action::Webhook { endpoint: "e".into(), data: serde_json::Value::Null },
-        Action::Command { name: "c".into(), data: serde_json::Value::Null },
+        Action::Forward(Forward {
+            to: vec![],
+            note: None,
+            original: original(),
+            text: String::new(),
+            attached: None,
+            from: None,
+        }),
+        Action::Send(NewMessage {
+            to: vec![],
+            cc: vec![],
+            subject: String::new(),
+            body: String::new(),
+            html: None,
+            from: None,
+            at: None,
+        }),
+        Action::Webhook(Event::new("e", serde_json::Value::Null)),
+        Action::Command(Event::new("c", serde_json::Value::Null)),
     ];
     for action in &all {
         let kind = action.kind();
@@ -109,15 +131,18 @@ fn payload_json_is_stable() {
         days: 7,
         handle: "away.rhai".into(),
         original: original(),
+        html: None,
+        from: None,
+        at: None,
     });
     assert_eq!(
         serde_json::to_string(&reply).unwrap(),
-        r#"{"kind":"reply","to":"ann@example.com","subject":"Re: Hi","body":"Away","days":7,"handle":"away.rhai","original":{"message_id":"a@example.com","references":[],"from":"ann@example.com","subject":"Hi","date":null,"auto_submitted":false}}"#
+        r#"{"kind":"reply","to":"ann@example.com","subject":"Re: Hi","body":"Away","days":7,"handle":"away.rhai","original":{"message_id":"a@example.com","references":[],"from":"ann@example.com","subject":"Hi","date":null,"to":[],"cc":[],"return_path":null,"sender":null,"guard_headers":[]}}"#
     );
-    let hook = Action::Webhook { endpoint: "chat".into(), data: serde_json::json!({"b": 1, "a": [true]}) };
+    let hook = Action::Webhook(Event::new("chat", serde_json::json!({"b": 1, "a": [true]})));
     assert_eq!(
         serde_json::to_string(&hook).unwrap(),
-        r#"{"kind":"webhook","endpoint":"chat","data":{"a":[true],"b":1}}"#
+        r#"{"kind":"webhook","endpoint":"chat","data":{"a":[true],"b":1},"message":null}"#
     );
     assert_eq!(serde_json::to_string(&Action::Archive).unwrap(), r#"{"kind":"archive"}"#);
     let json = serde_json::to_string(&Action::Move { mailbox: "Lists/rust".into() }).unwrap();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::plan::Event;
 
 fn yaml(text: &str) -> Value {
     serde_saphyr::from_str(text).unwrap()
@@ -54,7 +55,7 @@ fn the_printed_form_reads_back_as_the_same_action() {
         flags("add", &["yes", "$Label1"]),
         flags("remove", &["\\Seen", "\\Flagged"]),
         Action::Delete,
-        Action::Webhook { endpoint: "crm".into(), data: serde_json::json!({"id": 7, "tags": ["a"]}) },
+        Action::Webhook(Event::new("crm", serde_json::json!({"id": 7, "tags": ["a"]}))),
     ] {
         let form = fixture_form(&action);
         assert_eq!(parse(&form).map(|e| e.0), Ok(json(&action)), "{form}");
@@ -63,7 +64,7 @@ fn the_printed_form_reads_back_as_the_same_action() {
 
 #[test]
 fn fields_left_out_are_not_compared() {
-    let hook = Action::Webhook { endpoint: "crm".into(), data: serde_json::json!({"id": 7, "from": "a@b"}) };
+    let hook = Action::Webhook(Event::new("crm", serde_json::json!({"id": 7, "from": "a@b"})));
     assert!(parse("webhook").unwrap().matches(&hook));
     assert!(parse("webhook: {endpoint: crm}").unwrap().matches(&hook));
     assert!(parse("webhook: {data: {id: 7}}").unwrap().matches(&hook));

@@ -119,6 +119,7 @@ fn flag_effect(flag: &str, add: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Event;
 
     use crate::tooling::test_verdict as verdict;
 
@@ -132,7 +133,7 @@ mod tests {
         summary.add(&[&verdict(vec![])]);
         let labels = Action::AddFlags { flags: vec!["\\Flagged".into(), "receipt".into()] };
         summary.add(&[&verdict(vec![labels]), &verdict(vec![Action::Delete])]);
-        let hook = Action::Webhook { endpoint: "crm".into(), data: serde_json::json!({}) };
+        let hook = Action::Webhook(Event::new("crm", serde_json::json!({})));
         assert_eq!(effect(&hook), ["webhook -> crm"]);
         assert_eq!(effect(&Action::Archive), ["archived"]);
         let counts: Vec<(&str, usize)> = summary.effects.iter().map(|(k, v)| (k.as_str(), *v)).collect();

@@ -17,7 +17,7 @@ use super::date::Date;
 use super::fail;
 use super::reference::{Doc, doc, function};
 use crate::message::{Address, MessageView};
-use crate::plan::{Action, Forward, NewMessage, Original, Reply};
+use crate::plan::{Action, Event, EventMessage, Forward, NewMessage, Original, Reply};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -123,7 +123,7 @@ fn reply(options: Map) -> Result<()> {
         None if original.subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) => original.subject.clone(),
         None => format!("Re: {}", original.subject),
     };
-    record(Action::Reply(Reply { to, subject, body, days, handle: rule, original }))
+    record(Action::Reply(Reply { to, subject, body, days, handle: rule, original, html: None, from: None, at: None }))
 }
 
 fn forward(options: Map) -> Result<()> {
@@ -134,7 +134,8 @@ fn forward(options: Map) -> Result<()> {
     }
     let note = o.text("note")?;
     let (_, view) = message("forward")?;
-    record(Action::Forward(Forward { to, note, original: Original::of(&view), text: view.text().to_owned() }))
+    let text = view.text().to_owned();
+    record(Action::Forward(Forward { to, note, original: Original::of(&view), text, attached: None, from: None }))
 }
 
 fn send(options: Map) -> Result<()> {
@@ -145,7 +146,7 @@ fn send(options: Map) -> Result<()> {
     }
     let cc = o.addresses("cc")?;
     let subject = o.line("subject")?.ok_or_else(|| fail("send: `subject` is required"))?;
-    record(Action::Send(NewMessage { to, cc, subject, body: o.required("body")? }))
+    record(Action::Send(NewMessage { to, cc, subject, body: o.required("body")?, html: None, from: None, at: None }))
 }
 
 /// Rhai data as JSON: maps, arrays, strings, numbers, booleans, `()` as null; addresses and
@@ -201,6 +202,13 @@ fn data(what: &str, name: &str, value: &Dynamic) -> Result<serde_json::Value> {
     json(value, 0).map_err(|e| fail(format!("cannot send data to {what} `{name}`: {e}")))
 }
 
+/// An event for the running rule: the message's facts when it runs on one.
+fn event(target: String, data: serde_json::Value) -> Result<Event> {
+    let (_, view) = running().ok_or_else(|| fail("actions can only be called while a rule runs on a message"))?;
+    let message = view.map(|v| EventMessage::of(&v));
+    Ok(Event { endpoint: target, data, message, at: None })
+}
+
 /// A command name: a word, so that it reads as a name in the config and in logs.
 fn command_name(name: &str) -> Result<String> {
     let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -250,7 +258,7 @@ pub fn register(engine: &mut Engine) {
     function(e, "command", COMMAND, |name: &str, value: Dynamic| {
         let name = command_name(name)?;
         let data = data("command", &name, &value)?;
-        record(Action::Command { name, data })
+        record(Action::Command(event(name, data)?))
     });
 }
 
@@ -276,7 +284,7 @@ pub fn set_webhooks(engine: &mut Engine, names: impl IntoIterator<Item = impl In
                 return Err(fail(format!("no webhook named `{endpoint}` in the config ({listed})")));
             }
             let data = data("webhook", endpoint, &value)?;
-            record(Action::Webhook { endpoint: endpoint.to_owned(), data })
+            record(Action::Webhook(event(endpoint.to_owned(), data)?))
         },
     );
 }

@@ -122,7 +122,7 @@ pub fn actions(rule: &str, raw: &str) -> Vec<Action> {
 /// The data of the one `webhook("t", data)` a rule recorded: what the rule read.
 pub fn read(rule: &str, raw: &str) -> Value {
     match actions(rule, raw).as_slice() {
-        [Action::Webhook { endpoint, data }] if endpoint == "t" => data.clone(),
+        [Action::Webhook(event)] if event.endpoint == "t" => event.data.clone(),
         other => panic!("expected one webhook(\"t\", ...), got {other:#?}"),
     }
 }

@@ -12,7 +12,7 @@ fn original_of_full() -> Original {
         from: "Joerg@mail.shop.example".into(),
         subject: "Re: Your order #4711 has shipped".into(),
         date: Some("2026-12-24T10:30:00+01:00".into()),
-        auto_submitted: true,
+        ..Original::of(&view(FULL))
     }
 }
 
@@ -28,6 +28,9 @@ fn reply_captures_the_sender_and_thread() {
         days: 7,
         handle: "rule.rhai".into(),
         original: original_of_full(),
+        html: None,
+        from: None,
+        at: None,
     };
     assert_eq!(got, [Action::Reply(expected)]);
     let got = actions(r#"reply(#{ body: "Later.", subject: "Away", days: 1 });"#, BARE);
@@ -36,7 +39,6 @@ fn reply_captures_the_sender_and_thread() {
     let got = actions(r#"reply(#{ body: "x" });"#, BARE);
     let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
     assert_eq!(reply.subject, "Re: hello");
-    assert!(!reply.original.auto_submitted);
 }
 
 #[test]
@@ -66,12 +68,16 @@ fn forward_and_send_take_addresses() {
                 note: None,
                 original: original_of_full(),
                 text: "Tracking code: ZX-42-QQ".into(),
+                attached: None,
+                from: None,
             }),
             Action::Forward(Forward {
                 to: vec!["Joerg@mail.shop.example".into(), "b@example.com".into()],
                 note: Some("FYI".into()),
                 original: original_of_full(),
                 text: "Tracking code: ZX-42-QQ".into(),
+                attached: None,
+                from: None,
             }),
         ]
     );
@@ -84,6 +90,9 @@ fn forward_and_send_take_addresses() {
         cc: vec!["boss@example.com".into()],
         subject: "Big one".into(),
         body: "hello".into(),
+        html: None,
+        from: None,
+        at: None,
     };
     assert_eq!(got, [Action::Send(expected)]);
 }
@@ -105,7 +114,10 @@ fn webhooks_go_only_to_configured_names_with_json_data() {
         ok: true, none: (), list: [1, [2, "3"]], c: 'c' });"#;
     let data = json!({"subject": "hello", "from": "ann@example.org", "date": null, "n": 1, "x": 1.5, "ok": true,
         "none": null, "list": [1, [2, "3"]], "c": "c"});
-    assert_eq!(actions(rule, BARE), [Action::Webhook { endpoint: "chat".into(), data }]);
+    let got = actions(rule, BARE);
+    let [Action::Webhook(event)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!((event.endpoint.as_str(), &event.data), ("chat", &data));
+    assert_eq!(event.message.as_ref().map(|m| m.subject.as_str()), Some("hello"));
     let unknown = error(r#"webhook("https://evil.example/", #{});"#, BARE);
     assert!(unknown.contains("no webhook named `https://evil.example/` in the config (known: chat, t)"), "{unknown}");
     let (_dir, set) = rules_with(&[("rule.rhai", r#"webhook("t", 1);"#)], "");
@@ -131,6 +143,7 @@ fn without_webhooks_in_the_config_every_name_is_refused() {
 #[test]
 fn commands_are_recorded_by_name() {
     let got = actions(r#"command("notify-send", #{ title: msg.subject });"#, BARE);
-    assert_eq!(got, [Action::Command { name: "notify-send".into(), data: json!({"title": "hello"}) }]);
+    let [Action::Command(event)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!((event.endpoint.as_str(), &event.data), ("notify-send", &json!({"title": "hello"})));
     assert!(error(r#"command("/bin/sh -c x", ());"#, BARE).contains("is not a command name"));
 }
