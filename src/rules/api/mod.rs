@@ -6,12 +6,14 @@
 //! - [`date`]: the `Date` type, `now()` and `date()`;
 //! - [`actions`]: `move_to`, `copy_to`, `archive`, `flag`, `label`, `delete`, `stop`, ... which
 //!   record decisions into the running evaluation's own plan, within per-message caps;
-//! - [`outbound`]: `reply`, `forward`, `send`, `webhook`, `command`, recorded the same way;
+//! - [`outbound`]: `reply`, `forward`, `send`, and [`events`]: `webhook`, `command`, recorded
+//!   the same way;
 //! - [`reference`]: how each function is documented, and the generated reference.
 
 pub mod actions;
 pub mod address;
 pub mod date;
+pub mod events;
 pub mod message;
 pub mod outbound;
 pub mod reference;
@@ -22,7 +24,7 @@ mod tests;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
-pub use outbound::set_webhooks;
+pub use events::set_webhooks;
 use reference::Area;
 
 /// The areas in the order the reference presents them.
