@@ -7,6 +7,7 @@
 
 mod abuse;
 mod actions;
+mod events;
 mod helpers;
 mod message;
 mod outbound;

@@ -108,6 +108,7 @@ fn every_function_is_called_by_a_rule_in_the_tests() {
         include_str!("helpers.rs"),
         include_str!("actions.rs"),
         include_str!("outbound.rs"),
+        include_str!("events.rs"),
         include_str!("abuse.rs"),
     ]
     .concat();
