@@ -30,7 +30,59 @@ pub(super) struct Migration {
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "checkpoints, outbox, reply log, schedule runs", sql: V1 },
     Migration { version: 2, name: "rule failures, per-account claims", sql: V2 },
+    Migration { version: 3, name: "outbound: sending, suppressed, dropped; rule; reply log per action", sql: V3 },
 ];
+
+/// Outbound mail and the `tidings outbox` command. SQLite cannot change a CHECK constraint, so
+/// `actions` is rebuilt (new table, copy, drop, rename) with the states `sending` (an SMTP
+/// transaction may have begun), `suppressed` (a guard said no) and `dropped` (a person said
+/// no), and the rule that planned each action. The AUTOINCREMENT counter is carried over so
+/// that an id shown by `tidings outbox` is never given to another action. The reply log gains
+/// the action each row was written for (a refused send deletes its own row, and a row is
+/// unique per action) and the kind of mail it counts (every kind counts towards the daily
+/// cap; only replies towards "once per sender per period").
+const V3: &str = "
+CREATE TABLE actions_v3 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT    NOT NULL UNIQUE,
+    account         TEXT    NOT NULL,
+    mailbox         TEXT,
+    uidvalidity     INTEGER CHECK (uidvalidity BETWEEN 0 AND 4294967295),
+    uid             INTEGER CHECK (uid BETWEEN 0 AND 4294967295),
+    kind            TEXT    NOT NULL,
+    payload         TEXT    NOT NULL CHECK (json_valid(payload)),
+    state           TEXT    NOT NULL
+        CHECK (state IN ('pending', 'in_flight', 'sending', 'done', 'suppressed', 'failed',
+                         'uncertain', 'dropped')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts BETWEEN 0 AND 4294967295),
+    next_attempt_at INTEGER NOT NULL,
+    claimed_at      INTEGER,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    rule            TEXT,
+    CHECK ((uid IS NULL) = (uidvalidity IS NULL))
+) STRICT;
+
+INSERT INTO actions_v3 (id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload,
+                        state, attempts, next_attempt_at, claimed_at, last_error, created_at,
+                        updated_at, rule)
+SELECT id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, state, attempts,
+       next_attempt_at, claimed_at, last_error, created_at, updated_at, NULL
+FROM actions;
+
+DELETE FROM sqlite_sequence WHERE name = 'actions_v3';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'actions_v3', seq FROM sqlite_sequence WHERE name = 'actions';
+
+DROP TABLE actions;
+ALTER TABLE actions_v3 RENAME TO actions;
+CREATE INDEX actions_due ON actions (state, next_attempt_at);
+CREATE INDEX actions_due_by_account ON actions (account, state, next_attempt_at);
+
+ALTER TABLE reply_log ADD COLUMN action_id INTEGER;
+ALTER TABLE reply_log ADD COLUMN kind TEXT NOT NULL DEFAULT 'reply';
+CREATE UNIQUE INDEX reply_log_action ON reply_log (action_id);
+";
 
 /// Rule failures are kept with the message they failed on, for `tidings status` and history;
 /// the index serves the per-account executor claims.
@@ -198,5 +250,112 @@ mod tests {
         assert_eq!(rows as usize, MIGRATIONS.len());
         let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).unwrap();
         assert_eq!(app_id, APPLICATION_ID);
+    }
+
+    /// A store at version 2 with rows in every table it had, as a user upgrading has one.
+    fn v2_store_with_rows() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..2] {
+            assert!(apply(&mut conn, migration).unwrap());
+        }
+        conn.execute_batch(
+            "INSERT INTO actions (id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, state, \
+                                  attempts, next_attempt_at, claimed_at, last_error, created_at, updated_at) VALUES
+                 (1, 'k1', 'work', 'INBOX', 9, 42, 'move', '{\"mailbox\":\"A\"}', 'done', 1, 10, NULL, NULL, 5, 11),
+                 (2, 'k2', 'work', NULL, NULL, NULL, 'webhook', '{}', 'failed', 3, 20, NULL, 'boom', 6, 21),
+                 (3, 'k3', 'home', 'INBOX', 1, 7, 'reply', '{\"to\":\"a@x.org\"}', 'uncertain', 1, 30, 29, NULL, 7, 31),
+                 (4, 'k4', 'home', 'INBOX', 1, 8, 'copy', '{}', 'pending', 0, 40, NULL, NULL, 8, 8),
+                 (5, 'k5', 'home', 'INBOX', 1, 9, 'copy', '{}', 'in_flight', 1, 50, 49, NULL, 9, 49);
+             -- The newest action was deleted: its id must still never come back.
+             INSERT INTO actions (id, idempotency_key, account, kind, payload, state, next_attempt_at, created_at,
+                                  updated_at) VALUES (6, 'k6', 'home', 'move', '{}', 'done', 1, 1, 1);
+             DELETE FROM actions WHERE id = 6;
+             INSERT INTO reply_log (account, handle, sender, sent_at) VALUES ('work', 'vacation', 'a@x.org', 100);
+             INSERT INTO checkpoints VALUES ('work', 'INBOX', 9, 42, 5);",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn actions_v2_columns(conn: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, state, attempts, \
+                 next_attempt_at, claimed_at, last_error, created_at, updated_at FROM actions ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |row| (0..15).map(|i| row.get(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn v3_keeps_every_row_of_a_v2_store_unchanged() {
+        let mut conn = v2_store_with_rows();
+        let before = actions_v2_columns(&conn);
+        assert_eq!(before.len(), 5);
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(stored_version(&conn).unwrap(), Some(3));
+        assert_eq!(actions_v2_columns(&conn), before);
+        let rules: Vec<Option<String>> = conn
+            .prepare("SELECT rule FROM actions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rules, vec![None; 5]);
+        let log: (String, String, String, i64, Option<i64>, String) = conn
+            .query_row("SELECT account, handle, sender, sent_at, action_id, kind FROM reply_log", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .unwrap();
+        assert_eq!(log, ("work".into(), "vacation".into(), "a@x.org".into(), 100, None, "reply".into()));
+        let checkpoint: i64 = conn.query_row("SELECT last_uid FROM checkpoints", [], |r| r.get(0)).unwrap();
+        assert_eq!(checkpoint, 42);
+    }
+
+    #[test]
+    fn v3_accepts_the_new_states_keeps_the_indexes_and_never_reuses_an_id() {
+        let mut conn = v2_store_with_rows();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let insert = |key: &str, state: &str| {
+            conn.execute(
+                "INSERT INTO actions (idempotency_key, account, kind, payload, state, next_attempt_at, created_at, \
+                 updated_at, rule) VALUES (?1, 'work', 'reply', '{}', ?2, 1, 1, 1, 'vacation.rhai')",
+                (key, state),
+            )
+        };
+        for state in ["sending", "suppressed", "dropped"] {
+            insert(state, state).unwrap();
+        }
+        assert!(insert("bogus", "bogus").is_err(), "the state CHECK survived the rebuild");
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM actions WHERE idempotency_key IN ('sending', 'suppressed', 'dropped') ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, [7, 8, 9], "id 6 was used before the migration");
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for index in
+            ["actions_due", "actions_due_by_account", "reply_log_account", "reply_log_action", "reply_log_sender"]
+        {
+            assert!(indexes.iter().any(|i| i == index), "{index} missing from {indexes:?}");
+        }
+        assert!(
+            conn.execute(
+                "INSERT INTO actions (idempotency_key, account, kind, payload, state, next_attempt_at, \
+                          created_at, updated_at) VALUES ('k1', 'x', 'move', '{}', 'pending', 1, 1, 1)",
+                []
+            )
+            .is_err(),
+            "idempotency keys stay unique"
+        );
     }
 }
