@@ -20,6 +20,8 @@ mod corpus_tests;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
@@ -50,9 +52,21 @@ pub struct Attachment {
     pub size: u64,
 }
 
+/// The bytes a view was parsed from, shared (a clone of the view copies no mail). Its `Debug`
+/// shows the length only, so that a view in a log line cannot carry the message.
+#[derive(Clone, Default)]
+struct Raw(Arc<Vec<u8>>);
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Raw({} bytes)", self.0.len())
+    }
+}
+
 /// One message as rules see it. Built only by [`parse`]; immutable afterwards.
 #[derive(Debug, Clone)]
 pub struct MessageView {
+    raw: Raw,
     key: MessageKey,
     size: u64,
     truncated: bool,
@@ -84,6 +98,13 @@ pub struct MessageView {
 }
 
 impl MessageView {
+    /// The bytes it was parsed from, as fetched: the whole message, or only its header block
+    /// when it was [`truncated`](Self::truncated). For forwarding it as an attachment and for
+    /// webhooks that ask for the raw message.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw.0
+    }
+
     /// Where the message lives: account, mailbox, UIDVALIDITY, UID.
     pub fn key(&self) -> &MessageKey {
         &self.key

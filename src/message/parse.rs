@@ -6,13 +6,14 @@
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use super::fields::{Decoder, Fields, RawHeader, clip};
 use super::html::html_to_text;
-use super::{Attachment, MessageKey, MessageView, scan};
+use super::{Attachment, MessageKey, MessageView, Raw, scan};
 
 /// The longest text (and HTML) body kept for rules, in bytes; longer bodies are cut here and
 /// the view says so ([`MessageView::body_clipped`]).
@@ -59,6 +60,11 @@ struct Content<'a> {
 /// Parses one message. Never fails and never panics: broken mail yields a view with whatever
 /// could be read. CPU-bound; async callers use [`parse_blocking`].
 pub fn parse(raw: &[u8], meta: Meta) -> MessageView {
+    parse_shared(Arc::new(raw.to_vec()), meta)
+}
+
+/// [`parse`] of bytes the view keeps as they are (no copy).
+fn parse_shared(raw: Arc<Vec<u8>>, meta: Meta) -> MessageView {
     parse_with(raw, meta, with_mail_parser)
 }
 
@@ -66,8 +72,8 @@ pub fn parse(raw: &[u8], meta: Meta) -> MessageView {
 type MimeStage = for<'a> fn(&'a [u8], bool) -> Option<Content<'a>>;
 
 /// [`parse`] with the MIME stage passed in, so that tests can make it fail.
-fn parse_with(raw: &[u8], meta: Meta, mime: MimeStage) -> MessageView {
-    let input = prepare(raw);
+fn parse_with(raw: Arc<Vec<u8>>, meta: Meta, mime: MimeStage) -> MessageView {
+    let input = prepare(&raw);
     let attempt = catch_unwind(AssertUnwindSafe(|| mime(&input, meta.truncated)));
     let content = match attempt {
         Ok(Some(content)) => content,
@@ -86,19 +92,19 @@ fn parse_with(raw: &[u8], meta: Meta, mime: MimeStage) -> MessageView {
             Fields::derive(&content.headers, Decoder::Plain)
         });
     let size = meta.size.unwrap_or(raw.len() as u64);
-    assemble(meta, size, content, fields)
+    assemble(Raw(raw.clone()), meta, size, content, fields)
 }
 
 /// [`parse`] on the blocking thread pool, so a large message does not stall the async workers.
 pub async fn parse_blocking(raw: Vec<u8>, meta: Meta) -> MessageView {
-    let raw = std::sync::Arc::new(raw);
+    let raw = Arc::new(raw);
     let (task_raw, task_meta) = (raw.clone(), meta.clone());
-    match tokio::task::spawn_blocking(move || parse(&task_raw, task_meta)).await {
+    match tokio::task::spawn_blocking(move || parse_shared(task_raw, task_meta)).await {
         Ok(view) => view,
         Err(error) => {
             // Only a runtime shutting down cancels the task; the view is still owed to the caller.
             tracing::warn!(key = %meta.key, %error, "blocking parse did not finish; parsing in place");
-            parse(&raw, meta)
+            parse_shared(raw, meta)
         }
     }
 }
@@ -255,9 +261,10 @@ fn by_hand(input: &[u8], headers_only: bool) -> Content<'_> {
     Content { headers, text, html: None, attachments: Vec::new(), clipped, degraded: true }
 }
 
-fn assemble(meta: Meta, size: u64, content: Content<'_>, fields: Fields) -> MessageView {
+fn assemble(raw: Raw, meta: Meta, size: u64, content: Content<'_>, fields: Fields) -> MessageView {
     let (flags, keywords) = meta.flags.into_iter().partition(|f| f.starts_with('\\'));
     MessageView {
+        raw,
         key: meta.key,
         size,
         truncated: meta.truncated,
@@ -311,14 +318,14 @@ mod tests {
     #[test]
     fn a_panicking_parser_falls_back_to_the_hand_scan() {
         for stage in [panicking as MimeStage, finding_nothing] {
-            let v = parse_with(RAW, meta(), stage);
+            let v = parse_with(Arc::new(RAW.to_vec()), meta(), stage);
             assert!(v.degraded());
             assert_eq!(v.from().map(|a| a.address.as_str()), Some("ann@a.example"));
             assert_eq!(v.subject(), "Hé");
             assert_eq!(v.header("x-long"), Some("one two"));
             assert_eq!(v.text(), "body\r\n");
         }
-        let v = parse_with(RAW, Meta { truncated: true, ..meta() }, panicking);
+        let v = parse_with(Arc::new(RAW.to_vec()), Meta { truncated: true, ..meta() }, panicking);
         assert_eq!((v.subject(), v.text()), ("Hé", ""));
     }
 

@@ -385,3 +385,12 @@ fn mutated_messages_never_panic() {
         assert!(result.is_ok(), "a panic escaped parse() on {:?}", String::from_utf8_lossy(&m));
     }
 }
+
+#[test]
+fn the_view_keeps_the_bytes_it_was_parsed_from() {
+    let raw = "\r\nFrom: a@b.example\r\nSubject: x\r\n\r\nbody\r\n";
+    let v = view(raw);
+    assert_eq!(v.raw(), raw.as_bytes(), "as fetched, before any clean-up");
+    assert_eq!(v.clone().raw().as_ptr(), v.raw().as_ptr(), "a clone shares them");
+    assert!(format!("{v:?}").contains(&format!("Raw({} bytes)", raw.len())));
+}

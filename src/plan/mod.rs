@@ -204,11 +204,54 @@ impl Original {
             date: view.date().map(|d| d.to_rfc3339()),
             to: view.to().iter().map(|a| a.address.clone()).collect(),
             cc: view.cc().iter().map(|a| a.address.clone()).collect(),
-            return_path: None,
+            return_path: view.header("return-path").map(envelope_address),
             sender: view.sender().map(|a| a.address.clone()),
-            guard_headers: Vec::new(),
+            guard_headers: guard_headers(view),
         }
     }
+}
+
+/// Headers that mark mail as machine-sent, besides Auto-Submitted, Precedence, the List-*
+/// family (RFC 2369, 2919) and multipart/report (bounces, RFC 6522): what mailing list
+/// managers, Exchange and common auto-responders write instead.
+const AUTOMATED_HEADERS: &[&str] = &[
+    "auto-submitted",
+    "precedence",
+    "x-auto-response-suppress",
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoresponder",
+    "x-auto-reply",
+    "x-mailing-list",
+    "mailing-list",
+    "x-loop",
+    "x-beenthere",
+];
+
+/// The headers the reply guards read, lower-case names, top to bottom: only those, so the
+/// stored action stays small.
+fn guard_headers(view: &MessageView) -> Vec<(String, String)> {
+    view.all_headers()
+        .iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .filter(|(name, value)| {
+            AUTOMATED_HEADERS.contains(&name.as_str())
+                || name.starts_with("list-")
+                || (name == "content-type" && value.trim_start().to_ascii_lowercase().starts_with("multipart/report"))
+        })
+        .map(|(name, value)| (name, value.clone()))
+        .collect()
+}
+
+/// The address in a Return-Path (`<a@b.example>` -> `a@b.example`); `""` for the null sender
+/// `<>`, which bounces and auto-replies carry.
+fn envelope_address(value: &str) -> String {
+    let value = value.trim();
+    let inner = match (value.find('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value,
+    };
+    inner.trim().to_owned()
 }
 
 /// An automatic reply.

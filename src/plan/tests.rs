@@ -150,3 +150,27 @@ fn payload_json_is_stable() {
     let back: Action = serde_json::from_str(r#"{"kind":"add_flags","flags":["\\Seen"]}"#).unwrap();
     assert_eq!(back, Action::AddFlags { flags: vec!["\\Seen".into()] });
 }
+
+#[test]
+fn the_original_keeps_the_envelope_sender_and_the_guard_headers() {
+    let raw = "Return-Path: <>\r\nReturn-Path: <older@example.com>\r\nFrom: a@example.com\r\n\
+               Precedence: Bulk\r\nX-Mailer: x\r\nList-Id: Rust <rust.lists.example>\r\n\
+               List-Unsubscribe: <mailto:u@lists.example>\r\nauto-submitted: auto-replied\r\n\
+               Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\
+               X-Autoreply: yes\r\nSubject: x\r\n\r\n--b--\r\n";
+    let view = crate::message::parse(raw.as_bytes(), crate::message::Meta::new(key()));
+    let original = Original::of(&view);
+    assert_eq!(original.return_path.as_deref(), Some(""), "the topmost Return-Path, <> as empty");
+    let names: Vec<&str> = original.guard_headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["precedence", "list-id", "list-unsubscribe", "auto-submitted", "content-type", "x-autoreply"]);
+    assert_eq!(original.guard_headers[0].1, "Bulk");
+    let plain = crate::message::parse(
+        b"Return-Path: a@example.com\r\nSubject: x\r\n\r\nhi\r\n",
+        crate::message::Meta::new(key()),
+    );
+    let original = Original::of(&plain);
+    assert_eq!(original.return_path.as_deref(), Some("a@example.com"));
+    assert!(original.guard_headers.is_empty());
+    let none = crate::message::parse(b"Content-Type: text/plain\r\n\r\nhi\r\n", crate::message::Meta::new(key()));
+    assert_eq!((Original::of(&none).return_path, Original::of(&none).guard_headers), (None, vec![]));
+}
