@@ -21,6 +21,11 @@ impl Setup {
     /// Writes rules (`name`, `text`) and a config whose one account `t` is `user` on the
     /// environment's IMAPS port; `account_extra` is appended to the account (indented 4).
     pub fn new(env: &TestEnv, user: &User, rules: &[(&str, &str)], account_extra: &str) -> Setup {
+        Setup::with_top(env, user, rules, account_extra, "")
+    }
+
+    /// [`Setup::new`], with `top` (top-level YAML: `webhooks:`, `commands:` ...) appended.
+    pub fn with_top(env: &TestEnv, user: &User, rules: &[(&str, &str)], account_extra: &str, top: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let rules_dir = dir.path().join("rules");
         std::fs::create_dir_all(&rules_dir).unwrap();
@@ -36,7 +41,7 @@ impl Setup {
             ca = env.ca_file.display(),
             login = user.login,
             extra = account_extra.lines().map(|l| format!("    {l}\n")).collect::<String>(),
-        );
+        ) + top;
         let config = dir.path().join("tidings.yaml");
         std::fs::write(&config, yaml).unwrap();
         Setup { dir, config }
@@ -64,12 +69,18 @@ impl Daemon {
 
     /// Starts `tidings ARGS -c config` without waiting.
     pub fn spawn(config: &Path, args: &[&str]) -> Daemon {
+        Daemon::spawn_env(config, args, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables (they win over the defaults).
+    pub fn spawn_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args(args)
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info,tidings=debug")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

@@ -236,3 +236,37 @@ async fn own_env_survives_server_restarts() -> Result<()> {
     wait_until(DEADLINE, what, || async { !dir.exists() }).await;
     Ok(())
 }
+
+/// One HTTP/1.1 POST over a plain socket, as a webhook sender would; returns the status line.
+fn post(port: u16, body: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let request = format!(
+        "POST /hook HTTP/1.1\r\nhost: 127.0.0.1\r\nidempotency-key: k1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn the_http_receiver_records_answers_goes_down_and_comes_back() {
+    let mut receiver = crate::harness::Receiver::start();
+    assert!(post(receiver.port, "{\"a\":1}").unwrap().starts_with("HTTP/1.1 200"));
+    receiver.set_status(503);
+    assert!(post(receiver.port, "{}").unwrap().starts_with("HTTP/1.1 503"));
+    let got = receiver.requests();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].method.as_str(), got[0].path.as_str()), ("POST", "/hook"));
+    assert_eq!(got[0].header("idempotency-key"), Some("k1"));
+    assert_eq!(got[0].json(), serde_json::json!({"a": 1}));
+    receiver.go_down();
+    let refused = post(receiver.port, "{}");
+    assert!(refused.is_err(), "a down receiver refuses connections: {refused:?}");
+    receiver.come_back();
+    receiver.set_status(200);
+    assert!(post(receiver.port, "{}").unwrap().starts_with("HTTP/1.1 200"));
+    assert_eq!(receiver.requests().len(), 3, "the refused request was not recorded");
+}

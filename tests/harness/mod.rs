@@ -21,6 +21,7 @@
 
 mod mail;
 mod process;
+mod receiver;
 mod servers;
 mod smtp;
 mod tls;
@@ -36,6 +37,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
 pub use mail::{ImapSession, Listed, MailboxInfo, message};
+pub use receiver::{Receiver, Request};
 pub use servers::{CATCHALL, DOMAIN};
 pub use smtp::Submit;
 
