@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::types::ActionId;
+use super::types::{ActionId, ActionState};
 
 /// An error of the store.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +179,19 @@ pub enum Error {
         /// The action.
         id: ActionId,
     },
+    /// An action is not in a state that allows what was asked (or does not exist): retrying a
+    /// done action, dropping one an executor holds, sending one that was not claimed.
+    #[error("cannot {verb} action {id}: {}", wrong_state(*.found, .allowed))]
+    WrongState {
+        /// What was being done: "retry", "drop", "begin sending", ...
+        verb: &'static str,
+        /// The action.
+        id: ActionId,
+        /// Its state; `None`: there is no such action.
+        found: Option<ActionState>,
+        /// Which actions allow it, as a sentence: "only failed or uncertain actions can be retried".
+        allowed: &'static str,
+    },
     /// Reading or writing the reply log failed.
     #[error("cannot {verb} reply log of account {account}")]
     ReplyLog {
@@ -201,6 +214,13 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+fn wrong_state(found: Option<ActionState>, allowed: &str) -> String {
+    match found {
+        Some(state) => format!("it is {state}; {allowed}"),
+        None => "there is no such action".to_owned(),
+    }
 }
 
 /// Why a file is not a usable store.

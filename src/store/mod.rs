@@ -15,6 +15,7 @@
 //! for fleets of instances can come in behind the same methods and the same numbered schema
 //! versions (see `migrations`).
 
+mod by_hand;
 mod checkpoints;
 mod codec;
 mod error;
@@ -26,6 +27,9 @@ mod plans;
 mod reply_log;
 mod rule_failures;
 mod schedule_runs;
+mod sending;
+#[cfg(test)]
+mod sending_tests;
 mod sqlite;
 mod types;
 
@@ -36,6 +40,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{Damage, Error};
+pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
     Action, ActionId, ActionState, Checkpoint, MessagePlan, NewAction, OutboxCounts, Outcome, RuleFailureRecord,
     UnknownState,
@@ -180,22 +185,70 @@ impl Store {
         .await
     }
 
-    /// Records what came of running an in-flight action; [`Error::NotInFlight`] otherwise.
+    /// Records what came of running an in-flight (or sending) action; [`Error::NotInFlight`]
+    /// otherwise.
     pub async fn record_outcome(&self, id: ActionId, outcome: Outcome) -> Result<()> {
         self.call(move |conn| outbox::record_outcome(conn, id, &outcome)).await
     }
 
-    /// Records the outcomes of several in-flight actions at once: all or none.
+    /// Records the outcomes of several in-flight (or sending) actions at once: all or none.
     pub async fn record_outcomes(&self, outcomes: Vec<(ActionId, Outcome)>) -> Result<()> {
         self.call(move |conn| outbox::record_outcomes(conn, &outcomes)).await
     }
 
-    /// Turns actions left in flight by a previous run into uncertain, and returns them.
+    /// Settles the actions a previous run left claimed, and returns them in their new state:
+    /// mail that was `in_flight` (its SMTP transaction had not begun) is pending again; mail
+    /// that was `sending`, and every other kind in flight, is uncertain.
     ///
     /// Call once at start-up, before any claim, and only in the process that runs the
-    /// executors: an action claimed by a live executor would be marked uncertain too.
+    /// executors: an action claimed by a live executor would be taken from it too.
     pub async fn recover_in_flight(&self) -> Result<Vec<Action>> {
         self.call(|conn| outbox::recover_in_flight(conn)).await
+    }
+
+    /// Right before the SMTP transaction of the in-flight mail action `id`: checks "once per
+    /// sender per period" and the daily cap and, if they allow it, records the send in the
+    /// reply log and marks the action `sending`, all in one transaction. When they do not,
+    /// the action is settled (suppressed, or failed with how to retry) and the gate says why.
+    pub async fn begin_send(&self, id: ActionId, start: SendStart) -> Result<SendGate> {
+        self.call(move |conn| sending::begin_send(conn, id, &start)).await
+    }
+
+    /// The server refused the mail of sending action `id`, so nothing was sent: records
+    /// `outcome` ([`Outcome::Retry`] or [`Outcome::Failed`]) and takes its reply-log row back.
+    pub async fn abort_send(&self, id: ActionId, outcome: Outcome) -> Result<()> {
+        self.call(move |conn| sending::abort_send(conn, id, &outcome)).await
+    }
+
+    /// The SMTP transaction of sending action `id` broke off: the mail may be out. The action
+    /// becomes uncertain, is never resent automatically, and keeps counting towards the caps.
+    pub async fn mark_uncertain(&self, id: ActionId, error: impl Into<String>) -> Result<()> {
+        let error = error.into();
+        self.call(move |conn| sending::mark_uncertain(conn, id, &error)).await
+    }
+
+    /// Marks in-flight or sending action `id` done and stores `follow_up` (a copy for the Sent
+    /// folder) in the same transaction. Returns the follow-up's id (`None` without one, or when
+    /// its key was already stored).
+    pub async fn complete_with(&self, id: ActionId, follow_up: Option<NewAction>) -> Result<Option<ActionId>> {
+        self.call(move |conn| sending::complete_with(conn, id, follow_up.as_ref())).await
+    }
+
+    /// Puts failed or uncertain action `id` back to pending, due now, with its attempts reset
+    /// (`tidings outbox retry`); returns it. Any other state is [`Error::WrongState`].
+    pub async fn retry(&self, id: ActionId) -> Result<Action> {
+        self.call(move |conn| by_hand::retry(conn, id)).await
+    }
+
+    /// Puts every failed and uncertain action back to pending; returns them, oldest first.
+    pub async fn retry_all(&self) -> Result<Vec<Action>> {
+        self.call(|conn| by_hand::retry_all(conn)).await
+    }
+
+    /// Drops pending, failed or uncertain action `id`: it is never run (`tidings outbox
+    /// drop`); returns it. Any other state is [`Error::WrongState`].
+    pub async fn drop_action(&self, id: ActionId) -> Result<Action> {
+        self.call(move |conn| by_hand::drop_action(conn, id)).await
     }
 
     /// One action by id.
@@ -211,6 +264,12 @@ impl Store {
     /// Up to `limit` actions in `state` (`None`: any state), newest first.
     pub async fn list_outbox(&self, state: Option<ActionState>, limit: usize) -> Result<Vec<Action>> {
         self.call(move |conn| outbox::list(conn, state, limit)).await
+    }
+
+    /// Up to `limit` actions in any of `states`, newest first.
+    pub async fn list_outbox_in(&self, states: &[ActionState], limit: usize) -> Result<Vec<Action>> {
+        let states = states.to_vec();
+        self.call(move |conn| outbox::list_in(conn, &states, limit)).await
     }
 
     /// When `account` last sent an automatic reply to `sender` for rule `handle`.

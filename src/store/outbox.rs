@@ -1,9 +1,11 @@
 //! The action outbox: inserting planned actions, claiming due ones, recording outcomes.
 //!
 //! States move only along: pending -> in_flight (claim, attempts + 1) -> done | failed |
-//! pending (retry); and in_flight -> uncertain at start-up, for actions that were claimed
-//! before a crash and may or may not have run. Nothing ever moves an action back to pending
-//! without an executor saying so, which is what keeps "at most once" true.
+//! suppressed | pending (retry); mail goes in_flight -> sending right before its SMTP
+//! transaction (see `sending`). At start-up, actions a crash left claimed become uncertain
+//! (they may or may not have run), except mail that never reached `sending`, which is pending
+//! again: nothing left the machine yet. Only an executor, or a person (see `by_hand`), moves
+//! an uncertain action back to pending, which is what keeps "at most once" true.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -12,11 +14,11 @@ use super::codec::{self, Millis};
 use super::error::Error;
 use super::types::{Action, ActionId, ActionState, NewAction, OutboxCounts, Outcome};
 
-const COLUMNS: &str = "id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, \
+pub(super) const COLUMNS: &str = "id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, \
                        state, attempts, next_attempt_at, claimed_at, last_error, created_at, \
-                       updated_at";
+                       updated_at, rule";
 
-fn action(row: &Row<'_>) -> rusqlite::Result<Action> {
+pub(super) fn action(row: &Row<'_>) -> rusqlite::Result<Action> {
     Ok(Action {
         id: row.get(0)?,
         key: row.get(1)?,
@@ -33,6 +35,7 @@ fn action(row: &Row<'_>) -> rusqlite::Result<Action> {
         last_error: row.get(12)?,
         created_at: row.get::<_, Millis>(13)?.0,
         updated_at: row.get::<_, Millis>(14)?.0,
+        rule: row.get(15)?,
     })
 }
 
@@ -45,8 +48,8 @@ pub(super) fn insert_all(
 ) -> rusqlite::Result<Vec<ActionId>> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO actions (idempotency_key, account, mailbox, uidvalidity, uid, kind, \
-         payload, state, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?9, ?9) \
+         payload, state, attempts, next_attempt_at, created_at, updated_at, rule) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?9, ?9, ?10) \
          ON CONFLICT (idempotency_key) DO NOTHING \
          RETURNING id",
     )?;
@@ -64,6 +67,7 @@ pub(super) fn insert_all(
                     new.payload.to_string(),
                     Millis(new.not_before.unwrap_or(now)),
                     Millis(now),
+                    &new.rule,
                 ),
                 |row| row.get(0),
             )
@@ -122,7 +126,8 @@ fn sort_by_due(actions: &mut [Action]) {
     actions.sort_by_key(|a| (a.next_attempt_at, a.id));
 }
 
-/// Records the outcomes of several in-flight actions in one transaction (one sync to disk).
+/// Records the outcomes of several in-flight (or sending) actions in one transaction (one
+/// sync to disk).
 pub(super) fn record_outcomes(conn: &mut Connection, outcomes: &[(ActionId, Outcome)]) -> Result<(), Error> {
     let tx = conn.transaction().map_err(|source| Error::Outbox { verb: "record outcomes in", source })?;
     for (id, outcome) in outcomes {
@@ -131,14 +136,29 @@ pub(super) fn record_outcomes(conn: &mut Connection, outcomes: &[(ActionId, Outc
     tx.commit().map_err(|source| Error::Outbox { verb: "record outcomes in", source })
 }
 
-/// Records what came of an in-flight action.
+/// Records what came of an in-flight or sending action.
 pub(super) fn record_outcome(conn: &Connection, id: ActionId, outcome: &Outcome) -> Result<(), Error> {
+    if set_outcome(conn, id, outcome, &[ActionState::InFlight, ActionState::Sending])? {
+        Ok(())
+    } else {
+        Err(Error::NotInFlight { id })
+    }
+}
+
+/// Applies `outcome` to action `id` if it is in one of the states `from`; returns whether it was.
+pub(super) fn set_outcome(
+    conn: &Connection,
+    id: ActionId,
+    outcome: &Outcome,
+    from: &[ActionState],
+) -> Result<bool, Error> {
     let (state, next_attempt_at, error_text) = match outcome {
         Outcome::Done => (ActionState::Done, None, None),
         Outcome::Retry { next_attempt_at, error } => {
             (ActionState::Pending, Some(Millis(*next_attempt_at)), Some(error.as_str()))
         }
         Outcome::Failed { error } => (ActionState::Failed, None, Some(error.as_str())),
+        Outcome::Suppressed { reason } => (ActionState::Suppressed, None, Some(reason.as_str())),
     };
     let changed = conn
         .prepare_cached(
@@ -146,25 +166,43 @@ pub(super) fn record_outcome(conn: &Connection, id: ActionId, outcome: &Outcome)
              next_attempt_at = COALESCE(?3, next_attempt_at), \
              last_error = COALESCE(?4, last_error), \
              claimed_at = NULL, updated_at = ?5 \
-             WHERE id = ?1 AND state = 'in_flight'",
+             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?6))",
         )
-        .and_then(|mut stmt| stmt.execute((id, state, next_attempt_at, error_text, Millis(Utc::now()))))
+        .and_then(|mut stmt| {
+            stmt.execute((id, state, next_attempt_at, error_text, Millis(Utc::now()), states_json(from)))
+        })
         .map_err(|source| Error::Action { verb: "record outcome of", id, source })?;
-    if changed == 0 {
-        return Err(Error::NotInFlight { id });
-    }
-    Ok(())
+    Ok(changed > 0)
 }
 
-/// Turns every in-flight action into uncertain and returns them.
+/// States as a JSON array of their names, for `json_each`.
+pub(super) fn states_json(states: &[ActionState]) -> String {
+    serde_json::Value::from(states.iter().map(|s| s.as_str()).collect::<Vec<_>>()).to_string()
+}
+
+/// The state of action `id`, `None` if there is no such action.
+pub(super) fn state_of(conn: &Connection, id: ActionId) -> rusqlite::Result<Option<ActionState>> {
+    conn.prepare_cached("SELECT state FROM actions WHERE id = ?1")?.query_row([id], |row| row.get(0)).optional()
+}
+
+/// Settles what a crash left claimed, and returns those actions in their new state: mail still
+/// `in_flight` is pending again (its SMTP transaction starts only after `sending` is on disk,
+/// so nothing was sent); mail `sending` and every other kind in flight become uncertain.
 pub(super) fn recover_in_flight(conn: &Connection) -> Result<Vec<Action>, Error> {
     let sql = format!(
-        "UPDATE actions SET state = 'uncertain', updated_at = ?1 WHERE state = 'in_flight' \
+        "UPDATE actions SET \
+             state = CASE WHEN state = 'in_flight' AND kind IN (SELECT value FROM json_each(?2)) \
+                          THEN 'pending' ELSE 'uncertain' END, \
+             claimed_at = CASE WHEN state = 'in_flight' AND kind IN (SELECT value FROM json_each(?2)) \
+                          THEN NULL ELSE claimed_at END, \
+             updated_at = ?1 \
+         WHERE state IN ('in_flight', 'sending') \
          RETURNING {COLUMNS}"
     );
+    let mail_kinds = serde_json::Value::from(crate::plan::MAIL_KINDS.to_vec()).to_string();
     let mut recovered: Vec<Action> = conn
         .prepare(&sql)
-        .and_then(|mut stmt| stmt.query_map([Millis(Utc::now())], action)?.collect())
+        .and_then(|mut stmt| stmt.query_map((Millis(Utc::now()), mail_kinds), action)?.collect())
         .map_err(|source| Error::Outbox { verb: "recover in-flight actions in", source })?;
     recovered.sort_by_key(|a| a.id);
     Ok(recovered)
@@ -218,6 +256,17 @@ pub(super) fn counts(conn: &Connection) -> Result<OutboxCounts, Error> {
         *counts.slot(state) = n;
     }
     Ok(counts)
+}
+
+/// Up to `limit` actions in any of `states`, newest first.
+pub(super) fn list_in(conn: &Connection, states: &[ActionState], limit: usize) -> Result<Vec<Action>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM actions WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_map((states_json(states), limit), action)?.collect())
+        .map_err(|source| Error::Outbox { verb: "list", source })
 }
 
 /// Up to `limit` actions, in `state` or in any state, newest first.

@@ -133,22 +133,60 @@ async fn counts_and_lists_by_state() {
     let ids = enqueue(&store, &[("uncertain", t)]).await;
     store.claim_due(t, 1).await.unwrap();
     store.recover_in_flight().await.unwrap();
-    let more =
-        enqueue(&store, &[("done", t), ("failed", t), ("in_flight", t), ("pending", t + Duration::days(1))]).await;
-    let claimed = store.claim_due(t, 3).await.unwrap();
-    assert_eq!(keys(&claimed), ["done", "failed", "in_flight"]);
+    let more = enqueue(
+        &store,
+        &[
+            ("done", t),
+            ("failed", t),
+            ("suppressed", t),
+            ("sending", t),
+            ("in_flight", t),
+            ("dropped", t + Duration::days(1)),
+            ("pending", t + Duration::days(1)),
+        ],
+    )
+    .await;
+    let claimed = store.claim_due(t, 5).await.unwrap();
+    assert_eq!(keys(&claimed), ["done", "failed", "suppressed", "sending", "in_flight"]);
     store.record_outcome(more[0], Outcome::Done).await.unwrap();
     store.record_outcome(more[1], Outcome::Failed { error: "no".into() }).await.unwrap();
+    store.record_outcome(more[2], Outcome::Suppressed { reason: "bulk".into() }).await.unwrap();
+    let start = super::SendStart {
+        account: "work".into(),
+        kind: "send".into(),
+        once_per: None,
+        daily_limit: 10,
+        recipient: "a@x.org".into(),
+        now: t,
+    };
+    assert_eq!(store.begin_send(more[3], start).await.unwrap(), super::SendGate::Go);
+    store.drop_action(more[5]).await.unwrap();
     let counts = store.outbox_counts().await.unwrap();
-    assert_eq!(counts, OutboxCounts { pending: 1, in_flight: 1, done: 1, failed: 1, uncertain: 1 });
+    let one_each = OutboxCounts {
+        pending: 1,
+        in_flight: 1,
+        sending: 1,
+        done: 1,
+        suppressed: 1,
+        failed: 1,
+        uncertain: 1,
+        dropped: 1,
+    };
+    assert_eq!(counts, one_each);
     for state in ActionState::ALL {
         let listed = store.list_outbox(Some(state), 10).await.unwrap();
         assert_eq!(keys(&listed), [state.as_str()], "{state}");
         assert_eq!(counts.get(state), 1);
+        assert_eq!(state.as_str().parse::<ActionState>().unwrap(), state);
     }
     let newest = store.list_outbox(None, 2).await.unwrap();
-    assert_eq!(keys(&newest), ["pending", "in_flight"]);
-    assert_eq!(store.list_outbox(None, 10).await.unwrap().last().map(|a| a.id), Some(ids[0]));
+    assert_eq!(keys(&newest), ["pending", "dropped"]);
+    assert_eq!(store.list_outbox(None, 20).await.unwrap().last().map(|a| a.id), Some(ids[0]));
+    let actionable = store.list_outbox_in(&ActionState::ACTIONABLE, 20).await.unwrap();
+    assert_eq!(keys(&actionable), ["pending", "in_flight", "sending", "failed", "uncertain"]);
+    let settled = [ActionState::Done, ActionState::Suppressed, ActionState::Dropped];
+    assert_eq!(keys(&store.list_outbox_in(&settled, 2).await.unwrap()), ["dropped", "suppressed"]);
+    assert!(store.list_outbox_in(&[], 20).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -35,28 +35,69 @@ pub enum ActionState {
     Pending,
     /// Claimed by an executor, outcome not recorded yet.
     InFlight,
+    /// A mail whose SMTP transaction may have begun: after a crash it becomes uncertain, never
+    /// pending, so that it is not sent twice.
+    Sending,
     /// Ran successfully.
     Done,
+    /// Not carried out on purpose (a guard against reply loops, a reply already sent to the
+    /// sender); `last_error` says why.
+    Suppressed,
     /// Gave up (dead letter); `last_error` says why.
     Failed,
     /// Was in flight when tidings stopped: it may or may not have run, so it is not re-run.
     Uncertain,
+    /// Dropped by a person (`tidings outbox drop`): never run.
+    Dropped,
 }
 
 impl ActionState {
     /// Every state, in the order the outbox lists them.
-    pub const ALL: [ActionState; 5] =
-        [ActionState::Pending, ActionState::InFlight, ActionState::Done, ActionState::Failed, ActionState::Uncertain];
+    pub const ALL: [ActionState; 8] = [
+        ActionState::Pending,
+        ActionState::InFlight,
+        ActionState::Sending,
+        ActionState::Done,
+        ActionState::Suppressed,
+        ActionState::Failed,
+        ActionState::Uncertain,
+        ActionState::Dropped,
+    ];
+
+    /// The states that still need something: an executor to run them or a person to look.
+    pub const ACTIONABLE: [ActionState; 5] = [
+        ActionState::Pending,
+        ActionState::InFlight,
+        ActionState::Sending,
+        ActionState::Failed,
+        ActionState::Uncertain,
+    ];
 
     /// The name stored in the database and shown to users.
     pub fn as_str(self) -> &'static str {
         match self {
             ActionState::Pending => "pending",
             ActionState::InFlight => "in_flight",
+            ActionState::Sending => "sending",
             ActionState::Done => "done",
+            ActionState::Suppressed => "suppressed",
             ActionState::Failed => "failed",
             ActionState::Uncertain => "uncertain",
+            ActionState::Dropped => "dropped",
         }
+    }
+
+    /// Whether a person may put it back to pending (`tidings outbox retry`): only what gave up
+    /// or may not have run. Done and suppressed actions are settled, and what is pending, in
+    /// flight or sending is an executor's.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ActionState::Failed | ActionState::Uncertain)
+    }
+
+    /// Whether a person may drop it (`tidings outbox drop`): what is waiting or stuck, never
+    /// what an executor holds right now or what is settled.
+    pub fn is_droppable(self) -> bool {
+        matches!(self, ActionState::Pending | ActionState::Failed | ActionState::Uncertain)
     }
 }
 
@@ -98,6 +139,9 @@ pub struct NewAction {
     pub payload: serde_json::Value,
     /// Not to run before this time; `None`: due as soon as it is stored.
     pub not_before: Option<DateTime<Utc>>,
+    /// The rule that planned it, for `tidings outbox` and event payloads; `None`: no rule
+    /// (a follow-up such as saving a sent message).
+    pub rule: Option<String>,
 }
 
 impl NewAction {
@@ -117,6 +161,7 @@ impl NewAction {
             kind: kind.into(),
             payload,
             not_before: None,
+            rule: None,
         }
     }
 
@@ -131,6 +176,12 @@ impl NewAction {
     /// The same action, not to run before `at`.
     pub fn not_before(mut self, at: DateTime<Utc>) -> Self {
         self.not_before = Some(at);
+        self
+    }
+
+    /// The same action, planned by `rule`.
+    pub fn by_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
         self
     }
 }
@@ -168,6 +219,8 @@ pub struct Action {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The rule that planned it, if any (actions stored before schema version 3 have none).
+    pub rule: Option<String>,
 }
 
 /// What came of running a claimed action.
@@ -187,6 +240,11 @@ pub enum Outcome {
         /// Why.
         error: String,
     },
+    /// It was not carried out on purpose (a guard said no); kept with the reason.
+    Suppressed {
+        /// Why, for `tidings outbox`, `tidings test` and the logs.
+        reason: String,
+    },
 }
 
 /// How many actions are in each state.
@@ -196,33 +254,37 @@ pub struct OutboxCounts {
     pub pending: u64,
     /// Claimed by an executor.
     pub in_flight: u64,
+    /// Mail being sent.
+    pub sending: u64,
     /// Ran.
     pub done: u64,
+    /// Not carried out on purpose.
+    pub suppressed: u64,
     /// Gave up.
     pub failed: u64,
     /// Might have run; need a person to look.
     pub uncertain: u64,
+    /// Dropped by a person.
+    pub dropped: u64,
 }
 
 impl OutboxCounts {
     /// The count of one state.
     pub fn get(&self, state: ActionState) -> u64 {
-        match state {
-            ActionState::Pending => self.pending,
-            ActionState::InFlight => self.in_flight,
-            ActionState::Done => self.done,
-            ActionState::Failed => self.failed,
-            ActionState::Uncertain => self.uncertain,
-        }
+        let mut copy = *self;
+        *copy.slot(state)
     }
 
     pub(super) fn slot(&mut self, state: ActionState) -> &mut u64 {
         match state {
             ActionState::Pending => &mut self.pending,
             ActionState::InFlight => &mut self.in_flight,
+            ActionState::Sending => &mut self.sending,
             ActionState::Done => &mut self.done,
+            ActionState::Suppressed => &mut self.suppressed,
             ActionState::Failed => &mut self.failed,
             ActionState::Uncertain => &mut self.uncertain,
+            ActionState::Dropped => &mut self.dropped,
         }
     }
 }
