@@ -79,17 +79,25 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     Ok(Prepared { config, rules, reloader, secrets, store, _lock: lock })
 }
 
-/// Actions claimed by a process that died may or may not have happened. Flag stores, moves,
-/// archives and deletes by UID are safe to repeat (a second store changes nothing; a UID that
-/// already moved is no longer there to move), so they are requeued. Anything else stays
-/// `uncertain` for a person to settle: repeating a copy or a sent mail would do it twice.
+/// Actions claimed by a process that died may or may not have happened. The store already put
+/// mail that had not begun its SMTP transaction back to pending (nothing left the machine), and
+/// made everything else uncertain. Flag stores, moves, archives and deletes by UID are safe to
+/// repeat (a second store changes nothing; a UID that already moved is no longer there to
+/// move), and webhooks, commands and copies to the Sent folder are delivered at least once
+/// (receivers deduplicate by the idempotency key), so all of those are requeued. Anything
+/// else stays `uncertain` for a person to settle with `tidings outbox`: repeating a copy or a
+/// sent mail would do it twice.
 ///
 /// Every uncertain action of a safe kind is requeued, not only those found in flight now: a
 /// start killed between marking them uncertain and requeueing them would otherwise leave them
 /// stuck, their messages never moved.
 async fn recover(store: &Store) -> Result<(), crate::store::Error> {
     for action in store.recover_in_flight().await? {
-        if !safe_to_repeat(&action.kind) {
+        if action.state == ActionState::Pending {
+            tracing::info!(id = %action.id, kind = %action.kind, account = %action.account, "mail was claimed but not being sent at the last stop; requeued");
+        } else if crate::plan::MAIL_KINDS.contains(&action.kind.as_str()) {
+            tracing::warn!(id = %action.id, kind = %action.kind, account = %action.account, "mail was being sent at the last stop and may have gone out; marked uncertain, not resent (see tidings outbox)");
+        } else if !safe_to_repeat(&action.kind) {
             tracing::warn!(id = %action.id, kind = %action.kind, account = %action.account, "action was in flight at the last stop; marked uncertain");
         }
     }
@@ -102,8 +110,10 @@ async fn recover(store: &Store) -> Result<(), crate::store::Error> {
     Ok(())
 }
 
+/// Whether running an action of `kind` twice is harmless or expected (at least once); never
+/// for mail, which is sent at most once.
 fn safe_to_repeat(kind: &str) -> bool {
-    matches!(kind, "add_flags" | "remove_flags" | "move" | "archive" | "delete")
+    matches!(kind, "add_flags" | "remove_flags" | "move" | "archive" | "delete" | "webhook" | "command" | "save_sent")
 }
 
 fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
@@ -198,5 +208,39 @@ mod tests {
         assert_eq!((counts.pending, counts.uncertain), (2, 1), "{counts:?}");
         let uncertain = store.list_outbox(Some(ActionState::Uncertain), 10).await.unwrap();
         assert_eq!(uncertain[0].kind, "copy", "a copy is never repeated on a guess");
+    }
+
+    /// A crash with events, a Sent copy and mail in every stage: events and the copy are
+    /// delivered again (at least once), mail not yet sending is sent, mail sending never again.
+    #[tokio::test]
+    async fn a_crash_requeues_events_and_unsent_mail_but_never_mail_that_was_sending() {
+        use crate::store::{OncePer, SendGate, SendStart};
+        let store = Store::open_in_memory().await.unwrap();
+        let now = chrono::Utc::now();
+        let kinds = ["webhook", "command", "save_sent", "reply", "forward", "send"];
+        let actions = kinds.iter().map(|kind| NewAction::new(*kind, "a", *kind, serde_json::json!({}))).collect();
+        store.commit_schedule_plan("test", now, actions).await.unwrap();
+        let claimed = store.claim_due(now, 10).await.unwrap();
+        let reply = claimed.iter().find(|a| a.kind == "reply").unwrap().id;
+        let once_per = Some(OncePer { handle: "h".into(), sender: "s@x.org".into(), days: 7 });
+        let start = SendStart {
+            account: "a".into(),
+            kind: "reply".into(),
+            once_per,
+            daily_limit: 5,
+            recipient: "s@x.org".into(),
+            now,
+        };
+        assert_eq!(store.begin_send(reply, start).await.unwrap(), SendGate::Go);
+        // The crash: nothing was recorded; the next start recovers.
+        recover(&store).await.unwrap();
+        let pending = store.list_outbox(Some(ActionState::Pending), 10).await.unwrap();
+        let mut requeued: Vec<&str> = pending.iter().map(|a| a.kind.as_str()).collect();
+        requeued.sort_unstable();
+        assert_eq!(requeued, ["command", "forward", "save_sent", "send", "webhook"]);
+        let uncertain = store.list_outbox(Some(ActionState::Uncertain), 10).await.unwrap();
+        assert_eq!((uncertain.len(), uncertain[0].id), (1, reply), "the reply that was sending stays uncertain");
+        recover(&store).await.unwrap();
+        assert_eq!(store.outbox_counts().await.unwrap().uncertain, 1, "a second start does not resend it either");
     }
 }

@@ -333,9 +333,36 @@ fn new_action(view: &MessageView, planned: &crate::plan::Planned) -> NewAction {
     // Serialising a plain enum of strings cannot fail; `Null` would be refused by the store's
     // json check and surface as a store error, never as a silent wrong action.
     let payload = serde_json::to_value(&planned.action).unwrap_or(serde_json::Value::Null);
-    NewAction::new(planned.key.clone(), key.account.clone(), planned.action.kind(), payload).for_message(
-        key.mailbox.clone(),
-        key.uidvalidity,
-        key.uid,
-    )
+    let action = NewAction::new(planned.key.clone(), key.account.clone(), planned.action.kind(), payload)
+        .for_message(key.mailbox.clone(), key.uidvalidity, key.uid)
+        .by_rule(planned.rule.clone());
+    match planned.action.not_before() {
+        Some(at) => action.not_before(at),
+        None => action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use crate::message::{MessageKey, Meta, parse};
+    use crate::plan::{Action, Event, Planned};
+
+    /// The outbox row carries what `tidings outbox` shows and when the action may run.
+    #[test]
+    fn a_planned_action_is_stored_with_its_rule_and_its_time() {
+        let view = parse(b"Subject: hi\r\n\r\nhi\r\n", Meta::new(MessageKey::new("work", "INBOX", 9, 42)));
+        let at: DateTime<Utc> = "2030-01-02T03:04:05Z".parse().unwrap();
+        let event = Event { at: Some(at), ..Event::new("ops", serde_json::json!({})) };
+        let later = Planned { key: "k1".into(), rule: "notify.rhai".into(), action: Action::Webhook(event) };
+        let new = super::new_action(&view, &later);
+        assert_eq!((new.rule.as_deref(), new.not_before), (Some("notify.rhai"), Some(at)));
+        assert_eq!(
+            (new.kind.as_str(), new.mailbox.as_deref(), new.uidvalidity, new.uid),
+            ("webhook", Some("INBOX"), Some(9), Some(42))
+        );
+        let now = Planned { key: "k2".into(), rule: "sort.rhai".into(), action: Action::Archive };
+        assert_eq!(super::new_action(&view, &now).not_before, None);
+    }
 }
