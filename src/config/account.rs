@@ -32,6 +32,22 @@ pub struct Account {
     pub rules: Vec<String>,
     /// How the watchers and executors talk to the server.
     pub watch: Watch,
+    /// Where sent mail is kept (APPENDed after the server took it); `None`: nowhere.
+    pub save_sent: Option<SaveSent>,
+    /// The most messages (replies, forwards, notices) the account sends in any 24 hours.
+    pub daily_send_limit: u32,
+}
+
+/// The messages an account sends in 24 hours when the config does not say.
+pub const DAILY_SEND_LIMIT: u32 = 100;
+
+/// Where `save_sent` keeps a copy of each message sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaveSent {
+    /// The folder the server marks `\Sent` (special-use): `save_sent: true`.
+    SpecialUse,
+    /// A folder by name: `save_sent: "Sent Items"`.
+    Folder(String),
 }
 
 /// Connection behaviour of an account's watchers and executor.
@@ -130,6 +146,8 @@ const ACCOUNT_KEYS: &[&str] = &[
     "max_message_size",
     "create_folders",
     "delete",
+    "save_sent",
+    "daily_send_limit",
 ];
 const SERVER_KEYS: &[&str] = &["host", "port", "tls"];
 const MAILBOX_KEYS: &[&str] = &["name", "backfill"];
@@ -191,7 +209,17 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         None => Some(Vec::new()),
     };
     let watch = watch(&fields, &what, problems);
+    let save_sent = match fields.get("save_sent") {
+        Some(n) => save_sent(n, &what, problems),
+        None => Some(None),
+    };
+    let daily_send_limit = match fields.get("daily_send_limit") {
+        Some(n) => send_limit(n, &what, problems),
+        None => Some(DAILY_SEND_LIMIT),
+    };
     Some(Account {
+        save_sent: save_sent?,
+        daily_send_limit: daily_send_limit?,
         rules: rules?,
         watch: watch?,
         name: name.to_owned(),
@@ -360,6 +388,50 @@ fn mailboxes(node: &Node, what: &str, default: Backfill, problems: &mut Problems
     ok.then_some(out)
 }
 
+/// `save_sent: true` (the \Sent folder), `false` (none) or a folder name.
+fn save_sent(node: &Node, what: &str, problems: &mut Problems) -> Option<Option<SaveSent>> {
+    let what = format!("{what}: save_sent");
+    match &node.value {
+        Value::Bool(true) => Some(Some(SaveSent::SpecialUse)),
+        Value::Bool(false) => Some(None),
+        Value::Str(_) => read::string(node, &what, problems).map(|name| Some(SaveSent::Folder(name))),
+        other => {
+            problems.hint(
+                node.pos,
+                format!("{what} must be true, false or a folder name, found {}", other.kind()),
+                "`save_sent: true` keeps sent mail in the server's \\Sent folder; `save_sent: \"Sent Items\"` in that one",
+            );
+            None
+        }
+    }
+}
+
+/// A whole number of messages, at least 1.
+fn send_limit(node: &Node, what: &str, problems: &mut Problems) -> Option<u32> {
+    let what = format!("{what}: daily_send_limit");
+    match &node.value {
+        Value::Int(n) if *n >= 1 => match u32::try_from(*n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                problems.error(node.pos, format!("{what} {n} is too large"));
+                None
+            }
+        },
+        Value::Int(n) => {
+            problems.hint(
+                node.pos,
+                format!("{what} must be at least 1, found {n}"),
+                "to keep rules from sending, give the account no `smtp` server",
+            );
+            None
+        }
+        other => {
+            problems.error(node.pos, format!("{what} must be a whole number of messages, found {}", other.kind()));
+            None
+        }
+    }
+}
+
 fn watch(fields: &Fields<'_>, what: &str, problems: &mut Problems) -> Option<Watch> {
     let mut watch = Watch::default();
     let mut ok = true;
@@ -412,3 +484,7 @@ fn watch(fields: &Fields<'_>, what: &str, problems: &mut Problems) -> Option<Wat
     }
     ok.then_some(watch)
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;
