@@ -9,10 +9,12 @@
 //! read by [`Config::resolve_secrets`], which the runtime calls before the first connection.
 
 pub mod account;
+pub mod command;
 pub mod diagnostics;
 pub mod duration;
 pub mod schedule;
 pub mod secret;
+pub mod template;
 pub mod tree;
 pub mod webhook;
 
@@ -24,10 +26,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use account::{Account, Backfill, Mailbox, Server, Tls, Watch};
+pub use command::Command;
 pub use diagnostics::Problem;
 pub use schedule::{CatchUp, Schedule, Search};
 pub use secret::{Secret, SecretSource};
-pub use webhook::Webhook;
+pub use template::Template;
+pub use webhook::{Include, Webhook};
 
 use diagnostics::{Fields, Problems};
 
@@ -46,6 +50,8 @@ pub struct Config {
     pub state: PathBuf,
     /// Webhook endpoints by name.
     pub webhooks: BTreeMap<String, Webhook>,
+    /// Commands rules may run, by name.
+    pub commands: BTreeMap<String, Command>,
     /// Schedules, in the order written.
     pub schedules: Vec<Schedule>,
     /// The sandbox every rule evaluation runs in.
@@ -121,7 +127,7 @@ impl fmt::Display for Invalid<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["accounts", "rules", "plugins", "state", "webhooks", "schedules", "limits"];
+const TOP_KEYS: &[&str] = &["accounts", "rules", "plugins", "state", "webhooks", "commands", "schedules", "limits"];
 const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
 
 impl Config {
@@ -220,6 +226,12 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
             webhooks.extend(webhook::validate(key, value, base, problems).map(|w| (key.name.clone(), w)));
         }
     }
+    let mut commands = BTreeMap::new();
+    if let Some(node) = top.get("commands") {
+        for (key, value) in diagnostics::named_entries(node, "commands", problems) {
+            commands.extend(command::validate(key, value, base, problems).map(|c| (key.name.clone(), c)));
+        }
+    }
     let mut schedules = Vec::new();
     if let Some(node) = top.get("schedules") {
         for (key, value) in diagnostics::named_entries(node, "schedules", problems) {
@@ -238,6 +250,7 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         plugins_dir: plugins_dir?,
         state: state?,
         webhooks,
+        commands,
         schedules,
     })
 }

@@ -128,7 +128,13 @@ webhooks:
     assert_eq!(config.state, Path::new("/etc/tidings/var/state.db"));
     let chat = &config.webhooks["chat"];
     assert_eq!(chat.timeout, Duration::from_secs(10));
-    assert_eq!(chat.headers, vec![("X-Team".to_owned(), "mail".to_owned())]);
+    let headers: Vec<(&str, &str)> = chat.headers.iter().map(|(n, t)| (n.as_str(), t.source())).collect();
+    assert_eq!(headers, [("X-Team", "mail")]);
+    assert_eq!((chat.max_attempts, chat.retry_delay), (12, Duration::from_secs(2)));
+    assert_eq!(
+        (chat.include, chat.template.is_none(), chat.content_type.as_str()),
+        (Include::default(), true, "application/json")
+    );
 }
 
 #[test]
@@ -233,4 +239,163 @@ accounts:
     );
     let lines: Vec<u32> = found.iter().map(|p| p.pos.line).collect();
     assert_eq!(lines, vec![6, 7], "{found:#?}");
+}
+
+#[test]
+fn webhook_templates_includes_and_retries_are_read() {
+    let config = load(
+        "\
+webhooks:
+  slack:
+    url: https://hooks.slack.com/services/T/B/X
+    include: [text, attachments]
+    template: '{\"text\": \"{{message.subject}}: {{message.text}}\", \"n\": {{message.attachments | json}}}'
+    max_attempts: 3
+    retry_delay: 500ms
+    timeout: 5s
+  ntfy:
+    url: https://ntfy.sh/mail
+    content_type: text/plain; charset=utf-8
+    template: \"{{message.snippet}}\"
+    headers: { Title: \"{{message.from}}: {{message.subject}}\" }
+",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let slack = &config.webhooks["slack"];
+    assert_eq!(slack.include, Include { text: true, attachments: true, ..Include::default() });
+    assert_eq!(
+        (slack.max_attempts, slack.retry_delay, slack.timeout),
+        (3, Duration::from_millis(500), Duration::from_secs(5))
+    );
+    assert!(slack.is_json());
+    let ntfy = &config.webhooks["ntfy"];
+    assert!(!ntfy.is_json());
+    assert_eq!(ntfy.template.as_ref().map(Template::source), Some("{{message.snippet}}"));
+    assert_eq!(ntfy.headers[0].1.paths().collect::<Vec<_>>(), ["message.from", "message.subject"]);
+}
+
+#[test]
+fn webhook_mistakes_are_found_at_load() {
+    let found = problems(
+        "\
+webhooks:
+  a:
+    url: https://example.com/a
+    template: '{\"text\": \"{{message.subjet}}\"}'
+    include: [text, pdf]
+  b:
+    url: https://example.com/b
+    template: '{\"text\": {{message.subject}}}'
+    max_attempts: 0
+    retry_delay: 2h
+  c:
+    url: https://example.com/c
+    content_type: text/plain
+    headers: { Content-Type: text/plain, X-Tidings-Signature: x, Title: \"{{message.text}}\" }
+    timeout: 0s
+  d:
+    url: https://example.com/d
+    content_type: not a type
+",
+    );
+    let got: Vec<(u32, &str)> = found.iter().map(|p| (p.pos.line, p.message.as_str())).collect();
+    let expected: &[(u32, &str)] = &[
+        (4, "`{{message.subjet}}` names no payload field"),
+        (5, "include: `pdf` is not recognised"),
+        (8, "template does not give JSON once filled in"),
+        (9, "max_attempts must be a number from 1 to 1000"),
+        (10, "retry_delay is over an hour"),
+        (13, "content_type `text/plain` without a template"),
+        (14, "`Content-Type` cannot be set here"),
+        (14, "`X-Tidings-Signature` cannot be set here"),
+        (14, "`{{message.text}}` is only in the payload with `include: [text]`"),
+        (15, "timeout must be longer than zero"),
+        (18, "content_type `not a type` is not a media type"),
+    ];
+    assert_eq!(found.len(), expected.len(), "expected {expected:#?}\ngot {got:#?}");
+    for ((line, needle), problem) in expected.iter().zip(&found) {
+        assert_eq!(problem.pos.line, *line, "wrong line for {problem}");
+        assert!(problem.message.contains(needle), "expected {needle:?} on line {line}, got {problem}");
+    }
+}
+
+#[test]
+fn commands_are_read_with_their_program_found() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("work")).unwrap();
+    let yaml = "\
+commands:
+  sync:
+    run: [sh, -c, 'exit 0', '']
+  notify:
+    run: [/bin/sh, notify.sh]
+    timeout: 5s
+    max_attempts: 2
+    retry_delay: 1m
+    env: { TOPIC: mail, EMPTY: '' }
+    dir: work
+";
+    let config = Config::from_yaml(yaml, &dir.path().join("tidings.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let sync = &config.commands["sync"];
+    assert_eq!(sync.run, ["sh", "-c", "exit 0", ""]);
+    assert!(sync.program.is_absolute() && sync.program.ends_with("sh"), "{:?}", sync.program);
+    assert_eq!(
+        (sync.timeout, sync.max_attempts, sync.retry_delay),
+        (Duration::from_secs(60), 12, Duration::from_secs(2))
+    );
+    assert_eq!(sync.dir, dir.path());
+    let notify = &config.commands["notify"];
+    assert_eq!(notify.program, Path::new("/bin/sh"));
+    assert_eq!(notify.env, [("TOPIC".to_owned(), "mail".to_owned()), ("EMPTY".to_owned(), String::new())]);
+    assert_eq!(
+        (notify.timeout, notify.max_attempts, notify.retry_delay),
+        (Duration::from_secs(5), 2, Duration::from_secs(60))
+    );
+    assert_eq!(notify.dir, dir.path().join("work"));
+}
+
+#[test]
+fn command_mistakes_are_found_at_load() {
+    let found = problems(
+        "\
+commands:
+  shell:
+    run: mbsync -a
+  empty:
+    run: []
+  missing:
+    run: [surely-no-such-program-tidings]
+  relative:
+    run: [bin/notify]
+    dir: nowhere
+  typed:
+    run: [sh, 5]
+    env: { 1X: a, TIDINGS_EVENT_ID: b, N: 3 }
+    shell: true
+  bad name!:
+    run: [sh]
+  none:
+    timeout: 1m
+",
+    );
+    let got: Vec<(u32, &str)> = found.iter().map(|p| (p.pos.line, p.message.as_str())).collect();
+    let expected: &[(u32, &str)] = &[
+        (3, "run must be a list (the program, then its arguments), found a string"),
+        (5, "run is empty"),
+        (7, "program `surely-no-such-program-tidings` is not found on PATH"),
+        (9, "program `/etc/tidings/bin/notify` is not an executable file"),
+        (10, "dir `/etc/tidings/nowhere` is not a directory"),
+        (12, "arguments must be strings, found a number"),
+        (13, "`1X` is not a variable name"),
+        (13, "`TIDINGS_EVENT_ID` cannot be set here"),
+        (13, "N must be a string, found a number"),
+        (14, "unknown key `shell`"),
+        (15, "command `bad name!`: not a command name"),
+        (17, "command `none` has no `run`"),
+    ];
+    assert_eq!(found.len(), expected.len(), "expected {expected:#?}\ngot {got:#?}");
+    for ((line, needle), problem) in expected.iter().zip(&found) {
+        assert_eq!(problem.pos.line, *line, "wrong line for {problem}");
+        assert!(problem.message.contains(needle), "expected {needle:?} on line {line}, got {problem}");
+    }
 }
