@@ -107,7 +107,7 @@ async fn run_mailbox(
             let ran = execute(session, account, targets, &group.action, &uids).await;
             span.in_scope(|| match &ran {
                 Ran::Done => tracing::info!(mailbox, "done"),
-                Ran::Transient(e) => tracing::warn!(mailbox, error = %e, "will retry"),
+                Ran::Transient(e) | Ran::RetryAfter(_, e) => tracing::warn!(mailbox, error = %e, "will retry"),
                 Ran::Permanent(e) => tracing::error!(mailbox, error = %e, "failed"),
             });
             if !matches!(ran, Ran::Done) {

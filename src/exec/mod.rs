@@ -11,7 +11,11 @@
 //! idling). It claims due actions in batches, so a burst of a hundred moves to one folder is one
 //! `UID MOVE` with a UID set, not a hundred round trips.
 
+pub mod command;
+pub mod event;
 mod imap_ops;
+pub mod retry;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,6 +230,8 @@ pub enum Ran {
     Transient(String),
     /// It will not work (no such folder and creating is off, refused by the server).
     Permanent(String),
+    /// It may work later, but not before this long: the receiver said so (`Retry-After`).
+    RetryAfter(Duration, String),
 }
 
 /// Applies the retry policy: transient errors retry with exponential delay until
@@ -239,11 +245,15 @@ fn settle(claimed: &[Action], ran: Vec<(ActionId, Ran)>) -> Vec<(ActionId, Outco
             let outcome = match result {
                 Some(Ran::Done) => Outcome::Done,
                 Some(Ran::Permanent(error)) => Outcome::Failed { error: error.clone() },
-                Some(Ran::Transient(error)) if action.attempts >= MAX_ATTEMPTS => {
+                Some(Ran::Transient(error) | Ran::RetryAfter(_, error)) if action.attempts >= MAX_ATTEMPTS => {
                     Outcome::Failed { error: format!("gave up after {} attempts: {error}", action.attempts) }
                 }
                 Some(Ran::Transient(error)) => {
                     Outcome::Retry { next_attempt_at: retry_at(action.attempts), error: error.clone() }
+                }
+                Some(Ran::RetryAfter(after, error)) => {
+                    let asked = Utc::now() + chrono::Duration::from_std(*after).unwrap_or(chrono::Duration::days(1));
+                    Outcome::Retry { next_attempt_at: retry_at(action.attempts).max(asked), error: error.clone() }
                 }
                 None => Outcome::Retry {
                     next_attempt_at: retry_at(0),
