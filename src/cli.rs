@@ -106,12 +106,55 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Show the outbox: actions waiting to run, failed, uncertain; retry or drop them.
+    ///
+    /// Lists pending, in-flight, sending, failed and uncertain actions, oldest first: id,
+    /// account, kind, rule, target (webhook endpoint, command, first recipient, mailbox),
+    /// state, attempts, next attempt, age and last error. Safe while the daemon runs.
+    /// Exit status: 0 done, 1 an action could not be retried or dropped or the store failed,
+    /// 2 the config cannot be loaded.
+    Outbox {
+        /// Retry or drop actions instead of listing them.
+        #[command(subcommand)]
+        change: Option<OutboxCommand>,
+        /// Also list done, suppressed and dropped actions.
+        #[arg(long)]
+        all: bool,
+        /// Print one JSON object per action, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// List at most the newest N actions.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        limit: usize,
+    },
+}
+
+/// What `tidings outbox` can change.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Put failed or uncertain actions back to pending, due now, with their attempts reset.
+    ///
+    /// An uncertain mail may have been sent already: retrying it may deliver it twice.
+    Retry {
+        /// The actions' ids, as `tidings outbox` lists them.
+        #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Every failed and uncertain action.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Drop pending, failed or uncertain actions: they will never run.
+    Drop {
+        /// The actions' ids, as `tidings outbox` lists them.
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<i64>,
+    },
 }
 
 impl Command {
     /// Whether this is a tooling command, which reports through its own output: logs are
     /// kept to errors unless asked for with -v.
     pub fn is_tooling(&self) -> bool {
-        matches!(self, Command::Test { .. } | Command::DryRun { .. })
+        matches!(self, Command::Test { .. } | Command::DryRun { .. } | Command::Outbox { .. })
     }
 }

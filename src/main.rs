@@ -66,6 +66,9 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let options = tooling::dry_run::Options { account, mailbox, selection, limit, json, quiet, progress };
             dry_run(&path, &options)
         }
+        cli::Command::Outbox { change, all, json, limit } => {
+            outbox(&path, change, tooling::outbox::ListOptions { all, json, limit })
+        }
     }
 }
 
@@ -118,6 +121,43 @@ fn dry_run(path: &std::path::Path, options: &tooling::dry_run::Options) -> anyho
         Err(e) if e.is_input() => Ok(usage_error(e)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `tidings outbox`: lists, retries or drops. Reads only the config's state path (rules need not
+/// compile, secrets are not read), and never takes the daemon's lock: it runs beside the daemon.
+fn outbox(
+    path: &std::path::Path,
+    change: Option<cli::OutboxCommand>,
+    options: tooling::outbox::ListOptions,
+) -> anyhow::Result<ExitCode> {
+    use tidings::store::ActionId;
+    use tooling::outbox::Which;
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return Ok(usage_error(e)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let ids = |ids: Vec<i64>| ids.into_iter().map(ActionId).collect::<Vec<_>>();
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let changed = runtime.block_on(async {
+        match change {
+            None => tooling::outbox::list(&config.state, options, &mut out).await.map(|()| None),
+            Some(cli::OutboxCommand::Retry { ids: _, all: true }) => {
+                tooling::outbox::retry(&config.state, &Which::All, &mut out, &mut err).await.map(Some)
+            }
+            Some(cli::OutboxCommand::Retry { ids: given, all: false }) => {
+                tooling::outbox::retry(&config.state, &Which::Ids(ids(given)), &mut out, &mut err).await.map(Some)
+            }
+            Some(cli::OutboxCommand::Drop { ids: given }) => {
+                tooling::outbox::drop(&config.state, &ids(given), &mut out, &mut err).await.map(Some)
+            }
+        }
+    })?;
+    out.flush().context("cannot write the report")?;
+    Ok(match changed {
+        Some(changed) if changed.refused > 0 => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! Rule tooling: `tidings test` (rules over `.eml` files and fixtures, no account, no network)
-//! and `tidings dry-run` (rules over a real mailbox, changing nothing).
+//! and `tidings dry-run` (rules over a real mailbox, changing nothing); and `tidings outbox`
+//! (see [`outbox`]), the one tooling command that changes the store: by a person's hand.
 //!
 //! Input: a compiled [`RuleSet`] and messages (files, fixture cases, or fetched read-only with
 //! EXAMINE and `BODY.PEEK`). Output: per message a [`Verdict`] (the rules that decided
@@ -13,6 +14,7 @@
 pub mod dry_run;
 pub mod expect;
 pub mod fixtures;
+pub mod outbox;
 mod progress;
 pub mod report;
 pub mod summary;
