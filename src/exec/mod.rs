@@ -14,6 +14,7 @@
 pub mod command;
 pub mod event;
 mod imap_ops;
+pub mod mail;
 pub mod retry;
 pub mod webhook;
 
