@@ -10,9 +10,12 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use super::actions::{record, running};
+use super::actions::{record, running, trigger_time};
+use super::date::{self, Date};
 use super::events::type_name;
 use super::fail;
 use super::reference::{Doc, doc, function};
@@ -23,6 +26,9 @@ type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
 /// Days between two replies to one sender when the rule does not say (Sieve vacation's default).
 pub const REPLY_DAYS: i64 = 7;
+
+/// How far ahead `at` may schedule a message: further is a typo (a wrong year), not a plan.
+const MAX_DELAY_DAYS: i64 = 366;
 
 /// A rule's option map, checked key by key.
 struct Options {
@@ -58,6 +64,38 @@ impl Options {
             return Err(fail(format!("{}: `{key}` must be one line", self.what)));
         }
         Ok(value)
+    }
+
+    fn flag(&self, key: &str) -> Result<bool> {
+        match self.map.get(key) {
+            None => Ok(false),
+            Some(v) => v.as_bool().map_err(|t| fail(format!("{}: `{key}` must be true or false, not {t}", self.what))),
+        }
+    }
+
+    /// One address, checked; `None` when absent.
+    fn address(&self, key: &str) -> Result<Option<String>> {
+        self.map.get(key).map(|value| address(self.what, key, value)).transpose()
+    }
+
+    /// When to send: a `Date` (`now() + ...`, `date("...")`) or an RFC 3339 string, at most
+    /// a year after the trigger time.
+    fn at(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        let Some(value) = self.map.get(key) else { return Ok(None) };
+        let at = match value.read_lock::<Date>() {
+            Some(d) => d.0,
+            None if value.is_string() => date::parse(&value.to_string())
+                .map_err(|_| fail(format!("{}: `{key}`: cannot read `{value}` as a date: write 2026-12-24T08:00:00+01:00 (RFC 3339) or use date()", self.what)))?
+                .0,
+            None => return Err(fail(format!("{}: `{key}` must be a date or an RFC 3339 string, not {}", self.what, type_name(value)))),
+        };
+        let at = at.with_timezone(&Utc);
+        if let Some(now) = trigger_time()
+            && at > now + chrono::Duration::days(MAX_DELAY_DAYS)
+        {
+            return Err(fail(format!("{}: `{key}` is more than a year after now ({})", self.what, at.to_rfc3339())));
+        }
+        Ok(Some(at))
     }
 
     fn int(&self, key: &str) -> Result<Option<i64>> {
@@ -104,13 +142,18 @@ fn message(what: &str) -> Result<(String, Arc<MessageView>)> {
 }
 
 fn reply(options: Map) -> Result<()> {
-    let o = Options::new("reply", options, &["body", "subject", "days"])?;
+    let o = Options::new("reply", options, &["body", "html", "subject", "days", "handle", "from", "at"])?;
     let body = o.required("body")?;
     let days = o.int("days")?.unwrap_or(REPLY_DAYS);
     let days = u32::try_from(days)
         .ok()
         .filter(|d| (1..=3650).contains(d))
         .ok_or_else(|| fail(format!("reply: `days` must be from 1 to 3650, not {days}")))?;
+    let handle = o.line("handle")?;
+    if handle.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        return Err(fail("reply: `handle` cannot be empty"));
+    }
+    let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
     let (rule, view) = message("reply")?;
     let to = view.reply_to().first().or(view.from()).map(|a| a.address.clone()).unwrap_or_default();
     let to = address("reply", "the sender", &Dynamic::from(to))
@@ -121,41 +164,53 @@ fn reply(options: Map) -> Result<()> {
         None if original.subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) => original.subject.clone(),
         None => format!("Re: {}", original.subject),
     };
-    record(Action::Reply(Reply { to, subject, body, days, handle: rule, original, html: None, from: None, at: None }))
+    let handle = handle.unwrap_or(rule);
+    record(Action::Reply(Reply { to, subject, body, days, handle, original, html, from, at }))
 }
 
 fn forward(options: Map) -> Result<()> {
-    let o = Options::new("forward", options, &["to", "note"])?;
+    let o = Options::new("forward", options, &["to", "note", "attach", "from"])?;
     let to = o.addresses("to")?;
     if to.is_empty() {
         return Err(fail("forward: `to` is required"));
     }
-    let note = o.text("note")?;
+    let (note, attach, from) = (o.text("note")?, o.flag("attach")?, o.address("from")?);
     let (_, view) = message("forward")?;
+    let attached = match attach {
+        true if view.truncated() => {
+            return Err(fail(
+                "forward: the message is over the account's max_message_size, so only its headers were fetched: it cannot be attached",
+            ));
+        }
+        true => Some(base64::engine::general_purpose::STANDARD.encode(view.raw())),
+        false => None,
+    };
     let text = view.text().to_owned();
-    record(Action::Forward(Forward { to, note, original: Original::of(&view), text, attached: None, from: None }))
+    record(Action::Forward(Forward { to, note, original: Original::of(&view), text, attached, from }))
 }
 
 fn send(options: Map) -> Result<()> {
-    let o = Options::new("send", options, &["to", "cc", "subject", "body"])?;
+    let o = Options::new("send", options, &["to", "cc", "subject", "body", "html", "from", "at"])?;
     let to = o.addresses("to")?;
     if to.is_empty() {
         return Err(fail("send: `to` is required"));
     }
     let cc = o.addresses("cc")?;
     let subject = o.line("subject")?.ok_or_else(|| fail("send: `subject` is required"))?;
-    record(Action::Send(NewMessage { to, cc, subject, body: o.required("body")?, html: None, from: None, at: None }))
+    let body = o.required("body")?;
+    let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
+    record(Action::Send(NewMessage { to, cc, subject, body, html, from, at }))
 }
 
 const REPLY: Doc = doc(
     "reply(text)",
-    "Reply to the sender (Reply-To, else From) with this text, at most once per sender in 7 days.",
+    "Reply to the sender (Reply-To, else From) with this text, at most once per sender in 7 days; never to lists, robots, bounces or automatic mail.",
     r#"if !msg.is_auto_submitted { reply("I am away until Monday."); }"#,
 );
 const REPLY_WITH: Doc = doc(
-    "reply(#{ body, subject, days })",
-    "Reply with options: body (required), subject (default Re: ...), days between replies to one sender (default 7).",
-    r#"reply(#{ body: "Back on Monday.", days: 1 })"#,
+    "reply(#{ body, html, subject, days, handle, from, at })",
+    "Reply with options: body (required), html (an HTML alternative), subject (default Re: ...), days between replies to one sender (default 7), handle (what once-per-days is counted under; default the rule's name), from (one of the account's addresses; default the one the message was sent to), at (a Date or RFC 3339 text: not before then).",
+    r#"reply(#{ body: "Back on Monday.", days: 1, handle: "away", at: "2026-12-28T08:00:00+01:00" })"#,
 );
 const FORWARD: Doc = doc(
     "forward(to)",
@@ -163,13 +218,13 @@ const FORWARD: Doc = doc(
     r#"forward("assistant@example.com")"#,
 );
 const FORWARD_WITH: Doc = doc(
-    "forward(#{ to, note })",
-    "Forward with options: to (an address or an array of them), note (text above the message).",
-    r#"forward(#{ to: ["a@example.com", "b@example.com"], note: "FYI" })"#,
+    "forward(#{ to, note, attach, from })",
+    "Forward with options: to (an address or an array of them), note (text above the message), attach (true: the whole original as a message/rfc822 attachment), from (one of the account's addresses).",
+    r#"forward(#{ to: ["a@example.com", "b@example.com"], note: "FYI", attach: true })"#,
 );
 const SEND: Doc = doc(
-    "send(#{ to, cc, subject, body })",
-    "Send a new message (a notice, a digest): to and subject and body required, cc optional.",
+    "send(#{ to, cc, subject, body, html, from, at })",
+    "Send a new message (a notice, a digest): to, subject and body required; cc, html, from (one of the account's addresses) and at (a Date or RFC 3339 text: not before then) optional.",
     r#"send(#{ to: "me@example.com", subject: "Big attachment from " + msg.from, body: msg.subject })"#,
 );
 /// Registers the outbound actions, the mail ones here and the events in [`super::events`].

@@ -42,7 +42,10 @@ fn reply_captures_the_sender_and_thread() {
 #[test]
 fn reply_options_are_checked() {
     let unknown = error(r#"reply(#{ body: "x", dayz: 3 });"#, BARE);
-    assert!(unknown.contains("reply: unknown option `dayz` (known: body, subject, days)"), "{unknown}");
+    assert!(
+        unknown.contains("reply: unknown option `dayz` (known: body, html, subject, days, handle, from, at)"),
+        "{unknown}"
+    );
     assert!(error(r#"reply(#{ subject: "x" });"#, BARE).contains("reply: `body` is required"));
     assert!(error(r#"reply(#{ body: 5 });"#, BARE).contains("reply: `body` must be a string, not i64"));
     assert!(error(r#"reply(#{ body: "x", days: 0 });"#, BARE).contains("`days` must be from 1 to 3650, not 0"));
@@ -103,5 +106,80 @@ fn forward_and_send_options_are_checked() {
     assert!(error(r#"send(#{ to: "a@b.example", body: "x" });"#, BARE).contains("send: `subject` is required"));
     assert!(error(r#"send(#{ subject: "s", body: "x" });"#, BARE).contains("send: `to` is required"));
     let unknown = error(r#"send(#{ to: "a@b.example", subject: "s", body: "x", bcc: "c@d.example" });"#, BARE);
-    assert!(unknown.contains("send: unknown option `bcc` (known: to, cc, subject, body)"), "{unknown}");
+    assert!(unknown.contains("send: unknown option `bcc` (known: to, cc, subject, body, html, from, at)"), "{unknown}");
+}
+
+#[test]
+fn reply_takes_html_a_handle_a_from_and_a_time() {
+    let rule = r#"reply(#{ body: "Away.", html: "<p>Away.</p>", handle: "vacation", from: "me+away@example.com",
+        at: "2026-12-28T08:00:00+01:00" });"#;
+    let got = actions(rule, BARE);
+    let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(reply.html.as_deref(), Some("<p>Away.</p>"));
+    assert_eq!(reply.handle, "vacation", "replies are counted under the handle, not the rule's name");
+    assert_eq!(reply.from.as_deref(), Some("me+away@example.com"));
+    assert_eq!(reply.at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-12-28T07:00:00+00:00"));
+    assert_eq!(Action::Reply(reply.clone()).not_before(), reply.at);
+    // A Date value works as well as the text.
+    let got = actions(r#"reply(#{ body: "x", at: date("2026-12-27") });"#, BARE);
+    let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(reply.at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-12-27T00:00:00+00:00"));
+}
+
+#[test]
+fn the_new_reply_options_are_checked() {
+    assert!(error(r#"reply(#{ body: "x", handle: "" });"#, BARE).contains("reply: `handle` cannot be empty"));
+    assert!(error(r#"reply(#{ body: "x", handle: "a\nb" });"#, BARE).contains("`handle` must be one line"));
+    assert!(error(r#"reply(#{ body: "x", html: 1 });"#, BARE).contains("reply: `html` must be a string, not i64"));
+    assert!(error(r#"reply(#{ body: "x", from: "me" });"#, BARE).contains("reply: `me` is not an address"));
+    let bad_time = error(r#"reply(#{ body: "x", at: "next monday" });"#, BARE);
+    assert!(bad_time.contains("reply: `at`: cannot read `next monday` as a date"), "{bad_time}");
+    let far = error(r#"reply(#{ body: "x", at: "2036-01-01T00:00:00Z" });"#, BARE);
+    assert!(far.contains("reply: `at` is more than a year after now"), "{far}");
+    let wrong_type = error(r#"reply(#{ body: "x", at: 5 });"#, BARE);
+    assert!(wrong_type.contains("`at` must be a date or an RFC 3339 string, not i64"), "{wrong_type}");
+}
+
+#[test]
+fn forward_attaches_the_whole_original_when_asked() {
+    use base64::Engine as _;
+    let got = actions(r#"forward(#{ to: "a@example.com", attach: true, from: "me@example.com" });"#, FULL);
+    let [Action::Forward(forward)] = got.as_slice() else { panic!("{got:?}") };
+    let attached = forward.attached.as_deref().expect("the original, base64");
+    let raw = base64::engine::general_purpose::STANDARD.decode(attached).unwrap();
+    assert_eq!(raw, FULL.as_bytes(), "byte for byte as fetched");
+    assert_eq!(forward.from.as_deref(), Some("me@example.com"));
+    let got = actions(r#"forward(#{ to: "a@example.com", attach: false });"#, FULL);
+    let [Action::Forward(forward)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(forward.attached, None);
+    assert!(
+        error(r#"forward(#{ to: "a@example.com", attach: "yes" });"#, BARE).contains("`attach` must be true or false")
+    );
+    let unknown = error(r#"forward(#{ to: "a@example.com", bcc: "b@example.com" });"#, BARE);
+    assert!(unknown.contains("forward: unknown option `bcc` (known: to, note, attach, from)"), "{unknown}");
+}
+
+#[test]
+fn a_message_fetched_headers_only_cannot_be_attached() {
+    let meta = crate::message::Meta { truncated: true, ..crate::message::Meta::new(view(BARE).key().clone()) };
+    let truncated = std::sync::Arc::new(crate::message::parse(b"From: ann@example.org\r\nSubject: big\r\n\r\n", meta));
+    let (_dir, set) = super::rules_with(&[("rule.rhai", r#"forward(#{ to: "a@example.com", attach: true });"#)], "");
+    let evaluation = set.evaluate(&truncated, &[], super::now());
+    let error = &evaluation.failures[0].error;
+    assert!(error.contains("only its headers were fetched: it cannot be attached"), "{error}");
+}
+
+#[test]
+fn send_takes_html_a_from_and_a_time() {
+    let rule = r#"send(#{ to: "me@example.com", subject: "Digest", body: "3 new", html: "<b>3</b> new",
+        from: "digest@example.com", at: date("2026-12-27T07:00:00Z") });"#;
+    let got = actions(rule, BARE);
+    let [Action::Send(message)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(message.html.as_deref(), Some("<b>3</b> new"));
+    assert_eq!(message.from.as_deref(), Some("digest@example.com"));
+    assert_eq!(message.at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-12-27T07:00:00+00:00"));
+    assert!(
+        error(r#"send(#{ to: "a@b.example", subject: "s", body: "x", from: 3 });"#, BARE)
+            .contains("`from` must hold addresses")
+    );
 }
