@@ -120,7 +120,8 @@ impl RuleSet {
         let data = Arc::new(DataSet::load(&config.rules_dir, &mut errors));
         let plugins = PluginResolver::new(&config.plugins_dir);
         let mut engine = engine::build(plugins.clone(), data.clone(), &config.limits);
-        api::set_webhooks(&mut engine, config.webhooks.keys());
+        api::set_webhooks(&mut engine, &config.webhooks);
+        api::set_commands(&mut engine, config.commands.keys());
         let compiler = Compiler { engine: &engine, plugins: &plugins, rules_dir: &config.rules_dir };
         let mut live = Vec::new();
         for path in live_rule_files(&config.rules_dir)? {

@@ -4,16 +4,19 @@
 //! the dispatcher wraps them in the versioned payload. Rules name endpoints and commands, never
 //! URLs or programs: what leaves the machine, and where, is in the config.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use base64::Engine as _;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use super::actions::{record, running};
 use super::date::Date;
 use super::fail;
 use super::reference::{Doc, doc, function};
-use crate::message::Address;
-use crate::plan::{Action, Event, EventMessage};
+use crate::config::{Include, Webhook};
+use crate::message::{Address, MessageView};
+use crate::plan::{Action, Event, EventAttachment, EventMessage};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -73,11 +76,54 @@ fn data(what: &str, name: &str, value: &Dynamic) -> Result<serde_json::Value> {
     json(value, 0).map_err(|e| fail(format!("cannot send data to {what} `{name}`: {e}")))
 }
 
-/// An event for the running rule: the message's facts when it runs on one.
-fn event(target: String, data: serde_json::Value) -> Result<Event> {
+/// An event for the running rule: the message's facts when it runs on one, with the extras the
+/// endpoint's `include` asks for.
+fn event(target: String, data: serde_json::Value, include: Include) -> Result<Event> {
     let (_, view) = running().ok_or_else(|| fail("actions can only be called while a rule runs on a message"))?;
-    let message = view.map(|v| EventMessage::of(&v));
+    let message = view.map(|v| with_extras(EventMessage::of(&v), &v, include));
     Ok(Event { endpoint: target, data, message, at: None })
+}
+
+/// `message` with the parts of `view` that `include` names. They are captured now, while the
+/// message is at hand: by the time the event is delivered it may have been moved or deleted.
+fn with_extras(mut message: EventMessage, view: &MessageView, include: Include) -> EventMessage {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if include.text {
+        message.text = Some(view.text().to_owned());
+    }
+    if include.html {
+        message.html = view.html().map(str::to_owned);
+    }
+    if include.raw {
+        message.raw = Some(b64.encode(view.raw()));
+    }
+    if include.attachments {
+        message.attachments = Some(attachments(view));
+    }
+    message
+}
+
+/// The view's attachments with their decoded content. The raw bytes are parsed again by the
+/// parser that found the attachments, so the two lists are the same parts in the same order.
+fn attachments(view: &MessageView) -> Vec<EventAttachment> {
+    let listed = view.attachments();
+    if listed.is_empty() {
+        return Vec::new();
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let parsed = mail_parser::MessageParser::new().parse(view.raw());
+    let contents =
+        parsed.as_ref().map(|m| m.attachments().map(|p| p.contents()).collect::<Vec<_>>()).unwrap_or_default();
+    listed
+        .iter()
+        .enumerate()
+        .map(|(i, a)| EventAttachment {
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            content: contents.get(i).map(|c| b64.encode(c)).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// A command name: a word, so that it reads as a name in the config and in logs.
@@ -92,39 +138,50 @@ const COMMAND: Doc = doc(
     r#"command("notify", #{ title: msg.subject })"#,
 );
 
-/// Registers `webhook()` (knowing no endpoint until [`set_webhooks`]) and `command()`.
+const WEBHOOK: Doc = doc(
+    "webhook(endpoint, data)",
+    "POST data as JSON to a webhook endpoint named in the config (names only: no URLs in rules).",
+    r#"webhook("chat", #{ text: "Mail from " + msg.from + ": " + msg.subject })"#,
+);
+
+/// Registers `webhook()` and `command()`, knowing no endpoint and no command until
+/// [`set_webhooks`] and [`set_commands`].
 pub fn register(e: &mut Engine) {
-    set_webhooks(e, Vec::<String>::new());
-    function(e, "command", COMMAND, |name: &str, value: Dynamic| {
-        let name = command_name(name)?;
-        let data = data("command", &name, &value)?;
-        record(Action::Command(event(name, data)?))
-    });
+    set_webhooks(e, &BTreeMap::new());
+    set_commands(e, Vec::<String>::new());
 }
 
 /// Makes `webhook()` accept exactly the endpoints named in the config's `webhooks:`: rules name
-/// endpoints, never URLs, so no rule can send mail content where the config did not say.
-pub fn set_webhooks(engine: &mut Engine, names: impl IntoIterator<Item = impl Into<String>>) {
+/// endpoints, never URLs, so no rule can send mail content where the config did not say. Each
+/// endpoint's `include` decides how much of the message its events carry.
+pub fn set_webhooks(engine: &mut Engine, webhooks: &BTreeMap<String, Webhook>) {
+    let known: Arc<BTreeMap<String, Include>> =
+        Arc::new(webhooks.iter().map(|(name, hook)| (name.clone(), hook.include)).collect());
+    function(engine, "webhook", WEBHOOK, move |endpoint: &str, value: Dynamic| {
+        let Some(include) = known.get(endpoint) else {
+            return Err(fail(format!("no webhook named `{endpoint}` in the config ({})", listed(known.keys()))));
+        };
+        let data = data("webhook", endpoint, &value)?;
+        record(Action::Webhook(event(endpoint.to_owned(), data, *include)?))
+    });
+}
+
+/// Makes `command()` accept exactly the commands named in the config's `commands:`: rules name
+/// commands, never programs.
+pub fn set_commands(engine: &mut Engine, names: impl IntoIterator<Item = impl Into<String>>) {
     let known: Arc<[String]> = names.into_iter().map(Into::into).collect();
-    function(
-        engine,
-        "webhook",
-        doc(
-            "webhook(endpoint, data)",
-            "POST data as JSON to a webhook endpoint named in the config (names only: no URLs in rules).",
-            r#"webhook("chat", #{ text: "Mail from " + msg.from + ": " + msg.subject })"#,
-        ),
-        move |endpoint: &str, value: Dynamic| {
-            if !known.iter().any(|k| k == endpoint) {
-                let listed = if known.is_empty() {
-                    "the config defines none".to_owned()
-                } else {
-                    format!("known: {}", known.join(", "))
-                };
-                return Err(fail(format!("no webhook named `{endpoint}` in the config ({listed})")));
-            }
-            let data = data("webhook", endpoint, &value)?;
-            record(Action::Webhook(event(endpoint.to_owned(), data)?))
-        },
-    );
+    function(engine, "command", COMMAND, move |name: &str, value: Dynamic| {
+        let name = command_name(name)?;
+        if !known.contains(&name) {
+            return Err(fail(format!("no command named `{name}` in the config ({})", listed(known.iter()))));
+        }
+        let data = data("command", &name, &value)?;
+        record(Action::Command(event(name, data, Include::default())?))
+    });
+}
+
+/// `known: a, b`, or that the config defines none.
+fn listed<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() { "the config defines none".to_owned() } else { format!("known: {}", names.join(", ")) }
 }

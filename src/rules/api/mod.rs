@@ -24,7 +24,7 @@ mod tests;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
-pub use events::set_webhooks;
+pub use events::{set_commands, set_webhooks};
 use reference::Area;
 
 /// The areas in the order the reference presents them.

@@ -1,9 +1,12 @@
 //! Event actions: webhooks and commands go only to names in the config, with JSON data.
 
+use base64::Engine as _;
 use serde_json::json;
 
-use super::{BARE, actions, error, rules_with, view};
-use crate::plan::Action;
+use super::{BARE, FULL, actions, error, rules_with, view};
+use crate::config::Config;
+use crate::plan::{Action, Event, EventAttachment};
+use crate::rules::RuleSet;
 
 #[test]
 fn webhooks_go_only_to_configured_names_with_json_data() {
@@ -27,20 +30,84 @@ fn webhooks_go_only_to_configured_names_with_json_data() {
 
 #[test]
 fn without_webhooks_in_the_config_every_name_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/hook.rhai"), r#"webhook("chat", #{});"#).unwrap();
-    let config = crate::config::Config::from_yaml("accounts: {}\n", &dir.path().join("t.yaml")).unwrap();
-    let set = crate::rules::RuleSet::compile(&config).unwrap();
-    let evaluation = set.evaluate(&view(BARE), &[], super::now());
-    let error = &evaluation.failures[0].error;
+    let error = events("accounts: {}\n", r#"webhook("chat", #{});"#, BARE).unwrap_err();
     assert!(error.contains("no webhook named `chat` in the config (the config defines none)"), "{error}");
 }
 
 #[test]
-fn commands_are_recorded_by_name() {
-    let got = actions(r#"command("notify-send", #{ title: msg.subject });"#, BARE);
+fn commands_go_only_to_configured_names() {
+    let got = actions(r#"command("notify", #{ title: msg.subject });"#, BARE);
     let [Action::Command(event)] = got.as_slice() else { panic!("{got:?}") };
-    assert_eq!((event.endpoint.as_str(), &event.data), ("notify-send", &json!({"title": "hello"})));
+    assert_eq!((event.endpoint.as_str(), &event.data), ("notify", &json!({"title": "hello"})));
     assert!(error(r#"command("/bin/sh -c x", ());"#, BARE).contains("is not a command name"));
+    let unknown = error(r#"command("notify-send", #{});"#, BARE);
+    assert!(unknown.contains("no command named `notify-send` in the config (known: notify)"), "{unknown}");
+    let none = events("accounts: {}\n", r#"command("notify", #{});"#, BARE).unwrap_err();
+    assert!(none.contains("no command named `notify` in the config (the config defines none)"), "{none}");
+}
+
+/// The events one rule records over `raw` with the config `yaml`, or the rule's error.
+fn events(yaml: &str, rule: &str, raw: &str) -> Result<Vec<Event>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rule.rhai"), rule).unwrap();
+    let config = Config::from_yaml(yaml, &dir.path().join("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let evaluation = RuleSet::compile(&config).unwrap().evaluate(&view(raw), &[], super::now());
+    if let Some(failure) = evaluation.failures.first() {
+        return Err(failure.error.clone());
+    }
+    let events = evaluation.decisions.into_iter().map(|d| match d.action {
+        Action::Webhook(e) | Action::Command(e) => e,
+        other => panic!("not an event: {other:?}"),
+    });
+    Ok(events.collect())
+}
+
+const INCLUDING: &str = "\
+accounts: {}
+commands:
+  notify: { run: [\"true\"] }
+webhooks:
+  bare: { url: \"https://hooks.example/bare\" }
+  full: { url: \"https://hooks.example/full\", include: [text, html, raw, attachments] }
+  text: { url: \"https://hooks.example/text\", include: [text] }
+";
+
+#[test]
+fn each_endpoint_gets_the_parts_of_the_message_it_includes() {
+    let rule = r#"webhook("bare", 1); webhook("full", 2); webhook("text", 3); command("notify", 4);"#;
+    let got = events(INCLUDING, rule, FULL).unwrap();
+    let [bare, full, text, command] = got.as_slice() else { panic!("{got:?}") };
+    for plain in [bare, command] {
+        let m = plain.message.as_ref().unwrap();
+        assert_eq!((&m.text, &m.html, &m.raw, &m.attachments), (&None, &None, &None, &None), "{plain:?}");
+        assert_eq!(m.subject, "Re: Your order #4711 has shipped");
+        assert_eq!(m.snippet, "Tracking code: ZX-42-QQ");
+    }
+    let t = text.message.as_ref().unwrap();
+    assert_eq!((t.text.as_deref(), t.html.is_none(), t.raw.is_none()), (Some("Tracking code: ZX-42-QQ"), true, true));
+    let f = full.message.as_ref().unwrap();
+    assert_eq!(f.html.as_deref(), Some("<p>Tracking code: <b>ZX-42-QQ</b></p>"));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(b64.decode(f.raw.as_ref().unwrap()).unwrap(), FULL.as_bytes());
+    let pdf = EventAttachment {
+        name: Some("invoice-4711.pdf".into()),
+        content_type: "application/pdf".into(),
+        size: 9,
+        content: "JVBERi0xLjQK".into(),
+    };
+    assert_eq!(f.attachments.as_deref(), Some(&[pdf][..]));
+    assert_eq!(b64.decode("JVBERi0xLjQK").unwrap(), b"%PDF-1.4\n");
+}
+
+#[test]
+fn a_message_without_attachments_or_html_includes_empty_parts() {
+    let got = events(INCLUDING, r#"webhook("full", ());"#, BARE).unwrap();
+    let m = got[0].message.as_ref().unwrap();
+    assert_eq!(
+        (m.text.as_deref(), m.html.as_deref(), m.attachments.as_deref()),
+        (Some("Hi!\r\n"), None, Some(&[][..]))
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(b64.decode(m.raw.as_ref().unwrap()).unwrap(), BARE.as_bytes());
 }

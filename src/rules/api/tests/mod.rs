@@ -87,7 +87,8 @@ pub fn view(raw: &str) -> Arc<MessageView> {
     Arc::new(crate::message::parse(raw.as_bytes(), meta))
 }
 
-/// Rules compiled from `files` in a fresh rules directory, with webhooks `t` and `chat`.
+/// Rules compiled from `files` in a fresh rules directory, with webhooks `t` and `chat` and
+/// the command `notify`.
 pub fn rules(files: &[(&str, &str)]) -> (tempfile::TempDir, RuleSet) {
     rules_with(files, "")
 }
@@ -100,7 +101,7 @@ pub fn rules_with(files: &[(&str, &str)], yaml_extra: &str) -> (tempfile::TempDi
         std::fs::write(dir.path().join("rules").join(name), text).unwrap();
     }
     let yaml = format!(
-        "accounts: {{}}\nwebhooks:\n  t: {{ url: \"https://hooks.example/t\" }}\n  chat: {{ url: \"https://hooks.example/chat\" }}\n{yaml_extra}"
+        "accounts: {{}}\ncommands:\n  notify: {{ run: [\"true\"] }}\nwebhooks:\n  t: {{ url: \"https://hooks.example/t\" }}\n  chat: {{ url: \"https://hooks.example/chat\" }}\n{yaml_extra}"
     );
     let config = Config::from_yaml(&yaml, &dir.path().join("t.yaml")).unwrap();
     let set = RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}"));
