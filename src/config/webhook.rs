@@ -176,7 +176,7 @@ pub fn retries(fields: &Fields, what: &str, problems: &mut Problems) -> (Option<
                 problems.hint(
                     n.pos,
                     format!("{what}: max_attempts must be a number from 1 to {MOST_ATTEMPTS}"),
-                    "1 means no retry; the default is 12 (about two hours of retries)",
+                    "1 means no retry; the default is 12 (retries over about an hour)",
                 );
                 None
             }

@@ -313,3 +313,31 @@ async fn redirects_are_followed_within_the_origin_only() {
     );
     assert_eq!(seen.lock().unwrap().len(), 3, "nothing was sent elsewhere");
 }
+
+/// The shipped examples load, and give each receiver its own shape, whatever the mail holds.
+#[test]
+fn the_examples_give_slack_discord_and_ntfy_their_shapes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/webhooks");
+    let load = |name: &str| {
+        let config = Config::load(&dir.join(format!("{name}.yaml"))).unwrap_or_else(|e| panic!("{e}"));
+        config.webhooks.into_values().next().unwrap()
+    };
+    let mut event = event();
+    event.message.as_mut().unwrap().snippet = "Hi \"all\",\n<!channel> @everyone \\ pay".into();
+    let row = test_row("k", "webhook");
+    let payload = event::payload(&row, &event);
+    let json = |hook: &Webhook| -> Value { serde_json::from_slice(&body(hook, &payload)).unwrap() };
+    let slack = json(&load("slack"));
+    assert_eq!(slack["blocks"][0]["text"]["text"], "ann@example.com: Neue Rechnung: Müller \"4711\"");
+    assert_eq!(slack["blocks"][1]["elements"][0]["text"], "Hi \"all\",\n<!channel> @everyone \\ pay");
+    let discord = json(&load("discord"));
+    assert_eq!(discord["allowed_mentions"], json!({"parse": []}));
+    let description = discord["embeds"][0]["description"].as_str().unwrap();
+    assert!(description.starts_with("From: ann@example.com\nSubject: Neue Rechnung"), "{description}");
+    let ntfy = load("ntfy");
+    assert_eq!(String::from_utf8(body(&ntfy, &payload)).unwrap(), "Hi \"all\",\n<!channel> @everyone \\ pay");
+    let headers = headers(&ntfy, &row, &payload);
+    assert!(headers["title"].to_str().unwrap().starts_with("=?UTF-8?B?"));
+    assert_eq!((headers["tags"].to_str().unwrap(), headers["priority"].to_str().unwrap()), ("envelope", ""));
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+}
