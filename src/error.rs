@@ -18,6 +18,12 @@ pub enum Error {
     /// An executor.
     #[error(transparent)]
     Exec(#[from] crate::exec::Error),
+    /// The outbound dispatcher (mail, webhooks, commands).
+    #[error(transparent)]
+    Outbound(#[from] crate::exec::outbound::Error),
+    /// Setting up the webhook client.
+    #[error(transparent)]
+    Webhook(#[from] crate::exec::webhook::Error),
 }
 
 /// The crate's result.

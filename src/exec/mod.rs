@@ -4,8 +4,9 @@
 //! action's outcome (done, retry later, failed) recorded in the store. An executor makes no
 //! decisions about mail: what to do was settled by the rules and is already on disk.
 //!
-//! This one runs the actions on the message in its mailbox ([`MAILBOX_KINDS`]); it never claims
-//! outbound ones (replies, webhooks ...), which wait in the outbox for their own executors.
+//! This one runs the actions on the message in its mailbox ([`crate::plan::MAILBOX_KINDS`]) and
+//! saves copies of sent mail ([`IMAP_KINDS`]); it never claims outbound ones (replies, webhooks
+//! ...), which wait in the outbox for their own executors.
 //!
 //! One executor per account holds its own IMAP connection (the watchers' connections are busy
 //! idling). It claims due actions in batches, so a burst of a hundred moves to one folder is one
@@ -15,8 +16,12 @@ pub mod command;
 pub mod event;
 mod imap_ops;
 pub mod mail;
+pub mod outbound;
 pub mod retry;
+mod wake;
 pub mod webhook;
+
+pub use wake::Wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +31,12 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Account;
 use crate::imap::{self, Login, Session, Timeouts};
-use crate::plan::MAILBOX_KINDS;
 use crate::store::{self, Action, ActionId, Outcome, Store};
+
+/// What this executor claims: the actions on messages in their mailboxes (the plan's
+/// `MAILBOX_KINDS`), and the APPEND of sent mail to the account's sent folder
+/// ([`mail::save_sent_action`]).
+pub const IMAP_KINDS: &[&str] = &["add_flags", "remove_flags", "copy", "move", "delete", "archive", mail::SAVE_SENT];
 
 /// Actions claimed per round.
 const BATCH: usize = 500;
@@ -128,15 +137,12 @@ impl Executor {
             match self.round().await? {
                 Round::Worked => continue,
                 Round::Unreachable(delay) => tokio::time::sleep(delay).await,
-                Round::Idle => match self
-                    .store
-                    .next_due(&self.account.name, MAILBOX_KINDS)
-                    .await
-                    .map_err(|e| self.store_error(e))?
-                {
-                    Some(_) => tokio::time::sleep(self.until_next_due().await?).await,
-                    None => break,
-                },
+                Round::Idle => {
+                    match self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))? {
+                        Some(_) => tokio::time::sleep(self.until_next_due().await?).await,
+                        None => break,
+                    }
+                }
             }
         }
         self.logout().await;
@@ -144,7 +150,7 @@ impl Executor {
     }
 
     async fn until_next_due(&self) -> Result<Duration, Error> {
-        let next = self.store.next_due(&self.account.name, MAILBOX_KINDS).await.map_err(|e| self.store_error(e))?;
+        let next = self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))?;
         // Nothing pending: sleep until woken; an hour is only a backstop.
         Ok(next.map_or(Duration::from_secs(3600), |at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)))
     }
@@ -153,7 +159,7 @@ impl Executor {
     async fn round(&mut self) -> Result<Round, Error> {
         // Connect only when something is due: an idle account holds no executor connection.
         // Connecting before claiming keeps an outage from using up the actions' attempts.
-        let due = self.store.next_due(&self.account.name, MAILBOX_KINDS).await.map_err(|e| self.store_error(e))?;
+        let due = self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))?;
         if due.is_none_or(|at| at > Utc::now()) {
             return Ok(Round::Idle);
         }
@@ -169,7 +175,7 @@ impl Executor {
         }
         let claimed = self
             .store
-            .claim_due_for(&self.account.name, MAILBOX_KINDS, Utc::now(), BATCH)
+            .claim_due_for(&self.account.name, IMAP_KINDS, Utc::now(), BATCH)
             .await
             .map_err(|e| self.store_error(e))?;
         if claimed.is_empty() {

@@ -17,10 +17,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{Config, Secrets};
+use crate::exec::webhook::Webhooks;
 use crate::rules::reload::Reloader;
 use crate::rules::{CurrentRules, RuleSet};
 use crate::store::{ActionState, Store};
-use account::AccountWorker;
+use account::{AccountWorker, Events};
 
 /// How long tasks get to reach a safe point after shutdown is asked for, before they are aborted.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -59,6 +60,8 @@ struct Prepared {
     reloader: Option<Reloader>,
     secrets: Secrets,
     store: Store,
+    /// The webhook client and endpoints, shared by every account's event lane.
+    webhooks: Arc<Webhooks>,
     _lock: File,
 }
 
@@ -73,10 +76,11 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
         (CurrentRules::fixed(Arc::new(RuleSet::compile(&config).map_err(start)?)), None)
     };
     let secrets = config.resolve_secrets().map_err(|e| Error::Start(Box::new(e.into())))?;
+    let webhooks = Arc::new(Webhooks::new(&config, &secrets).map_err(|e| Error::Start(Box::new(e.into())))?);
     let lock = lock(&config.state)?;
     let store = Store::open(&config.state).await.map_err(|e| Error::Start(Box::new(e.into())))?;
     recover(&store).await.map_err(|e| Error::Start(Box::new(e.into())))?;
-    Ok(Prepared { config, rules, reloader, secrets, store, _lock: lock })
+    Ok(Prepared { config, rules, reloader, secrets, store, webhooks, _lock: lock })
 }
 
 /// Actions claimed by a process that died may or may not have happened. The store already put
@@ -117,13 +121,15 @@ fn safe_to_repeat(kind: &str) -> bool {
 }
 
 fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
+    let commands = Arc::new(prepared.config.commands.clone());
     prepared
         .config
         .accounts
         .iter()
         .filter_map(|account| {
             let password = prepared.secrets.passwords.get(&account.name)?.clone();
-            Some(AccountWorker::new(account, password, prepared.store.clone(), prepared.rules.clone()))
+            let events = Events { webhooks: prepared.webhooks.clone(), commands: commands.clone() };
+            Some(AccountWorker::new(account, password, prepared.store.clone(), prepared.rules.clone(), events))
         })
         .collect()
 }

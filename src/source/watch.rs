@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::{Account, Backfill, Mailbox};
@@ -54,7 +54,7 @@ pub struct MailboxWatcher {
     store: Store,
     /// Read once per batch: a reload takes effect at the next batch, on the same session.
     rules: CurrentRules,
-    wake: Arc<Notify>,
+    wake: Arc<crate::exec::Wake>,
 }
 
 /// What one connection's life ended with.
@@ -74,7 +74,7 @@ impl MailboxWatcher {
         timeouts: Timeouts,
         store: Store,
         rules: CurrentRules,
-        wake: Arc<Notify>,
+        wake: Arc<crate::exec::Wake>,
     ) -> MailboxWatcher {
         MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake }
     }
@@ -280,7 +280,7 @@ impl MailboxWatcher {
         self.store.commit_plans(plans).await.map_err(|e| self.store_error(e))?;
         tracing::info!(messages = count, actions, "plans stored");
         if actions > 0 {
-            self.wake.notify_one();
+            self.wake.notify();
         }
         Ok(())
     }
