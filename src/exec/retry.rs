@@ -129,4 +129,18 @@ mod tests {
         let at = Policy::default().next_attempt(1, Some(S(600)));
         assert!(at >= before + chrono::Duration::seconds(600));
     }
+
+    #[test]
+    fn the_imap_executor_honours_retry_after_too() {
+        let row = crate::exec::event::test_row("k", "move");
+        let ran = vec![(row.id, crate::exec::Ran::RetryAfter(S(600), "busy".into()))];
+        let before = Utc::now();
+        match crate::exec::settle(std::slice::from_ref(&row), ran).as_slice() {
+            [(_, crate::store::Outcome::Retry { next_attempt_at, error })] => {
+                assert!(*next_attempt_at >= before + chrono::Duration::seconds(600), "{next_attempt_at}");
+                assert_eq!(error, "busy");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
