@@ -4,8 +4,8 @@
 //! (`apt-get install dovecot-imapd dovecot-lmtpd postfix`) and root.
 //! Each module below says what it covers; add new ones the same way.
 
-// archive() into the special-use \Archive folder; outbound actions left pending by the IMAP
-// executor, and `run --once` still ends.
+// archive() into the special-use \Archive folder; `run --once` fails a reply without SMTP and
+// leaves an unreachable webhook pending, and still ends.
 mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs.
@@ -14,6 +14,15 @@ mod cli;
 mod daemon;
 // Local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers.
 mod harness;
+// Outbound, through the real daemon: auto-replies delivered by Postfix (threaded, once per
+// sender, saved to Sent), every reply guard, the daily limit.
+mod outbound_mail;
+// The corpus through a reply-to-everything rule: no reply to list, bulk, bounce or automatic mail.
+mod outbound_corpus;
+// Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
+// outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
+// no secret in a trace-level log.
+mod outbound_events;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
 mod harness_selftest;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
@@ -27,6 +36,10 @@ mod recovery;
 mod reload;
 // The shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them.
 pub mod rules_examples;
+// exec::mail against Postfix and Dovecot: a reply over implicit TLS, STARTTLS and plaintext,
+// threaded in the INBOX; refusals, wrong password, untrusted certificate, no STARTTLS, a silent
+// server; APPEND to Sent.
+mod smtp_send;
 // `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
 // `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).
 mod tooling;

@@ -43,8 +43,6 @@ struct Shared {
     status: AtomicU16,
     /// Milliseconds to wait before answering.
     delay_ms: AtomicU64,
-    /// Extra response headers, e.g. Retry-After.
-    extra: Mutex<Vec<(String, String)>>,
     stop: AtomicBool,
 }
 
@@ -65,7 +63,6 @@ impl Receiver {
             requests: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
             delay_ms: AtomicU64::new(0),
-            extra: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
         let acceptor = Some(spawn_acceptor(listener, shared.clone()));
@@ -85,11 +82,6 @@ impl Receiver {
     /// Waits this long before each answer.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
-    }
-
-    /// Adds a header to every answer.
-    pub fn add_response_header(&self, name: &str, value: &str) {
-        self.shared.extra.lock().unwrap().push((name.into(), value.into()));
     }
 
     /// Closes the port: connections are refused until [`Receiver::come_back`].
@@ -204,11 +196,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let status = shared.status.load(Ordering::SeqCst);
         // Recorded before answering: a test that saw the 2xx can rely on the record.
         shared.requests.lock().unwrap().push(Request { method, path, headers: headers.clone(), body });
-        let mut answer = format!("HTTP/1.1 {status} Status\r\ncontent-length: 2\r\n");
-        for (name, value) in shared.extra.lock().unwrap().iter() {
-            answer.push_str(&format!("{name}: {value}\r\n"));
-        }
-        answer.push_str("\r\nok");
+        let answer = format!("HTTP/1.1 {status} Status\r\ncontent-length: 2\r\n\r\nok");
         writer.write_all(answer.as_bytes())?;
         if headers.iter().any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close")) {
             return writer.shutdown(Shutdown::Both);

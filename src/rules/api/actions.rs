@@ -93,6 +93,20 @@ pub(super) fn running() -> Option<(String, Option<Arc<MessageView>>)> {
     CURRENT.with(|slot| slot.borrow().as_ref().map(|r| (r.rule.clone(), r.message.clone())))
 }
 
+/// Runs host work done for the running rule off its wall clock (copying a large message into a
+/// webhook's event): the limit bounds what the rule does, not the copying of what it asked for.
+pub(super) fn off_the_clock<T>(f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    let spent = started.elapsed();
+    CURRENT.with(|slot| {
+        if let Some(recorder) = slot.borrow_mut().as_mut() {
+            recorder.deadline += spent;
+        }
+    });
+    out
+}
+
 /// Records `action` for the running rule, within the per-message caps.
 pub(super) fn record(action: Action) -> Result<(), Box<EvalAltResult>> {
     CURRENT.with(|slot| match slot.borrow_mut().as_mut() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use super::actions::{record, running};
+use super::actions::{off_the_clock, record, running};
 use super::date::Date;
 use super::fail;
 use super::reference::{Doc, doc, function};
@@ -80,7 +80,7 @@ fn data(what: &str, name: &str, value: &Dynamic) -> Result<serde_json::Value> {
 /// endpoint's `include` asks for.
 fn event(target: String, data: serde_json::Value, include: Include) -> Result<Event> {
     let (_, view) = running().ok_or_else(|| fail("actions can only be called while a rule runs on a message"))?;
-    let message = view.map(|v| with_extras(EventMessage::of(&v), &v, include));
+    let message = view.map(|v| off_the_clock(|| with_extras(EventMessage::of(&v), &v, include)));
     Ok(Event { endpoint: target, data, message, at: None })
 }
 

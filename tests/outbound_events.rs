@@ -1,0 +1,302 @@
+//! Webhooks and commands through the real daemon: signed payloads, a receiver that goes down or
+//! fails forever, SIGKILL during a burst, commands with stdin and a timeout, and no secret in
+//! any log line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tidings::store::{ActionState, Store};
+
+use crate::daemon::{Daemon, Setup};
+use crate::harness::{Receiver, Request, TestEnv, message, wait_for};
+
+const SECRET: &str = "whsec-5f1c0d7e-not-in-logs";
+
+/// A rule that fires one webhook per message, with some data of its own.
+const HOOK_RULE: &str = r#"webhook("hook", #{ subject: msg.subject, n: 1 });"#;
+
+/// `webhooks:` with one endpoint `hook` at `url`, signed with the secret in `dir/hook.secret`.
+fn webhooks(dir: &Path, url: &str, extra: &str) -> String {
+    std::fs::write(dir.join("hook.secret"), SECRET).unwrap();
+    let extra: String = extra.lines().map(|l| format!("    {l}\n")).collect();
+    format!("webhooks:\n  hook:\n    url: {url}\n    secret_file: hook.secret\n{extra}")
+}
+
+fn setup_with_hook(env: &TestEnv, user: &crate::harness::User, receiver: &Receiver, extra: &str) -> Setup {
+    // The config is written before the secret file: both live in the setup's directory.
+    let setup = Setup::with_top(env, user, &[("hook.rhai", HOOK_RULE)], "", "");
+    let top = webhooks(setup.dir.path(), &receiver.url("/hook"), extra);
+    let mut yaml = std::fs::read_to_string(&setup.config).unwrap();
+    yaml.push_str(&top);
+    std::fs::write(&setup.config, yaml).unwrap();
+    setup
+}
+
+/// Checks `X-Tidings-Signature: t=<unix>,v1=<hex>` against HMAC-SHA256("<t>.<body>").
+fn verify(request: &Request) {
+    let header = request.header("x-tidings-signature").expect("a signature header");
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = Some(value.to_owned()),
+            Some(("v1", value)) => v1 = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    let (t, v1) = (t.expect("t= in the signature"), v1.expect("v1= in the signature"));
+    let age = chrono::Utc::now().timestamp() - t.parse::<i64>().unwrap();
+    assert!((-5..600).contains(&age), "signature timestamp {t} is {age} s old");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(&request.body);
+    let expected: String = ring::hmac::sign(&key, &signed).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(v1, expected, "the signature verifies");
+}
+
+/// Idempotency keys of the requests, with how often each came.
+fn by_key(requests: &[Request]) -> BTreeMap<String, usize> {
+    let mut keys = BTreeMap::new();
+    for request in requests {
+        let key = request.header("idempotency-key").expect("an Idempotency-Key header").to_owned();
+        *keys.entry(key).or_insert(0) += 1;
+    }
+    keys
+}
+
+fn outage() -> Duration {
+    let secs = std::env::var("TIDINGS_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    Duration::from_secs(secs)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_carries_a_signed_versioned_payload() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    let setup = setup_with_hook(env, &user, &receiver, "");
+    let daemon = Daemon::start(&setup.config, 1);
+    let raw = message("ann@example.com", &user.address, "Invoice 4711", "Please pay.");
+    env.deliver_lmtp(&user, &raw).await.unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(30));
+    daemon.stop();
+    let request = &got[0];
+    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/hook"));
+    verify(request);
+    let payload = request.json();
+    assert_eq!(payload["version"], 1, "{payload:#}");
+    assert_eq!(payload["id"].as_str(), request.header("idempotency-key"), "{payload:#}");
+    assert_eq!(payload["account"], "t");
+    assert_eq!(payload["mailbox"], "INBOX");
+    assert_eq!(payload["rule"], "hook.rhai");
+    assert!(payload["uidvalidity"].as_u64().is_some() && payload["uid"].as_u64() == Some(1), "{payload:#}");
+    assert_eq!(payload["message"]["subject"], "Invoice 4711");
+    assert_eq!(payload["message"]["from"], "ann@example.com");
+    assert!(payload["message"]["snippet"].as_str().unwrap().contains("Please pay."), "{payload:#}");
+    assert_eq!(payload["data"], serde_json::json!({"subject": "Invoice 4711", "n": 1}));
+    assert_eq!(request.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_is_down_for_a_while_gets_every_event_when_it_is_back() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let mut receiver = Receiver::start();
+    let setup = setup_with_hook(env, &user, &receiver, "retry_delay: 500ms");
+    let daemon = Daemon::start(&setup.config, 1);
+    receiver.go_down();
+    let down = Instant::now();
+    let total = 8;
+    for n in 0..total {
+        env.deliver_lmtp(&user, &message("ann@example.com", &user.address, &format!("while down {n}"), "x"))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(outage().saturating_sub(down.elapsed())).await;
+    receiver.come_back();
+    let got = receiver.wait_for(total, Duration::from_secs(120));
+    let (_, log) = daemon.stop();
+    let keys = by_key(&got);
+    assert_eq!(keys.len(), total, "every event arrived: {keys:?}\n{log}");
+    assert!(log.contains("will retry"), "the outage was noticed and retried:\n{log}");
+    eprintln!("outage {:?}: {} events, {} requests after it", outage(), keys.len(), got.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_failing_forever_dead_letters_the_event_and_the_outbox_lists_it() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    receiver.set_status(500);
+    let setup = setup_with_hook(env, &user, &receiver, "max_attempts: 3\nretry_delay: 200ms");
+    let daemon = Daemon::start(&setup.config, 1);
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "doomed", "x")).await.unwrap();
+    let state = setup.state();
+    let failed = wait_for(Duration::from_secs(60), "the webhook dead-lettered", || {
+        let state = state.clone();
+        async move {
+            let store = Store::open(&state).await?;
+            let rows = store.list_outbox(Some(ActionState::Failed), 10).await?;
+            anyhow::ensure!(!rows.is_empty(), "nothing failed yet");
+            Ok::<_, anyhow::Error>(rows)
+        }
+    })
+    .await;
+    daemon.stop();
+    assert_eq!(receiver.requests().len(), 3, "exactly max_attempts tries");
+    let row = &failed[0];
+    assert_eq!((row.kind.as_str(), row.attempts), ("webhook", 3));
+    assert!(row.last_error.as_deref().unwrap_or_default().contains("500"), "{row:?}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["outbox", "--config"])
+        .arg(&setup.config)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = listing.lines().find(|l| l.contains("webhook")).unwrap_or_else(|| panic!("no webhook row:\n{listing}"));
+    assert!(line.contains(&row.id.to_string()) && line.contains("failed") && line.contains("hook"), "{listing}");
+}
+
+/// SIGKILL at random moments while 200 events are produced, then one clean run: every event
+/// arrives at least once; the duplicates are counted and printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_a_burst_of_webhooks_loses_no_event() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    // A slow receiver, so that kills land while deliveries are in flight.
+    receiver.set_delay(Duration::from_millis(20));
+    let setup = setup_with_hook(env, &user, &receiver, "");
+    Daemon::start(&setup.config, 1).kill();
+    let total = 200;
+    let deliver = {
+        let user = user.clone();
+        tokio::spawn(async move {
+            let env = TestEnv::shared();
+            for n in 0..total {
+                let raw = message("burst@example.com", &user.address, &format!("event {n}"), "x");
+                env.deliver_lmtp(&user, &raw).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("kill seed {seed}");
+    let mut kills = 0;
+    while !deliver.is_finished() {
+        let daemon = Daemon::spawn(&setup.config, &["run"]);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(100 + seed % 500)).await;
+        daemon.kill();
+        kills += 1;
+    }
+    deliver.await.unwrap();
+    let daemon = Daemon::start(&setup.config, 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while by_key(&receiver.requests()).len() < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, log) = daemon.stop();
+    let requests = receiver.requests();
+    let keys = by_key(&requests);
+    let duplicates: usize = keys.values().map(|n| n - 1).sum();
+    eprintln!(
+        "webhook burst: {total} events, {kills} kills, {} distinct delivered, {} requests, {duplicates} duplicates",
+        keys.len(),
+        requests.len()
+    );
+    assert_eq!(keys.len(), total, "every event arrived at least once\n{log}");
+    let subjects: std::collections::BTreeSet<String> =
+        requests.iter().map(|r| r.json()["message"]["subject"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(subjects.len(), total, "one distinct event per message");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_gets_the_event_on_stdin_and_a_hanging_one_is_killed_at_its_timeout() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let rule = r#"command("save", #{ who: msg.from }); if msg.subject == "hang" { command("hang", #{}); }"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events");
+    std::fs::create_dir_all(&out).unwrap();
+    let marker = format!("{}.{}", std::process::id(), 31);
+    let top = format!(
+        "commands:\n  save:\n    run: [\"sh\", \"-c\", \"cat > {out}/$$.json\"]\n    timeout: 10s\n  hang:\n    run: [\"sleep\", \"{marker}\"]\n    timeout: 1s\n    max_attempts: 1\n",
+        out = out.display(),
+    );
+    let setup = Setup::with_top(env, &user, &[("cmd.rhai", rule)], "", &top);
+    let daemon = Daemon::start(&setup.config, 1);
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "hello", "x")).await.unwrap();
+    let started = Instant::now();
+    env.deliver_lmtp(&user, &message("bob@example.com", &user.address, "hang", "x")).await.unwrap();
+    let state = setup.state();
+    let rows = wait_for(Duration::from_secs(30), "the hanging command given up", || {
+        let state = state.clone();
+        async move {
+            let store = Store::open(&state).await?;
+            let rows = store.list_outbox(None, 100).await?;
+            let hang = rows.iter().find(|a| a.payload["endpoint"] == "hang");
+            anyhow::ensure!(hang.is_some_and(|a| a.state == ActionState::Failed), "not yet: {rows:?}");
+            Ok::<_, anyhow::Error>(rows)
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    let (_, log) = daemon.stop();
+    let hang = rows.iter().find(|a| a.payload["endpoint"] == "hang").unwrap();
+    assert!(hang.last_error.as_deref().unwrap_or_default().contains("timed out"), "{hang:?}");
+    assert!(took < Duration::from_secs(15), "killed at its 1 s timeout, not later: {took:?}");
+    let left = std::process::Command::new("pgrep").args(["-f", &format!("sleep {marker}")]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the hanging command's process is gone: {}", String::from_utf8_lossy(&left.stdout));
+    let mut events: Vec<serde_json::Value> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    events.sort_by_key(|e| e["uid"].as_u64());
+    assert_eq!(events.len(), 2, "{events:?}\n{log}");
+    assert_eq!(events[0]["data"], serde_json::json!({"who": "ann@example.com"}));
+    assert_eq!(events[1]["data"], serde_json::json!({"who": "bob@example.com"}));
+    assert_eq!(events[0]["version"], 1);
+}
+
+/// Every secret of a full run (IMAP/SMTP password, webhook secret) stays out of the log at the
+/// most verbose level.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_appears_in_the_log_of_a_full_run() {
+    let env = TestEnv::shared();
+    let (me, ann) = (env.new_user(), env.new_user());
+    let receiver = Receiver::start();
+    let rule = r#"webhook("hook", #{ s: msg.subject }); reply("Thanks, noted.");"#;
+    let account = format!(
+        "smtp: {{ host: 127.0.0.1, port: {}, tls: starttls }}\naddresses: [{}]",
+        env.submission_port, me.address
+    );
+    let setup = Setup::with_top(env, &me, &[("all.rhai", rule)], &account, "");
+    let mut yaml = std::fs::read_to_string(&setup.config).unwrap();
+    yaml.push_str(&webhooks(setup.dir.path(), &receiver.url("/hook"), ""));
+    std::fs::write(&setup.config, yaml).unwrap();
+    let daemon = Daemon::spawn_env(&setup.config, &["run", "-v", "-v"], &[("RUST_LOG", "trace")]);
+    daemon.wait_log_count("watching", 1, Duration::from_secs(20));
+    let raw = message(&ann.address, &me.address, "secret test", "x");
+    env.deliver_lmtp_to(&ann.address, &[&me.address], &raw).await.unwrap();
+    receiver.wait_for(1, Duration::from_secs(30));
+    wait_for(Duration::from_secs(30), "the reply", || async {
+        anyhow::ensure!(!env.list(&ann, "INBOX").await?.is_empty(), "no reply yet");
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    let (_, log) = daemon.stop();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let plain = b64.encode(format!("\0{}\0{}", me.login, me.password));
+    for (what, secret) in
+        [("password", me.password.as_str()), ("webhook secret", SECRET), ("AUTH PLAIN blob", plain.as_str())]
+    {
+        assert!(!log.contains(secret), "the {what} appears in the log");
+    }
+    assert!(log.lines().count() > 50, "the log is the verbose one: {} lines", log.lines().count());
+}
