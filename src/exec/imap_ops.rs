@@ -1,21 +1,26 @@
 //! IMAP actions on a batch: grouped by mailbox, then by plan phase, then by identical action,
-//! so each group is one command over a UID set.
+//! so each group is one command over a UID set. Copies of sent mail (`save_sent`) are APPENDed
+//! after them.
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::Deserialize;
+
 use crate::config::Account;
+use crate::exec::mail::SAVE_SENT;
 use crate::exec::{Ran, error_chain};
 use crate::imap::{FlagOp, Session, UidSet};
 use crate::plan::{Action, Phase};
 use crate::store::{Action as Stored, ActionId};
 
-/// Per-connection knowledge: folders known to exist, and the \Trash and \Archive folders
-/// (`Some(None)`: looked up, the server has none).
+/// Per-connection knowledge: folders known to exist, and the \Trash, \Archive and \Sent
+/// folders (`Some(None)`: looked up, the server has none).
 #[derive(Default)]
 pub struct Targets {
     existing: HashSet<String>,
     trash: Option<Option<String>>,
     archive: Option<Option<String>>,
+    sent: Option<Option<String>>,
 }
 
 /// The claimed actions of one mailbox: (stored row, decoded action, UID).
@@ -36,7 +41,12 @@ pub async fn run(
 ) -> Vec<(ActionId, Ran)> {
     let mut results = Vec::new();
     let mut by_mailbox: BTreeMap<(String, u32), MailboxActions<'_>> = BTreeMap::new();
+    let mut sent = Vec::new();
     for stored in claimed {
+        if stored.kind == SAVE_SENT {
+            sent.push(stored);
+            continue;
+        }
         match decode(stored) {
             Ok((mailbox, uidvalidity, uid, action)) => {
                 by_mailbox.entry((mailbox, uidvalidity)).or_default().push((stored, action, uid))
@@ -50,7 +60,82 @@ pub async fn run(
         }
         run_mailbox(session, account, targets, &mailbox, uidvalidity, actions, &mut results).await;
     }
+    for stored in sent {
+        if session.is_broken() {
+            break;
+        }
+        let span = tracing::info_span!("action", action = SAVE_SENT, id = %stored.id);
+        let ran = save_sent(session, account, targets, stored).await;
+        span.in_scope(|| match &ran {
+            Ran::Done => tracing::info!("sent message saved"),
+            Ran::Permanent(e) => tracing::error!(error = %e, "failed"),
+            Ran::Transient(e) | Ran::RetryAfter(_, e) => tracing::warn!(error = %e, "will retry"),
+        });
+        results.push((stored.id, ran));
+    }
     results
+}
+
+/// What `exec::mail::save_sent_action` stores.
+#[derive(Deserialize)]
+struct SentCopy {
+    /// The folder; `None`: the one the server marks \Sent.
+    mailbox: Option<String>,
+    /// The message as sent.
+    message: String,
+}
+
+/// APPENDs a sent message, `\Seen`, to the account's sent folder. A second attempt first looks
+/// for the Message-ID there: the first may have appended it before the connection broke.
+async fn save_sent(session: &mut Session, account: &Account, targets: &mut Targets, stored: &Stored) -> Ran {
+    let copy: SentCopy = match serde_json::from_value(stored.payload.clone()) {
+        Ok(copy) => copy,
+        Err(e) => return Ran::Permanent(format!("cannot read action {} ({SAVE_SENT}): {e}", stored.id)),
+    };
+    let mailbox = match copy.mailbox {
+        Some(name) => match ensure(session, account, targets, &name).await {
+            Ok(()) => name,
+            Err(ran) => return ran,
+        },
+        None => match special_use(session, &mut targets.sent, "\\Sent").await {
+            Ok(Some(folder)) => folder,
+            Ok(None) => {
+                return Ran::Permanent(format!(
+                    "cannot save the sent message in account {}: the server marks no folder \\Sent (special-use); \
+                     name one with `save_sent: \"Sent\"`",
+                    account.name
+                ));
+            }
+            Err(ran) => return ran,
+        },
+    };
+    if stored.attempts > 1
+        && let Some(id) = message_id(&copy.message)
+    {
+        let found = match session.examine(&mailbox).await {
+            Ok(_) => session.search_uids(&format!("HEADER Message-ID \"{id}\"")).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(uids) if !uids.is_empty() => return Ran::Done,
+            Ok(_) => {}
+            Err(e) => return classify(&e, &format!("cannot look for the sent message in {mailbox}")),
+        }
+    }
+    match session.append(&mailbox, &["\\Seen"], copy.message.as_bytes()).await {
+        Ok(()) => Ran::Done,
+        Err(e) => classify(&e, &format!("cannot save the sent message in {mailbox}")),
+    }
+}
+
+/// The Message-ID of an RFC 5322 text, as written between `<>`, if it is plain enough to search
+/// for (printable ASCII, no quotes).
+fn message_id(message: &str) -> Option<&str> {
+    let headers = message.split("\r\n\r\n").next()?;
+    let line = headers.split("\r\n").find(|l| l.len() > 11 && l[..11].eq_ignore_ascii_case("message-id:"))?;
+    let id = line[11..].trim();
+    let plain = !id.is_empty() && id.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    plain.then_some(id)
 }
 
 fn decode(stored: &Stored) -> Result<(String, u32, u32, Action), String> {
@@ -152,7 +237,7 @@ async fn execute(
         Action::Archive => return archive(session, account, targets, uids).await,
         // Never claimed by this executor (see `plan::MAILBOX_KINDS`): the phases run above have
         // no outbound step, so this arm is only a guard.
-        Action::Reply(_) | Action::Forward(_) | Action::Send(_) | Action::Webhook { .. } | Action::Command { .. } => {
+        Action::Reply(_) | Action::Forward(_) | Action::Send(_) | Action::Webhook(_) | Action::Command(_) => {
             return Ran::Permanent(format!("cannot run a {} action: it is not an IMAP action", action.kind()));
         }
     };
@@ -232,4 +317,23 @@ async fn ensure(session: &mut Session, account: &Account, targets: &mut Targets,
 fn classify(error: &crate::imap::Error, what: &str) -> Ran {
     let text = format!("{what}: {}", error_chain(error));
     if error.is_transient() { Ran::Transient(text) } else { Ran::Permanent(text) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_executor_claims_the_mailbox_kinds_and_sent_copies() {
+        let (last, mailbox) = crate::exec::IMAP_KINDS.split_last().unwrap();
+        assert_eq!((mailbox, *last), (crate::plan::MAILBOX_KINDS, SAVE_SENT));
+    }
+
+    #[test]
+    fn the_message_id_of_a_sent_copy_is_found_in_its_header_block() {
+        let sent = "From: me@work.example\r\nMessage-ID: <1a.2.3.tidings@work.example>\r\nSubject: x\r\n\r\nMessage-ID: <no>\r\n";
+        assert_eq!(message_id(sent), Some("<1a.2.3.tidings@work.example>"));
+        assert_eq!(message_id("Subject: x\r\n\r\nMessage-ID: <body@x>\r\n"), None);
+        assert_eq!(message_id("message-id: <\"quoted\"@x>\r\n\r\n"), None, "not searchable as is");
+    }
 }

@@ -1,4 +1,4 @@
-//! Changing mail on the server: move, copy, flag, create, list, log out.
+//! Changing mail on the server: move, copy, flag, append, create, list, log out.
 //!
 //! Executors call these with UIDs and UTF-8 mailbox paths that were decided elsewhere; this
 //! module only turns them into the right commands for this server (MOVE, or COPY + STORE +
@@ -8,8 +8,10 @@
 //! gone do nothing; a COPY retried after success copies twice).
 
 use async_imap::imap_proto::{MailboxDatum, Response};
+use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
+use super::connect::Conn;
 use super::uidset::{MAX_SET_LEN, UidSet};
 use super::{Capabilities, Error, Result, Session, wire};
 
@@ -106,6 +108,28 @@ impl Session {
         self.run_in_order(&what, commands).await
     }
 
+    /// Appends `message` (RFC 5322, CRLF line ends, no NUL) to `mailbox` with `flags`, e.g. a
+    /// sent message to the Sent folder with `\Seen`. A missing mailbox is refused by the server
+    /// (NO, usually with `[TRYCREATE]`) and the session stays usable.
+    pub async fn append<S: AsRef<str>>(&mut self, mailbox: &str, flags: &[S], message: &[u8]) -> Result<()> {
+        let what = format!("append a message of {} bytes to `{mailbox}`", message.len());
+        let flags: Vec<&str> = flags.iter().map(AsRef::as_ref).collect();
+        if let Some(bad) = flags.iter().find(|f| !valid_flag(f)) {
+            return Err(Error::Invalid { what, reason: format!("`{bad}` is not a valid flag") });
+        }
+        if message.contains(&0) {
+            return Err(Error::Invalid { what, reason: "the message holds a NUL byte".into() });
+        }
+        let command =
+            format!("APPEND {} ({}) {{{}}}", wire::quote(&self.server_name(mailbox)), flags.join(" "), message.len());
+        let megabytes = u32::try_from(message.len() >> 20).unwrap_or(u32::MAX);
+        let limit = self.timeouts.command.saturating_add(self.timeouts.fetch_per_mb.saturating_mul(megabytes));
+        debug!(at = %self.at, what, "imap: command");
+        let conn = self.live(&what)?;
+        let result = tokio::time::timeout(limit, append_literal(conn, &command, message)).await;
+        self.settle(&what, limit, result)
+    }
+
     /// Creates `mailbox` (and subscribes it, so mail clients show it). One that already
     /// exists is success.
     pub async fn create(&mut self, mailbox: &str) -> Result<()> {
@@ -172,6 +196,40 @@ impl Session {
             self.exchange(what, &[command], self.timeouts.command, |_| {}).await?;
         }
         Ok(())
+    }
+}
+
+/// APPEND with a synchronizing literal: the command, the server's go-ahead (`+`), the bytes.
+/// A tagged answer instead of the go-ahead is a refusal before any byte was sent.
+async fn append_literal(conn: &mut Conn, command: &str, message: &[u8]) -> Result<(), async_imap::error::Error> {
+    type ImapError = async_imap::error::Error;
+    let tag = conn.run_command(command).await?;
+    loop {
+        let response = conn.read_response().await?.ok_or(ImapError::ConnectionLost)?;
+        match response.parsed() {
+            Response::Continue { .. } => break,
+            Response::Done { tag: done, status, outcome } if *done == tag => {
+                return Err(wire::refused(status, outcome).unwrap_or_else(|| {
+                    ImapError::Io(std::io::Error::other("APPEND ended before its message was sent"))
+                }));
+            }
+            // Untagged news (EXISTS of another mailbox, alerts): nothing to do with the append.
+            _ => {}
+        }
+    }
+    // The command was flushed when it was sent, so nothing waits in async-imap's buffer: the
+    // literal can go straight to the stream.
+    let stream = conn.get_mut();
+    stream.write_all(message).await?;
+    stream.write_all(b"\r\n").await?;
+    stream.flush().await?;
+    loop {
+        let response = conn.read_response().await?.ok_or(ImapError::ConnectionLost)?;
+        if let Response::Done { tag: done, status, outcome } = response.parsed()
+            && *done == tag
+        {
+            return wire::refused(status, outcome).map_or(Ok(()), Err);
+        }
     }
 }
 
