@@ -157,6 +157,71 @@ async fn a_receiver_failing_forever_dead_letters_the_event_and_the_outbox_lists_
     assert!(out.status.success(), "{listing}\n{}", String::from_utf8_lossy(&out.stderr));
     let line = listing.lines().find(|l| l.contains("webhook")).unwrap_or_else(|| panic!("no webhook row:\n{listing}"));
     assert!(line.contains(&row.id.to_string()) && line.contains("failed") && line.contains("hook"), "{listing}");
+
+    // Fixed receiver, retried by hand, beside a running daemon: delivered once more, done.
+    receiver.set_status(200);
+    let daemon = Daemon::start(&setup.config, 1);
+    let retry = outbox(&setup, &["retry", &row.id.to_string()]);
+    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    let got = receiver.wait_for(4, Duration::from_secs(30));
+    assert_eq!(got[3].header("idempotency-key"), got[0].header("idempotency-key"), "the same event again");
+    let state = setup.state();
+    let id = row.id;
+    wait_for(Duration::from_secs(30), "the retried webhook done", || {
+        let state = state.clone();
+        async move {
+            let store = Store::open(&state).await?;
+            let row = store.list_outbox(None, 10).await?.into_iter().find(|a| a.id == id);
+            anyhow::ensure!(row.as_ref().is_some_and(|a| a.state == ActionState::Done), "{row:?}");
+            Ok::<_, anyhow::Error>(())
+        }
+    })
+    .await;
+    daemon.stop();
+    let again = outbox(&setup, &["retry", &row.id.to_string()]);
+    assert_eq!(again.status.code(), Some(1), "a done action cannot be retried");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("only failed or uncertain"), "{again:?}");
+}
+
+/// `tidings outbox ARGS --config <setup>`.
+fn outbox(setup: &Setup, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("outbox")
+        .args(args)
+        .arg("--config")
+        .arg(&setup.config)
+        .output()
+        .unwrap()
+}
+
+/// Webhooks to a receiver that hangs take their time; mail is sorted meanwhile as fast as ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_receiver_never_stalls_mail_sorting() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    receiver.set_delay(Duration::from_secs(20));
+    let rule = r#"webhook("hook", #{ s: msg.subject }); move_to("Sorted");"#;
+    let setup = Setup::with_top(env, &user, &[("both.rhai", rule)], "", "");
+    let mut yaml = std::fs::read_to_string(&setup.config).unwrap();
+    yaml.push_str(&webhooks(setup.dir.path(), &receiver.url("/hook"), "timeout: 60s"));
+    std::fs::write(&setup.config, yaml).unwrap();
+    let daemon = Daemon::start(&setup.config, 1);
+    let total = 40;
+    let started = Instant::now();
+    for n in 0..total {
+        env.deliver_lmtp(&user, &message("ann@example.com", &user.address, &format!("sort {n}"), "x")).await.unwrap();
+    }
+    wait_for(Duration::from_secs(15), "every message sorted while the webhooks hang", || async {
+        let sorted = env.list(&user, "Sorted").await.map(|l| l.len()).unwrap_or(0);
+        anyhow::ensure!(sorted == total, "{sorted} of {total} sorted");
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(receiver.requests().is_empty(), "no webhook has been answered yet: the receiver hangs");
+    daemon.kill();
+    eprintln!("{total} messages sorted in {took:?} while their webhooks hung");
 }
 
 /// SIGKILL at random moments while 200 events are produced, then one clean run: every event

@@ -218,3 +218,28 @@ async fn the_daily_limit_stops_a_flood_and_the_rest_is_dead_lettered() {
     let raw = String::from_utf8(env.fetch_raw(&ann, "INBOX", inbox[0].uid).await.unwrap()).unwrap();
     assert_eq!(header(&raw, "Auto-Submitted").as_deref(), Some("auto-generated"), "{raw}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forward_as_attachment_carries_the_whole_original() {
+    let env = TestEnv::shared();
+    let (me, ann) = (env.new_user(), env.new_user());
+    let rule = format!(r#"forward(#{{ to: "{}", note: "FYI, see attached.", attach: true }});"#, ann.address);
+    let setup = Setup::new(env, &me, &[("fwd.rhai", &rule)], &smtp_account(env, &me, ""));
+    let daemon = Daemon::start(&setup.config, 1);
+    let (id, raw) = mail("boss@example.com", &me.address, "Quarterly numbers", "X-Original-Marker: kept-intact\r\n");
+    env.deliver_lmtp(&me, &raw).await.unwrap();
+    let got = wait_for(Duration::from_secs(30), "the forward in Ann's INBOX", || async {
+        let listed = env.list(&ann, "INBOX").await?;
+        anyhow::ensure!(!listed.is_empty(), "nothing yet");
+        Ok::<_, anyhow::Error>(listed)
+    })
+    .await;
+    daemon.stop();
+    let forwarded = String::from_utf8(env.fetch_raw(&ann, "INBOX", got[0].uid).await.unwrap()).unwrap();
+    assert_eq!(header(&forwarded, "Auto-Submitted").as_deref(), Some("auto-generated"), "{forwarded}");
+    assert!(header(&forwarded, "Subject").unwrap_or_default().contains("Quarterly numbers"), "{forwarded}");
+    assert!(forwarded.contains("FYI, see attached."), "{forwarded}");
+    assert!(forwarded.to_lowercase().contains("message/rfc822"), "{forwarded}");
+    assert!(forwarded.contains("X-Original-Marker: kept-intact"), "the original's own headers are inside: {forwarded}");
+    assert!(forwarded.contains(&format!("<{id}>")), "{forwarded}");
+}

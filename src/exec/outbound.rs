@@ -151,12 +151,18 @@ impl Outbound {
             if worked && slots.available_permits() > 0 {
                 continue;
             }
-            // With no free slot, some delivery is running: wait for it. Otherwise wait for work
-            // (or shutdown) as well.
-            let free = slots.available_permits() > 0;
-            tokio::select! {
-                Some(done) = running.join_next(), if !running.is_empty() => self.joined(done)?,
-                result = self.wait(EVENT_KINDS, &wake, &mut shutdown), if free => result?,
+            // With no free slot some delivery is running: wait for one to end (or for shutdown).
+            // With a free slot, wait for work as well.
+            if slots.available_permits() > 0 {
+                tokio::select! {
+                    Some(done) = running.join_next(), if !running.is_empty() => self.joined(done)?,
+                    result = self.wait(EVENT_KINDS, &wake, &mut shutdown) => result?,
+                }
+            } else {
+                tokio::select! {
+                    Some(done) = running.join_next() => self.joined(done)?,
+                    _ = shutdown.changed() => {}
+                }
             }
         }
         while let Some(done) = running.join_next().await {
