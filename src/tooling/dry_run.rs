@@ -228,7 +228,8 @@ fn judge(context: &Context, fetched: &Fetched) -> Judged {
     let view = Arc::new(crate::message::parse(&fetched.raw, meta.clone()));
     let from = view.from().map(|a| a.address.clone()).unwrap_or_default();
     let subject = view.subject().to_owned();
-    let first = Verdict::judge(&context.rules, &view, &context.account.rules, context.now);
+    let first =
+        Verdict::judge(&context.rules, &view, &context.account.rules, context.now).guard(Some(&context.account));
     let mut judged =
         Judged { uid: fetched.uid, from, subject, steps: vec![(context.mailbox.clone(), first)], loop_at: None };
     follow(context, &fetched.raw, meta, &mut judged);
@@ -256,7 +257,8 @@ fn follow(context: &Context, raw: &[u8], mut meta: Meta, judged: &mut Judged) {
         let key = MessageKey::new(context.account.name.clone(), target.clone(), 0, 0);
         let view = Arc::new(crate::message::parse(raw, Meta { key, flags: flags.clone(), ..meta.clone() }));
         meta.flags = flags;
-        let verdict = Verdict::judge(&context.rules, &view, &context.account.rules, context.now);
+        let verdict =
+            Verdict::judge(&context.rules, &view, &context.account.rules, context.now).guard(Some(&context.account));
         judged.steps.push((target, verdict));
         current = judged.steps.len() - 1;
     }

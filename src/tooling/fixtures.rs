@@ -24,6 +24,8 @@
 //!     stopped_by: 30-lists.rhai         # optional; `stopped_by: null` = no rule stopped
 //!     failures: []                      # rules expected to fail (default: none may fail)
 //!     overridden: [move: Inbox/Old]     # optional: the dispositions a later one overrode
+//!     suppressed: ["Precedence: bulk"]  # optional: the replies the reply guards stop, in plan
+//!                                       # order, each by a part of its reason; [] = none is
 //! ```
 //!
 //! `expect` is the plan in execution order, one action per item: `move: F`, `copy: F`,
@@ -32,6 +34,10 @@
 //! `kind: {field: value, ...}` with the fields of its JSON form (or the JSON form itself,
 //! `{kind: archive}`). Fields left out of that form are not compared: `- reply` expects a reply,
 //! `- reply: {subject: "Re: hi"}` one with that subject. See [`Expected`].
+//!
+//! A reply in `expect` is what the rule decided; whether it would go out is `suppressed`'s
+//! business. The guards that need the account (its own addresses, To/Cc) apply when the case's
+//! account is in the config; the others always.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +76,7 @@ struct RawCase {
     #[serde(default)]
     failures: Vec<String>,
     overridden: Option<Vec<Value>>,
+    suppressed: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +127,8 @@ pub struct Case {
     pub failures: Vec<String>,
     /// The overridden dispositions, if checked.
     pub overridden: Option<Vec<Expected>>,
+    /// A part of the reason of each reply the guards suppress, in plan order, if checked.
+    pub suppressed: Option<Vec<String>>,
 }
 
 impl Fixture {
@@ -201,6 +210,7 @@ impl Case {
             stopped_by: raw.stopped_by,
             failures,
             overridden,
+            suppressed: raw.suppressed,
         })
     }
 
@@ -240,6 +250,13 @@ impl Case {
         {
             let show = |s: &Option<String>| s.clone().unwrap_or_else(|| "no rule".to_owned());
             lines.push(format!("stopped_by: expected {}, got {}", show(expected), show(&verdict.stopped_by)));
+        }
+        if let Some(expected) = &self.suppressed {
+            let got: Vec<&str> = verdict.suppressed.iter().map(|(_, reason)| reason.as_str()).collect();
+            let same = expected.len() == got.len() && expected.iter().zip(&got).all(|(e, g)| g.contains(e.as_str()));
+            if !same {
+                lines.push(format!("suppressed: expected {expected:?}, got {got:?}"));
+            }
         }
         let mut failed: Vec<&str> = verdict.failures.iter().map(|f| f.rule.as_str()).collect();
         failed.sort_unstable();

@@ -5,8 +5,8 @@
 //! Input: a compiled [`RuleSet`] and messages (files, fixture cases, or fetched read-only with
 //! EXAMINE and `BODY.PEEK`). Output: per message a [`Verdict`] (the rules that decided
 //! something, the [`Plan`] exactly as the live pipeline would store it, the overridden
-//! dispositions and the rule failures), printed for people or as one JSON object per line, and
-//! for a dry run a [`summary::Summary`].
+//! dispositions, the rule failures and the replies the reply guards would suppress), printed for
+//! people or as one JSON object per line, and for a dry run a [`summary::Summary`].
 //!
 //! What it must not do: write to the store, change anything on a server, or decide exit codes
 //! (the binary does; this module reports outcomes and classifies errors).
@@ -26,8 +26,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::Account;
+use crate::exec::mail::guard;
 use crate::message::MessageView;
-use crate::plan::{Decision, Plan};
+use crate::plan::{Action, Decision, Plan};
 use crate::rules::{Evaluation, RuleFailure, RuleSet};
 
 /// The "rule" a failure is charged to when the engine itself failed (it panicked).
@@ -45,6 +47,9 @@ pub struct Verdict {
     pub plan: Plan,
     /// Rules that failed on this message (their decisions are not in the plan).
     pub failures: Vec<RuleFailure>,
+    /// Replies in the plan that the reply guards would not send, by their index in
+    /// `plan.actions`, with the reason (see [`Verdict::guard`]).
+    pub suppressed: Vec<(usize, String)>,
 }
 
 impl Verdict {
@@ -68,7 +73,37 @@ impl Verdict {
             stopped_by: evaluation.stopped_by,
             plan: Plan::build(view.key().clone(), evaluation.decisions),
             failures: evaluation.failures,
+            suppressed: Vec::new(),
         }
+    }
+
+    /// Notes the replies that the reply guards would suppress when the outbox sends them (a
+    /// list, a robot, automatic mail, the account itself ...). With the account, every guard;
+    /// without one (`tidings test` for an account the config lacks), those that need no account.
+    /// The once-per-`days` memory and the daily cap live in the store, so they are not shown.
+    pub fn guard(mut self, account: Option<&Account>) -> Verdict {
+        self.suppressed = self
+            .plan
+            .actions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, planned)| match &planned.action {
+                Action::Reply(reply) => {
+                    let checked = match account {
+                        Some(account) => guard::check(&reply.original, &reply.to, account),
+                        None => guard::check_message(&reply.original, &reply.to),
+                    };
+                    checked.err().map(|s| (i, s.reason))
+                }
+                _ => None,
+            })
+            .collect();
+        self
+    }
+
+    /// Why the action at `index` of the plan would be suppressed, if it would.
+    pub fn suppressed(&self, index: usize) -> Option<&str> {
+        self.suppressed.iter().find(|(i, _)| *i == index).map(|(_, reason)| reason.as_str())
     }
 }
 
@@ -195,6 +230,7 @@ pub(crate) fn test_verdict(actions: Vec<crate::plan::Action>) -> Verdict {
         stopped_by: None,
         plan: crate::plan::Plan::build(crate::message::MessageKey::new("t", "INBOX", 1, 1), decisions.collect()),
         failures: vec![],
+        suppressed: vec![],
     }
 }
 

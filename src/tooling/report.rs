@@ -124,6 +124,9 @@ pub struct ActionJson<'a> {
     /// The action, flattened: its `kind` and fields.
     #[serde(flatten)]
     pub action: &'a Action,
+    /// Why the reply guards would not send it; absent when they would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<&'a str>,
 }
 
 /// An error in the JSON output; `rule` is null for an error that is not a rule's.
@@ -156,12 +159,18 @@ impl<'a> VerdictJson<'a> {
         VerdictJson {
             rules_matched: &verdict.rules_matched,
             stopped_by: verdict.stopped_by.as_deref(),
-            actions: verdict.plan.actions.iter().map(|p| ActionJson { rule: &p.rule, action: &p.action }).collect(),
+            actions: verdict
+                .plan
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ActionJson { rule: &p.rule, action: &p.action, suppressed: verdict.suppressed(i) })
+                .collect(),
             overridden: verdict
                 .plan
                 .overridden
                 .iter()
-                .map(|d| ActionJson { rule: &d.rule, action: &d.action })
+                .map(|d| ActionJson { rule: &d.rule, action: &d.action, suppressed: None })
                 .collect(),
             errors: verdict.failures.iter().map(|f| ErrorJson { rule: Some(&f.rule), error: &f.error }).collect(),
         }
@@ -198,6 +207,9 @@ pub fn write_verdict(out: &mut dyn Write, verdict: &Verdict, indent: &str) -> io
     for (n, (line, planned)) in lines.iter().zip(&verdict.plan.actions).enumerate() {
         let pad = width - line.chars().count();
         writeln!(out, "{indent}{}. {line}{:pad$}   ({})", n + 1, "", planned.rule)?;
+        if let Some(reason) = verdict.suppressed(n) {
+            writeln!(out, "{indent}   suppressed: {reason}")?;
+        }
     }
     let winner = verdict.plan.actions.iter().find(|p| p.action.phase() == Phase::Disposition);
     for lost in &verdict.plan.overridden {
@@ -251,6 +263,7 @@ mod tests {
             stopped_by: Some("b.rhai".into()),
             plan: Plan::build(MessageKey::new("t", "INBOX", 1, 1), decisions),
             failures: vec![RuleFailure { rule: "c.rhai".into(), error: "boom".into() }],
+            suppressed: vec![],
         };
         let mut out = Vec::new();
         write_verdict(&mut out, &verdict, "  ").unwrap();

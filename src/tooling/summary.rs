@@ -38,7 +38,14 @@ impl Summary {
         self.messages += 1;
         let mut effects = BTreeSet::new();
         for verdict in verdicts {
-            effects.extend(verdict.plan.actions.iter().flat_map(|p| effect(&p.action)));
+            for (i, planned) in verdict.plan.actions.iter().enumerate() {
+                if verdict.suppressed(i).is_some() {
+                    // Counted apart: a dry run over a list folder shows that no reply goes out.
+                    effects.insert(format!("{} suppressed by the reply guards", planned.action.kind()));
+                } else {
+                    effects.extend(effect(&planned.action));
+                }
+            }
             self.conflicts += usize::from(!verdict.plan.overridden.is_empty());
             self.rule_failures += verdict.failures.len();
         }
@@ -146,6 +153,31 @@ mod tests {
         summary.write(&mut out, "summary:").unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("summary:\n  2 -> Newsletters\n  1 deleted\n"), "{text}");
+        // A reply the guards stop is counted apart from one that goes out.
+        let reply = || {
+            let original = crate::plan::Original::of(&crate::message::parse(
+                b"Subject: x\n\n",
+                crate::message::Meta::new(crate::message::MessageKey::new("t", "INBOX", 1, 1)),
+            ));
+            Action::Reply(crate::plan::Reply {
+                to: "a@b.example".into(),
+                subject: "Re: x".into(),
+                body: "y".into(),
+                days: 7,
+                handle: "r".into(),
+                original,
+                html: None,
+                from: None,
+                at: None,
+            })
+        };
+        let mut replies = Summary::default();
+        let mut stopped = verdict(vec![reply()]);
+        stopped.suppressed = vec![(0, "the message has Precedence: bulk".into())];
+        replies.add(&[&stopped]);
+        replies.add(&[&verdict(vec![reply()])]);
+        let counts: Vec<(&str, usize)> = replies.effects.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(counts, [("reply", 1), ("reply suppressed by the reply guards", 1)]);
         assert!(
             text.ends_with(
                 "  1 nothing to do\n  1 with a move or delete overridden by a later rule\n  \

@@ -74,7 +74,13 @@ pub fn run(config: &Config, rules: &RuleSet, options: &Options, out: &mut dyn Wr
     }
     let mut outcome = Outcome::default();
     let account = options.account.clone().unwrap_or_else(|| "test".to_owned());
-    let target = Target { globs: globs(config, &account), account, mailbox: options.mailbox.clone(), now };
+    let target = Target {
+        globs: globs(config, &account),
+        config_account: config.account(&account).cloned(),
+        account,
+        mailbox: options.mailbox.clone(),
+        now,
+    };
     // One message at a time: evaluating on several threads at once makes Rhai contend for the
     // lock on a plugin's `global::` constants, and past a few retries it panics (rhai 1.27).
     for (i, path) in files.iter().enumerate() {
@@ -98,6 +104,8 @@ pub fn run(config: &Config, rules: &RuleSet, options: &Options, out: &mut dyn Wr
 /// Where message files are said to be, and when.
 struct Target {
     account: String,
+    /// The account's config, when it has one: the reply guards that need it apply then.
+    config_account: Option<crate::config::Account>,
     mailbox: String,
     globs: Vec<String>,
     now: DateTime<Utc>,
@@ -160,7 +168,7 @@ fn judge_file(rules: &RuleSet, target: &Target, uid: usize, path: &Path) -> Resu
     let uid = u32::try_from(uid).unwrap_or(u32::MAX);
     let key = MessageKey::new(target.account.clone(), target.mailbox.clone(), 1, uid);
     let view = Arc::new(crate::message::parse(&raw, Meta::new(key)));
-    Ok(Verdict::judge(rules, &view, &target.globs, target.now))
+    Ok(Verdict::judge(rules, &view, &target.globs, target.now).guard(target.config_account.as_ref()))
 }
 
 #[derive(Serialize)]
@@ -217,7 +225,8 @@ fn run_fixture(
         writeln!(out, "{}", tidy(&fixture.path).display())?;
     }
     for case in &fixture.cases {
-        let verdict = Verdict::judge(rules, &case.view(), &globs(config, &case.account), case.now);
+        let verdict = Verdict::judge(rules, &case.view(), &globs(config, &case.account), case.now)
+            .guard(config.account(&case.account));
         let differences = case.check(&verdict);
         outcome.cases += 1;
         if !differences.is_empty() {
@@ -331,6 +340,83 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("move -> Notifications/GitHub"), "without --account every rule runs: {text}");
         assert!(outcome.passed(), "the fixture names its account itself: {text}");
+    }
+
+    /// A rule that replies to everything, and account `work` (me@work.example) in the config.
+    fn replying() -> (tempfile::TempDir, Config, RuleSet) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("rules/tests")).unwrap();
+        std::fs::write(dir.path().join("rules/away.rhai"), "reply(\"Away until Monday.\");\n").unwrap();
+        let yaml = "accounts:\n  work:\n    imap: { host: h }\n    username: u\n    password_env: P\n    \
+                    from: me@work.example\n";
+        let config = Config::from_yaml(yaml, &dir.path().join("tidings.yaml")).unwrap();
+        let rules = RuleSet::compile(&config).unwrap();
+        (dir, config, rules)
+    }
+
+    const FIXTURE: &str = "\
+account: work
+cases:
+  - name: a person writing to the account gets the reply
+    message: {raw: \"From: ann@ann.example\\nTo: me@work.example\\nSubject: hi\\n\\nhello\\n\"}
+    expect: [reply]
+    suppressed: []
+  - name: list mail gets none
+    message: {raw: \"From: ann@ann.example\\nTo: me@work.example\\nList-Id: <l.example>\\nSubject: hi\\n\\nx\\n\"}
+    expect: [reply]
+    suppressed: [list-id]
+  - name: mail that came by Bcc gets none (a guard that needs the account)
+    message: {raw: \"From: ann@ann.example\\nTo: team@ann.example\\nSubject: hi\\n\\nx\\n\"}
+    expect: [reply]
+    suppressed: [none of the account's addresses]
+";
+
+    #[test]
+    fn replies_the_guards_would_stop_are_shown_suppressed_with_the_reason() {
+        let (dir, config, rules) = replying();
+        let fixture = dir.path().join("rules/tests/away.yaml");
+        std::fs::write(&fixture, FIXTURE).unwrap();
+        let list = dir.path().join("list.eml");
+        std::fs::write(&list, "From: news@shop.example\nTo: me@work.example\nPrecedence: bulk\nSubject: Deals\n\nx\n")
+            .unwrap();
+        let options =
+            Options { paths: vec![list.clone(), fixture.clone()], mailbox: "INBOX".into(), ..Options::default() };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(outcome.passed() && outcome.cases == 3, "{outcome:?}\n{text}");
+        assert!(text.contains("   suppressed: the message has Precedence: bulk\n"), "{text}");
+        // As JSON: the reason beside the action.
+        let options = Options { paths: vec![list], json: true, ..options };
+        let mut out = Vec::new();
+        run(&config, &rules, &options, &mut out).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(line["actions"][0]["kind"], "reply");
+        assert_eq!(line["actions"][0]["suppressed"], "the message has Precedence: bulk");
+        // A case expecting the wrong thing fails and says what it got.
+        let wrong = FIXTURE.replace("suppressed: []", "suppressed: [bulk]");
+        std::fs::write(&fixture, wrong).unwrap();
+        let options = Options { paths: vec![fixture], mailbox: "INBOX".into(), ..Options::default() };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(outcome.cases_failed.len(), 1, "{text}");
+        assert!(text.contains("suppressed: expected [\"bulk\"], got []"), "{text}");
+    }
+
+    #[test]
+    fn without_the_account_in_the_config_only_the_message_guards_apply() {
+        let (_dir, config, rules) = replying();
+        let view = Arc::new(crate::message::parse(
+            b"From: ann@ann.example\nTo: team@ann.example\nSubject: hi\n\nx\n",
+            Meta::new(MessageKey::new("elsewhere", "INBOX", 1, 1)),
+        ));
+        let verdict = Verdict::judge(&rules, &view, &[], Utc::now());
+        assert!(verdict.clone().guard(None).suppressed.is_empty(), "Bcc cannot be told without the account");
+        let guarded = verdict.guard(config.account("work"));
+        assert_eq!(guarded.suppressed.len(), 1);
+        assert!(guarded.suppressed(0).is_some_and(|r| r.contains("none of the account's addresses (me@work.example)")));
+        assert_eq!(guarded.suppressed(1), None);
     }
 
     #[test]
