@@ -23,8 +23,8 @@ use lettre::{Address, Message};
 use crate::config::Account;
 use crate::plan::{Forward, NewMessage, Original, Reply};
 
-/// A message ready for SMTP.
-#[derive(Clone, Debug)]
+/// A message ready for SMTP. Its `Debug` leaves the message out: logs carry no mail.
+#[derive(Clone)]
 pub struct Composed {
     /// MAIL FROM and RCPT TO.
     pub envelope: lettre::address::Envelope,
@@ -32,6 +32,16 @@ pub struct Composed {
     pub bytes: Vec<u8>,
     /// Its Message-ID, without `<>`.
     pub message_id: String,
+}
+
+impl std::fmt::Debug for Composed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Composed")
+            .field("envelope", &self.envelope)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("message_id", &self.message_id)
+            .finish()
+    }
 }
 
 /// Why a message cannot be composed. The action is wrong, not the network: retrying will not help.

@@ -69,6 +69,8 @@ fn a_reply_is_threaded_and_marked_auto_replied() {
     let text = String::from_utf8_lossy(&composed.bytes);
     assert!(!text.contains("away.rhai") && !text.to_lowercase().contains("x-tidings"), "{text}");
     assert!(composed.bytes.windows(2).filter(|w| w == b"\r\n").count() > 5, "CRLF line ends");
+    let shown = format!("{composed:?}");
+    assert!(!shown.contains("away until Monday") && shown.contains(" bytes"), "no body in logs: {shown}");
 }
 
 #[test]
