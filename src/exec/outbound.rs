@@ -411,6 +411,11 @@ impl MailLane {
                 tracing::info!(message_id = %ready.composed.message_id, "sent");
             }
             Err(smtp::SendError::Refused { permanent, message }) => {
+                // Refused before the final dot, nothing was accepted; a connection that broke on
+                // the way is replaced for the next row.
+                if connection.is_broken() {
+                    self.connection = None;
+                }
                 let error = format!("the SMTP server refused the message: {message}");
                 let outcome = if permanent { Outcome::Failed { error } } else { retry_mail(&row, error) };
                 log_outcome(&outcome);
@@ -443,27 +448,17 @@ impl MailLane {
                 Ok(Ready { composed, once_per: Some(once_per), recipient: reply.to })
             }
             Planned::Forward(forward) => {
-                let from = chosen_from(account, forward.from.as_deref()).map_err(failed)?;
+                let from = guard::sender_address(account, forward.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::forward(&forward, &from, account).map_err(|e| failed(e.to_string()))?;
                 Ok(Ready { composed, once_per: None, recipient: forward.to.join(", ") })
             }
             Planned::Send(message) => {
-                let from = chosen_from(account, message.from.as_deref()).map_err(failed)?;
+                let from = guard::sender_address(account, message.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::send(&message, &from, account).map_err(|e| failed(e.to_string()))?;
                 Ok(Ready { composed, once_per: None, recipient: message.to.join(", ") })
             }
             other => Err(failed(format!("a {} action is not mail", other.kind()))),
         }
-    }
-}
-
-/// The From of a forward or a new message: the rule's choice if it is one of the account's
-/// addresses, else the account's `from`.
-fn chosen_from(account: &Account, chosen: Option<&str>) -> Result<String, String> {
-    match chosen {
-        Some(address) if account.addresses.iter().any(|a| a.eq_ignore_ascii_case(address)) => Ok(address.to_owned()),
-        Some(address) => Err(format!("`from: {address}` is not one of account {}'s addresses", account.name)),
-        None => account.from.clone().ok_or_else(|| format!("account {} has no `from` address", account.name)),
     }
 }
 

@@ -61,7 +61,7 @@ pub const AREAS: &[Area] = &[
     },
     Area {
         title: "Outbound actions",
-        intro: "Recorded in the plan after the disposition, carrying what they need of the message. Per message, all rules together: at most 5. Options are maps; an unknown option, a wrong type or a bad address fails the rule. They are recorded, and run once their executors land (the next issue): until then they wait in the outbox.",
+        intro: "Recorded in the plan after the disposition, carrying what they need of the message. Per message, all rules together: at most 5. Options are maps; an unknown option, a wrong type or a bad address fails the rule. They wait in the outbox until sent. Mail (reply, forward, send) goes out at most once, under the account's `daily_send_limit`; a reply is not sent to lists, bulk or automatic mail, bounces, no-reply addresses, mail not addressed to the account, or a sender answered within `days` (each suppression is recorded with its reason). Webhooks and commands are delivered at least once, retried with backoff, and dead-lettered after their endpoint's `max_attempts` (see `tidings outbox`).",
         register: outbound::register,
     },
 ];
