@@ -114,7 +114,9 @@ impl TestEnv {
             if examined.exists > 0 {
                 let query = "(UID FLAGS INTERNALDATE BODY.PEEK[HEADER])";
                 let fetches: Vec<_> = session.uid_fetch("1:*", query).await?.try_collect().await?;
-                listed = fetches.iter().map(to_listed).collect::<Result<_>>()?;
+                // A FETCH without UID is an unsolicited flag update (another session, such as
+                // tidings, changed flags meanwhile), not an answer to this command: skip it.
+                listed = fetches.iter().filter(|f| f.uid.is_some()).map(to_listed).collect::<Result<_>>()?;
             }
             session.logout().await?;
             listed.sort_by_key(|l: &Listed| l.uid);
