@@ -167,7 +167,7 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
         config.resolve_secrets()?;
     }
     println!(
-        "{}: ok ({} account{}, {} live rule{}, {} scheduled rule{}, {} schedule{}, {} webhook{})",
+        "{}: ok ({} account{}, {} live rule{}, {} scheduled rule{}, {} schedule{}, {} webhook{}, {} command{})",
         path.display(),
         config.accounts.len(),
         plural(config.accounts.len()),
@@ -179,6 +179,8 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
         plural(config.schedules.len()),
         config.webhooks.len(),
         plural(config.webhooks.len()),
+        config.commands.len(),
+        plural(config.commands.len()),
     );
     Ok(ExitCode::SUCCESS)
 }
