@@ -7,4 +7,5 @@
 //! A watcher decides nothing about mail (the rules do) and changes nothing on the server (the
 //! executors do): it only reads, and it moves the checkpoint only together with the plans.
 
+pub mod schedule;
 pub mod watch;
