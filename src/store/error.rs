@@ -214,6 +214,22 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// Listing the schedule runs failed.
+    #[error("cannot read schedule runs")]
+    ScheduleRuns {
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading the items collected for an account failed.
+    #[error("cannot read items collected for account {account}")]
+    ReadCollected {
+        /// The account.
+        account: String,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 fn wrong_state(found: Option<ActionState>, allowed: &str) -> String {

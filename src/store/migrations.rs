@@ -31,7 +31,35 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "checkpoints, outbox, reply log, schedule runs", sql: V1 },
     Migration { version: 2, name: "rule failures, per-account claims", sql: V2 },
     Migration { version: 3, name: "outbound: sending, suppressed, dropped; rule; reply log per action", sql: V3 },
+    Migration { version: 4, name: "schedules: collected items, run outcomes", sql: V4 },
 ];
+
+/// Schedules. `collected` holds what live rules `collect()`ed for a schedule's rule to read:
+/// one row per decision (its key is the plan's idempotency key, so a message evaluated again
+/// adds nothing). A digest marks the rows it read `consumed_at` in the transaction that stores
+/// its summary, rather than deleting them, so that a key stays known and a late replay of the
+/// same message cannot bring an item back into the next digest; consumed rows are pruned after
+/// a while. `schedule_runs` gains the outcome of the last run, for `tidings schedules`; runs
+/// recorded before this version have none (NULL).
+const V4: &str = "
+CREATE TABLE collected (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT    NOT NULL UNIQUE,
+    account     TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    data        TEXT    NOT NULL CHECK (json_valid(data)),
+    created_at  INTEGER NOT NULL,
+    consumed_at INTEGER
+) STRICT;
+CREATE INDEX collected_waiting ON collected (account, consumed_at, id);
+
+ALTER TABLE schedule_runs ADD COLUMN started_at INTEGER;
+ALTER TABLE schedule_runs ADD COLUMN finished_at INTEGER;
+ALTER TABLE schedule_runs ADD COLUMN messages INTEGER CHECK (messages >= 0);
+ALTER TABLE schedule_runs ADD COLUMN actions INTEGER CHECK (actions >= 0);
+ALTER TABLE schedule_runs ADD COLUMN failures INTEGER CHECK (failures >= 0);
+ALTER TABLE schedule_runs ADD COLUMN error TEXT;
+";
 
 /// Outbound mail and the `tidings outbox` command. SQLite cannot change a CHECK constraint, so
 /// `actions` is rebuilt (new table, copy, drop, rename) with the states `sending` (an SMTP
@@ -293,7 +321,7 @@ mod tests {
         let before = actions_v2_columns(&conn);
         assert_eq!(before.len(), 5);
         migrate(&mut conn, Path::new(":memory:")).unwrap();
-        assert_eq!(stored_version(&conn).unwrap(), Some(3));
+        assert_eq!(stored_version(&conn).unwrap(), Some(latest()));
         assert_eq!(actions_v2_columns(&conn), before);
         let rules: Vec<Option<String>> = conn
             .prepare("SELECT rule FROM actions")
@@ -357,5 +385,27 @@ mod tests {
             .is_err(),
             "idempotency keys stay unique"
         );
+    }
+
+    #[test]
+    fn v4_keeps_schedule_runs_without_an_outcome_and_adds_collected() {
+        let mut conn = v2_store_with_rows();
+        conn.execute("INSERT INTO schedule_runs VALUES ('digest', 1000, 1001)", []).unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let run: (i64, Option<i64>, Option<String>) = conn
+            .query_row("SELECT fired_at, started_at, error FROM schedule_runs WHERE name = 'digest'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(run, (1000, None, None));
+        let insert = |key: &str, data: &str| {
+            conn.execute(
+                "INSERT INTO collected (key, account, name, data, created_at) VALUES (?1, 'work', 'digest', ?2, 1)",
+                (key, data),
+            )
+        };
+        insert("k", "{}").unwrap();
+        assert!(insert("k", "{}").is_err(), "keys are unique");
+        assert!(insert("other", "not json").is_err(), "data is JSON");
     }
 }

@@ -1,7 +1,8 @@
 //! The store: stage four of the pipeline (after the plan, before the executors).
 //!
 //! It keeps everything that must survive a crash: mailbox checkpoints, the action outbox,
-//! the reply log and schedule runs, in one SQLite file in WAL mode. A call returns only once
+//! the reply log, schedule runs and what live rules collected for them, in one SQLite file in
+//! WAL mode. A call returns only once
 //! its write is committed and synced to disk, so whatever the store acknowledged survives a
 //! crash or a power loss.
 //!
@@ -18,6 +19,9 @@
 mod by_hand;
 mod checkpoints;
 mod codec;
+mod collected;
+#[cfg(test)]
+mod collected_tests;
 mod error;
 mod migrations;
 mod outbox;
@@ -42,8 +46,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use error::{Damage, Error};
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
-    Action, ActionId, ActionState, Checkpoint, MessagePlan, NewAction, OutboxCounts, Outcome, RuleFailureRecord,
-    UnknownState,
+    Action, ActionId, ActionState, Checkpoint, Collected, LastRun, MessagePlan, NewAction, OutboxCounts, Outcome,
+    RuleFailureRecord, RunOutcome, ScheduleRun, UnknownState,
 };
 
 /// The result of a store operation.
@@ -120,6 +124,37 @@ impl Store {
     pub async fn commit_plan(&self, checkpoint: &Checkpoint, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
         let checkpoint = checkpoint.clone();
         self.call(move |conn| plans::commit_for_mailbox(conn, &checkpoint, &actions)).await
+    }
+
+    /// Stores the actions of one chunk of a schedule run (a sweep's messages, a few at a time).
+    /// Keys already stored are skipped: the same fire run again after a crash adds nothing.
+    /// Returns the ids of the actions inserted.
+    pub async fn commit_schedule_chunk(&self, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
+        self.call(move |conn| plans::commit_schedule_chunk(conn, &actions)).await
+    }
+
+    /// Finishes a schedule run, in one transaction: stores its last actions, consumes the
+    /// collected items its rule read (up to the id it loaded), moves the schedule's fire time
+    /// forward (never back) and records the outcome. A fire time earlier than the stored one
+    /// stores the actions and consumes, but records neither the time nor the outcome.
+    pub async fn finish_schedule_run(&self, run: ScheduleRun) -> Result<()> {
+        self.call(move |conn| plans::finish_schedule_run(conn, &run)).await
+    }
+
+    /// Up to `limit` items live rules collected for `account` and no run consumed yet, oldest
+    /// first, by name.
+    pub async fn collected(&self, account: &str, limit: usize) -> Result<Collected> {
+        let account = account.to_owned();
+        self.call(move |conn| {
+            collected::waiting(conn, &account, limit).map_err(|source| Error::ReadCollected { account, source })
+        })
+        .await
+    }
+
+    /// Every schedule that ran, by name: its last fire time and, when recorded, that run's
+    /// outcome (`tidings schedules`).
+    pub async fn schedule_runs(&self) -> Result<Vec<LastRun>> {
+        self.call(|conn| schedule_runs::all(conn)).await
     }
 
     /// Stores the plan of a schedule run and records the run, in one transaction. Keys

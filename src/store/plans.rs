@@ -2,13 +2,16 @@
 //! of a message and its mailbox checkpoint, or the actions of a schedule and its run. If the
 //! process dies before the commit, neither is stored and the message (or the run) is
 //! evaluated again; after it, both are, so nothing is lost and nothing is planned twice.
+//!
+//! Actions of kind `collect` go to the collected items (see `collected`), not to the outbox:
+//! they are data for a schedule's rule, never run by an executor.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::error::Error;
-use super::types::{ActionId, Checkpoint, MessagePlan, NewAction};
-use super::{checkpoints, outbox, rule_failures, schedule_runs};
+use super::types::{ActionId, Checkpoint, MessagePlan, NewAction, ScheduleRun};
+use super::{checkpoints, collected, rule_failures, schedule_runs};
 
 /// Inserts `actions` and moves the checkpoint of their mailbox to `checkpoint`.
 pub(super) fn commit_for_mailbox(
@@ -43,7 +46,7 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
             });
         }
         checkpoints::ensure_forward(stored.as_ref(), checkpoint)?;
-        ids.extend(outbox::insert_all(&tx, &plan.actions, now).map_err(error)?);
+        ids.extend(collected::store_actions(&tx, &plan.actions, now).map_err(error)?);
         rule_failures::insert_all(&tx, checkpoint, &plan.failures, now).map_err(error)?;
         checkpoints::upsert(&tx, checkpoint, now).map_err(error)?;
     }
@@ -61,10 +64,37 @@ pub(super) fn commit_for_schedule(
     let error = |source| Error::Plan { origin: format!("schedule {name}"), source };
     let tx = begin(conn).map_err(error)?;
     let now = Utc::now();
-    let ids = outbox::insert_all(&tx, actions, now).map_err(error)?;
+    let ids = collected::store_actions(&tx, actions, now).map_err(error)?;
     schedule_runs::upsert(&tx, name, fired_at, now).map_err(error)?;
     tx.commit().map_err(error)?;
     Ok(ids)
+}
+
+/// Inserts the actions of one chunk of a schedule run (keys already stored are skipped). The
+/// run itself is recorded by [`finish_schedule_run`], so a crash before it leaves the fire to be
+/// run again, and the chunks stored so far add nothing the second time.
+pub(super) fn commit_schedule_chunk(conn: &mut Connection, actions: &[NewAction]) -> Result<Vec<ActionId>, Error> {
+    let error = |source| Error::Plan { origin: "a schedule run".to_owned(), source };
+    let tx = begin(conn).map_err(error)?;
+    let ids = collected::store_actions(&tx, actions, Utc::now()).map_err(error)?;
+    tx.commit().map_err(error)?;
+    Ok(ids)
+}
+
+/// Stores the last actions of a schedule run, consumes what its rule read with `collected()`,
+/// and records the fire time and the outcome, all in one transaction: the summary of a digest is
+/// in the outbox exactly when its items are consumed.
+pub(super) fn finish_schedule_run(conn: &mut Connection, run: &ScheduleRun) -> Result<(), Error> {
+    let error = |source| Error::Plan { origin: format!("schedule {}", run.name), source };
+    let tx = begin(conn).map_err(error)?;
+    let now = Utc::now();
+    collected::store_actions(&tx, &run.actions, now).map_err(error)?;
+    if let Some((account, names, up_to)) = &run.consume {
+        collected::consume(&tx, account, names, *up_to, now).map_err(error)?;
+    }
+    schedule_runs::upsert(&tx, &run.name, run.fired_at, now).map_err(error)?;
+    schedule_runs::set_outcome(&tx, &run.name, run.fired_at, &run.outcome).map_err(error)?;
+    tx.commit().map_err(error)
 }
 
 // IMMEDIATE takes the write lock before the first read, so the checkpoint read cannot go

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::codec::Millis;
+use super::codec::{self, Millis};
 use super::error::Error;
+use super::types::{LastRun, RunOutcome};
 
 /// When schedule `name` last fired.
 pub(super) fn last(conn: &Connection, name: &str) -> Result<Option<DateTime<Utc>>, Error> {
@@ -25,7 +26,8 @@ pub(super) fn record(conn: &Connection, name: &str, fired_at: DateTime<Utc>) -> 
 }
 
 /// Keeps the later of the stored and the given time: a late or repeated record of an
-/// earlier run must not make the schedule fire again.
+/// earlier run must not make the schedule fire again. A later fire clears the outcome stored
+/// for the earlier one (the new run's outcome, if any, is set next by [`set_outcome`]).
 pub(super) fn upsert(
     conn: &Connection,
     name: &str,
@@ -35,10 +37,66 @@ pub(super) fn upsert(
     conn.prepare_cached(
         "INSERT INTO schedule_runs (name, fired_at, updated_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (name) DO UPDATE SET \
-         fired_at = MAX(fired_at, excluded.fired_at), updated_at = excluded.updated_at",
+         fired_at = MAX(fired_at, excluded.fired_at), updated_at = excluded.updated_at, \
+         started_at = IIF(excluded.fired_at > fired_at, NULL, started_at), \
+         finished_at = IIF(excluded.fired_at > fired_at, NULL, finished_at), \
+         messages = IIF(excluded.fired_at > fired_at, NULL, messages), \
+         actions = IIF(excluded.fired_at > fired_at, NULL, actions), \
+         failures = IIF(excluded.fired_at > fired_at, NULL, failures), \
+         error = IIF(excluded.fired_at > fired_at, NULL, error)",
     )?
     .execute((name, Millis(fired_at), Millis(now)))?;
     Ok(())
+}
+
+/// Records the outcome of the run for `fired_at`, unless a later fire is already stored (a late
+/// finish of an older run must not hide the newer outcome). Call after [`upsert`].
+pub(super) fn set_outcome(
+    conn: &Connection,
+    name: &str,
+    fired_at: DateTime<Utc>,
+    outcome: &RunOutcome,
+) -> rusqlite::Result<()> {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "UPDATE schedule_runs SET started_at = ?3, finished_at = ?4, messages = ?5, actions = ?6, \
+         failures = ?7, error = ?8 WHERE name = ?1 AND fired_at = ?2",
+    )?
+    .execute((
+        name,
+        Millis(fired_at),
+        Millis(outcome.started_at),
+        Millis(outcome.finished_at),
+        count(outcome.messages),
+        count(outcome.actions),
+        count(outcome.failures),
+        &outcome.error,
+    ))?;
+    Ok(())
+}
+
+/// Every schedule's last fire and, when recorded, that run's outcome, by name.
+pub(super) fn all(conn: &Connection) -> Result<Vec<LastRun>, Error> {
+    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<LastRun> {
+        let outcome = match (row.get::<_, Option<Millis>>(2)?, row.get::<_, Option<Millis>>(3)?) {
+            (Some(started), Some(finished)) => Some(RunOutcome {
+                started_at: started.0,
+                finished_at: finished.0,
+                messages: codec::count(row, 4)?,
+                actions: codec::count(row, 5)?,
+                failures: codec::count(row, 6)?,
+                error: row.get(7)?,
+            }),
+            _ => None,
+        };
+        Ok((row.get(0)?, row.get::<_, Millis>(1)?.0, outcome))
+    };
+    conn.prepare_cached(
+        "SELECT name, fired_at, started_at, finished_at, messages, actions, failures, error \
+         FROM schedule_runs ORDER BY name",
+    )
+    .and_then(|mut stmt| stmt.query_map([], read)?.collect())
+    .map_err(|source| Error::ScheduleRuns { source })
 }
 
 #[cfg(test)]

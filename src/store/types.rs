@@ -319,3 +319,52 @@ pub struct RuleFailureRecord {
     /// When.
     pub at: DateTime<Utc>,
 }
+
+/// What live rules collected for one account and not yet consumed, by name (each list oldest
+/// first), as loaded for a schedule's run: what `collected(name)` gives its rule.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Collected {
+    /// The data of each item, by the name it was collected under.
+    pub items: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+    /// The highest row id loaded (0: none): the run consumes up to it and no further, so an
+    /// item collected while it ran waits for the next run.
+    pub up_to: i64,
+}
+
+/// A schedule run, finished: what [`crate::store::Store::finish_schedule_run`] stores at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleRun {
+    /// The schedule's name in the config.
+    pub name: String,
+    /// The fire time this run was for.
+    pub fired_at: DateTime<Utc>,
+    /// The last actions of the run (those of earlier chunks went in with
+    /// `commit_schedule_chunk`).
+    pub actions: Vec<NewAction>,
+    /// What the run's rule read with `collected()`: `(account, names, up_to)`; those items are
+    /// consumed, up to that row id only.
+    pub consume: Option<(String, Vec<String>, i64)>,
+    /// How it went.
+    pub outcome: RunOutcome,
+}
+
+/// How a schedule run went, for `tidings schedules`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// Messages the rule ran over (0 for a `run: once` schedule).
+    pub messages: u64,
+    /// Actions stored.
+    pub actions: u64,
+    /// Rule failures.
+    pub failures: u64,
+    /// Why the run did not complete (the server was down, ...); `None`: it did.
+    pub error: Option<String>,
+}
+
+/// A schedule's last run as listed by [`crate::store::Store::schedule_runs`]: its name, the fire
+/// time, and that run's outcome (`None`: recorded without one).
+pub type LastRun = (String, DateTime<Utc>, Option<RunOutcome>);
