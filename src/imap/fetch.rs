@@ -80,6 +80,19 @@ impl Session {
         self.fetch_bodies(&what, metas, max_bytes).await
     }
 
+    /// The INTERNALDATE of each of these UIDs that exists, ascending, without their bodies:
+    /// to narrow a day-granular SEARCH (BEFORE, SINCE) down to the exact time.
+    pub async fn internal_dates(&mut self, uids: &[u32]) -> Result<Vec<(u32, Option<DateTime<Utc>>)>> {
+        let what = format!("fetch the dates of {} messages in {}", uids.len(), self.selected_name());
+        self.require_selected(&what)?;
+        let set = UidSet::new(uids.iter().copied());
+        if set.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metas = self.fetch_meta(&what, set.chunks(MAX_SET_LEN)).await?;
+        Ok(metas.into_iter().filter(|m| set.contains(m.uid)).map(|m| (m.uid, m.internal_date)).collect())
+    }
+
     /// Step one: UID, FLAGS, INTERNALDATE and RFC822.SIZE for the sets; sorted by UID.
     async fn fetch_meta(&mut self, what: &str, sets: Vec<String>) -> Result<Vec<Meta>> {
         let commands: Vec<String> =

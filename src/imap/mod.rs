@@ -22,6 +22,7 @@ pub mod mutf7;
 mod names;
 mod ops;
 pub mod retry;
+mod search;
 mod types;
 mod uidset;
 mod wire;
@@ -39,6 +40,7 @@ pub use fetch::{FETCH_LIMIT, Fetched};
 pub use idle::IdleOutcome;
 pub use ops::{FlagOp, Folder};
 pub use retry::Backoff;
+pub use search::Criteria;
 pub use types::{Capabilities, Login, Selected, Timeouts};
 pub use uidset::{MAX_SET_LEN, UidSet};
 

@@ -75,8 +75,14 @@ pub struct Capabilities {
     pub namespace: bool,
     /// CONDSTORE (RFC 7162).
     pub condstore: bool,
-    /// Gmail's extensions (X-GM-EXT-1).
+    /// Gmail's extensions (X-GM-EXT-1), X-GM-RAW searches among them.
     pub gmail: bool,
+    /// WITHIN (RFC 5032): SEARCH OLDER/YOUNGER by seconds, not only by whole days.
+    pub within: bool,
+    /// LITERAL+ (RFC 7888): literals of any size without waiting for the server's go-ahead.
+    pub literal_plus: bool,
+    /// LITERAL- (RFC 7888; also IMAP4rev2): the same for literals of at most 4096 bytes.
+    pub literal_minus: bool,
     /// Every capability as the server sent it, e.g. `IMAP4rev1`, `AUTH=PLAIN`.
     pub raw: Vec<String>,
 }
@@ -93,6 +99,9 @@ impl Capabilities {
             namespace: has("NAMESPACE"),
             condstore: has("CONDSTORE"),
             gmail: has("X-GM-EXT-1"),
+            within: has("WITHIN"),
+            literal_plus: has("LITERAL+"),
+            literal_minus: has("LITERAL-") || has("IMAP4rev2"),
             raw,
         }
     }

@@ -467,5 +467,21 @@ pub fn idempotency_key(message: &MessageKey, rule: &str, position: usize) -> Str
     format!("{}/{}/{}/{}/{}#{}", message.account, message.mailbox, message.uidvalidity, message.uid, rule, position)
 }
 
+/// `schedule/<name>/<fired_at unix millis>/<account/mailbox/uidvalidity/uid or "-">/<rule>#<pos>`:
+/// the key of a scheduled decision. The fire time is in it, so a fire re-run after a crash adds
+/// nothing while next week's fire on the same message is new; `message` is `None` for a rule
+/// that runs once per fire with no message.
+pub fn schedule_key(
+    name: &str,
+    fired_at: DateTime<Utc>,
+    message: Option<&MessageKey>,
+    rule: &str,
+    position: usize,
+) -> String {
+    let message =
+        message.map_or_else(|| "-".to_owned(), |m| format!("{}/{}/{}/{}", m.account, m.mailbox, m.uidvalidity, m.uid));
+    format!("schedule/{name}/{}/{message}/{rule}#{position}", fired_at.timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests;

@@ -174,3 +174,18 @@ fn the_original_keeps_the_envelope_sender_and_the_guard_headers() {
     let none = crate::message::parse(b"Content-Type: text/plain\r\n\r\nhi\r\n", crate::message::Meta::new(key()));
     assert_eq!((Original::of(&none).return_path, Original::of(&none).guard_headers), (None, vec![]));
 }
+
+/// A scheduled decision's key names the schedule and the fire: the same fire again is the same
+/// key, the next fire on the same message a new one.
+#[test]
+fn schedule_keys_hold_the_schedule_the_fire_and_the_message() {
+    let at: DateTime<Utc> = "2026-03-02T07:00:00Z".parse().unwrap();
+    let first = schedule_key("archive", at, Some(&key()), "sweeps/archive.rhai", 1);
+    assert_eq!(first, "schedule/archive/1772434800000/work/INBOX/7/42/sweeps/archive.rhai#1");
+    assert_eq!(
+        schedule_key("digest", at, None, "sweeps/digest.rhai", 0),
+        "schedule/digest/1772434800000/-/sweeps/digest.rhai#0"
+    );
+    let next_week = at + chrono::Duration::days(7);
+    assert_ne!(schedule_key("archive", next_week, Some(&key()), "sweeps/archive.rhai", 1), first);
+}
