@@ -237,7 +237,12 @@ async fn execute(
         Action::Archive => return archive(session, account, targets, uids).await,
         // Never claimed by this executor (see `plan::MAILBOX_KINDS`): the phases run above have
         // no outbound step, so this arm is only a guard.
-        Action::Reply(_) | Action::Forward(_) | Action::Send(_) | Action::Webhook(_) | Action::Command(_) => {
+        Action::Reply(_)
+        | Action::Forward(_)
+        | Action::Send(_)
+        | Action::Webhook(_)
+        | Action::Command(_)
+        | Action::Collect { .. } => {
             return Ran::Permanent(format!("cannot run a {} action: it is not an IMAP action", action.kind()));
         }
     };

@@ -11,7 +11,9 @@
 //!    the last one wins, and the overridden ones are reported as conflicts;
 //! 4. then the outbound actions (reply, forward, send, webhook, command). They do not act on the
 //!    message in its mailbox, which the disposition may have moved: each carries what it needs,
-//!    captured when the rule decided. Identical ones are kept once, like copies.
+//!    captured when the rule decided. Identical ones are kept once, like copies;
+//! 5. then what live rules `collect()`ed for a schedule's rule (a digest) to read later: data
+//!    the store keeps apart, never an action an executor runs.
 //!
 //! Each action's idempotency key is derived from the message (account, mailbox, UIDVALIDITY,
 //! UID) and the decision (rule, position), so storing the same plan twice stores it once.
@@ -59,6 +61,14 @@ pub enum Action {
     Webhook(Event),
     /// Run an external program configured by name, with the event as JSON on its standard input.
     Command(Event),
+    /// Keep data under a name for a schedule's rule to read with `collected(name)` (a digest).
+    /// The store keeps it with the collected items, not in the outbox: no executor runs it.
+    Collect {
+        /// The collection's name.
+        name: String,
+        /// The rule's data.
+        data: serde_json::Value,
+    },
 }
 
 /// A webhook or command event, as the rule decided it: the dispatcher wraps it in the versioned
@@ -160,6 +170,8 @@ pub const OUTBOUND_KINDS: &[&str] = &["reply", "forward", "send", "webhook", "co
 pub const MAIL_KINDS: &[&str] = &["reply", "forward", "send"];
 /// The outbound kinds that notify other programs: at least once, by the event lane.
 pub const EVENT_KINDS: &[&str] = &["webhook", "command"];
+/// The kind of [`Action::Collect`]: stored as a collected item, never in the outbox.
+pub const COLLECT_KIND: &str = "collect";
 
 /// What an outbound action needs of the message it answers or forwards, captured when the rule
 /// decided: by the time it runs, the message may have been moved or deleted.
@@ -352,6 +364,7 @@ impl Action {
             Action::Send(_) => "send",
             Action::Webhook(_) => "webhook",
             Action::Command(_) => "command",
+            Action::Collect { .. } => COLLECT_KIND,
         }
     }
 
@@ -364,6 +377,7 @@ impl Action {
             Action::Reply(_) | Action::Forward(_) | Action::Send(_) | Action::Webhook(_) | Action::Command(_) => {
                 Phase::Outbound
             }
+            Action::Collect { .. } => Phase::Collect,
         }
     }
 
@@ -385,6 +399,8 @@ pub enum Phase {
     Disposition,
     /// Replies, forwards, new messages, webhooks and commands.
     Outbound,
+    /// Data collected for a schedule's rule.
+    Collect,
 }
 
 /// A decision as a rule made it: which rule, its n-th decision, and what.
@@ -421,13 +437,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Orders the decisions into a plan (flags, copies, one disposition, outbound) and keys each
+    /// Orders the decisions into a plan (flags, copies, one disposition, outbound, collected) and keys each
     /// action.
     pub fn build(message: MessageKey, decisions: Vec<Decision>) -> Plan {
         let mut actions = Vec::new();
         let mut copies: Vec<Decision> = Vec::new();
         let mut disposition: Option<Decision> = None;
         let mut outbound: Vec<Decision> = Vec::new();
+        let mut collect: Vec<Decision> = Vec::new();
         let mut overridden = Vec::new();
         for decision in decisions {
             match decision.action.phase() {
@@ -435,11 +452,13 @@ impl Plan {
                 Phase::Copy => push_new(&mut copies, decision),
                 Phase::Disposition => overridden.extend(disposition.replace(decision)),
                 Phase::Outbound => push_new(&mut outbound, decision),
+                Phase::Collect => push_new(&mut collect, decision),
             }
         }
         actions.extend(copies);
         actions.extend(disposition);
         actions.extend(outbound);
+        actions.extend(collect);
         let actions = actions
             .into_iter()
             .map(|d| Planned { key: idempotency_key(&message, &d.rule, d.position), rule: d.rule, action: d.action })

@@ -110,16 +110,18 @@ fn every_kind_is_either_mailbox_or_outbound() {
         }),
         Action::Webhook(Event::new("e", serde_json::Value::Null)),
         Action::Command(Event::new("c", serde_json::Value::Null)),
+        Action::Collect { name: "digest".into(), data: serde_json::json!({"subject": "s"}) },
     ];
     for action in &all {
         let kind = action.kind();
-        assert_ne!(MAILBOX_KINDS.contains(&kind), OUTBOUND_KINDS.contains(&kind), "{kind}");
+        let homes = [MAILBOX_KINDS.contains(&kind), OUTBOUND_KINDS.contains(&kind), kind == COLLECT_KIND];
+        assert_eq!(homes.iter().filter(|h| **h).count(), 1, "{kind} is run by exactly one executor, or is collected");
         assert_eq!(OUTBOUND_KINDS.contains(&kind), action.is_outbound(), "{kind}");
         let json = serde_json::to_value(action).unwrap();
         assert_eq!(json["kind"], kind);
         assert_eq!(&serde_json::from_value::<Action>(json).unwrap(), action);
     }
-    assert_eq!(MAILBOX_KINDS.len() + OUTBOUND_KINDS.len(), all.len());
+    assert_eq!(MAILBOX_KINDS.len() + OUTBOUND_KINDS.len() + 1, all.len());
 }
 
 #[test]
@@ -188,4 +190,27 @@ fn schedule_keys_hold_the_schedule_the_fire_and_the_message() {
     );
     let next_week = at + chrono::Duration::days(7);
     assert_ne!(schedule_key("archive", next_week, Some(&key()), "sweeps/archive.rhai", 1), first);
+}
+
+#[test]
+fn collected_data_comes_after_everything_once_each_and_is_not_outbound() {
+    let collect = |subject: &str| Action::Collect { name: "digest".into(), data: serde_json::json!({"s": subject}) };
+    let plan = Plan::build(
+        key(),
+        vec![
+            decide("a.rhai", 0, collect("one")),
+            decide("a.rhai", 1, Action::Webhook(Event::new("chat", serde_json::Value::Null))),
+            decide("b.rhai", 0, collect("one")),
+            decide("b.rhai", 1, collect("two")),
+            decide("b.rhai", 2, Action::Archive),
+        ],
+    );
+    let kinds: Vec<&str> = plan.actions.iter().map(|p| p.action.kind()).collect();
+    assert_eq!(kinds, ["archive", "webhook", "collect", "collect"]);
+    assert_eq!(plan.actions[3].key, "work/INBOX/7/42/b.rhai#1");
+    assert!(!collect("x").is_outbound() && !collect("x").is_mail() && collect("x").not_before().is_none());
+    assert_eq!(
+        serde_json::to_value(collect("x")).unwrap(),
+        serde_json::json!({"kind": "collect", "name": "digest", "data": {"s": "x"}})
+    );
 }
