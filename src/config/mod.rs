@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 pub use account::{Account, Backfill, Mailbox, Server, Tls, Watch};
 pub use command::Command;
 pub use diagnostics::Problem;
-pub use schedule::{CatchUp, Schedule, Search};
+pub use schedule::{CatchUp, Run, Schedule, Search};
 pub use secret::{Secret, SecretSource};
 pub use template::Template;
 pub use webhook::{Include, Webhook};

@@ -23,14 +23,26 @@ pub struct Schedule {
     pub timezone: Option<chrono_tz::Tz>,
     /// The account it works on.
     pub account: String,
-    /// The mailbox it searches.
+    /// The mailbox it searches (INBOX when not given; unused with [`Run::Once`]).
     pub mailbox: String,
-    /// Which messages the sweep selects (a server-side IMAP SEARCH).
+    /// Which messages the sweep selects (a server-side IMAP SEARCH; empty with [`Run::Once`]).
     pub search: Search,
+    /// Whether the rule runs over each message the search selects, or once with no message.
+    pub run: Run,
     /// The rule file, relative to the rules directory.
     pub rule: PathBuf,
     /// What to do about fires missed while tidings was not running.
     pub catch_up: CatchUp,
+}
+
+/// What one fire runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Run {
+    /// A sweep: the rule runs once per message the search selects.
+    #[default]
+    PerMessage,
+    /// The rule runs one time with no message (digests, notices): there is nothing to search.
+    Once,
 }
 
 /// Missed fires after downtime.
@@ -69,7 +81,7 @@ pub struct Search {
     pub raw_gmail: Option<String>,
 }
 
-const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "account", "mailbox", "search", "rule", "catch_up"];
+const SCHEDULE_KEYS: &[&str] = &["cron", "timezone", "account", "mailbox", "search", "run", "rule", "catch_up"];
 const SEARCH_KEYS: &[&str] = &[
     "older_than",
     "newer_than",
@@ -138,6 +150,22 @@ pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Proble
             None
         }
     });
+    let run = match fields.get("run") {
+        Some(n) => read::choice(n, &format!("{what}: run"), &["per_message", "once"], problems)
+            .map(|c| if c == "once" { Run::Once } else { Run::PerMessage }),
+        None => Some(Run::PerMessage),
+    };
+    if run == Some(Run::Once) {
+        // A run without messages has no mailbox to search: a `mailbox` or `search` here means
+        // the writer expects a sweep that will never happen.
+        for (key, _) in fields.entries().iter().filter(|(k, _)| k.name == "mailbox" || k.name == "search") {
+            problems.hint(
+                key.pos,
+                format!("{what}: `{}` makes no sense with `run: once`", key.name),
+                "`run: once` runs the rule one time with no message; drop it, or use `run: per_message` to sweep",
+            );
+        }
+    }
     let mailbox = match fields.get("mailbox") {
         Some(n) => read::string(n, &format!("{what}: mailbox"), problems),
         None => Some("INBOX".to_owned()),
@@ -176,6 +204,7 @@ pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Proble
         account: account?,
         mailbox: mailbox?,
         search: search?,
+        run: run?,
         rule: rule?,
         catch_up: catch_up?,
     })
@@ -241,3 +270,7 @@ pub(super) fn size(node: &Node, what: &str, problems: &mut Problems) -> Option<u
         }
     }
 }
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod tests;
