@@ -127,6 +127,18 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 500)]
         limit: usize,
     },
+    /// List the schedules: cron, zone, what each runs, its next fires and its last run.
+    ///
+    /// Per schedule: the cron expression and time zone, the account and mailbox it sweeps (or
+    /// "once" for a `run: once` schedule), the next 3 fire times as wall time and UTC offset in
+    /// its zone, and the last fire with its outcome from the store ("never run" without one; no
+    /// store is created). Safe while the daemon runs. Exit status: 0 listed, 1 the store
+    /// failed, 2 the config cannot be loaded.
+    Schedules {
+        /// Print one JSON object per schedule, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What `tidings outbox` can change.
@@ -155,6 +167,9 @@ impl Command {
     /// Whether this is a tooling command, which reports through its own output: logs are
     /// kept to errors unless asked for with -v.
     pub fn is_tooling(&self) -> bool {
-        matches!(self, Command::Test { .. } | Command::DryRun { .. } | Command::Outbox { .. })
+        matches!(
+            self,
+            Command::Test { .. } | Command::DryRun { .. } | Command::Outbox { .. } | Command::Schedules { .. }
+        )
     }
 }

@@ -69,6 +69,7 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Outbox { change, all, json, limit } => {
             outbox(&path, change, tooling::outbox::ListOptions { all, json, limit })
         }
+        cli::Command::Schedules { json } => schedules(&path, json),
     }
 }
 
@@ -158,6 +159,20 @@ fn outbox(
         Some(changed) if changed.refused > 0 => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// `tidings schedules`: reads the config (rules need not compile, secrets are not read) and the
+/// store's last runs, if there is a store; like `outbox`, it runs beside the daemon.
+fn schedules(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return Ok(usage_error(e)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    runtime.block_on(tooling::schedules::list(&config.schedules, &config.state, json, &mut out))?;
+    out.flush().context("cannot write the report")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode> {
