@@ -1,4 +1,5 @@
-//! Running the live rules over one message: a fresh scope and plan per rule, failures contained.
+//! Running rules: the live rules over one message, or a schedule's rule over one message or
+//! none; a fresh scope and plan per rule, failures contained.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use rhai::{EvalAltResult, Scope};
 use super::api::actions::{self, Recorder};
 use super::api::address::glob;
 use super::api::message::Msg;
+use super::trigger::{Collected, Trigger};
 use super::{Rule, RuleSet};
 use crate::message::MessageView;
 use crate::plan::Decision;
@@ -45,11 +47,11 @@ pub struct Health {
 }
 
 impl Health {
-    fn is_disabled(&self, rule: &str) -> bool {
+    pub(super) fn is_disabled(&self, rule: &str) -> bool {
         self.lock().get(rule).is_some_and(|n| *n >= DISABLE_AFTER)
     }
 
-    fn record(&self, rule: &str, failed: bool) {
+    pub(super) fn record(&self, rule: &str, failed: bool) {
         let mut failures = self.lock();
         let count = failures.entry(rule.to_owned()).or_default();
         if !failed {
@@ -90,13 +92,14 @@ impl RuleSet {
         // panic, should one still happen, is caught per rule below.
         let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut evaluation = Evaluation::default();
+        let context = Context { message: Some(Arc::clone(message)), now, trigger: Trigger::Live, collected: None };
         for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
             if self.health.is_disabled(&rule.name) {
                 continue;
             }
             let span = tracing::info_span!("rule", rule = %rule.name);
             let _entered = span.enter();
-            match self.run(rule, message, now, actions::Tally::of(&evaluation.decisions)) {
+            match self.run(rule, &context, actions::Tally::of(&evaluation.decisions)) {
                 Ok(recorder) => {
                     self.health.record(&rule.name, false);
                     evaluation.decisions.extend(recorder.decisions);
@@ -115,15 +118,10 @@ impl RuleSet {
         evaluation
     }
 
-    fn run(
-        &self,
-        rule: &Rule,
-        message: &Arc<MessageView>,
-        now: DateTime<Utc>,
-        earlier: actions::Tally,
-    ) -> Result<Recorder, String> {
+    /// Runs one rule, retried once past the wall-clock limit; its recorder, or why it failed.
+    pub(super) fn run(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, String> {
         let guarded = |set: &Self| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.attempt(rule, message, now, earlier)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.attempt(rule, context, earlier)))
                 .unwrap_or_else(|panic| Err(Attempt::Panicked(panic_text(&panic))))
         };
         match guarded(self) {
@@ -138,23 +136,24 @@ impl RuleSet {
         }
     }
 
-    fn attempt(
-        &self,
-        rule: &Rule,
-        message: &Arc<MessageView>,
-        now: DateTime<Utc>,
-        earlier: actions::Tally,
-    ) -> Result<Recorder, Attempt> {
+    fn attempt(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, Attempt> {
         let mut scope = Scope::new();
-        scope.push_constant("msg", Msg(Arc::clone(message)));
+        // A schedule's rule without a message (`run: once`) sees `msg` as `()`.
+        match &context.message {
+            Some(message) => scope.push_constant("msg", Msg(Arc::clone(message))),
+            None => scope.push_constant("msg", ()),
+        };
         let recorder = Recorder {
             rule: rule.name.clone(),
             decisions: Vec::new(),
             stopped: false,
             deadline: Instant::now() + self.limits.wall_time,
-            now,
+            now: context.now,
             earlier,
-            message: Some(Arc::clone(message)),
+            message: context.message.clone(),
+            trigger: context.trigger.clone(),
+            collected: context.collected.clone(),
+            read: std::collections::BTreeSet::new(),
         };
         let (result, recorder) =
             actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, &rule.ast));
@@ -165,6 +164,18 @@ impl RuleSet {
             Err(err) => Err(Attempt::Failed(err)),
         }
     }
+}
+
+/// What one evaluation runs with, whatever the rule.
+pub(super) struct Context {
+    /// The message; `None` for a schedule's rule run once without one.
+    pub message: Option<Arc<MessageView>>,
+    /// What `now()` returns.
+    pub now: DateTime<Utc>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// What live rules collected, for a schedule's rule.
+    pub collected: Option<Arc<Collected>>,
 }
 
 /// How one run of a rule failed.
@@ -179,7 +190,7 @@ enum Attempt {
 }
 
 /// Serialises evaluations; see [`RuleSet::evaluate`].
-static SERIAL: Mutex<()> = Mutex::new(());
+pub(super) static SERIAL: Mutex<()> = Mutex::new(());
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic

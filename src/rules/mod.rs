@@ -5,7 +5,8 @@
 //! `tidings check` before any mail is touched. Rules are pure: they never do IO themselves.
 //!
 //! Live rules are the `*.rhai` files directly in the rules directory, run in file-name order.
-//! Files in subfolders are run only by the schedules that name them. Rules `import` plugins
+//! Files in subfolders are run only by the schedules that name them ([`scheduled`]), told which
+//! schedule fired ([`trigger`]). Rules `import` plugins
 //! from the plugins directory only ([`resolver`]) and read data files with `data("name")`
 //! ([`data`]). While the daemon runs, [`reload`] recompiles everything when a file changes and
 //! swaps the new set in whole, or keeps the old one if the new one does not compile.
@@ -16,6 +17,8 @@ pub mod engine;
 pub mod evaluate;
 pub mod reload;
 pub mod resolver;
+pub mod scheduled;
+pub mod trigger;
 
 #[cfg(test)]
 mod evaluate_tests;
@@ -38,6 +41,8 @@ use resolver::PluginResolver;
 
 pub use evaluate::{Evaluation, RuleFailure};
 pub use reload::CurrentRules;
+pub use scheduled::ScheduledEvaluation;
+pub use trigger::{Collected, Trigger};
 
 /// A compiled rule.
 #[derive(Debug)]

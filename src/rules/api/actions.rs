@@ -6,6 +6,7 @@
 //! functions, and no state is shared between evaluations.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use super::fail;
 use super::reference::{Doc, doc, function};
 use crate::message::MessageView;
 use crate::plan::{Action, Decision};
+use crate::rules::trigger::{Collected, Trigger};
 
 /// Most actions the rules may decide for one message, all rules together (like Sieve's limit on
 /// actions): a rule looping over `flag()` fails at once instead of filling the outbox.
@@ -40,6 +42,12 @@ pub struct Recorder {
     pub earlier: Tally,
     /// The message the rule runs on; `None` for a schedule's rule, which has none.
     pub message: Option<Arc<MessageView>>,
+    /// What started the evaluation (`msg.trigger`, `trigger()`).
+    pub trigger: Trigger,
+    /// What live rules collected, for a schedule's rule; `None` for a live rule.
+    pub collected: Option<Arc<Collected>>,
+    /// The names the rule read with `collected()`: the run consumes those.
+    pub read: BTreeSet<String>,
 }
 
 /// How many actions, and of them outbound ones, were decided.
@@ -87,6 +95,11 @@ pub fn trigger_time() -> Option<chrono::DateTime<chrono::Utc>> {
     CURRENT.with(|slot| slot.borrow().as_ref().map(|r| r.now))
 }
 
+/// Runs `f` on the evaluation running on this thread, if one is.
+pub(super) fn with_current<T>(f: impl FnOnce(&mut Recorder) -> T) -> Option<T> {
+    CURRENT.with(|slot| slot.borrow_mut().as_mut().map(f))
+}
+
 /// The running rule's name and the message it runs on (`None` for a schedule's rule), for
 /// actions that capture facts of the message.
 pub(super) fn running() -> Option<(String, Option<Arc<MessageView>>)> {
@@ -124,7 +137,7 @@ pub(super) fn record(action: Action) -> Result<(), Box<EvalAltResult>> {
             recorder.decisions.push(Decision { rule: recorder.rule.clone(), position, action });
             Ok(())
         }
-        None => Err(fail("actions can only be called while a rule runs on a message")),
+        None => Err(fail("actions can only be called while a rule runs")),
     })
 }
 

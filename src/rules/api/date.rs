@@ -22,7 +22,7 @@ type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
 /// The trigger's time of the evaluation running on this thread.
 fn now() -> Result<DateTime<Utc>> {
-    super::actions::trigger_time().ok_or_else(|| fail("now() is only known while a rule runs on a message"))
+    super::actions::trigger_time().ok_or_else(|| fail("now() is only known while a rule runs"))
 }
 
 /// Reads `2026-12-24` (midnight UTC) or RFC 3339 (`2026-12-24T10:00:00+01:00`, `...Z`).
@@ -52,6 +52,20 @@ fn format(date: &Date, spec: &str) -> Result<String> {
     // Writing to a String fails only when an item cannot be formatted; `to_string` would panic.
     write!(out, "{}", date.0.format_with_items(items.iter())).map_err(|_| bad())?;
     Ok(out)
+}
+
+/// `date` moved by a duration written as in the config (`2h`, `30m`, `1h30m`, `7d`, `2w`),
+/// forward (`sign` 1) or back (-1).
+fn shift(date: &Date, duration: &str, sign: i32) -> Result<Date> {
+    let bad = |why: String| {
+        fail(format!(
+            "cannot add `{duration}` to a date: {why}; write a duration such as \"2h\", \"30m\" or \"7d\" (to join text, write \"text \" + date)"
+        ))
+    };
+    let span = crate::config::duration::parse(duration).map_err(bad)?;
+    let span = chrono::Duration::from_std(span).map_err(|_| bad("it is too long".to_owned()))?;
+    let moved = if sign > 0 { date.0.checked_add_signed(span) } else { date.0.checked_sub_signed(span) };
+    moved.map(Date).ok_or_else(|| bad("the result is out of range".to_owned()))
 }
 
 fn age(date: &Date, unit_seconds: i64) -> Result<i64> {
@@ -92,6 +106,21 @@ const TO_STRING: Doc = doc(
     "date.to_string() -> string",
     "RFC 3339, the way dates appear in strings and print.",
     r#"print("sent " + msg.date)"#,
+);
+const PLUS: Doc = doc(
+    "date.plus(duration) -> Date",
+    "The date a duration later: \"90s\", \"30m\", \"2h\", \"1h30m\", \"7d\", \"2w\" (as in the config).",
+    r#"send(#{ to: "me@example.com", subject: "Reminder", body: msg.subject, at: now().plus("2h") })"#,
+);
+const MINUS: Doc = doc(
+    "date.minus(duration) -> Date",
+    "The date a duration earlier.",
+    r#"msg.received != () && msg.received < now().minus("30m")"#,
+);
+const ADD: Doc = doc(
+    "date + duration, date - duration",
+    "The same as date.plus(duration) and date.minus(duration): now() + \"1d\" is this time tomorrow.",
+    r#"msg.date != () && msg.date > now() - "7d""#,
 );
 const COMPARE: Doc = doc(
     "a < b, a <= b, a > b, a >= b, a == b, a != b",
@@ -138,6 +167,10 @@ pub fn register(engine: &mut Engine) {
     function(e, "in_tz", IN_TZ, |d: &mut Date, zone: &str| in_zone(d, zone));
     function(e, "format", FORMAT, |d: &mut Date, spec: &str| format(d, spec));
     function(e, "to_string", TO_STRING, |d: &mut Date| d.0.to_rfc3339());
+    function(e, "plus", PLUS, |d: &mut Date, by: &str| shift(d, by, 1));
+    function(e, "minus", MINUS, |d: &mut Date, by: &str| shift(d, by, -1));
+    function(e, "+", ADD, |d: Date, by: &str| shift(&d, by, 1));
+    function(e, "-", ADD, |d: Date, by: &str| shift(&d, by, -1));
     function(e, "<", COMPARE, |a: Date, b: Date| a.0 < b.0);
     function(e, "<=", COMPARE, |a: Date, b: Date| a.0 <= b.0);
     function(e, ">", COMPARE, |a: Date, b: Date| a.0 > b.0);
@@ -161,5 +194,11 @@ mod tests {
         assert!(parse("24.12.2026").unwrap_err().to_string().contains("cannot read date `24.12.2026`"));
         assert_eq!(format(&day, "%Y/%m").unwrap(), "2026/12");
         assert!(format(&day, "%Q").is_err(), "an unknown specifier is an error, not a panic");
+        let local = parse("2026-03-28T23:30:00+01:00").unwrap();
+        assert_eq!(shift(&local, "1h30m", 1).unwrap().0.to_rfc3339(), "2026-03-29T01:00:00+01:00");
+        assert_eq!(shift(&local, "2d", -1).unwrap().0.to_rfc3339(), "2026-03-26T23:30:00+01:00");
+        let bad = shift(&local, " from Bob", 1).unwrap_err().to_string();
+        assert!(bad.contains("cannot add ` from Bob` to a date") && bad.contains("\"text \" + date"), "{bad}");
+        assert!(shift(&local, "30", 1).unwrap_err().to_string().contains("has no unit"));
     }
 }

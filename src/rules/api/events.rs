@@ -79,7 +79,7 @@ fn data(what: &str, name: &str, value: &Dynamic) -> Result<serde_json::Value> {
 /// An event for the running rule: the message's facts when it runs on one, with the extras the
 /// endpoint's `include` asks for.
 fn event(target: String, data: serde_json::Value, include: Include) -> Result<Event> {
-    let (_, view) = running().ok_or_else(|| fail("actions can only be called while a rule runs on a message"))?;
+    let (_, view) = running().ok_or_else(|| fail("actions can only be called while a rule runs"))?;
     let message = view.map(|v| off_the_clock(|| with_extras(EventMessage::of(&v), &v, include)));
     Ok(Event { endpoint: target, data, message, at: None })
 }
@@ -138,6 +138,11 @@ const COMMAND: Doc = doc(
     r#"command("notify", #{ title: msg.subject })"#,
 );
 
+const WEBHOOK_AT: Doc = doc(
+    "webhook(endpoint, data, #{ at })",
+    "The same, sent later: at is a Date or RFC 3339 text (at most a year ahead); it waits in the outbox until then.",
+    r#"webhook("chat", #{ text: "Still unanswered: " + msg.subject }, #{ at: now() + "1d" })"#,
+);
 const WEBHOOK: Doc = doc(
     "webhook(endpoint, data)",
     "POST data as JSON to a webhook endpoint named in the config (names only: no URLs in rules).",
@@ -157,13 +162,23 @@ pub fn register(e: &mut Engine) {
 pub fn set_webhooks(engine: &mut Engine, webhooks: &BTreeMap<String, Webhook>) {
     let known: Arc<BTreeMap<String, Include>> =
         Arc::new(webhooks.iter().map(|(name, hook)| (name.clone(), hook.include)).collect());
+    let hooks = Arc::clone(&known);
     function(engine, "webhook", WEBHOOK, move |endpoint: &str, value: Dynamic| {
-        let Some(include) = known.get(endpoint) else {
-            return Err(fail(format!("no webhook named `{endpoint}` in the config ({})", listed(known.keys()))));
-        };
-        let data = data("webhook", endpoint, &value)?;
-        record(Action::Webhook(event(endpoint.to_owned(), data, *include)?))
+        record(Action::Webhook(webhook(&hooks, endpoint, &value)?))
     });
+    function(engine, "webhook", WEBHOOK_AT, move |endpoint: &str, value: Dynamic, options: Map| {
+        let at = super::outbound::only_at("webhook", options)?;
+        record(Action::Webhook(Event { at, ..webhook(&known, endpoint, &value)? }))
+    });
+}
+
+/// The event of `webhook(endpoint, value)`, for an endpoint the config names.
+fn webhook(known: &BTreeMap<String, Include>, endpoint: &str, value: &Dynamic) -> Result<Event> {
+    let Some(include) = known.get(endpoint) else {
+        return Err(fail(format!("no webhook named `{endpoint}` in the config ({})", listed(known.keys()))));
+    };
+    let data = data("webhook", endpoint, value)?;
+    event(endpoint.to_owned(), data, *include)
 }
 
 /// Makes `command()` accept exactly the commands named in the config's `commands:`: rules name

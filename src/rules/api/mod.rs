@@ -8,6 +8,8 @@
 //!   record decisions into the running evaluation's own plan, within per-message caps;
 //! - [`outbound`]: `reply`, `forward`, `send`, and [`events`]: `webhook`, `command`, recorded
 //!   the same way;
+//! - [`schedule`]: `trigger()`, `msg.trigger`, and digests: `collect` in live rules,
+//!   `collected` in a schedule's rule;
 //! - [`reference`]: how each function is documented, and the generated reference.
 
 pub mod actions;
@@ -17,6 +19,7 @@ pub mod events;
 pub mod message;
 pub mod outbound;
 pub mod reference;
+pub mod schedule;
 pub mod text;
 
 #[cfg(test)]
@@ -51,7 +54,7 @@ pub const AREAS: &[Area] = &[
     },
     Area {
         title: "Dates",
-        intro: "`msg.date`, `msg.received`, `now()` and `date(...)` are `Date` values: an instant with the offset it was written in. Ages count from `now()`, the trigger's time.",
+        intro: "`msg.date`, `msg.received`, `now()` and `date(...)` are `Date` values: an instant with the offset it was written in. Ages count from `now()`, the trigger's time (for a schedule, its fire time). Durations are written as in the config: `90s`, `30m`, `2h`, `1h30m`, `7d`, `2w`.",
         register: date::register,
     },
     Area {
@@ -63,6 +66,11 @@ pub const AREAS: &[Area] = &[
         title: "Outbound actions",
         intro: "Recorded in the plan after the disposition, carrying what they need of the message. Per message, all rules together: at most 5. Options are maps; an unknown option, a wrong type or a bad address fails the rule. They wait in the outbox until sent. Mail (reply, forward, send) goes out at most once, under the account's `daily_send_limit`; a reply is not sent to lists, bulk or automatic mail, bounces, no-reply addresses, mail not addressed to the account, or a sender answered within `days` (each suppression is recorded with its reason). Webhooks and commands are delivered at least once, retried with backoff, and dead-lettered after their endpoint's `max_attempts` (see `tidings outbox`).",
         register: outbound::register,
+    },
+    Area {
+        title: "Schedules and digests",
+        intro: "A schedule's rule (a file in a subfolder of rules/, named by a schedule in the config) runs when the schedule fires: over each message its search selects, with `msg` and every function above, or once with no message (`run: once`, `msg` is `()`). `now()` is the fire time, and `msg.trigger` / `trigger()` say which schedule fired. Live rules `collect` data for it; its rule reads the data with `collected`.",
+        register: schedule::register,
     },
 ];
 

@@ -119,6 +119,11 @@ impl Options {
     }
 }
 
+/// The `at` of an options map that may hold nothing else, for `webhook(endpoint, data, #{ at })`.
+pub(super) fn only_at(what: &'static str, options: Map) -> Result<Option<DateTime<Utc>>> {
+    Options::new(what, options, &["at"])?.at("at")
+}
+
 /// A bare address (`ann@example.com`), checked for syntax; an `Address` value counts too.
 fn address(what: &str, key: &str, value: &Dynamic) -> Result<String> {
     let text = match value.read_lock::<Address>() {
@@ -137,7 +142,7 @@ fn message(what: &str) -> Result<(String, Arc<MessageView>)> {
     match running() {
         Some((rule, Some(view))) => Ok((rule, view)),
         Some((_, None)) => Err(fail(format!("{what}: a schedule's rule has no message to {what}; use send()"))),
-        None => Err(fail("actions can only be called while a rule runs on a message")),
+        None => Err(fail("actions can only be called while a rule runs")),
     }
 }
 

@@ -12,6 +12,7 @@ mod helpers;
 mod message;
 mod outbound;
 mod reference;
+mod schedule;
 
 use std::sync::Arc;
 

@@ -110,6 +110,7 @@ fn every_function_is_called_by_a_rule_in_the_tests() {
         include_str!("outbound.rs"),
         include_str!("events.rs"),
         include_str!("abuse.rs"),
+        include_str!("schedule.rs"),
     ]
     .concat();
     let missing: Vec<String> = all_functions()
