@@ -1,5 +1,5 @@
-//! One account's workers, in the account's span: a watcher per mailbox, the IMAP executor, and
-//! the outbound dispatcher's two lanes (mail; webhooks and commands).
+//! One account's workers, in the account's span: a watcher per mailbox, the IMAP executor, the
+//! outbound dispatcher's two lanes (mail; webhooks and commands), and the account's schedules.
 
 use std::sync::Arc;
 
@@ -7,12 +7,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::config::{Account, Secret};
+use crate::config::{Account, Schedule, Secret};
 use crate::exec::outbound::Outbound;
 use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
 use crate::imap::{Login, Timeouts};
 use crate::rules::CurrentRules;
+use crate::source::schedule::{Scheduler, SweepLocks};
 use crate::source::watch::MailboxWatcher;
 use crate::store::Store;
 
@@ -34,6 +35,9 @@ pub struct AccountWorker {
     store: Store,
     rules: CurrentRules,
     events: Events,
+    /// The account's schedules (none for `--once`) and the sweep locks all accounts share.
+    schedules: Vec<Schedule>,
+    locks: SweepLocks,
 }
 
 impl AccountWorker {
@@ -58,7 +62,17 @@ impl AccountWorker {
             store,
             rules,
             events,
+            schedules: Vec::new(),
+            locks: SweepLocks::default(),
         }
+    }
+
+    /// The same worker, also running `schedules` (this account's), with `locks` shared by
+    /// every account's scheduler.
+    pub fn with_schedules(mut self, schedules: Vec<Schedule>, locks: SweepLocks) -> AccountWorker {
+        self.schedules = schedules;
+        self.locks = locks;
+        self
     }
 
     fn watcher(&self, mailbox: &crate::config::Mailbox, wake: &Arc<Wake>) -> MailboxWatcher {
@@ -102,6 +116,26 @@ impl AccountWorker {
         let executor = self.executor(&wake);
         let stop = shutdown.clone();
         tasks.spawn(async move { executor.run(stop).await.map_err(crate::Error::from) }.instrument(span.clone()));
+        if !self.schedules.is_empty() {
+            let scheduler = Scheduler::new(
+                self.account.clone(),
+                self.schedules.clone(),
+                self.login.clone(),
+                self.timeouts,
+                self.store.clone(),
+                self.rules.clone(),
+                wake.clone(),
+                self.locks.clone(),
+            );
+            let stop = shutdown.clone();
+            tasks.spawn(
+                async move {
+                    scheduler.run(stop).await;
+                    Ok(())
+                }
+                .instrument(span.clone()),
+            );
+        }
         let (mail, events) = (self.outbound(), self.outbound());
         let (stop, notify) = (shutdown.clone(), wake.mail.clone());
         tasks.spawn(

@@ -20,6 +20,7 @@ use crate::config::{Config, Secrets};
 use crate::exec::webhook::Webhooks;
 use crate::rules::reload::Reloader;
 use crate::rules::{CurrentRules, RuleSet};
+use crate::source::schedule::SweepLocks;
 use crate::store::{ActionState, Store};
 use account::{AccountWorker, Events};
 
@@ -120,8 +121,11 @@ fn safe_to_repeat(kind: &str) -> bool {
     matches!(kind, "add_flags" | "remove_flags" | "move" | "archive" | "delete" | "webhook" | "command" | "save_sent")
 }
 
-fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
+/// One worker per account whose password resolved; `scheduled`: with the account's schedules
+/// (the daemon), or without (`--once`, which has no clock to run them on).
+fn workers(prepared: &Prepared, scheduled: bool) -> Vec<AccountWorker> {
     let commands = Arc::new(prepared.config.commands.clone());
+    let locks = SweepLocks::default();
     prepared
         .config
         .accounts
@@ -129,7 +133,9 @@ fn workers(prepared: &Prepared) -> Vec<AccountWorker> {
         .filter_map(|account| {
             let password = prepared.secrets.passwords.get(&account.name)?.clone();
             let events = Events { webhooks: prepared.webhooks.clone(), commands: commands.clone() };
-            Some(AccountWorker::new(account, password, prepared.store.clone(), prepared.rules.clone(), events))
+            let worker = AccountWorker::new(account, password, prepared.store.clone(), prepared.rules.clone(), events);
+            let schedules = prepared.config.schedules.iter().filter(|s| scheduled && s.account == account.name);
+            Some(worker.with_schedules(schedules.cloned().collect(), locks.clone()))
         })
         .collect()
 }
@@ -139,7 +145,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut prepared = prepare(config, true).await?;
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in workers(&prepared) {
+    for worker in workers(&prepared, true) {
         tasks.spawn(worker.run(stopping.clone()));
     }
     if let Some(reloader) = prepared.reloader.take() {
@@ -148,6 +154,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(
         accounts = prepared.config.accounts.len(),
         rules = prepared.rules.get().live.len(),
+        schedules = prepared.config.schedules.len(),
         state = %prepared.config.state.display(),
         "tidings started"
     );
@@ -163,10 +170,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// `--once`: processes what is pending in every account, carries out every resulting action,
-/// and returns. Accounts run one after another; the first failure ends the run.
+/// and returns. Accounts run one after another; the first failure ends the run. Schedules do not
+/// run: a pass has no clock to fire them on, and running each at every pass would fire them at
+/// whatever times cron calls `--once`.
 pub async fn run_once(config: Config) -> Result<(), Error> {
     let prepared = prepare(config, false).await?;
-    for worker in workers(&prepared) {
+    for worker in workers(&prepared, false) {
         worker.run_once().await.map_err(|e| Error::Once(Box::new(e)))?;
     }
     Ok(())
