@@ -38,7 +38,25 @@
 //! A reply in `expect` is what the rule decided; whether it would go out is `suppressed`'s
 //! business. The guards that need the account (its own addresses, To/Cc) apply when the case's
 //! account is in the config; the others always.
+//!
+//! A fixture with `rule:` tests a schedule's rule instead of the live rules: each case runs that
+//! rule alone, as the schedule would when it fires at `now` (its sweep over the case's message,
+//! or, for a case without `message`, its one run of `run: once`), with `collected(name)`
+//! giving the case's `collected:` items:
+//!
+//! ```yaml
+//! rule: sweeps/daily-digest.rhai     # relative to the rules directory
+//! schedule: daily-digest             # optional: the name msg.trigger gives (default: file stem)
+//! now: 2026-11-27T07:00:00+01:00     # the fire time
+//! collected: { digest: [{from: a@x.org, subject: Hi}] }   # optional; a case may set its own
+//! cases:
+//!   - message: {raw: "..."}          # absent: the rule runs once with no message
+//!     received: 2026-11-10T08:00:00Z # optional: msg.received (the INTERNALDATE a sweep reads)
+//!     expect: [archive]
+//!     read: [digest]                 # optional: the names collected() must have read
+//! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,10 +68,14 @@ use super::expect::{self, Expected};
 use super::{FixtureProblem, Verdict};
 use crate::message::{MessageKey, MessageView, Meta};
 use crate::plan::Action;
+use crate::rules::{Collected, Trigger};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFixture {
+    rule: Option<String>,
+    schedule: Option<String>,
+    collected: Option<BTreeMap<String, Vec<Value>>>,
     now: Option<String>,
     account: Option<String>,
     mailbox: Option<String>,
@@ -64,9 +86,12 @@ struct RawFixture {
 #[serde(deny_unknown_fields)]
 struct RawCase {
     name: Option<String>,
-    message: RawMessage,
+    message: Option<RawMessage>,
     #[serde(default)]
     flags: Vec<String>,
+    received: Option<String>,
+    collected: Option<BTreeMap<String, Vec<Value>>>,
+    read: Option<Vec<String>>,
     now: Option<String>,
     account: Option<String>,
     mailbox: Option<String>,
@@ -96,6 +121,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 pub struct Fixture {
     /// The file.
     pub path: PathBuf,
+    /// The schedule's rule its cases run (relative to the rules directory); `None`: the live
+    /// rules.
+    pub rule: Option<String>,
     /// Its cases, in file order.
     pub cases: Vec<Case>,
 }
@@ -109,10 +137,18 @@ pub struct Case {
     pub name: Option<String>,
     /// The message file, unless the message is inline.
     pub file: Option<PathBuf>,
-    /// The message.
-    pub raw: Vec<u8>,
+    /// The message; `None` for a schedule's rule run once without one.
+    pub raw: Option<Vec<u8>>,
     /// Its flags on the server.
     pub flags: Vec<String>,
+    /// Its INTERNALDATE (`msg.received`).
+    pub received: Option<DateTime<Utc>>,
+    /// What started the evaluation: live mail, or the fixture's schedule firing at `now`.
+    pub trigger: Trigger,
+    /// What `collected(name)` gives a schedule's rule.
+    pub collected: Collected,
+    /// The names `collected()` must have read, if checked.
+    pub read: Option<Vec<String>>,
     /// The account it is evaluated for (`test` if the fixture names none).
     pub account: String,
     /// The mailbox it is in.
@@ -141,10 +177,25 @@ impl Fixture {
         let raw: RawFixture = serde_saphyr::from_str_with_options(&text, options)
             .map_err(|e| vec![problem(None, format!("not a fixture: {e}"))])?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        let schedule = match (&raw.rule, raw.schedule) {
+            (Some(rule), name) => {
+                let stem = Path::new(rule).file_stem().map(|s| s.to_string_lossy().into_owned());
+                Some(name.or(stem).unwrap_or_default())
+            }
+            (None, Some(_)) => {
+                return Err(vec![problem(None, "`schedule` needs `rule`: the schedule's rule".to_owned())]);
+            }
+            (None, None) => None,
+        };
+        if raw.rule.is_none() && raw.collected.is_some() {
+            return Err(vec![problem(None, "`collected` needs `rule`: only a schedule's rule reads it".to_owned())]);
+        }
         let defaults = Defaults {
             now: parse_time(raw.now.as_deref(), now).map_err(|e| vec![problem(None, e)])?,
             account: raw.account.unwrap_or_else(|| "test".to_owned()),
             mailbox: raw.mailbox.unwrap_or_else(|| "INBOX".to_owned()),
+            schedule,
+            collected: raw.collected.unwrap_or_default(),
         };
         let mut cases = Vec::new();
         let mut problems = Vec::new();
@@ -157,7 +208,7 @@ impl Fixture {
         if cases.is_empty() && problems.is_empty() {
             problems.push(problem(None, "it has no cases".to_owned()));
         }
-        if problems.is_empty() { Ok(Fixture { path: path.to_owned(), cases }) } else { Err(problems) }
+        if problems.is_empty() { Ok(Fixture { path: path.to_owned(), rule: raw.rule, cases }) } else { Err(problems) }
     }
 }
 
@@ -165,26 +216,50 @@ struct Defaults {
     now: DateTime<Utc>,
     account: String,
     mailbox: String,
+    /// The schedule's name, for a fixture of a schedule's rule.
+    schedule: Option<String>,
+    collected: BTreeMap<String, Vec<Value>>,
 }
 
 impl Case {
     fn resolve(number: usize, raw: RawCase, dir: &Path, defaults: &Defaults) -> Result<Case, Vec<String>> {
         let mut errors = Vec::new();
         let (file, bytes) = match raw.message {
-            RawMessage::File(name) => {
+            Some(RawMessage::File(name)) => {
                 let file = dir.join(name);
                 let bytes = std::fs::read(&file).unwrap_or_else(|e| {
                     errors.push(format!("cannot read message {}: {e}", file.display()));
                     Vec::new()
                 });
-                (Some(file), bytes)
+                (Some(file), Some(bytes))
             }
-            RawMessage::Inline { raw } => (None, raw.into_bytes()),
+            Some(RawMessage::Inline { raw }) => (None, Some(raw.into_bytes())),
+            None if defaults.schedule.is_none() => {
+                errors.push("it has no `message` (only a schedule's rule runs without one)".to_owned());
+                (None, None)
+            }
+            None => (None, None),
         };
         let now = parse_time(raw.now.as_deref(), defaults.now).unwrap_or_else(|e| {
             errors.push(e);
             defaults.now
         });
+        let received = raw.received.as_deref().map(|text| {
+            parse_time(Some(text), now).unwrap_or_else(|e| {
+                errors.push(e.replacen("now:", "received:", 1));
+                now
+            })
+        });
+        let trigger = match &defaults.schedule {
+            Some(name) => Trigger::Schedule { name: name.clone(), fired_at: now },
+            None => Trigger::Live,
+        };
+        if defaults.schedule.is_none() && (raw.collected.is_some() || raw.read.is_some()) {
+            errors.push("`collected` and `read` need the fixture's `rule`: only a schedule's rule reads".to_owned());
+        }
+        let items = raw.collected.unwrap_or_else(|| defaults.collected.clone());
+        let up_to = items.values().map(Vec::len).sum::<usize>();
+        let collected = Collected { items, up_to: i64::try_from(up_to).unwrap_or(i64::MAX) };
         let mut actions = |items: &[Value], field: &str| -> Vec<Expected> {
             let (ok, bad): (Vec<_>, Vec<_>) = items.iter().map(Expected::parse).partition(Result::is_ok);
             errors.extend(bad.into_iter().filter_map(Result::err).map(|e| format!("{field}: {e}")));
@@ -203,6 +278,13 @@ impl Case {
             file,
             raw: bytes,
             flags: raw.flags,
+            received,
+            trigger,
+            collected,
+            read: raw.read.map(|mut names| {
+                names.sort();
+                names
+            }),
             account: raw.account.unwrap_or_else(|| defaults.account.clone()),
             mailbox: raw.mailbox.unwrap_or_else(|| defaults.mailbox.clone()),
             now,
@@ -222,11 +304,27 @@ impl Case {
         }
     }
 
-    /// The message as rules see it: UIDVALIDITY 1, UID the case number.
-    pub fn view(&self) -> Arc<MessageView> {
-        let key = MessageKey::new(self.account.clone(), self.mailbox.clone(), 1, self.number as u32);
-        let meta = Meta { flags: self.flags.clone(), ..Meta::new(key) };
-        Arc::new(crate::message::parse(&self.raw, meta))
+    /// The message's key: UIDVALIDITY 1, UID the case number.
+    pub fn key(&self) -> MessageKey {
+        MessageKey::new(self.account.clone(), self.mailbox.clone(), 1, u32::try_from(self.number).unwrap_or(u32::MAX))
+    }
+
+    /// The message as rules see it (see [`Case::key`]); `None` when the case has none.
+    pub fn view(&self) -> Option<Arc<MessageView>> {
+        let raw = self.raw.as_ref()?;
+        let meta = Meta { flags: self.flags.clone(), internal_date: self.received, ..Meta::new(self.key()) };
+        Some(Arc::new(crate::message::parse(raw, meta)))
+    }
+
+    /// What differs between the names a schedule's rule read with `collected()` and those the
+    /// case expects; empty when not checked or the same.
+    pub fn check_read(&self, read: &[String]) -> Vec<String> {
+        match &self.read {
+            Some(expected) if expected.as_slice() != read => {
+                vec![format!("read: expected [{}], got [{}]", expected.join(", "), read.join(", "))]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// What differs between this case's expectations and `verdict`, as readable lines; empty

@@ -36,7 +36,7 @@ fn a_fixture_loads_with_defaults_and_overrides() {
     assert_eq!((second.mailbox.as_str(), second.flags.as_slice()), ("Lists", &["\\Seen".to_owned()][..]));
     assert_eq!(second.failures, ["a.rhai", "b.rhai"]);
     assert_eq!(second.stopped_by, None);
-    let view = second.view();
+    let view = second.view().unwrap();
     assert_eq!((view.subject(), view.key().uid), ("x", 2));
 }
 
@@ -103,4 +103,54 @@ fn check_passes_or_explains_every_difference() {
             "  b.rhai: boom",
         ]
     );
+}
+
+#[test]
+fn a_schedule_fixture_fires_at_now_with_its_collected_items_and_may_have_no_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "f.yaml",
+        "rule: sweeps/daily-digest.rhai\nnow: 2026-11-27T07:00:00+01:00\naccount: work\n\
+         collected: {digest: [{subject: a}, {subject: b}]}\ncases:\n  - expect: [send]\n    read: [digest]\n  \
+         - message: {raw: \"Subject: x\\n\\ny\\n\"}\n    received: 2026-11-10T08:00:00Z\n    collected: {}\n    \
+         expect: []\n",
+    );
+    let fixture = Fixture::load(&path, Utc::now()).unwrap();
+    assert_eq!(fixture.rule.as_deref(), Some("sweeps/daily-digest.rhai"));
+    let [once, sweep] = &fixture.cases[..] else { panic!("{fixture:?}") };
+    let fired = "2026-11-27T06:00:00Z".parse().unwrap();
+    assert_eq!(once.trigger, Trigger::Schedule { name: "daily-digest".into(), fired_at: fired });
+    assert!(once.view().is_none());
+    assert_eq!(once.collected.items["digest"].len(), 2);
+    assert_eq!(once.collected.up_to, 2);
+    assert!(once.check_read(&["digest".to_owned()]).is_empty());
+    assert_eq!(once.check_read(&[]), ["read: expected [digest], got []"]);
+    assert!(sweep.collected.items.is_empty(), "a case's own collected replaces the fixture's");
+    assert!(sweep.check_read(&["x".to_owned()]).is_empty(), "not checked unless the case says");
+    let view = sweep.view().unwrap();
+    assert_eq!(view.internal_date(), Some("2026-11-10T08:00:00Z".parse().unwrap()));
+    let named = write(dir.path(), "g.yaml", "rule: sweeps/x.rhai\nschedule: nightly\ncases: [{expect: []}]\n");
+    let case = &Fixture::load(&named, Utc::now()).unwrap().cases[0];
+    assert!(matches!(&case.trigger, Trigger::Schedule { name, .. } if name == "nightly"));
+}
+
+#[test]
+fn a_live_fixture_needs_a_message_and_cannot_have_collected_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let path =
+        write(dir.path(), "f.yaml", "cases:\n  - expect: []\n  - message: {raw: x}\n    read: [d]\n    expect: []\n");
+    let problems = Fixture::load(&path, Utc::now()).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| format!("{:?}: {}", p.case, p.message)).collect();
+    assert_eq!(
+        text,
+        [
+            "Some(1): it has no `message` (only a schedule's rule runs without one)",
+            "Some(2): `collected` and `read` need the fixture's `rule`: only a schedule's rule reads",
+        ]
+    );
+    let path = write(dir.path(), "g.yaml", "collected: {d: []}\ncases: [{message: {raw: x}, expect: []}]\n");
+    assert!(Fixture::load(&path, Utc::now()).unwrap_err()[0].message.contains("`collected` needs `rule`"));
+    let path = write(dir.path(), "h.yaml", "schedule: s\ncases: [{message: {raw: x}, expect: []}]\n");
+    assert!(Fixture::load(&path, Utc::now()).unwrap_err()[0].message.contains("`schedule` needs `rule`"));
 }

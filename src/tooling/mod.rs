@@ -30,9 +30,9 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Account;
 use crate::exec::mail::guard;
-use crate::message::MessageView;
+use crate::message::{MessageKey, MessageView};
 use crate::plan::{Action, Decision, Plan};
-use crate::rules::{Evaluation, RuleFailure, RuleSet};
+use crate::rules::{Collected, Evaluation, Rule, RuleFailure, RuleSet, ScheduledEvaluation, Trigger};
 
 /// The "rule" a failure is charged to when the engine itself failed (it panicked).
 pub const ENGINE: &str = "(rule engine)";
@@ -59,16 +59,8 @@ impl Verdict {
     /// A panic in the rule engine is reported as a failure of this message, not a crash of the
     /// whole run: one message must not hide the verdicts on thousands of others.
     pub fn judge(rules: &RuleSet, view: &Arc<MessageView>, globs: &[String], now: DateTime<Utc>) -> Verdict {
-        let evaluation = catch_unwind(AssertUnwindSafe(|| rules.evaluate(view, globs, now))).unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            let failure =
-                RuleFailure { rule: ENGINE.to_owned(), error: format!("the rule engine panicked: {message}") };
-            Evaluation { failures: vec![failure], ..Evaluation::default() }
-        });
+        let evaluation = catch_unwind(AssertUnwindSafe(|| rules.evaluate(view, globs, now)))
+            .unwrap_or_else(|panic| Evaluation { failures: vec![engine_panic(&panic)], ..Evaluation::default() });
         let rules_matched = matched(&evaluation.decisions, evaluation.stopped_by.as_deref());
         Verdict {
             rules_matched,
@@ -77,6 +69,34 @@ impl Verdict {
             failures: evaluation.failures,
             suppressed: Vec::new(),
         }
+    }
+
+    /// Runs a schedule's `rule` as its schedule would when it fires (`trigger`, at `now`): over
+    /// `view`, or once without a message. `key` stands for the message in the plan (any key
+    /// when there is none). Returns the verdict and the names `collected()` read, sorted.
+    pub fn judge_scheduled(
+        rules: &RuleSet,
+        rule: &Rule,
+        view: Option<&Arc<MessageView>>,
+        key: MessageKey,
+        trigger: &Trigger,
+        now: DateTime<Utc>,
+        collected: &Collected,
+    ) -> (Verdict, Vec<String>) {
+        let evaluation =
+            catch_unwind(AssertUnwindSafe(|| rules.evaluate_scheduled_rule(rule, view, trigger, now, collected)))
+                .unwrap_or_else(|panic| ScheduledEvaluation {
+                    failures: vec![engine_panic(&panic)],
+                    ..ScheduledEvaluation::default()
+                });
+        let verdict = Verdict {
+            rules_matched: matched(&evaluation.decisions, None),
+            stopped_by: None,
+            plan: Plan::build(key, evaluation.decisions),
+            failures: evaluation.failures,
+            suppressed: Vec::new(),
+        };
+        (verdict, evaluation.read.into_iter().collect())
     }
 
     /// Notes the replies that the reply guards would suppress when the outbox sends them (a
@@ -107,6 +127,16 @@ impl Verdict {
     pub fn suppressed(&self, index: usize) -> Option<&str> {
         self.suppressed.iter().find(|(i, _)| *i == index).map(|(_, reason)| reason.as_str())
     }
+}
+
+/// A panic of the rule engine as a failure of the message it was deciding.
+fn engine_panic(panic: &Box<dyn std::any::Any + Send>) -> RuleFailure {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    RuleFailure { rule: ENGINE.to_owned(), error: format!("the rule engine panicked: {message}") }
 }
 
 /// The rules that made a decision, then the stopping rule, each once, in order.

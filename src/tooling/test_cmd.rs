@@ -6,6 +6,7 @@
 //! the plan is the expected one, with a readable diff when it is not. The caller turns the
 //! [`Outcome`] into an exit status.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,10 +16,10 @@ use serde::Serialize;
 
 use super::fixtures::{Case, Fixture};
 use super::report::{self, ErrorJson, VerdictJson};
-use super::{Error, Verdict};
+use super::{Error, FixtureProblem, Verdict};
 use crate::config::Config;
 use crate::message::{MessageKey, Meta};
-use crate::rules::RuleSet;
+use crate::rules::{Rule, RuleSet};
 
 /// What to test.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +70,7 @@ pub fn run(config: &Config, rules: &RuleSet, options: &Options, out: &mut dyn Wr
             Err(found) => problems.extend(found),
         }
     }
+    let scheduled = schedule_rules(config, rules, &fixtures, &mut problems);
     if !problems.is_empty() {
         return Err(Error::Fixtures(problems));
     }
@@ -93,12 +95,42 @@ pub fn run(config: &Config, rules: &RuleSet, options: &Options, out: &mut dyn Wr
         }
     }
     for fixture in &fixtures {
-        run_fixture(config, rules, fixture, options.json, out, &mut outcome)?;
+        let rule = fixture.rule.as_ref().and_then(|name| scheduled.get(name));
+        run_fixture(config, rules, fixture, rule, options.json, out, &mut outcome)?;
     }
     if !options.json {
         write_totals(out, &outcome)?;
     }
     Ok(outcome)
+}
+
+/// The schedule rules the fixtures name, compiled with the rule set's engine, plugins and data
+/// files, whether or not a schedule in the config names them: a sweep can be tested before any
+/// schedule runs it. One that does not compile is a problem of the fixture naming it.
+fn schedule_rules(
+    config: &Config,
+    rules: &RuleSet,
+    fixtures: &[Fixture],
+    problems: &mut Vec<FixtureProblem>,
+) -> BTreeMap<String, Rule> {
+    let mut compiled = BTreeMap::new();
+    for fixture in fixtures {
+        let Some(name) = &fixture.rule else { continue };
+        if compiled.contains_key(name) {
+            continue;
+        }
+        match rules.compile_rule(&config.rules_dir, name) {
+            Ok(rule) => {
+                compiled.insert(name.clone(), rule);
+            }
+            Err(e) => problems.push(FixtureProblem {
+                path: fixture.path.clone(),
+                case: None,
+                message: format!("rule {name}: {}:{}:{}: {}", e.file.display(), e.line, e.column, e.message),
+            }),
+        }
+    }
+    compiled
 }
 
 /// Where message files are said to be, and when.
@@ -217,6 +249,7 @@ fn run_fixture(
     config: &Config,
     rules: &RuleSet,
     fixture: &Fixture,
+    scheduled: Option<&Rule>,
     json: bool,
     out: &mut dyn Write,
     outcome: &mut Outcome,
@@ -225,9 +258,24 @@ fn run_fixture(
         writeln!(out, "{}", tidy(&fixture.path).display())?;
     }
     for case in &fixture.cases {
-        let verdict = Verdict::judge(rules, &case.view(), &globs(config, &case.account), case.now)
-            .guard(config.account(&case.account));
-        let differences = case.check(&verdict);
+        let view = case.view();
+        let (verdict, read) = match (scheduled, &view) {
+            (Some(rule), view) => Verdict::judge_scheduled(
+                rules,
+                rule,
+                view.as_ref(),
+                case.key(),
+                &case.trigger,
+                case.now,
+                &case.collected,
+            ),
+            (None, Some(view)) => (Verdict::judge(rules, view, &globs(config, &case.account), case.now), Vec::new()),
+            // The fixture refused to load a live case without a message.
+            (None, None) => continue,
+        };
+        let verdict = verdict.guard(config.account(&case.account));
+        let mut differences = case.check(&verdict);
+        differences.extend(case.check_read(&read));
         outcome.cases += 1;
         if !differences.is_empty() {
             outcome.cases_failed.push(format!("{}: {}", tidy(&fixture.path).display(), case.title()));
@@ -417,6 +465,36 @@ cases:
         assert_eq!(guarded.suppressed.len(), 1);
         assert!(guarded.suppressed(0).is_some_and(|r| r.contains("none of the account's addresses (me@work.example)")));
         assert_eq!(guarded.suppressed(1), None);
+    }
+
+    #[test]
+    fn a_schedule_rule_runs_from_its_fixture_without_a_schedule_in_the_config() {
+        let (dir, config, rules) = replying();
+        std::fs::create_dir_all(dir.path().join("rules/sweeps")).unwrap();
+        let sweep = "if msg == () { let n = collected(\"digest\").len(); if n > 0 { send(#{ to: \"me@work.example\", \
+                     subject: `${n} new`, body: \"-\" }); } } else if msg.received.age_days >= 7 { archive(); }\n";
+        std::fs::write(dir.path().join("rules/sweeps/old.rhai"), sweep).unwrap();
+        let fixture = dir.path().join("rules/tests/old.yaml");
+        let yaml = "rule: sweeps/old.rhai\nnow: 2026-11-27T07:00:00+01:00\ncases:\n  \
+                    - message: {raw: \"Subject: a\\n\\nb\\n\"}\n    received: 2026-11-19T00:00:00Z\n    expect: [archive]\n  \
+                    - message: {raw: \"Subject: a\\n\\nb\\n\"}\n    received: 2026-11-21T00:00:00Z\n    expect: []\n  \
+                    - collected: {digest: [1, 2]}\n    expect: [send: {subject: 2 new}]\n    read: [digest]\n  \
+                    - expect: [send]\n    read: []\n";
+        std::fs::write(&fixture, yaml).unwrap();
+        let options = Options { paths: vec![fixture], mailbox: "INBOX".into(), ..Options::default() };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(outcome.cases, 4, "{text}");
+        assert_eq!(outcome.cases_failed.len(), 1, "{text}");
+        assert!(text.contains("FAIL  case 4\n        plan (- expected, + got):\n          - send\n"), "{text}");
+        assert!(text.contains("read: expected [], got [digest]"), "{text}");
+        // The live rule (away.rhai) did not run on the sweep's messages.
+        assert!(!text.contains("reply"), "{text}");
+        // A schedule rule that does not compile is a problem of the fixture, before anything runs.
+        std::fs::write(dir.path().join("rules/sweeps/old.rhai"), "archive(\n").unwrap();
+        let error = run(&config, &rules, &options, &mut Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("rule sweeps/old.rhai:"), "{error}");
     }
 
     #[test]
