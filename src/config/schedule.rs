@@ -228,7 +228,9 @@ fn search(node: &Node, what: &str, problems: &mut Problems) -> Option<Search> {
             "subject" => read::string(value, &label, problems).map(|s| search.subject = Some(s)),
             "larger" => size(value, &label, problems).map(|n| search.larger = Some(n)),
             "smaller" => size(value, &label, problems).map(|n| search.smaller = Some(n)),
-            "raw" => read::string(value, &label, problems).map(|s| search.raw = Some(s)),
+            "raw" => read::string(value, &label, problems)
+                .and_then(|s| raw(s, value, &label, problems))
+                .map(|s| search.raw = Some(s)),
             "raw_gmail" => read::string(value, &label, problems).map(|s| search.raw_gmail = Some(s)),
             _ => Some(()), // already reported as unknown by Fields::read
         };
@@ -239,6 +241,22 @@ fn search(node: &Node, what: &str, problems: &mut Problems) -> Option<Search> {
         ok = false;
     }
     ok.then_some(search)
+}
+
+/// A `raw:` expression the sweep can send as it is; the same check runs again at each fire, but
+/// here `tidings check` reports it, on its line, before anything runs.
+fn raw(text: String, node: &Node, what: &str, problems: &mut Problems) -> Option<String> {
+    match crate::source::schedule::search::check_raw(&text) {
+        Ok(()) => Some(text),
+        Err(reason) => {
+            problems.hint(
+                node.pos,
+                format!("{what}: {reason}"),
+                "an IMAP SEARCH expression, e.g. `OR FROM \"a.example\" FROM \"b.example\"`",
+            );
+            None
+        }
+    }
 }
 
 /// A size in bytes: a number, or text with a unit (`500k`, `10MB`).

@@ -154,3 +154,39 @@ fn schedule_mistakes_each_name_the_schedule_and_line() {
         );
     }
 }
+
+#[test]
+fn a_raw_search_that_cannot_be_sent_is_refused_where_written() {
+    let found = problems(&with_account(
+        r#"  s:
+    cron: "0 7 * * *"
+    account: work
+    rule: sweeps/s.rhai
+    search: { raw: 'OR FROM "a.example" FROM "b.example' }
+  t:
+    cron: "0 7 * * *"
+    account: work
+    rule: sweeps/t.rhai
+    search: { raw: 'SUBJECT {5}' }
+"#,
+    ));
+    let got: Vec<(u32, &str)> = found.iter().map(|p| (p.pos.line, p.message.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (11, "schedule `s`: search: raw: `raw` has a quote that is not closed"),
+            (16, "schedule `t`: search: raw: `raw` cannot hold a literal (`{n}`); quote the string"),
+        ],
+        "{found:#?}"
+    );
+    let ok = load(&with_account(
+        r#"  s:
+    cron: "0 7 * * *"
+    account: work
+    rule: sweeps/s.rhai
+    search: { raw: 'OR FROM "a.example" (FROM "b.example" UNSEEN)' }
+"#,
+    ))
+    .unwrap();
+    assert_eq!(ok.schedules[0].search.raw.as_deref(), Some(r#"OR FROM "a.example" (FROM "b.example" UNSEEN)"#));
+}
