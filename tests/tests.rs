@@ -40,6 +40,9 @@ pub mod rules_examples;
 // threaded in the INBOX; refusals, wrong password, untrusted certificate, no STARTTLS, a silent
 // server; APPEND to Sent.
 mod smtp_send;
+// Schedules: the sweep's SEARCH on Dovecot (literals with and without LITERAL+, dates refined
+// to the second); a sweep archiving old read mail only; a restart that runs no fire twice.
+mod schedules;
 // `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
 // `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).
 mod tooling;

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::config::{Account, Schedule};
+use crate::config::{Account, Run, Schedule};
 use crate::exec::{Wake, error_chain};
 use crate::imap::{self, Login, Timeouts};
 use crate::rules::CurrentRules;
@@ -153,7 +153,7 @@ async fn every_fire(sweep: Sweep, locks: SweepLocks, mut shutdown: watch::Receiv
     loop {
         let fire = match missed.take() {
             Some(fire) => {
-                tracing::info!(fired_at = %fire, "running a fire missed while tidings was not running");
+                tracing::info!(fired_at = %fire.to_rfc3339(), "running a fire missed while tidings was not running");
                 fire
             }
             None => match fires::next_after(&schedule.cron, schedule.timezone, after) {
@@ -164,19 +164,23 @@ async fn every_fire(sweep: Sweep, locks: SweepLocks, mut shutdown: watch::Receiv
                 }
             },
         };
-        tracing::debug!(next = %fire, "waiting for the next fire");
+        tracing::debug!(next = %fire.to_rfc3339(), "waiting for the next fire");
         if !sleep_until(fire, &mut shutdown).await {
             return;
         }
-        let lock = locks.of(&schedule.account, &schedule.mailbox);
-        let _held = tokio::select! {
-            held = lock.lock() => held,
-            _ = shutdown.changed() => return,
+        // A run without messages reads no mailbox, so it takes no mailbox's lock.
+        let lock = (schedule.run == Run::PerMessage).then(|| locks.of(&schedule.account, &schedule.mailbox));
+        let _held = match &lock {
+            Some(lock) => tokio::select! {
+                held = lock.lock() => Some(held),
+                _ = shutdown.changed() => return,
+            },
+            None => None,
         };
         match sweep.fire(fire, &shutdown).await {
             Ok(Some(_)) => {}
             Ok(None) => return, // shutdown asked mid-run; the fire was not recorded
-            Err(e) => tracing::error!(error = %error_chain(&e), fired_at = %fire, "schedule run failed"),
+            Err(e) => tracing::error!(error = %error_chain(&e), fired_at = %fire.to_rfc3339(), "schedule run failed"),
         }
         // Fires that passed while this one ran are not run one by one.
         after = fire.max(Utc::now());
@@ -198,5 +202,26 @@ async fn sleep_until(at: DateTime<Utc>, shutdown: &mut watch::Receiver<bool>) ->
             () = tokio::time::sleep(left) => {}
             changed = shutdown.changed() => if changed.is_err() { return false },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::SweepLocks;
+
+    /// Every schedule of a mailbox gets the one lock: while one sweeps, another waits.
+    #[tokio::test]
+    async fn one_lock_per_account_and_mailbox() {
+        let locks = SweepLocks::default();
+        let (a, b) = (locks.of("work", "INBOX"), locks.clone().of("work", "INBOX"));
+        assert!(Arc::ptr_eq(&a, &b));
+        let held = a.lock().await;
+        assert!(b.try_lock().is_err(), "a second sweep of the mailbox waits");
+        assert!(locks.of("work", "Newsletters").try_lock().is_ok());
+        assert!(locks.of("home", "INBOX").try_lock().is_ok());
+        drop(held);
+        assert!(b.try_lock().is_ok());
     }
 }

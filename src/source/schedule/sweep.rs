@@ -15,12 +15,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{Error, search};
-use crate::config::{Account, Schedule};
+use crate::config::{Account, Run, Schedule};
 use crate::exec::{Wake, error_chain};
 use crate::imap::{Fetched, Login, Session, Timeouts};
-use crate::message::{MessageKey, Meta};
+use crate::message::{MessageKey, MessageView, Meta};
 use crate::plan::{self, Decision, Plan};
-use crate::rules::{CurrentRules, RuleFailure, RuleSet};
+use crate::rules::{CurrentRules, RuleFailure, RuleSet, Trigger};
 use crate::store::{Collected, NewAction, RunOutcome, ScheduleRun, Store};
 
 /// Messages fetched, evaluated and stored per step: a big sweep never holds them all.
@@ -82,7 +82,11 @@ impl Sweep {
         let collected = Arc::new(collected);
         let rules = self.rules.get();
         let mut tally = Tally::default();
-        let error = match self.sweep(&rules, fired_at, &collected, &mut tally, shutdown).await {
+        let ran = match self.schedule.run {
+            Run::PerMessage => self.sweep(&rules, fired_at, &collected, &mut tally, shutdown).await,
+            Run::Once => Ok(self.once(&rules, fired_at, &collected, &mut tally).await),
+        };
+        let error = match ran {
             Ok(true) => None,
             Ok(false) => return Ok(None),
             Err(e @ Error::Store { .. }) => return Err(e),
@@ -111,14 +115,14 @@ impl Sweep {
         }
         match &outcome.error {
             None => tracing::info!(
-                fired_at = %fired_at,
+                fired_at = %fired_at.to_rfc3339(),
                 messages = outcome.messages,
                 actions = outcome.actions,
                 failures = outcome.failures,
                 "schedule ran"
             ),
             Some(error) => {
-                tracing::error!(fired_at = %fired_at, messages = outcome.messages, %error, "schedule run failed")
+                tracing::error!(fired_at = %fired_at.to_rfc3339(), messages = outcome.messages, %error, "schedule run failed")
             }
         }
         Ok(Some(outcome))
@@ -169,6 +173,31 @@ impl Sweep {
         }
         .instrument(span)
         .await
+    }
+
+    /// `run: once`: the rule runs one time with no message; its actions go in with the record.
+    async fn once(
+        &self,
+        rules: &Arc<RuleSet>,
+        fired_at: DateTime<Utc>,
+        collected: &Arc<Collected>,
+        tally: &mut Tally,
+    ) -> bool {
+        let (rules, collected, schedule) = (rules.clone(), collected.clone(), self.schedule.clone());
+        let account = self.account.name.clone();
+        let span = tracing::Span::current();
+        let judged = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let (decisions, failures, read) = evaluate(&rules, &schedule, None, fired_at, &collected);
+            Judged { actions: new_actions(&schedule, fired_at, &account, None, decisions), failures, read }
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        tally.failures += judged.failures.len() as u64;
+        tally.actions += judged.actions.len() as u64;
+        tally.read.extend(judged.read);
+        tally.pending = judged.actions;
+        true
     }
 
     /// Parses and evaluates a chunk on a blocking thread (rules are CPU work).
@@ -252,18 +281,19 @@ fn judge_message(
     Judged { actions: new_actions(schedule, fired_at, account, Some(&key), decisions), failures, read }
 }
 
-/// Runs the schedule's rule; the adapter until `RuleSet::evaluate_scheduled` lands.
+/// Runs the schedule's rule over `message` (or once without one), `now()` being the fire time.
 fn evaluate(
     rules: &RuleSet,
     schedule: &Schedule,
-    message: Option<&Arc<crate::message::MessageView>>,
+    message: Option<&Arc<MessageView>>,
     fired_at: DateTime<Utc>,
     collected: &Collected,
 ) -> (Vec<Decision>, Vec<RuleFailure>, BTreeSet<String>) {
-    let _ = (rules, message, fired_at, collected);
-    let rule = schedule.rule.to_string_lossy().into_owned();
-    let failure = RuleFailure { rule, error: "scheduled rules cannot run yet".into() };
-    (Vec::new(), vec![failure], BTreeSet::new())
+    let trigger = Trigger::Schedule { name: schedule.name.clone(), fired_at };
+    // The config names the rule by its path under the rules directory, as the rule set does.
+    let rule = schedule.rule.to_string_lossy();
+    let evaluation = rules.evaluate_scheduled(&rule, message, &trigger, fired_at, collected);
+    (evaluation.decisions, evaluation.failures, evaluation.read)
 }
 
 /// The plan's actions as outbox rows under the schedule's keys. `message` is `None` for a fire
