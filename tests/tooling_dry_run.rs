@@ -268,6 +268,8 @@ fn count_effects(plans: &BTreeMap<u32, Vec<Action>>) -> (BTreeMap<String, usize>
                 Action::Move { mailbox } => vec![format!("-> {mailbox}")],
                 Action::Copy { mailbox } => vec![format!("copied -> {mailbox}")],
                 Action::Delete => vec!["deleted".to_owned()],
+                // 45-digest.rhai's line for the daily digest.
+                Action::Collect { name, .. } => vec![format!("collect -> {name}")],
                 Action::AddFlags { flags } => flags
                     .iter()
                     .map(|f| match f.as_str() {

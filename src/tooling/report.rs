@@ -20,7 +20,8 @@ pub(super) fn fields(action: &Action) -> Map<String, Value> {
 }
 
 /// One line for people: `move -> Lists/rust`, `add flags \Seen`, `delete`,
-/// `webhook endpoint=crm data={"id":7}`, `reply to=a@b.example subject="Re: hi" ...`.
+/// `webhook endpoint=crm data={"id":7}`, `reply to=a@b.example subject="Re: hi" ...`,
+/// `collect -> digest data={...}`.
 pub fn describe(action: &Action) -> String {
     let mut map = fields(action);
     map.remove("kind");
@@ -31,9 +32,11 @@ pub fn describe(action: &Action) -> String {
             text.push_str(&scalar(flag));
         }
     }
-    if let Some(Value::String(mailbox)) = map.remove("mailbox") {
+    // A folder, or the collection a live rule adds to: where the action goes.
+    let target = if matches!(action, Action::Collect { .. }) { "name" } else { "mailbox" };
+    if let Some(Value::String(target)) = map.remove(target) {
         text.push_str(" -> ");
-        text.push_str(&mailbox);
+        text.push_str(&target);
     }
     for (key, value) in &map {
         text.push_str(&format!(" {key}={}", short(value)));
@@ -238,6 +241,9 @@ mod tests {
         assert_eq!(describe(&Action::Move { mailbox: "Lists/rust".into() }), "move -> Lists/rust");
         assert_eq!(describe(&flags(&["\\Seen", "x"])), "add flags \\Seen x");
         assert_eq!(describe(&Action::Delete), "delete");
+        let collect = Action::Collect { name: "digest".into(), data: serde_json::json!({"subject": "Hi"}) };
+        assert_eq!(describe(&collect), "collect -> digest data={\"subject\":\"Hi\"}");
+        assert_eq!(fixture_form(&collect), "collect: {\"data\":{\"subject\":\"Hi\"},\"name\":\"digest\"}");
         assert_eq!(fixture_form(&Action::Move { mailbox: "Überweisungen/2026".into() }), "move: Überweisungen/2026");
         assert_eq!(fixture_form(&Action::Copy { mailbox: "a: b".into() }), "copy: \"a: b\"");
         assert_eq!(fixture_form(&flags(&["\\Flagged"])), "flag: \\Flagged");
