@@ -1,6 +1,8 @@
 //! Schedules against the real Dovecot: the sweep's SEARCH on the wire (strings as literals with
 //! and without LITERAL+, day-granular dates refined to the second), then the real binary: a
-//! sweep archiving old read mail and nothing else, and a restart that runs no fire twice.
+//! sweep archiving old read mail and nothing else, a restart that runs no fire twice, a digest
+//! collected across restarts and sent once, and runs that fail (a missing mailbox, a Gmail
+//! search on Dovecot) recorded with their error while the schedule goes on firing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,10 +97,10 @@ async fn a_day_granular_search_is_refined_to_the_exact_internaldate() -> Result<
     Ok(())
 }
 
-/// A config for a schedule (YAML lines under its name).
+/// An entry of `schedules:` (YAML lines under its name).
 fn schedule(name: &str, lines: &str) -> String {
     let body: String = lines.lines().map(|l| format!("    {}\n", l.trim())).collect();
-    format!("schedules:\n  {name}:\n{body}")
+    format!("  {name}:\n{body}")
 }
 
 fn write_rule(setup: &Setup, path: &str, text: &str) {
@@ -121,7 +123,7 @@ async fn a_sweep_archives_old_read_mail_and_leaves_the_rest() {
         "cron: \"*/2 * * * * *\"\ntimezone: UTC\naccount: t\nmailbox: INBOX\n\
          search: { older_than: 7d, seen: true }\nrule: sweeps/archive.rhai",
     );
-    let setup = Setup::with_top(env, &user, &[], "", &top);
+    let setup = Setup::with_top(env, &user, &[], "", &format!("schedules:\n{top}"));
     // The rule archives whatever it is given: only the SEARCH selects.
     write_rule(&setup, "sweeps/archive.rhai", "archive();\n");
 
@@ -167,7 +169,7 @@ async fn a_restart_never_runs_the_same_fire_twice() {
     let receiver = Receiver::start();
     let beat =
         schedule("beat", "cron: \"*/2 * * * * *\"\ntimezone: UTC\naccount: t\nrun: once\nrule: digests/beat.rhai");
-    let top = format!("{beat}webhooks:\n  hook: {{ url: \"{}\" }}\n", receiver.url("/beat"));
+    let top = format!("schedules:\n{beat}webhooks:\n  hook: {{ url: \"{}\" }}\n", receiver.url("/beat"));
     let setup = Setup::with_top(env, &user, &[], "", &top);
     write_rule(&setup, "digests/beat.rhai", "webhook(\"hook\", #{ fired: now().to_string() });\n");
 
@@ -207,4 +209,92 @@ async fn a_restart_never_runs_the_same_fire_twice() {
     let (first, second) = (fires(&first_log), fires(&log));
     assert!(!first.is_empty() && !second.is_empty(), "{first:?} {second:?}");
     assert!(second.iter().all(|f| !first.contains(f)), "run again after the restart: {first:?} {second:?}");
+}
+
+const COLLECT_RULE: &str = "collect(\"news\", #{ subject: msg.subject });\n";
+const DIGEST_RULE: &str = r#"
+let items = collected("news");
+if items.is_empty() {
+    return;
+}
+let subjects = [];
+for item in items {
+    subjects.push(item.subject);
+}
+webhook("hook", #{ subjects: subjects });
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_digest_collects_across_restarts_and_is_sent_once() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    // Yearly at first: the digest must not fire while mail is still being collected.
+    let digest =
+        schedule("digest", "cron: \"0 0 1 1 *\"\ntimezone: UTC\naccount: t\nrun: once\nrule: digests/digest.rhai");
+    let top = format!("schedules:\n{digest}webhooks:\n  hook: {{ url: \"{}\" }}\n", receiver.url("/digest"));
+    let setup = Setup::with_top(env, &user, &[("collect.rhai", COLLECT_RULE)], "", &top);
+    write_rule(&setup, "digests/digest.rhai", DIGEST_RULE);
+    let deliver = |subject: &'static str| {
+        let raw = message("news@example.org", &user.address, subject, "body");
+        let user = user.clone();
+        async move { env.deliver_lmtp(&user, &raw).await.unwrap() }
+    };
+
+    let daemon = Daemon::start(&setup.config, 1);
+    deliver("first").await;
+    daemon.wait_log_count("plans stored", 1, Duration::from_secs(20));
+    deliver("second").await;
+    daemon.wait_log_count("plans stored", 2, Duration::from_secs(20));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let daemon = Daemon::start(&setup.config, 1);
+    deliver("third").await;
+    daemon.wait_log_count("plans stored", 1, Duration::from_secs(20));
+    daemon.kill();
+    assert!(receiver.requests().is_empty());
+
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, config.replace("0 0 1 1 *", "*/2 * * * * *")).unwrap();
+    let daemon = Daemon::start(&setup.config, 1);
+    receiver.wait_for(1, Duration::from_secs(20));
+    // Later fires find nothing left to send.
+    daemon.wait_log_count("schedule ran", 3, Duration::from_secs(20));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let daemon = Daemon::start(&setup.config, 1);
+    daemon.wait_log_count("schedule ran", 2, Duration::from_secs(20));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "one digest, sent once: {requests:#?}\n{log}");
+    assert_eq!(requests[0].json()["data"]["subjects"], serde_json::json!(["first", "second", "third"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_run_is_recorded_and_the_schedule_goes_on() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let every = "cron: \"*/2 * * * * *\"\ntimezone: UTC\naccount: t\nrule: sweeps/archive.rhai";
+    let missing = schedule("missing", &format!("{every}\nmailbox: NoSuchFolder"));
+    let gmail = schedule("gmail", &format!("{every}\nsearch: {{ raw_gmail: \"older_than:7d\" }}"));
+    let top = format!("schedules:\n{missing}{gmail}");
+    let setup = Setup::with_top(env, &user, &[], "", &top);
+    write_rule(&setup, "sweeps/archive.rhai", "archive();\n");
+
+    let daemon = Daemon::start(&setup.config, 1);
+    daemon.wait_log_count("schedule run failed", 4, Duration::from_secs(20));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    for name in ["missing", "gmail"] {
+        let failed = log.lines().filter(|l| l.contains(&format!("schedule{{schedule={name}}}")));
+        assert!(failed.filter(|l| l.contains("schedule run failed")).count() >= 2, "{name} goes on failing:\n{log}");
+    }
+
+    let store = Store::open(&setup.state()).await.unwrap();
+    let runs: BTreeMap<String, _> = store.schedule_runs().await.unwrap().into_iter().map(|(n, _, o)| (n, o)).collect();
+    let error = |name: &str| runs[name].as_ref().and_then(|o| o.error.clone()).unwrap_or_default();
+    assert!(error("missing").contains("cannot sweep t/NoSuchFolder for schedule `missing`"), "{runs:#?}");
+    assert!(error("gmail").contains("schedule `gmail`") && error("gmail").contains("X-GM-EXT-1"), "{runs:#?}");
 }

@@ -41,7 +41,8 @@ pub mod rules_examples;
 // server; APPEND to Sent.
 mod smtp_send;
 // Schedules: the sweep's SEARCH on Dovecot (literals with and without LITERAL+, dates refined
-// to the second); a sweep archiving old read mail only; a restart that runs no fire twice.
+// to the second); a sweep archiving old read mail only; a restart that runs no fire twice; a
+// digest collected across restarts and sent once; failed runs recorded, the schedule going on.
 mod schedules;
 // `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
 // `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).

@@ -2,7 +2,8 @@
 //!
 //! A [`Session`] is one authenticated connection with at most one selected mailbox. A
 //! mailbox watcher uses it to fetch new mail ([`Session::fetch_after`]) and wait for more
-//! ([`Session::idle`]); an executor uses it to move, copy, flag and create
+//! ([`Session::idle`]); a schedule's sweep searches ([`Session::search`]) and fetches what it
+//! found ([`Session::fetch_uids`]); an executor uses it to move, copy, flag and create
 //! ([`Session::uid_move`] and friends). Mailbox names are UTF-8 paths with `/` everywhere in
 //! this API; the session maps them to the server's form (see [`Session::server_name`]).
 //!

@@ -2,10 +2,12 @@
 //!
 //! A [`watch::MailboxWatcher`] holds one IMAP connection per watched mailbox, fetches what is
 //! new above its checkpoint, runs the rules over it and stores the plans, then idles until the
-//! server reports a change. Schedules (cron) join here later.
+//! server reports a change. A [`schedule::Scheduler`] runs each schedule's rule on its clock:
+//! over the messages a server-side search selects, or once with no message.
 //!
-//! A watcher decides nothing about mail (the rules do) and changes nothing on the server (the
-//! executors do): it only reads, and it moves the checkpoint only together with the plans.
+//! Neither decides anything about mail (the rules do) nor changes anything on the server (the
+//! executors do): they only read, and store the plans together with their position (a
+//! watcher's checkpoint, a schedule's fire time).
 
 pub mod schedule;
 pub mod watch;
