@@ -223,8 +223,8 @@ async fn execute(
     uids: &UidSet,
 ) -> Ran {
     let result = match action {
-        Action::AddFlags { flags } => session.uid_store(uids, FlagOp::Add, flags).await,
-        Action::RemoveFlags { flags } => session.uid_store(uids, FlagOp::Remove, flags).await,
+        Action::AddFlags { flags } => store(session, uids, FlagOp::Add, flags).await,
+        Action::RemoveFlags { flags } => store(session, uids, FlagOp::Remove, flags).await,
         Action::Copy { mailbox } => match ensure(session, account, targets, mailbox).await {
             Ok(()) => session.uid_copy(uids, mailbox).await,
             Err(ran) => return ran,
@@ -252,8 +252,34 @@ async fn execute(
     }
 }
 
+/// Flags and labels. On Gmail (X-GM-EXT-1) the names that are not IMAP system flags nor `$`
+/// keywords are Gmail labels (`receipt`, `\Important`), set with X-GM-LABELS so that Gmail's
+/// web interface shows them; elsewhere every name is a flag or keyword (see docs/gmail.md).
+async fn store(session: &mut Session, uids: &UidSet, op: FlagOp, names: &[String]) -> crate::imap::Result<()> {
+    if !session.capabilities().gmail {
+        return session.uid_store(uids, op, names).await;
+    }
+    let (flags, labels): (Vec<&String>, Vec<&String>) = names.iter().partition(|n| is_imap_flag(n));
+    if !flags.is_empty() {
+        session.uid_store(uids, op, &flags).await?;
+    }
+    if !labels.is_empty() {
+        session.store_labels(uids, op, &labels).await?;
+    }
+    Ok(())
+}
+
+/// Whether Gmail keeps `name` as an IMAP flag rather than a label: the system flags and the
+/// `$` keywords of the IANA registry (`$Forwarded`, `$Junk`, `$MDNSent`).
+fn is_imap_flag(name: &str) -> bool {
+    const SYSTEM: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+    name.starts_with('$') || SYSTEM.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
 async fn delete(session: &mut Session, account: &Account, targets: &mut Targets, uids: &UidSet) -> Ran {
-    if account.watch.expunge_on_delete {
+    // On Gmail an EXPUNGE in a label folder only removes that label: the message lives on in
+    // All Mail. Deleting is moving to the folder marked \Trash, whatever the account says.
+    if account.watch.expunge_on_delete && !session.capabilities().gmail {
         return match session.uid_delete(uids).await {
             Ok(()) => Ran::Done,
             Err(e) => classify(&e, "cannot delete"),
@@ -275,9 +301,15 @@ async fn delete(session: &mut Session, account: &Account, targets: &mut Targets,
     }
 }
 
-/// Moves to the special-use \Archive folder. On Gmail archiving means removing the \Inbox
-/// label instead; that variant comes with provider support.
+/// Moves to the special-use \Archive folder. On Gmail archiving is removing the \Inbox label
+/// (the message stays in All Mail and its other labels), wherever the message was seen.
 async fn archive(session: &mut Session, account: &Account, targets: &mut Targets, uids: &UidSet) -> Ran {
+    if session.capabilities().gmail {
+        return match session.store_labels(uids, FlagOp::Remove, &["\\Inbox"]).await {
+            Ok(()) => Ran::Done,
+            Err(e) => classify(&e, &format!("cannot archive in account {}", account.name)),
+        };
+    }
     match special_use(session, &mut targets.archive, "\\Archive").await {
         Ok(Some(folder)) => match session.uid_move(uids, &folder).await {
             Ok(()) => Ran::Done,
@@ -332,6 +364,16 @@ mod tests {
     fn the_executor_claims_the_mailbox_kinds_and_sent_copies() {
         let (last, mailbox) = crate::exec::IMAP_KINDS.split_last().unwrap();
         assert_eq!((mailbox, *last), (crate::plan::MAILBOX_KINDS, SAVE_SENT));
+    }
+
+    #[test]
+    fn on_gmail_only_system_flags_and_dollar_keywords_stay_flags() {
+        for flag in ["\\Seen", "\\flagged", "$Forwarded", "$Junk"] {
+            assert!(is_imap_flag(flag), "{flag}");
+        }
+        for label in ["receipt", "\\Important", "\\Inbox", "\\Starred", "Lists/rust"] {
+            assert!(!is_imap_flag(label), "{label}");
+        }
     }
 
     #[test]

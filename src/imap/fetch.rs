@@ -12,7 +12,8 @@ use async_imap::imap_proto::{AttributeValue, Response};
 use chrono::{DateTime, Utc};
 
 use super::uidset::{MAX_SET_LEN, UidSet};
-use super::{Result, Session, wire};
+use super::{Result, Session, gmail, wire};
+use crate::message::GmailAttrs;
 
 /// The most messages one [`Session::fetch_after`] returns (the oldest first); call it again
 /// from the highest UID returned until it returns nothing.
@@ -38,6 +39,8 @@ pub struct Fetched {
     pub raw: Vec<u8>,
     /// Whether `raw` is only the header, the message being larger than the limit.
     pub truncated: bool,
+    /// Gmail's labels, thread and message id, fetched when the server offers X-GM-EXT-1.
+    pub gmail: Option<GmailAttrs>,
 }
 
 /// Step one's answer for one message.
@@ -47,6 +50,7 @@ struct Meta {
     flags: Vec<String>,
     internal_date: Option<DateTime<Utc>>,
     size: u64,
+    gmail: Option<GmailAttrs>,
 }
 
 impl Session {
@@ -93,10 +97,12 @@ impl Session {
         Ok(metas.into_iter().filter(|m| set.contains(m.uid)).map(|m| (m.uid, m.internal_date)).collect())
     }
 
-    /// Step one: UID, FLAGS, INTERNALDATE and RFC822.SIZE for the sets; sorted by UID.
+    /// Step one: UID, FLAGS, INTERNALDATE and RFC822.SIZE for the sets (and Gmail's attributes
+    /// on Gmail); sorted by UID.
     async fn fetch_meta(&mut self, what: &str, sets: Vec<String>) -> Result<Vec<Meta>> {
+        let extra = if self.caps.gmail { gmail::FETCH_ITEMS } else { "" };
         let commands: Vec<String> =
-            sets.iter().map(|set| format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE)")).collect();
+            sets.iter().map(|set| format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE{extra})")).collect();
         self.fetch_commands += commands.len() as u64;
         let mut metas: HashMap<u32, Meta> = HashMap::new();
         self.exchange(what, &commands, self.timeouts.command, |r| {
@@ -140,6 +146,7 @@ impl Session {
                 internal_date: m.internal_date,
                 size: m.size,
                 raw,
+                gmail: m.gmail,
             })
         });
         Ok(fetched.collect())
@@ -183,7 +190,7 @@ fn meta_of(response: &Response<'_>) -> Option<Meta> {
         }
     }
     // A FETCH without size is an unsolicited flag update, not an answer to step one.
-    Some(Meta { uid: uid?, size: size?, flags, internal_date: date })
+    Some(Meta { uid: uid?, size: size?, flags, internal_date: date, gmail: gmail::attrs_of(attributes) })
 }
 
 /// The UID and body section from a FETCH response of step two.
@@ -202,7 +209,7 @@ mod tests {
     use super::*;
 
     fn meta(uid: u32, size: u64) -> Meta {
-        Meta { uid, flags: Vec::new(), internal_date: None, size }
+        Meta { uid, flags: Vec::new(), internal_date: None, size, gmail: None }
     }
 
     #[test]

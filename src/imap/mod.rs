@@ -18,6 +18,7 @@
 mod connect;
 mod error;
 mod fetch;
+mod gmail;
 mod idle;
 pub mod mutf7;
 mod names;

@@ -10,6 +10,7 @@
 
 mod auth;
 mod fields;
+mod gmail;
 pub mod html;
 mod ids;
 mod parse;
@@ -26,6 +27,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 pub use auth::AuthResults;
+pub use gmail::GmailAttrs;
 pub use ids::MessageKey;
 pub use parse::{HEADER_LIMIT, Meta, TEXT_LIMIT, parse, parse_blocking};
 
@@ -74,6 +76,7 @@ pub struct MessageView {
     degraded: bool,
     flags: Vec<String>,
     keywords: Vec<String>,
+    gmail: Option<GmailAttrs>,
     internal_date: Option<DateTime<Utc>>,
     from: Option<Address>,
     sender: Option<Address>,
@@ -151,6 +154,22 @@ impl MessageView {
     /// Keywords (labels): the flags without a backslash, such as `$Junk` or `invoice`.
     pub fn keywords(&self) -> &[String] {
         &self.keywords
+    }
+
+    /// Labels: Gmail's X-GM-LABELS when the server is Gmail (`\\Inbox`, `Receipts`), else the
+    /// keywords, which is what `label()` sets on other servers.
+    pub fn labels(&self) -> &[String] {
+        self.gmail.as_ref().map_or(&self.keywords, |g| &g.labels)
+    }
+
+    /// Gmail's attributes (labels, thread, message id); `None` on other servers.
+    pub fn gmail(&self) -> Option<&GmailAttrs> {
+        self.gmail.as_ref()
+    }
+
+    /// Gmail's conversation id (X-GM-THRID); `None` on other servers.
+    pub fn thread_id(&self) -> Option<u64> {
+        self.gmail.as_ref().map(|g| g.thread_id)
     }
 
     /// Whether a flag or keyword is set; flags and keywords are case-insensitive in IMAP.

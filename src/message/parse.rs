@@ -13,7 +13,7 @@ use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use super::fields::{Decoder, Fields, RawHeader, clip};
 use super::html::html_to_text;
-use super::{Attachment, MessageKey, MessageView, Raw, scan};
+use super::{Attachment, GmailAttrs, MessageKey, MessageView, Raw, scan};
 
 /// The longest text (and HTML) body kept for rules, in bytes; longer bodies are cut here and
 /// the view says so ([`MessageView::body_clipped`]).
@@ -38,12 +38,14 @@ pub struct Meta {
     pub size: Option<u64>,
     /// Only the headers were fetched because the message is over the size cap.
     pub truncated: bool,
+    /// Gmail's labels, thread and message id, when the server is Gmail.
+    pub gmail: Option<GmailAttrs>,
 }
 
 impl Meta {
     /// Metadata with only the key: no flags, no dates, size from the bytes, not truncated.
     pub fn new(key: MessageKey) -> Self {
-        Self { key, flags: Vec::new(), internal_date: None, size: None, truncated: false }
+        Self { key, flags: Vec::new(), internal_date: None, size: None, truncated: false, gmail: None }
     }
 }
 
@@ -272,6 +274,7 @@ fn assemble(raw: Raw, meta: Meta, size: u64, content: Content<'_>, fields: Field
         degraded: content.degraded,
         flags,
         keywords,
+        gmail: meta.gmail,
         internal_date: meta.internal_date,
         from: fields.from,
         sender: fields.sender,

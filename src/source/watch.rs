@@ -309,6 +309,7 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched
         internal_date: fetched.internal_date,
         size: Some(fetched.size),
         truncated: fetched.truncated,
+        gmail: fetched.gmail,
     };
     let view = Arc::new(crate::message::parse(&fetched.raw, meta));
     let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
@@ -325,6 +326,8 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched
         },
         actions: plan.actions.iter().map(|p| new_action(&view, p)).collect(),
         failures: evaluation.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
+        // On Gmail the store keeps the first of the message's label folders to plan it.
+        gmail_msgid: view.gmail().map(|g| g.msgid),
     }
 }
 

@@ -32,7 +32,26 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "rule failures, per-account claims", sql: V2 },
     Migration { version: 3, name: "outbound: sending, suppressed, dropped; rule; reply log per action", sql: V3 },
     Migration { version: 4, name: "schedules: collected items, run outcomes", sql: V4 },
+    Migration { version: 5, name: "gmail: messages seen by X-GM-MSGID", sql: V5 },
 ];
+
+/// Gmail shows one message in every folder of its labels (INBOX, `Receipts`, `[Gmail]/All
+/// Mail`), each time under another UID but with one X-GM-MSGID. The first watcher to store a
+/// plan for a message records its id here in the same transaction; a watcher of another label
+/// folder that meets the same id later stores no actions for it, so the rules act once. The
+/// first sighting (mailbox, UIDVALIDITY, UID) is kept so that a retried commit of that same
+/// sighting is not mistaken for a second one.
+const V5: &str = "
+CREATE TABLE gmail_seen (
+    account     TEXT    NOT NULL,
+    msgid       INTEGER NOT NULL,
+    mailbox     TEXT    NOT NULL,
+    uidvalidity INTEGER NOT NULL CHECK (uidvalidity >= 0),
+    uid         INTEGER NOT NULL CHECK (uid >= 0),
+    seen_at     INTEGER NOT NULL,
+    PRIMARY KEY (account, msgid)
+) STRICT, WITHOUT ROWID;
+";
 
 /// Schedules. `collected` holds what live rules `collect()`ed for a schedule's rule to read:
 /// one row per decision (its key is the plan's idempotency key, so a message evaluated again

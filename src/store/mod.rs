@@ -23,6 +23,7 @@ mod collected;
 #[cfg(test)]
 mod collected_tests;
 mod error;
+mod gmail_seen;
 mod migrations;
 mod outbox;
 #[cfg(test)]

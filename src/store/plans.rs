@@ -11,7 +11,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::error::Error;
 use super::types::{ActionId, Checkpoint, MessagePlan, NewAction, ScheduleRun};
-use super::{checkpoints, collected, rule_failures, schedule_runs};
+use super::{checkpoints, collected, gmail_seen, rule_failures, schedule_runs};
 
 /// Inserts `actions` and moves the checkpoint of their mailbox to `checkpoint`.
 pub(super) fn commit_for_mailbox(
@@ -19,7 +19,12 @@ pub(super) fn commit_for_mailbox(
     checkpoint: &Checkpoint,
     actions: &[NewAction],
 ) -> Result<Vec<ActionId>, Error> {
-    let plan = MessagePlan { checkpoint: checkpoint.clone(), actions: actions.to_vec(), failures: Vec::new() };
+    let plan = MessagePlan {
+        checkpoint: checkpoint.clone(),
+        actions: actions.to_vec(),
+        failures: Vec::new(),
+        gmail_msgid: None,
+    };
     commit_batch(conn, std::slice::from_ref(&plan))
 }
 
@@ -46,8 +51,14 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
             });
         }
         checkpoints::ensure_forward(stored.as_ref(), checkpoint)?;
-        ids.extend(collected::store_actions(&tx, &plan.actions, now).map_err(error)?);
-        rule_failures::insert_all(&tx, checkpoint, &plan.failures, now).map_err(error)?;
+        let first = match plan.gmail_msgid {
+            Some(msgid) => gmail_seen::first_sighting(&tx, checkpoint, msgid, now).map_err(error)?,
+            None => true,
+        };
+        if first {
+            ids.extend(collected::store_actions(&tx, &plan.actions, now).map_err(error)?);
+            rule_failures::insert_all(&tx, checkpoint, &plan.failures, now).map_err(error)?;
+        }
         checkpoints::upsert(&tx, checkpoint, now).map_err(error)?;
     }
     tx.commit().map_err(error)?;

@@ -299,6 +299,10 @@ pub struct MessagePlan {
     pub actions: Vec<NewAction>,
     /// `(rule, error)` for each rule that failed on the message.
     pub failures: Vec<(String, String)>,
+    /// Gmail's X-GM-MSGID of the message, on Gmail: when another label folder's watcher
+    /// stored a plan for the same id first, this one's actions and failures are dropped and
+    /// only the checkpoint moves (see migration 5).
+    pub gmail_msgid: Option<u64>,
 }
 
 /// A stored rule failure.

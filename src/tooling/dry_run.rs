@@ -224,6 +224,7 @@ fn judge(context: &Context, fetched: &Fetched) -> Judged {
         internal_date: fetched.internal_date,
         size: Some(fetched.size),
         truncated: fetched.truncated,
+        gmail: fetched.gmail.clone(),
     };
     let view = Arc::new(crate::message::parse(&fetched.raw, meta.clone()));
     let from = view.from().map(|a| a.address.clone()).unwrap_or_default();

@@ -40,7 +40,15 @@ fn context(rule: &str) -> (tempfile::TempDir, Context) {
 }
 
 fn fetched(raw: &str) -> Fetched {
-    Fetched { uid: 7, flags: vec![], internal_date: None, size: raw.len() as u64, raw: raw.into(), truncated: false }
+    Fetched {
+        uid: 7,
+        flags: vec![],
+        internal_date: None,
+        size: raw.len() as u64,
+        raw: raw.into(),
+        truncated: false,
+        gmail: None,
+    }
 }
 
 #[test]

@@ -182,7 +182,7 @@ const COPY_TO: Doc =
     doc("copy_to(folder)", "Copy to a folder; the message stays where it is.", r#"copy_to("Backup/Receipts")"#);
 const ARCHIVE: Doc = doc(
     "archive()",
-    "The final disposition: move to the server's special-use \\Archive folder.",
+    "The final disposition: move to the server's special-use \\Archive folder; on Gmail, remove the \\Inbox label.",
     "if msg.date != () && msg.date.age_days > 90 { archive(); }",
 );
 const DELETE: Doc = doc(
@@ -198,10 +198,10 @@ const FLAG: Doc = doc(
 const UNFLAG: Doc = doc("unflag(name)", "Clear a flag or keyword.", r#"unflag("\\Flagged")"#);
 const LABEL: Doc = doc(
     "label(name)",
-    "Add a label (an IMAP keyword; Gmail labels come with provider support).",
+    "Add a label: on Gmail a Gmail label (X-GM-LABELS; also \\Important), elsewhere an IMAP keyword.",
     r#"label("receipt")"#,
 );
-const UNLABEL: Doc = doc("unlabel(name)", "Remove a label.", r#"unlabel("todo")"#);
+const UNLABEL: Doc = doc("unlabel(name)", "Remove a label (a Gmail label on Gmail).", r#"unlabel("todo")"#);
 const MARK_READ: Doc = doc("mark_read()", "Set \\Seen.", "if msg.is_auto_submitted { mark_read(); }");
 const MARK_UNREAD: Doc = doc("mark_unread()", "Clear \\Seen.", "mark_unread()");
 const STOP_DOC: Doc = doc(
@@ -219,7 +219,8 @@ pub fn register(engine: &mut Engine) {
     function(e, "delete", DELETE, || record(Action::Delete));
     function(e, "flag", FLAG, add_flag);
     function(e, "unflag", UNFLAG, remove_flag);
-    // Outside Gmail a label is an IMAP keyword; the Gmail mapping comes with provider support.
+    // Both record a flag change: on Gmail the executor sends names that are neither system flags
+    // nor `$` keywords as X-GM-LABELS (see docs/gmail.md); elsewhere they are IMAP keywords.
     function(e, "label", LABEL, add_flag);
     function(e, "unlabel", UNLABEL, remove_flag);
     function(e, "mark_read", MARK_READ, || record(Action::AddFlags { flags: vec!["\\Seen".into()] }));

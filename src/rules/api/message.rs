@@ -237,10 +237,19 @@ const PROPERTIES: &[Property] = &[
         "labels",
         doc(
             "msg.labels -> array of string",
-            "The same as msg.keywords: labels are keywords outside Gmail.",
+            "On Gmail its X-GM-LABELS (\\Inbox, user labels); elsewhere the keywords.",
             r#"msg.labels.contains("receipt")"#,
         ),
-        |m| strings(m.keywords()),
+        |m| strings(m.labels()),
+    ),
+    (
+        "thread_id",
+        doc(
+            "msg.thread_id -> string or ()",
+            "Gmail's conversation id (X-GM-THRID, in decimal); () on other servers.",
+            r#"if msg.thread_id != () { collect("threads", msg.thread_id); }"#,
+        ),
+        |m| m.thread_id().map_or(Dynamic::UNIT, |id| Dynamic::from(id.to_string())),
     ),
     (
         "is_reply",

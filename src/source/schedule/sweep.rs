@@ -275,6 +275,7 @@ fn judge_message(
         internal_date: fetched.internal_date,
         size: Some(fetched.size),
         truncated: fetched.truncated,
+        gmail: fetched.gmail,
     };
     let view = Arc::new(crate::message::parse(&fetched.raw, meta));
     let (decisions, failures, read) = evaluate(rules, schedule, Some(&view), fired_at, collected);

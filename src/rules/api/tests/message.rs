@@ -152,3 +152,26 @@ fn dates_of_the_message() {
     );
     assert_eq!(read(r#"webhook("t", [msg.date, msg.date == (), msg.date != ()]);"#, BARE), json!([null, true, false]));
 }
+
+#[test]
+fn on_gmail_labels_and_thread_id_come_from_the_x_gm_attributes() {
+    use std::sync::Arc;
+
+    use crate::message::{GmailAttrs, Meta, parse};
+    use crate::plan::Action;
+
+    let gmail =
+        GmailAttrs {
+            msgid: 17, thread_id: 1_266_894_439_832_287_888, labels: vec!["\\Inbox".into(), "Grüße".into()]
+        };
+    let plain = super::view(BARE);
+    let meta = Meta { flags: vec!["receipt".into()], gmail: Some(gmail), ..Meta::new(plain.key().clone()) };
+    let view = Arc::new(parse(BARE.as_bytes(), meta));
+    let (_dir, set) = super::rules(&[("rule.rhai", r#"webhook("t", [msg.labels, msg.thread_id, msg.keywords]);"#)]);
+    let evaluation = set.evaluate(&view, &[], super::now());
+    let actions: Vec<Action> = evaluation.decisions.into_iter().map(|d| d.action).collect();
+    let [Action::Webhook(event)] = actions.as_slice() else { panic!("{actions:#?}") };
+    assert_eq!(event.data, json!([["\\Inbox", "Grüße"], "1266894439832287888", ["receipt"]]));
+    // Elsewhere labels are the keywords and there is no thread id.
+    assert_eq!(read(r#"webhook("t", [msg.labels, msg.thread_id]);"#, BARE), json!([["$Junk", "receipt"], null]));
+}
