@@ -12,6 +12,9 @@ mod actions;
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
+// Gmail semantics against a scripted peer speaking Gmail's IMAP extensions (not Gmail): labels,
+// thread ids, archive and delete by special-use, one message in two label folders acted on once.
+mod gmail;
 // Local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers.
 mod harness;
 // Outbound, through the real daemon: auto-replies delivered by Postfix (threaded, once per
