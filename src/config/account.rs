@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostics::{self as read, Fields, Problems};
+use super::provider::{self, Provider};
 use super::secret::SecretSource;
 use super::tree::{Key, Node, Pos, Value};
 
@@ -12,6 +13,8 @@ use super::tree::{Key, Node, Pos, Value};
 pub struct Account {
     /// The name the user gave it in `accounts:`.
     pub name: String,
+    /// The provider whose preset filled in what the account leaves out.
+    pub provider: Option<Provider>,
     /// The IMAP server.
     pub imap: Server,
     /// The SMTP server, needed only by rules that send.
@@ -24,8 +27,17 @@ pub struct Account {
     pub from: Option<String>,
     /// Every address that belongs to the account (its own mail is never auto-replied to).
     pub addresses: Vec<String>,
-    /// The mailboxes to watch, each with its backfill policy.
+    /// The mailboxes to watch, each with its backfill policy; empty with `mailboxes: all`
+    /// until the runtime lists the subscribed ones.
     pub mailboxes: Vec<Mailbox>,
+    /// `mailboxes: all`: every subscribed mailbox, listed when the account starts.
+    pub subscribed: bool,
+    /// The account's `backfill:`, for mailboxes found at start (`mailboxes: all`).
+    pub backfill: Backfill,
+    /// The most IMAP connections held at once (`connections:`; see `config::budget`).
+    pub connections: u32,
+    /// Send the IMAP `ID` command after login (some servers need it, some break on it).
+    pub imap_id: bool,
     /// Extra CA certificates (PEM) to trust for this account's servers.
     pub ca_file: Option<PathBuf>,
     /// Globs selecting which live rules run for this account; empty means all.
@@ -126,6 +138,7 @@ pub enum Backfill {
 }
 
 const ACCOUNT_KEYS: &[&str] = &[
+    "provider",
     "imap",
     "smtp",
     "allow_insecure",
@@ -148,6 +161,8 @@ const ACCOUNT_KEYS: &[&str] = &[
     "delete",
     "save_sent",
     "daily_send_limit",
+    "connections",
+    "imap_id",
 ];
 const SERVER_KEYS: &[&str] = &["host", "port", "tls"];
 const MAILBOX_KEYS: &[&str] = &["name", "backfill"];
@@ -163,21 +178,39 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         Some(n) => read::boolean(n, &format!("{what}: allow_insecure"), problems).unwrap_or(false),
         None => false,
     };
-    let imap = match fields.get("imap") {
-        Some(n) => server(n, &format!("{what}: imap"), allow_insecure, problems),
-        None => {
-            problems.hint(
-                fields.pos,
-                format!("{what} has no `imap` server"),
-                "add `imap: { host: imap.example.com, port: 993, tls: implicit }`",
-            );
+    let preset = provider::read(&fields, &what, problems);
+    let defaults = preset.flatten().map(Provider::preset);
+    let imap = match (fields.get("imap"), &defaults) {
+        (Some(n), d) => server(n, d.as_ref().map(|d| &d.imap), &format!("{what}: imap"), allow_insecure, problems),
+        (None, Some(d)) => Some(d.imap.clone()),
+        (None, None) => {
+            // An unknown provider is the problem worth reading, not the missing server.
+            if preset.is_some() {
+                problems.hint(
+                    fields.pos,
+                    format!("{what} has no `imap` server"),
+                    format!(
+                        "add `provider: gmail` (or {}), or `imap: {{ host: imap.example.com, port: 993, tls: implicit }}`",
+                        provider::NAMES[1..].join(", ")
+                    ),
+                );
+            }
             None
         }
     };
-    let smtp = fields.get("smtp").map(|n| server(n, &format!("{what}: smtp"), allow_insecure, problems));
+    let smtp = match (fields.get("smtp"), &defaults) {
+        (Some(n), d) => Some(server(n, d.as_ref().map(|d| &d.smtp), &format!("{what}: smtp"), allow_insecure, problems)),
+        (None, Some(d)) => Some(Some(d.smtp.clone())),
+        (None, None) => None,
+    };
     let username = required(&fields, "username", &what, problems);
     let password = secret_source(&fields, &what, base, problems);
-    let from = fields.get("from").and_then(|n| address(n, &format!("{what}: from"), problems));
+    let from = match fields.get("from") {
+        Some(n) => address(n, &format!("{what}: from"), problems),
+        // With a provider the login name is the address (iCloud's short names excepted).
+        None if defaults.is_some() => username.clone().filter(|u| u.contains('@')),
+        None => None,
+    };
     let addresses = match fields.get("addresses") {
         Some(n) => read::strings(n, &format!("{what}: addresses"), problems).map(|list| {
             list.into_iter()
@@ -194,7 +227,9 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         );
     }
     let backfill = fields.get("backfill").map(|n| backfill(n, &what, problems)).unwrap_or(Some(Backfill::None));
+    let subscribed = fields.get("mailboxes").is_some_and(|n| matches!(&n.value, Value::Str(s) if s == "all"));
     let mailboxes = match fields.get("mailboxes") {
+        Some(_) if subscribed => Some(Vec::new()),
         Some(n) => mailboxes(n, &what, backfill.unwrap_or(Backfill::None), problems),
         None => Some(vec![Mailbox { name: "INBOX".into(), backfill: backfill.unwrap_or(Backfill::None) }]),
     };
@@ -213,6 +248,14 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         Some(n) => save_sent(n, &what, problems),
         None => Some(None),
     };
+    let connections = match fields.get("connections") {
+        Some(n) => provider::connections(n, &what, problems),
+        None => Some(defaults.as_ref().map_or(provider::DEFAULT_CONNECTIONS, |d| d.connections)),
+    };
+    let imap_id = match fields.get("imap_id") {
+        Some(n) => read::boolean(n, &format!("{what}: imap_id"), problems),
+        None => Some(defaults.as_ref().is_some_and(|d| d.imap_id)),
+    };
     let daily_send_limit = match fields.get("daily_send_limit") {
         Some(n) => send_limit(n, &what, problems),
         None => Some(DAILY_SEND_LIMIT),
@@ -230,6 +273,11 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         from,
         addresses: addresses?,
         mailboxes: mailboxes?,
+        subscribed,
+        backfill: backfill?,
+        connections: connections?,
+        imap_id: imap_id?,
+        provider: preset?,
         ca_file,
     })
 }
@@ -244,9 +292,19 @@ fn required(fields: &Fields<'_>, key: &str, what: &str, problems: &mut Problems)
     }
 }
 
-fn server(node: &Node, what: &str, allow_insecure: bool, problems: &mut Problems) -> Option<Server> {
+/// A server block; under a provider's `preset` every key is optional and overrides the preset's.
+fn server(
+    node: &Node,
+    preset: Option<&Server>,
+    what: &str,
+    allow_insecure: bool,
+    problems: &mut Problems,
+) -> Option<Server> {
     let fields = Fields::read(node, what, SERVER_KEYS, problems)?;
-    let host = required(&fields, "host", what, problems);
+    let host = match (fields.get("host"), preset) {
+        (None, Some(p)) => Some(p.host.clone()),
+        _ => required(&fields, "host", what, problems),
+    };
     let tls = match fields.get("tls") {
         Some(n) => {
             match read::choice(n, &format!("{what}: tls"), &["implicit", "starttls", "none"], problems) {
@@ -260,11 +318,14 @@ fn server(node: &Node, what: &str, allow_insecure: bool, problems: &mut Problems
                 None => None,
             }
         }
-        None => Some(Tls::Implicit),
+        None => Some(preset.map_or(Tls::Implicit, |p| provider::default_tls(fields.get("port"), p))),
     };
     let port = match fields.get("port") {
         Some(n) => read::port(n, &format!("{what}: port"), problems),
-        None => tls.map(|t| default_port(what, t)),
+        None => match preset {
+            Some(p) if fields.get("tls").is_none() => Some(p.port),
+            _ => tls.map(|t| default_port(what, t)),
+        },
     };
     Some(Server { host: host?, port: port?, tls: tls? })
 }
@@ -362,7 +423,11 @@ fn backfill(node: &Node, what: &str, problems: &mut Problems) -> Option<Backfill
 fn mailboxes(node: &Node, what: &str, default: Backfill, problems: &mut Problems) -> Option<Vec<Mailbox>> {
     let what = format!("{what}: mailboxes");
     let Value::Seq(items) = &node.value else {
-        problems.hint(node.pos, format!("{what} must be a list"), "e.g. `mailboxes: [INBOX, Lists/rust]`");
+        problems.hint(
+            node.pos,
+            format!("{what} must be a list or `all`"),
+            "e.g. `mailboxes: [INBOX, Lists/rust]`, or `mailboxes: all` for every subscribed mailbox",
+        );
         return None;
     };
     let mut out: Vec<Mailbox> = Vec::new();

@@ -215,7 +215,7 @@ pub fn choice<'c>(node: &Node, what: &str, choices: &[&'c str], problems: &mut P
 }
 
 /// The known word nearest to a misspelt one, if it is near enough to be a typo.
-fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (edit_distance(word, k), *k))

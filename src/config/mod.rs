@@ -9,9 +9,11 @@
 //! read by [`Config::resolve_secrets`], which the runtime calls before the first connection.
 
 pub mod account;
+pub mod budget;
 pub mod command;
 pub mod diagnostics;
 pub mod duration;
+pub mod provider;
 pub mod schedule;
 pub mod secret;
 pub mod template;
@@ -26,8 +28,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use account::{Account, Backfill, Mailbox, Server, Tls, Watch};
+pub use budget::ConnectionPlan;
 pub use command::Command;
 pub use diagnostics::Problem;
+pub use provider::Provider;
 pub use schedule::{CatchUp, Run, Schedule, Search};
 pub use secret::{Secret, SecretSource};
 pub use template::Template;
