@@ -197,6 +197,9 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
         config.commands.len(),
         plural(config.commands.len()),
     );
+    for account in &config.accounts {
+        println!("  account `{}`: {}", account.name, tidings::config::budget::summary(account, &config.schedules));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -99,6 +99,11 @@ impl Daemon {
         Daemon { child, log }
     }
 
+    /// The process id (to look at its connections).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the daemon logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

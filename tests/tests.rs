@@ -17,6 +17,9 @@ mod daemon;
 mod gmail;
 // Local Dovecot + Postfix on free 127.0.0.1 ports, CA, mail helpers.
 mod harness;
+// Provider presets through `tidings check`; `mailboxes: all` on Dovecot within a connection
+// budget, the rest polled on one connection.
+mod mailboxes;
 // Outbound, through the real daemon: auto-replies delivered by Postfix (threaded, once per
 // sender, saved to Sent), every reply guard, the daily limit.
 mod outbound_mail;

@@ -25,6 +25,7 @@ mod names;
 mod ops;
 pub mod retry;
 mod search;
+mod subscribed;
 mod types;
 mod uidset;
 mod wire;

@@ -1,5 +1,6 @@
-//! One account's workers, in the account's span: a watcher per mailbox, the IMAP executor, the
-//! outbound dispatcher's two lanes (mail; webhooks and commands), and the account's schedules.
+//! One account's workers, in the account's span: a watcher per mailbox within the account's
+//! connection budget and one poller for the rest, the IMAP executor, the outbound dispatcher's
+//! two lanes (mail; webhooks and commands), and the account's schedules.
 
 use std::sync::Arc;
 
@@ -7,14 +8,16 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::config::{Account, Schedule, Secret};
+use crate::config::{Account, ConnectionPlan, Mailbox, Schedule, Secret};
+use crate::exec::error_chain;
 use crate::exec::outbound::Outbound;
 use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
-use crate::imap::{Login, Timeouts};
+use crate::imap::{self, Folder, Login, Session, Timeouts};
 use crate::rules::CurrentRules;
+use crate::source::poll::MailboxPoller;
 use crate::source::schedule::{Scheduler, SweepLocks};
-use crate::source::watch::MailboxWatcher;
+use crate::source::watch::{self as watcher, MailboxWatcher};
 use crate::store::Store;
 
 /// What the event lanes of every account share: the webhook client and the commands.
@@ -101,17 +104,74 @@ impl AccountWorker {
         )
     }
 
+    /// How the watched mailboxes share the account's connections, and the line that says so.
+    fn connection_plan(&self, mailboxes: &[Mailbox]) -> ConnectionPlan {
+        let sweeps = crate::config::budget::sweeps(&self.account.name, &self.schedules);
+        let plan = ConnectionPlan::new(mailboxes, self.account.connections, sweeps, self.account.watch.poll_interval);
+        let polled: Vec<&str> = plan.polled.iter().map(|m| m.name.as_str()).collect();
+        if plan.over_budget() {
+            tracing::warn!(idle = plan.idle.len(), polled = ?polled, connections = plan.connections(), budget = plan.budget, "watch plan: {plan}");
+        } else {
+            tracing::info!(idle = plan.idle.len(), polled = ?polled, connections = plan.connections(), budget = plan.budget, "watch plan: {plan}");
+        }
+        plan
+    }
+
+    /// The mailboxes to watch: as configured, or with `mailboxes: all` the subscribed ones,
+    /// listed now on a short-lived connection, retried with backoff until it works or
+    /// `shutdown` (then `None`).
+    async fn mailboxes(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<Mailbox>> {
+        if !self.account.subscribed {
+            return Some(self.account.mailboxes.clone());
+        }
+        let mut backoff = imap::retry::Backoff::default();
+        loop {
+            match self.subscribed().await {
+                Ok(mailboxes) => return Some(mailboxes),
+                Err(error) => {
+                    let delay = backoff.delay_for(&error);
+                    tracing::error!(error = %error_chain(&error), retry_in = ?delay, "cannot list the subscribed mailboxes");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The subscribed mailboxes that can hold new mail (see [`watchable`]).
+    async fn subscribed(&self) -> Result<Vec<Mailbox>, imap::Error> {
+        let mut session = Session::connect(&self.login, self.timeouts).await?;
+        let folders = session.subscribed().await?;
+        if let Err(e) = session.logout().await {
+            tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
+        }
+        let (watched, skipped): (Vec<Folder>, Vec<Folder>) = folders.into_iter().partition(watchable);
+        let skipped: Vec<&str> = skipped.iter().map(|f| f.name.as_str()).collect();
+        tracing::info!(found = watched.len(), skipped = ?skipped, "mailboxes: all: the subscribed mailboxes listed");
+        Ok(watched.into_iter().map(|f| Mailbox { name: f.name, backfill: self.account.backfill }).collect())
+    }
+
     /// Runs the watchers and the executor until `shutdown`. A failing task is logged; the others
     /// (and other accounts) go on.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let span = crate::telemetry::account_span(&self.account.name);
         let wake = Arc::new(Wake::default());
         let mut tasks = JoinSet::new();
-        for mailbox in &self.account.mailboxes {
+        let Some(mailboxes) = self.mailboxes(&mut shutdown).instrument(span.clone()).await else { return };
+        let plan = span.in_scope(|| self.connection_plan(&mailboxes));
+        for mailbox in &plan.idle {
             let watcher = self.watcher(mailbox, &wake);
             let shutdown = shutdown.clone();
             tasks
                 .spawn(async move { watcher.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()));
+        }
+        if !plan.polled.is_empty() {
+            let watchers = plan.polled.iter().map(|m| self.watcher(m, &wake)).collect();
+            let poller = MailboxPoller::new(watchers, self.login.clone(), self.timeouts, plan.poll_interval);
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { poller.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()));
         }
         let executor = self.executor(&wake);
         let stop = shutdown.clone();
@@ -163,7 +223,16 @@ impl AccountWorker {
         let span = crate::telemetry::account_span(&self.account.name);
         let wake = Arc::new(Wake::default());
         async {
-            for mailbox in &self.account.mailboxes {
+            let mailboxes = match self.account.subscribed {
+                true => self.subscribed().await.map_err(|source| watcher::Error::Imap {
+                    account: self.account.name.clone(),
+                    mailbox: "(all subscribed)".into(),
+                    source,
+                })?,
+                false => self.account.mailboxes.clone(),
+            };
+            // One connection at a time: the budget is not at stake.
+            for mailbox in &mailboxes {
                 self.watcher(mailbox, &wake).run_once().await?;
             }
             // Mail and events first: a Sent copy is an IMAP action the mail lane adds.
@@ -174,5 +243,36 @@ impl AccountWorker {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// Whether a subscribed mailbox is watched under `mailboxes: all`: not one that cannot be
+/// selected, and not a special-use folder. Sent, Drafts, Trash and Junk hold no new mail to
+/// act on; Archive and Gmail's All Mail receive what the rules move there, so watching them
+/// would run the rules again on every message they just moved (and All Mail holds all of it).
+fn watchable(folder: &Folder) -> bool {
+    const SKIPPED: &[&str] =
+        &["\\Noselect", "\\NonExistent", "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged"];
+    !SKIPPED.iter().any(|a| folder.has_attribute(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::Folder;
+
+    #[test]
+    fn special_use_and_unselectable_folders_are_not_watched() {
+        let folder = |name: &str, attributes: &[&str]| Folder {
+            name: name.into(),
+            server_name: name.into(),
+            attributes: attributes.iter().map(|a| a.to_string()).collect(),
+        };
+        assert!(super::watchable(&folder("INBOX", &["\\HasNoChildren"])));
+        assert!(super::watchable(&folder("Lists/rust", &[])));
+        for (name, attribute) in
+            [("Sent", "\\Sent"), ("[Gmail]/All Mail", "\\All"), ("Archive", "\\archive"), ("Lists", "\\Noselect")]
+        {
+            assert!(!super::watchable(&folder(name, &[attribute])), "{name}");
+        }
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! A [`watch::MailboxWatcher`] holds one IMAP connection per watched mailbox, fetches what is
 //! new above its checkpoint, runs the rules over it and stores the plans, then idles until the
-//! server reports a change. A [`schedule::Scheduler`] runs each schedule's rule on its clock:
-//! over the messages a server-side search selects, or once with no message.
+//! server reports a change; mailboxes beyond the account's connection budget are visited in
+//! turn on one shared connection by a [`poll::MailboxPoller`]. A [`schedule::Scheduler`]
+//! runs each schedule's rule on its clock: over the messages a server-side search selects,
+//! or once with no message.
 //!
 //! Neither decides anything about mail (the rules do) nor changes anything on the server (the
 //! executors do): they only read, and store the plans together with their position (a
 //! watcher's checkpoint, a schedule's fire time).
 
+pub mod poll;
 pub mod schedule;
 pub mod watch;

@@ -119,6 +119,22 @@ impl MailboxWatcher {
         }
     }
 
+    /// The mailbox it watches.
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    /// One visit of a polled mailbox on a `session` the caller keeps (shared by every polled
+    /// mailbox of the account): select, catch up from the checkpoint, store the plans.
+    pub async fn visit(&self, session: &mut Session) -> Result<Result<(), Error>, imap::Error> {
+        let selected = session.select(&self.mailbox.name).await?;
+        let last = match self.start_point(session, &selected).await? {
+            Ok(last) => last,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.catch_up(session, selected.uidvalidity, last).await?.map(|_| ()))
+    }
+
     /// One connection's life: connect, select, catch up, then IDLE/poll and catch up again.
     async fn connection(
         &self,
