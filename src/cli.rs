@@ -139,6 +139,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Get an OAuth2 refresh token for an account with an `oauth2:` block, and store it.
+    ///
+    /// Google: prints an address to open in a browser on this machine; after you allow access
+    /// the browser comes back to a one-shot listener on 127.0.0.1 (PKCE). Microsoft: prints a
+    /// code to enter at microsoft.com/devicelogin. The token is written (mode 600) to the
+    /// account's `refresh_token_file`, or, with `refresh_token_env`, to `oauth2-ACCOUNT.token`
+    /// next to the state database, which is then read before the variable. Exit status: 0
+    /// stored, 1 the authorisation failed, 2 the config or the account is wrong.
+    Auth {
+        /// The account, by its name in `accounts:`.
+        #[arg(value_name = "ACCOUNT")]
+        account: String,
+    },
 }
 
 /// What `tidings outbox` can change.

@@ -8,6 +8,8 @@
 //!   or cron)     immutable)       pure)     to do)   checkpoint) webhooks: once)
 //! ```
 //!
+//! - [`auth`]: OAuth2 access tokens (refreshed before expiry, rotation written back), XOAUTH2,
+//!   and `tidings auth`'s flows for the first refresh token.
 //! - [`config`]: the YAML file, in two stages: a positioned tree as the user wrote it, then a
 //!   validated [`config::Config`] in which every problem was reported at once.
 //! - [`imap`]: one IMAP session (TLS, login, fetch, IDLE, move/copy/store) over async-imap, with deadlines.
@@ -26,6 +28,7 @@
 //!
 //! The IMAP watchers, message view, plan and executors join this map with the live pipeline.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod exec;

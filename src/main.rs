@@ -70,7 +70,31 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             outbox(&path, change, tooling::outbox::ListOptions { all, json, limit })
         }
         cli::Command::Schedules { json } => schedules(&path, json),
+        cli::Command::Auth { account } => auth(&path, &account),
     }
+}
+
+/// `tidings auth ACCOUNT`: the provider's flow, instructions on stderr, the token stored.
+fn auth(path: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return Ok(usage_error(e)),
+    };
+    let Some(account) = config.account(name) else {
+        let known: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        return Ok(usage_error(anyhow::anyhow!(
+            "no account `{name}` in {} (known: {})",
+            path.display(),
+            known.join(", ")
+        )));
+    };
+    if account.oauth2.is_none() {
+        return Ok(usage_error(anyhow::anyhow!("account `{name}` has no `oauth2:` block: it logs in with a password")));
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let stored = runtime.block_on(tidings::auth::flow::authorise(account, |text| eprintln!("{text}")))?;
+    println!("account `{name}`: refresh token stored in {}", stored.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit status of the tooling commands when their input is wrong: the config, a rule, a

@@ -23,6 +23,7 @@ fn login(peer: &GmailPeer) -> Login {
         server: Server { host: "127.0.0.1".into(), port: peer.port, tls: Tls::None },
         username: GMAIL_USER.into(),
         password: Secret::new(GMAIL_PASSWORD.to_owned()),
+        oauth2: None,
         ca_file: None,
     }
 }

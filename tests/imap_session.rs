@@ -24,6 +24,7 @@ fn login(env: &TestEnv, user: &User, host: &str, port: u16, tls: Tls) -> Login {
         server: Server { host: host.into(), port, tls },
         username: user.login.clone(),
         password: Secret::new(user.password.clone()),
+        oauth2: None,
         ca_file: Some(env.ca_file.clone()),
     }
 }

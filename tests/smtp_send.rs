@@ -259,6 +259,7 @@ async fn imap(env: &TestEnv, user: &User) -> Result<Session> {
         server: Server { host: "127.0.0.1".into(), port: env.imaps_port, tls: Tls::Implicit },
         username: user.login.clone(),
         password: Secret::new(user.password.clone()),
+        oauth2: None,
         ca_file: Some(env.ca_file.clone()),
     };
     Ok(Session::connect(&login, Timeouts::default()).await?)

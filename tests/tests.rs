@@ -33,6 +33,10 @@ mod outbound_events;
 mod harness_selftest;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
 mod imap_session;
+// OAuth2 against a local token endpoint (expiry, rotation written back, revoked token, `tidings
+// auth` for Google and Microsoft) and XOAUTH2 logins to Dovecot's oauth2 passdb introspecting at
+// that endpoint, IMAP and SMTP.
+mod oauth;
 // SIGKILL during a burst (exactly once), Dovecot restart while idling, the corpus through the
 // pipeline.
 mod recovery;

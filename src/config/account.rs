@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::diagnostics::{self as read, Fields, Problems};
 use super::provider::{self, Provider};
+use super::oauth2::{self, OAuth2};
 use super::secret::SecretSource;
 use super::tree::{Key, Node, Pos, Value};
 
@@ -21,8 +22,10 @@ pub struct Account {
     pub smtp: Option<Server>,
     /// The login name.
     pub username: String,
-    /// Where the password comes from.
+    /// Where the password comes from; for an OAuth2 account, where its refresh token does.
     pub password: SecretSource,
+    /// OAuth2 (XOAUTH2 login) instead of a password, when the account has an `oauth2:` block.
+    pub oauth2: Option<OAuth2>,
     /// The address it sends as.
     pub from: Option<String>,
     /// Every address that belongs to the account (its own mail is never auto-replied to).
@@ -204,7 +207,7 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         (None, None) => None,
     };
     let username = required(&fields, "username", &what, problems);
-    let password = secret_source(&fields, &what, base, problems);
+    let credentials = secret_source(&fields, &what, base, problems);
     let from = match fields.get("from") {
         Some(n) => address(n, &format!("{what}: from"), problems),
         // With a provider the login name is the address (iCloud's short names excepted).
@@ -269,7 +272,8 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         imap: imap?,
         smtp: smtp.map(|s| s.ok_or(())).transpose().ok()?,
         username: username?,
-        password: password?,
+        password: credentials.as_ref()?.0.clone(),
+        oauth2: credentials?.1,
         from,
         addresses: addresses?,
         mailboxes: mailboxes?,
@@ -341,7 +345,13 @@ fn default_port(what: &str, tls: Tls) -> u16 {
     }
 }
 
-fn secret_source(fields: &Fields<'_>, what: &str, base: &Path, problems: &mut Problems) -> Option<SecretSource> {
+/// The password source, or for an `oauth2:` block the refresh token's source and the block.
+fn secret_source(
+    fields: &Fields<'_>,
+    what: &str,
+    base: &Path,
+    problems: &mut Problems,
+) -> Option<(SecretSource, Option<OAuth2>)> {
     let given: Vec<(&str, &Node)> = ["password_env", "password_file", "password_command", "oauth2"]
         .into_iter()
         .filter_map(|k| fields.get(k).map(|n| (k, n)))
@@ -351,21 +361,21 @@ fn secret_source(fields: &Fields<'_>, what: &str, base: &Path, problems: &mut Pr
             problems.hint(
                 fields.pos,
                 format!("{what} has no password source"),
-                "add exactly one of `password_env: VAR`, `password_file: PATH`, `password_command: \"pass show mail\"`",
+                "add exactly one of `password_env: VAR`, `password_file: PATH`, `password_command: \"pass show mail\"` or an `oauth2:` block",
             );
             None
         }
         [(key, node)] => {
+            if *key == "oauth2" {
+                return oauth2::validate(node, what, base, problems).map(|o| (o.refresh_token.clone(), Some(o)));
+            }
             let what = format!("{what}: {key}");
-            match *key {
+            let source = match *key {
                 "password_env" => read::string(node, &what, problems).map(SecretSource::Env),
                 "password_file" => read::string(node, &what, problems).map(|p| SecretSource::File(base.join(p))),
-                "password_command" => read::string(node, &what, problems).map(SecretSource::Command),
-                _ => {
-                    problems.hint(node.pos, format!("{what}: OAuth2 login is not supported yet"), "use password_env, password_file or password_command (for Gmail, an app password) until OAuth2 lands");
-                    None
-                }
-            }
+                _ => read::string(node, &what, problems).map(SecretSource::Command),
+            };
+            source.map(|s| (s, None))
         }
         [_, (key, node), ..] => {
             let names: Vec<&str> = given.iter().map(|(k, _)| *k).collect();

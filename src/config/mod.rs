@@ -13,6 +13,7 @@ pub mod budget;
 pub mod command;
 pub mod diagnostics;
 pub mod duration;
+pub mod oauth2;
 pub mod provider;
 pub mod schedule;
 pub mod secret;
@@ -33,6 +34,7 @@ pub use command::Command;
 pub use diagnostics::Problem;
 pub use provider::Provider;
 pub use schedule::{CatchUp, Run, Schedule, Search};
+pub use oauth2::OAuth2;
 pub use secret::{Secret, SecretSource};
 pub use template::Template;
 pub use webhook::{Include, Webhook};
@@ -222,6 +224,14 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         for (key, value) in diagnostics::named_entries(node, "accounts", problems) {
             names.push(key.name.as_str());
             accounts.extend(account::validate(key, value, base, problems));
+        }
+    }
+    // A rotated refresh token from the environment is kept next to the state database.
+    if let Some(state) = &state {
+        for account in &mut accounts {
+            if let Some(oauth2) = account.oauth2.as_mut() {
+                oauth2.place_store(&account.name, state);
+            }
         }
     }
     let mut webhooks = BTreeMap::new();

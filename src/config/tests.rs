@@ -182,13 +182,6 @@ fn yaml_syntax_errors_have_a_position() {
 }
 
 #[test]
-fn oauth2_is_refused_until_it_is_supported() {
-    let found = problems("accounts:\n  g:\n    imap: { host: h }\n    username: u\n    oauth2: { provider: google }\n");
-    assert_eq!(found.len(), 1, "{found:#?}");
-    assert!(found[0].message.contains("OAuth2 login is not supported yet"), "{found:?}");
-}
-
-#[test]
 fn resolved_secrets_never_show_in_debug() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "correct horse battery staple\n").unwrap();

@@ -1,4 +1,5 @@
-//! Opening a connection: TCP, TLS (implicit or STARTTLS, or none), the greeting, LOGIN.
+//! Opening a connection: TCP, TLS (implicit or STARTTLS, or none), the greeting, LOGIN (or
+//! AUTHENTICATE XOAUTH2 for an OAuth2 account, its access token got before connecting).
 //!
 //! Trust: with no `ca_file`, the platform verifier (the system's roots, the way a browser on
 //! this machine would decide); with a `ca_file`, only the CAs in that file. The two are not
@@ -24,7 +25,8 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
 use tracing::debug;
 
 use super::{Error, Login, Timeouts};
-use crate::config::Tls;
+use crate::auth::xoauth2;
+use crate::config::{OAuth2, Secret, Tls};
 
 /// The byte stream under async-imap: plain TCP or TLS over TCP.
 #[derive(Debug)]
@@ -41,6 +43,16 @@ pub(super) type Conn = async_imap::Session<Transport>;
 /// Connects, secures, reads the greeting and logs in; `at` names account and server in errors.
 pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result<Conn, Error> {
     let server = &login.server;
+    // The token first: no connection is opened for a login that cannot happen, and the server
+    // does not wait on the token endpoint between greeting and login.
+    let token = match &login.oauth2 {
+        Some(oauth) => Some(
+            crate::auth::access_token(oauth, &login.account)
+                .await
+                .map_err(|source| Error::Token { at: at.into(), source })?,
+        ),
+        None => None,
+    };
     let tls = match server.tls {
         Tls::None => None,
         _ => Some(tls_connector(login, at).await?),
@@ -63,12 +75,42 @@ pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result
     if let (Some(tls), Tls::StartTls) = (&tls, server.tls) {
         client = starttls(client, tls, login, timeouts, at).await?;
     }
+    if let (Some(oauth), Some(token)) = (&login.oauth2, &token) {
+        return xoauth2(client, login, oauth, token, timeouts, at).await;
+    }
     debug!(user = %login.username, "imap: logging in");
     let password = login.password.expose();
     match within(timeouts.command, "log in", at, client.login(&login.username, password)).await? {
         Ok(conn) => Ok(conn),
         Err((source, _)) if !super::error::breaks_connection(&source) => {
             Err(Error::Auth { at: at.into(), user: login.username.clone(), source })
+        }
+        Err((source, _)) => Err(command(at, "log in")(source)),
+    }
+}
+
+/// Logs in with AUTHENTICATE XOAUTH2 and an access token fresh for a minute at least. A refusal drops the token (the
+/// next connect refreshes first) and is an auth error: the caller waits long, never loops.
+async fn xoauth2(
+    client: async_imap::Client<Transport>,
+    login: &Login,
+    oauth: &OAuth2,
+    token: &Secret<String>,
+    timeouts: &Timeouts,
+    at: &str,
+) -> Result<Conn, Error> {
+    debug!(user = %login.username, "imap: logging in with XOAUTH2");
+    let mut authenticator = xoauth2::Imap::new(&login.username, token);
+    let result = within(timeouts.command, "log in", at, client.authenticate("XOAUTH2", &mut authenticator)).await?;
+    match result {
+        Ok(conn) => Ok(conn),
+        Err((source, _)) if !super::error::breaks_connection(&source) => {
+            crate::auth::forget_access_token(oauth).await;
+            let reason = match &authenticator.refusal {
+                Some(refusal) => xoauth2::describe(refusal),
+                None => source.to_string(),
+            };
+            Err(Error::Xoauth2 { at: at.into(), user: login.username.clone(), reason })
         }
         Err((source, _)) => Err(command(at, "log in")(source)),
     }

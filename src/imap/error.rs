@@ -54,6 +54,26 @@ pub enum Error {
         #[source]
         source: async_imap::error::Error,
     },
+    /// No OAuth2 access token could be had for an XOAUTH2 login (a refused or unreadable
+    /// refresh token is an auth failure; an unreachable token endpoint a transient one).
+    #[error("cannot log in to {at}: no OAuth2 access token")]
+    Token {
+        /// Account and server.
+        at: String,
+        /// Why.
+        #[source]
+        source: crate::auth::Error,
+    },
+    /// The server refused the XOAUTH2 access token; `reason` is its decoded error challenge.
+    #[error("cannot log in to {at} as {user} with XOAUTH2: the server refused the access token ({reason})")]
+    Xoauth2 {
+        /// Account and server.
+        at: String,
+        /// The login name.
+        user: String,
+        /// What the server said (the JSON challenge decoded, or its NO text); never the token.
+        reason: String,
+    },
     /// A command got no complete answer within its deadline; the connection is now broken.
     #[error("cannot {what} for {at}: no answer within {after:?}; the connection must be dropped")]
     Timeout {
@@ -86,8 +106,8 @@ pub enum Error {
         /// What broke it, e.g. "an earlier command timed out".
         why: String,
     },
-    /// The request cannot be done on this server or in this state, e.g. a move on a server
-    /// with neither MOVE nor UIDPLUS, or a fetch with no mailbox selected.
+    /// The request cannot be done on this server or in this state, e.g. a keyword the
+    /// mailbox's PERMANENTFLAGS do not allow, or a fetch with no mailbox selected.
     #[error("cannot {what} for {at}: {reason}")]
     Unsupported {
         /// What was asked.
@@ -111,7 +131,11 @@ pub enum Error {
 impl Error {
     /// The server refused the credentials: retrying soon only locks the account; wait long.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Error::Auth { .. })
+        match self {
+            Error::Auth { .. } | Error::Xoauth2 { .. } => true,
+            Error::Token { source, .. } => source.is_permanent(),
+            _ => false,
+        }
     }
 
     /// TLS could not be set up (CA file, handshake, certificate): a configuration problem
@@ -125,6 +149,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Timeout { .. } | Error::Broken { .. } => true,
+            Error::Token { source, .. } => !source.is_permanent(),
             Error::Command { source, .. } => breaks_connection(source),
             _ => false,
         }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Account, Secret, Server};
+use crate::config::{Account, OAuth2, Secret, Server};
 
 /// Where and as whom to log in. The password is resolved by the caller, once.
 #[derive(Clone, Debug)]
@@ -15,8 +15,10 @@ pub struct Login {
     pub server: Server,
     /// The login name.
     pub username: String,
-    /// The password; shown as `[redacted]` by `Debug`.
+    /// The password; shown as `[redacted]` by `Debug`. Unused with `oauth2`.
     pub password: Secret<String>,
+    /// Log in with XOAUTH2 and this account's access token instead of the password.
+    pub oauth2: Option<OAuth2>,
     /// A PEM file of CAs to trust instead of the platform's roots.
     pub ca_file: Option<PathBuf>,
 }
@@ -29,6 +31,7 @@ impl Login {
             server: account.imap.clone(),
             username: account.username.clone(),
             password,
+            oauth2: account.oauth2.clone(),
             ca_file: account.ca_file.clone(),
         }
     }

@@ -20,6 +20,7 @@
 //! [`wait_until`]/[`wait_for`] and deadlines of seconds, never fixed sleeps.
 
 mod mail;
+mod oauth;
 mod process;
 mod receiver;
 mod servers;
@@ -37,6 +38,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
 pub use mail::{ImapSession, Listed, MailboxInfo, message};
+pub use oauth::TokenEndpoint;
 pub use receiver::{Receiver, Request};
 pub use servers::{CATCHALL, DOMAIN};
 pub use smtp::Submit;

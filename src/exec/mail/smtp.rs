@@ -26,7 +26,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tracing::debug;
 
 use super::Composed;
-use crate::config::{Account, Secret, Server, Tls};
+use crate::config::{Account, OAuth2, Secret, Server, Tls};
 
 type LettreError = lettre::transport::smtp::Error;
 
@@ -91,7 +91,17 @@ pub enum SmtpError {
         /// `host:port of account NAME`.
         at: String,
     },
-    /// The server refused the login, or offers neither AUTH PLAIN nor AUTH LOGIN.
+    /// No OAuth2 access token could be had for an XOAUTH2 login.
+    #[error("cannot log in to SMTP server {at}: no OAuth2 access token")]
+    Token {
+        /// `host:port of account NAME`.
+        at: String,
+        /// Why.
+        #[source]
+        source: crate::auth::Error,
+    },
+    /// The server refused the login, or offers neither AUTH PLAIN nor AUTH LOGIN (XOAUTH2 for
+    /// an OAuth2 account).
     #[error("cannot log in to SMTP server {at} as {user}")]
     Auth {
         /// `host:port of account NAME`.
@@ -105,9 +115,13 @@ pub enum SmtpError {
 }
 
 impl SmtpError {
-    /// Credentials refused: retrying soon only locks the account.
+    /// Credentials refused (or no OAuth2 token to be had): retrying soon only locks the account.
     pub fn is_auth(&self) -> bool {
-        matches!(self, SmtpError::Auth { .. })
+        match self {
+            SmtpError::Auth { .. } => true,
+            SmtpError::Token { source, .. } => source.is_permanent(),
+            _ => false,
+        }
     }
 
     /// TLS trouble (certificate, CA file, no STARTTLS): a setup problem retrying will not fix.
@@ -117,7 +131,11 @@ impl SmtpError {
 
     /// Network trouble or a timeout: try again later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SmtpError::Connect { .. } | SmtpError::Timeout { .. })
+        match self {
+            SmtpError::Connect { .. } | SmtpError::Timeout { .. } => true,
+            SmtpError::Token { source, .. } => !source.is_permanent(),
+            _ => false,
+        }
     }
 }
 
@@ -148,6 +166,7 @@ pub struct Smtp {
     server: Option<Server>,
     username: String,
     password: Secret<String>,
+    oauth2: Option<OAuth2>,
     ca_file: Option<PathBuf>,
     timeout: Duration,
     at: String,
@@ -166,6 +185,7 @@ impl Smtp {
             server: account.smtp.clone(),
             username: account.username.clone(),
             password,
+            oauth2: account.oauth2.clone(),
             ca_file: account.ca_file.clone(),
             timeout: account.watch.command_timeout,
             at,
@@ -202,12 +222,25 @@ impl Smtp {
             }
             debug!(at = %self.at, "smtp: TLS established");
         }
-        let credentials = Credentials::new(self.username.clone(), self.password.expose().to_owned());
+        // XOAUTH2 with a token valid for the next minute at least, else the password.
+        let (secret, mechanisms) = match &self.oauth2 {
+            Some(oauth) => {
+                let token = crate::auth::access_token(oauth, &self.account)
+                    .await
+                    .map_err(|source| SmtpError::Token { at: self.at.clone(), source })?;
+                (token, &[Mechanism::Xoauth2][..])
+            }
+            None => (self.password.clone(), &[Mechanism::Plain, Mechanism::Login][..]),
+        };
+        let credentials = Credentials::new(self.username.clone(), secret.expose().to_owned());
         debug!(at = %self.at, user = %self.username, "smtp: logging in");
-        match self.within("log in", conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)).await? {
+        match self.within("log in", conn.auth(mechanisms, &credentials)).await? {
             Ok(_) => {}
             // 5xx, or no mechanism in common: the same credentials will not work later.
             Err(source) if source.is_permanent() || source.is_client() => {
+                if let Some(oauth) = &self.oauth2 {
+                    crate::auth::forget_access_token(oauth).await;
+                }
                 return Err(SmtpError::Auth { at: self.at.clone(), user: self.username.clone(), source });
             }
             Err(source) => return Err(SmtpError::Connect { at: self.at.clone(), source }),

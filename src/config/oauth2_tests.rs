@@ -1,0 +1,94 @@
+//! The `oauth2:` block: providers' defaults, custom issuers, and every mistake reported.
+
+use std::path::{Path, PathBuf};
+
+use super::Provider;
+use crate::config::{Config, Error, Problem, SecretSource};
+
+const BASE: &str =
+    "state: /var/lib/tidings/state.db\naccounts:\n  g:\n    imap: { host: h }\n    username: me@gmail.com\n";
+
+fn load(oauth2: &str) -> Result<Config, Error> {
+    Config::from_yaml(&format!("{BASE}    oauth2:\n{oauth2}"), Path::new("/etc/tidings/tidings.yaml"))
+}
+
+fn problems(oauth2: &str) -> Vec<Problem> {
+    match load(oauth2) {
+        Err(Error::Invalid { problems, .. }) => problems,
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
+#[test]
+fn google_needs_only_a_client_and_a_refresh_token() {
+    let config = load(
+        "      provider: google\n      client_id: 123.apps.googleusercontent.com\n      \
+         client_secret_env: GOOGLE_SECRET\n      refresh_token_file: secrets/g.token\n",
+    )
+    .unwrap();
+    let account = &config.accounts[0];
+    let oauth = account.oauth2.as_ref().unwrap();
+    assert_eq!(oauth.provider, Provider::Google);
+    assert_eq!(oauth.token_url, "https://oauth2.googleapis.com/token");
+    assert_eq!(oauth.scope, "https://mail.google.com/");
+    assert_eq!(oauth.client_secret, Some(SecretSource::Env("GOOGLE_SECRET".into())));
+    let file = PathBuf::from("/etc/tidings/secrets/g.token");
+    assert_eq!(oauth.refresh_token, SecretSource::File(file.clone()));
+    assert_eq!(oauth.store, file, "a rotated token goes back to its file");
+    assert_eq!(account.password, SecretSource::File(file), "start-up checks the refresh token");
+}
+
+#[test]
+fn microsoft_has_its_scopes_and_a_token_from_the_environment_rotates_into_the_state_dir() {
+    let config =
+        load("      provider: microsoft\n      client_id: 9e5f94bc\n      refresh_token_env: MS_TOKEN\n").unwrap();
+    let oauth = config.accounts[0].oauth2.as_ref().unwrap();
+    assert_eq!(oauth.token_url, "https://login.microsoftonline.com/common/oauth2/v2.0/token");
+    assert!(oauth.scope.contains("https://outlook.office.com/IMAP.AccessAsUser.All"), "{}", oauth.scope);
+    assert!(oauth.scope.contains("offline_access"), "{}", oauth.scope);
+    assert_eq!(oauth.client_secret, None);
+    assert_eq!(oauth.store, PathBuf::from("/var/lib/tidings/oauth2-g.token"));
+}
+
+#[test]
+fn custom_needs_a_token_url_and_scope_and_https() {
+    let found = problems("      provider: custom\n      client_id: c\n      refresh_token_env: T\n");
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("has no `token_url`")), "{found:#?}");
+    assert!(messages.iter().any(|m| m.contains("has no `scope`")), "{found:#?}");
+    let found = problems(
+        "      provider: custom\n      client_id: c\n      refresh_token_env: T\n      \
+         token_url: http://sso.example.com/token\n      scope: mail\n",
+    );
+    assert!(found[0].message.contains("is not https"), "{found:#?}");
+    let local = "      provider: custom\n      client_id: c\n      refresh_token_env: T\n      \
+                 token_url: http://127.0.0.1:8080/token\n      scope: mail\n";
+    assert!(load(local).is_ok());
+}
+
+#[test]
+fn every_mistake_is_named() {
+    let found = problems(
+        "      provider: yahoo\n      refresh_token_env: A\n      refresh_token_file: b\n      client_secret: x\n",
+    );
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    for expected in
+        ["client_secret", "provider", "has no `client_id`", "both `refresh_token_env` and `refresh_token_file`"]
+    {
+        assert!(messages.iter().any(|m| m.contains(expected)), "{expected}: {found:#?}");
+    }
+    let found = problems("      provider: google\n      client_id: c\n");
+    assert!(found[0].message.contains("has no `refresh_token_file` or `refresh_token_env`"), "{found:#?}");
+    assert!(found[0].hint.as_deref().unwrap_or("").contains("tidings auth"), "{found:#?}");
+}
+
+#[test]
+fn a_password_and_oauth2_together_are_refused() {
+    let yaml = format!(
+        "{BASE}    password_env: P\n    oauth2:\n      provider: google\n      client_id: c\n      refresh_token_env: T\n"
+    );
+    let Err(Error::Invalid { problems, .. }) = Config::from_yaml(&yaml, Path::new("/etc/t.yaml")) else {
+        panic!("expected an invalid config");
+    };
+    assert!(problems[0].message.contains("more than one password source"), "{problems:#?}");
+}

@@ -1,0 +1,279 @@
+//! OAuth2 against a real local token endpoint (`harness::TokenEndpoint`, HTTP/1.1 on
+//! 127.0.0.1): access tokens reused until a minute before expiry, then refreshed; a rotated
+//! refresh token written back to its file and used after a restart; a revoked token reported
+//! naming the account and treated as an auth failure (the slow backoff, no loop). XOAUTH2
+//! logins against Dovecot whose oauth2 passdb introspects tokens at that endpoint, IMAP and
+//! SMTP (Postfix authenticating through Dovecot).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use tidings::auth::{access_token, forget_access_token};
+use tidings::config::{Account, Config, Secret};
+use tidings::exec::mail::smtp::Smtp;
+use tidings::imap::{Backoff, Login, Session, Timeouts};
+
+use crate::harness::{TestEnv, TokenEndpoint};
+
+/// A config with one OAuth2 account `work` whose refresh token is in `work.token` in `dir`
+/// (written with `refresh_token`), its IMAP server `imap` (a YAML flow map) and extra lines.
+fn account(dir: &Path, endpoint: &TokenEndpoint, refresh_token: Option<&str>, imap: &str, extra: &str) -> Account {
+    std::fs::write(dir.join("client-secret"), "s3cret-client\n").unwrap();
+    if let Some(token) = refresh_token {
+        std::fs::write(dir.join("work.token"), format!("{token}\n")).unwrap();
+    }
+    let yaml = format!(
+        "state: state.db\naccounts:\n  work:\n    imap: {imap}\n    username: me@tidings.test\n{extra}    oauth2:\n      \
+         provider: custom\n      client_id: tidings-test\n      client_secret_file: client-secret\n      \
+         refresh_token_file: work.token\n      token_url: {}\n      scope: mail\n",
+        endpoint.url("/token")
+    );
+    let config = Config::from_yaml(&yaml, &dir.join("tidings.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    config.resolve_secrets().unwrap_or_else(|e| panic!("{e}"));
+    config.accounts.into_iter().next().unwrap()
+}
+
+fn offline(dir: &Path, endpoint: &TokenEndpoint, refresh_token: Option<&str>) -> Account {
+    account(dir, endpoint, refresh_token, "{ host: 127.0.0.1, port: 1, tls: implicit }", "")
+}
+
+#[tokio::test]
+async fn an_access_token_is_reused_until_a_minute_before_it_expires() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    endpoint.grant("rt-0", "me@tidings.test");
+    let work = offline(dir.path(), &endpoint, Some("rt-0"));
+    let oauth = work.oauth2.as_ref().unwrap();
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-1");
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-1", "an hour-long token is reused");
+    let sent = endpoint.requests("/token");
+    assert_eq!(sent.len(), 1);
+    let form = &sent[0].form;
+    assert_eq!(form["grant_type"], "refresh_token");
+    assert_eq!(form["refresh_token"], "rt-0");
+    assert_eq!(form["client_id"], "tidings-test");
+    assert_eq!(form["client_secret"], "s3cret-client");
+    assert_eq!(form["scope"], "mail");
+
+    // 62 s: usable for 2 s more before the one-minute margin, then refreshed while the old one
+    // is still valid at the endpoint.
+    endpoint.set_expires_in(62);
+    forget_access_token(oauth).await;
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-2");
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-2");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-3", "refreshed before it expires");
+
+    // A token that expires within the margin is never reused: every login refreshes.
+    endpoint.set_expires_in(30);
+    forget_access_token(oauth).await;
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-4");
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-5");
+    assert_eq!(endpoint.requests("/token").len(), 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_written_back_and_used_after_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    endpoint.grant("rt-0", "me@tidings.test");
+    endpoint.rotate(true);
+    let file = dir.path().join("work.token");
+    let work = offline(dir.path(), &endpoint, Some("rt-0"));
+    let oauth = work.oauth2.as_ref().unwrap();
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-1");
+    assert_eq!(std::fs::read_to_string(&file)?, "rt-1\n", "the rotated token replaced the old one in its file");
+    assert_eq!(endpoint.valid_refresh_tokens(), ["rt-1"]);
+
+    // The next refresh of the same run sends the new token, from memory.
+    forget_access_token(oauth).await;
+    assert_eq!(access_token(oauth, "work").await?.expose(), "at-2");
+    assert_eq!(endpoint.requests("/token")[1].form["refresh_token"], "rt-1");
+    assert_eq!(std::fs::read_to_string(&file)?, "rt-2\n");
+
+    // A restart (the config loaded afresh) reads the file: the old token would be refused.
+    let restarted = offline(dir.path(), &endpoint, None);
+    assert_eq!(access_token(restarted.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-3");
+    assert_eq!(endpoint.requests("/token")[2].form["refresh_token"], "rt-2");
+    assert_eq!(std::fs::read_to_string(&file)?, "rt-3\n");
+    let left: Vec<_> = std::fs::read_dir(dir.path())?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "no temp file left: {left:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_is_a_clear_auth_error_not_a_loop() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    endpoint.grant("rt-revoked", "me@tidings.test");
+    let work = offline(dir.path(), &endpoint, Some("rt-revoked"));
+    let oauth = work.oauth2.as_ref().unwrap();
+    access_token(oauth, "work").await?;
+    // The user removes the app's access; the access token in hand is dropped, as after a
+    // refused login.
+    endpoint.revoke("rt-revoked");
+    forget_access_token(oauth).await;
+    let error = access_token(oauth, "work").await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("account `work`"), "{text}");
+    assert!(text.contains("invalid_grant: Token has been expired or revoked."), "{text}");
+    assert!(text.contains("run `tidings auth work`"), "{text}");
+    assert!(!text.contains("rt-revoked"), "the token is never shown: {text}");
+    assert!(error.is_permanent());
+
+    // Through an IMAP connect: an auth failure, which waits the slow delay; one token request
+    // per attempt, the IMAP server never contacted (port 1 would refuse).
+    let login = Login::new(&work, Secret::new(String::new()));
+    let error = Session::connect(&login, Timeouts::default()).await.expect_err("the login fails");
+    assert!(error.is_auth(), "{error:#}");
+    assert!(!error.is_transient(), "{error:#}");
+    let slow = Duration::from_secs(900);
+    let mut backoff = Backoff::with_seed(Duration::from_secs(1), Duration::from_secs(300), slow, 1);
+    assert_eq!(backoff.delay_for(&error), slow);
+    assert_eq!(endpoint.requests("/token").len(), 3);
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(chain.contains("no OAuth2 access token") && chain.contains("account `work`"), "{chain}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_transient() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    let work = offline(dir.path(), &endpoint, Some("rt-0"));
+    drop(endpoint);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let login = Login::new(&work, Secret::new(String::new()));
+    let error = Session::connect(&login, Timeouts::default()).await.expect_err("no endpoint");
+    assert!(error.is_transient() && !error.is_auth(), "{error:#}");
+    Ok(())
+}
+
+/// XOAUTH2 against Dovecot's oauth2 passdb, which introspects every token at the endpoint.
+#[tokio::test]
+async fn xoauth2_logs_in_to_dovecot_and_a_refused_token_is_reported_and_dropped() -> Result<()> {
+    let endpoint = TokenEndpoint::start(3600);
+    let env = TestEnv::start_own_oauth(&endpoint)?;
+    let me = env.new_user();
+    endpoint.grant("rt-0", &me.login);
+    let dir = tempfile::tempdir()?;
+    let imap = format!("{{ host: 127.0.0.1, port: {}, tls: implicit }}", env.imaps_port);
+    let extra = format!(
+        "    ca_file: {}\n    smtp: {{ host: 127.0.0.1, port: {}, tls: implicit }}\n    from: {}\n",
+        env.ca_file.display(),
+        env.smtps_port,
+        me.address
+    );
+    let mut work = account(dir.path(), &endpoint, Some("rt-0"), &imap, &extra);
+    work.username = me.login.clone();
+    let login = Login::new(&work, Secret::new(String::new()));
+    let mut session = Session::connect(&login, Timeouts::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", env.log_tails()))?;
+    session.select("INBOX").await?;
+    let introspected = endpoint.requests("/introspect");
+    assert_eq!(introspected.len(), 1, "Dovecot asked the endpoint");
+    assert_eq!(introspected[0].form["token"], "at-1");
+
+    // SMTP: Postfix authenticates through Dovecot, the same passdb.
+    let smtp = Smtp::new(&work, Secret::new(String::new()));
+    let connection = smtp.connect().await;
+    assert!(connection.is_ok(), "{:#}\n{}", anyhow::Error::from(connection.err().unwrap()), env.log_tails());
+    assert_eq!(endpoint.requests("/token").len(), 1, "IMAP and SMTP share the access token");
+
+    // The endpoint stops vouching for the token (introspection says inactive) while tidings
+    // still holds it: the server's refusal is reported with what it said, the token dropped,
+    // and the next login refreshes first.
+    endpoint.set_expires_in(0);
+    forget_access_token(work.oauth2.as_ref().unwrap()).await;
+    let error = Session::connect(&login, Timeouts::default()).await.expect_err("an inactive token is refused");
+    assert!(error.is_auth(), "{error:#}");
+    let text = error.to_string();
+    // Dovecot's JSON challenge, answered with an empty line and decoded: `status 401`.
+    assert!(text.contains("with XOAUTH2: the server refused the access token ("), "{text}");
+    assert!(text.contains("status 401"), "{text}");
+    assert!(text.contains("account `work`") && text.contains(&me.login), "{text}");
+    assert!(!text.contains("at-2"), "no token in the message: {text}");
+    endpoint.set_expires_in(3600);
+    let mut again = Session::connect(&login, Timeouts::default()).await?;
+    again.select("INBOX").await?;
+    assert_eq!(endpoint.requests("/token").len(), 3, "refreshed after the refusal");
+    Ok(())
+}
+
+/// An account of `provider` whose token endpoint is the test's, without a refresh token yet.
+fn unauthorised(dir: &Path, endpoint: &TokenEndpoint, provider: &str) -> Account {
+    std::fs::write(dir.join("client-secret"), "s3cret-client\n").unwrap();
+    let yaml = format!(
+        "state: state.db\naccounts:\n  work:\n    imap: {{ host: 127.0.0.1 }}\n    username: me@tidings.test\n    \
+         oauth2:\n      provider: {provider}\n      client_id: tidings-test\n      client_secret_file: client-secret\n      \
+         refresh_token_file: work.token\n      token_url: {}\n",
+        endpoint.url("/token")
+    );
+    let config = Config::from_yaml(&yaml, &dir.join("tidings.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    config.accounts.into_iter().next().unwrap()
+}
+
+/// `tidings auth` for Google: the printed address carries a PKCE challenge and a loopback
+/// redirect; a browser (played by a thread) comes back with a code; the code is exchanged with
+/// the verifier (the endpoint checks it against the challenge) and the refresh token stored.
+#[tokio::test]
+async fn auth_for_google_takes_the_loopback_redirect_with_pkce_and_stores_the_token() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    let work = unauthorised(dir.path(), &endpoint, "google");
+    let browser = std::sync::Mutex::new(None);
+    let say = |text: &str| {
+        let Some(start) = text.find("https://accounts.google.com/") else { return };
+        let url = reqwest::Url::parse(text[start..].split_whitespace().next().unwrap()).unwrap();
+        let get = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
+        assert_eq!(get("scope"), "https://mail.google.com/");
+        assert_eq!(get("code_challenge_method"), "S256");
+        assert_eq!(get("access_type"), "offline");
+        endpoint.expect_code("4/code", &get("code_challenge"), "me@tidings.test");
+        let back = format!("{}?state={}&code=4%2Fcode&scope=x", get("redirect_uri"), get("state"));
+        *browser.lock().unwrap() = Some(std::thread::spawn(move || {
+            let url = reqwest::Url::parse(&back).unwrap();
+            let mut s = std::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).unwrap();
+            let target = format!("{}?{}", url.path(), url.query().unwrap());
+            std::io::Write::write_all(&mut s, format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).unwrap();
+            let mut page = String::new();
+            std::io::Read::read_to_string(&mut s, &mut page).unwrap();
+            page
+        }));
+    };
+    let stored = tidings::auth::flow::authorise(&work, say).await?;
+    let page = browser.lock().unwrap().take().expect("the address was printed").join().unwrap();
+    assert!(page.contains("You can close this tab"), "{page}");
+    assert_eq!(stored, dir.path().join("work.token"));
+    assert_eq!(std::fs::read_to_string(&stored)?, "rt-new-1\n");
+    let exchange = &endpoint.requests("/token")[0].form;
+    assert_eq!(exchange["client_secret"], "s3cret-client");
+    // The stored token works: the account refreshes with it.
+    assert_eq!(access_token(work.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-2");
+    assert_eq!(endpoint.requests("/token")[1].form["refresh_token"], "rt-new-1");
+    Ok(())
+}
+
+/// `tidings auth` for Microsoft: the device-code flow, polling at the interval given while the
+/// person has not entered the code yet.
+#[tokio::test]
+async fn auth_for_microsoft_polls_the_device_code_and_stores_the_token() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    endpoint.expect_device("me@tidings.test", 1);
+    let work = unauthorised(dir.path(), &endpoint, "microsoft");
+    let said = std::sync::Mutex::new(Vec::new());
+    let stored = tidings::auth::flow::authorise(&work, |text| said.lock().unwrap().push(text.to_owned())).await?;
+    let said = said.into_inner().unwrap().join("\n");
+    assert!(said.contains("enter the code ABCD-EFGH"), "{said}");
+    assert_eq!(std::fs::read_to_string(&stored)?, "rt-new-1\n");
+    let asked = &endpoint.requests("/devicecode")[0].form;
+    assert!(asked["scope"].contains("offline_access"), "{asked:?}");
+    let polls = endpoint.requests("/token");
+    assert_eq!(polls.len(), 2, "one pending answer, then the grant");
+    assert_eq!(polls[1].form["device_code"], "dc-1");
+    Ok(())
+}
