@@ -3,7 +3,8 @@
 //! refresh token written back to its file and used after a restart; a revoked token reported
 //! naming the account and treated as an auth failure (the slow backoff, no loop). XOAUTH2
 //! logins against Dovecot whose oauth2 passdb introspects tokens at that endpoint, IMAP and
-//! SMTP (Postfix authenticating through Dovecot).
+//! SMTP (Postfix authenticating through Dovecot). `tidings auth` for Google (loopback + PKCE)
+//! and Microsoft (device code) against the same endpoint, and as the binary runs it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -203,7 +204,8 @@ async fn xoauth2_logs_in_to_dovecot_and_a_refused_token_is_reported_and_dropped(
     Ok(())
 }
 
-/// An account of `provider` whose token endpoint is the test's, without a refresh token yet.
+/// An account of `provider` whose token endpoint is the test's, without a refresh token yet;
+/// its config is written to `tidings.yaml` in `dir` too.
 fn unauthorised(dir: &Path, endpoint: &TokenEndpoint, provider: &str) -> Account {
     std::fs::write(dir.join("client-secret"), "s3cret-client\n").unwrap();
     let yaml = format!(
@@ -212,6 +214,7 @@ fn unauthorised(dir: &Path, endpoint: &TokenEndpoint, provider: &str) -> Account
          refresh_token_file: work.token\n      token_url: {}\n",
         endpoint.url("/token")
     );
+    std::fs::write(dir.join("tidings.yaml"), &yaml).unwrap();
     let config = Config::from_yaml(&yaml, &dir.join("tidings.yaml")).unwrap_or_else(|e| panic!("{e}"));
     config.accounts.into_iter().next().unwrap()
 }
@@ -276,4 +279,38 @@ async fn auth_for_microsoft_polls_the_device_code_and_stores_the_token() -> Resu
     assert_eq!(polls.len(), 2, "one pending answer, then the grant");
     assert_eq!(polls[1].form["device_code"], "dc-1");
     Ok(())
+}
+
+/// `tidings auth` as users run it: the device flow's instructions on stderr, where the token
+/// went on stdout, exit 0; an account without `oauth2:` or an unknown one exits 2.
+#[test]
+fn the_auth_command_runs_the_flow_and_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = TokenEndpoint::start(3600);
+    endpoint.expect_device("me@tidings.test", 0);
+    unauthorised(dir.path(), &endpoint, "microsoft");
+    let config = dir.path().join("tidings.yaml");
+    let yaml = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("accounts:\n", "accounts:\n  plain:\n    imap: { host: h }\n    username: u\n    password_env: P\n");
+    std::fs::write(&config, yaml).unwrap();
+    let run = |account: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--config", config.to_str().unwrap(), "auth", account])
+            .output()
+            .unwrap()
+    };
+    let ok = run("work");
+    let (stdout, stderr) = (String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+    assert!(ok.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("enter the code ABCD-EFGH"), "{stderr}");
+    assert!(stdout.contains("account `work`: refresh token stored in") && stdout.contains("work.token"), "{stdout}");
+    assert!(!stdout.contains("rt-new") && !stderr.contains("rt-new"), "the token is never printed");
+    assert_eq!(std::fs::read_to_string(dir.path().join("work.token")).unwrap(), "rt-new-1\n");
+    let plain = run("plain");
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("account `plain` has no `oauth2:` block"));
+    let unknown = run("nope");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account `nope`"));
 }
