@@ -314,3 +314,30 @@ fn the_auth_command_runs_the_flow_and_refuses_what_it_cannot_do() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account `nope`"));
 }
+
+/// A refresh token from the environment cannot be written back: a rotated one goes to
+/// `oauth2-ACCOUNT.token` beside the state database and is read before the variable from then
+/// on. (`HOME` plays the variable: tests cannot set one safely while others run.)
+#[tokio::test]
+async fn a_rotated_token_from_the_environment_goes_to_the_store_file_and_wins_after_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let endpoint = TokenEndpoint::start(3600);
+    let from_env = std::env::var("HOME")?;
+    endpoint.grant(&from_env, "me@tidings.test");
+    endpoint.rotate(true);
+    let yaml = format!(
+        "state: state.db\naccounts:\n  work:\n    imap: {{ host: 127.0.0.1 }}\n    username: me@tidings.test\n    \
+         oauth2:\n      provider: custom\n      client_id: tidings-test\n      refresh_token_env: HOME\n      \
+         token_url: {}\n      scope: mail\n",
+        endpoint.url("/token")
+    );
+    let load = || Config::from_yaml(&yaml, &dir.path().join("tidings.yaml")).unwrap().accounts.remove(0);
+    let work = load();
+    assert_eq!(access_token(work.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-1");
+    let store = dir.path().join("oauth2-work.token");
+    assert_eq!(std::fs::read_to_string(&store)?, "rt-1\n");
+    let restarted = load();
+    assert_eq!(access_token(restarted.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-2");
+    assert_eq!(endpoint.requests("/token")[1].form["refresh_token"], "rt-1", "the store beat the variable");
+    Ok(())
+}
