@@ -4,9 +4,10 @@
 //! label folder showing the same message; the session's fetch and label calls are checked
 //! directly.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tidings::config::{Secret, Server, Tls};
+use tidings::config::{Config, Secret};
 use tidings::imap::{FlagOp, Login, Session, Timeouts, UidSet};
 use tidings::store::{ActionState, Store};
 
@@ -17,15 +18,28 @@ use gmail_peer::{GMAIL_PASSWORD, GMAIL_USER, GmailPeer};
 #[path = "harness/gmail_peer.rs"]
 mod gmail_peer;
 
+/// A config directory for an account on the peer watching INBOX and Receipts, with `rule`.
+fn setup(peer: &GmailPeer, rule: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/gmail.rhai"), rule).unwrap();
+    std::fs::write(dir.path().join("password"), GMAIL_PASSWORD).unwrap();
+    let yaml = format!(
+        "state: state.db\nrules: rules\naccounts:\n  gmail:\n    imap: {{ host: 127.0.0.1, port: {port}, tls: none }}\n    \
+         allow_insecure: true\n    username: {GMAIL_USER}\n    password_file: password\n    from: {GMAIL_USER}\n    \
+         backfill: all\n    mailboxes: [INBOX, Receipts]\n",
+        port = peer.port
+    );
+    let config = dir.path().join("tidings.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    (dir, config)
+}
+
+/// The session's login, as the daemon builds it from the config.
 fn login(peer: &GmailPeer) -> Login {
-    Login {
-        account: "gmail".into(),
-        server: Server { host: "127.0.0.1".into(), port: peer.port, tls: Tls::None },
-        username: GMAIL_USER.into(),
-        password: Secret::new(GMAIL_PASSWORD.to_owned()),
-        oauth2: None,
-        ca_file: None,
-    }
+    let (_dir, config) = setup(peer, "");
+    let config = Config::load(&config).unwrap();
+    Login::new(&config.accounts[0], Secret::new(GMAIL_PASSWORD.to_owned()))
 }
 
 #[tokio::test]
@@ -86,18 +100,7 @@ async fn the_daemon_labels_archives_deletes_and_acts_once_on_a_message_in_two_la
     let peer = GmailPeer::start(&["Receipts"]).await;
     let receipt = peer.add(&message("shop@example.com", GMAIL_USER, "receipt 42", "x"), &["\\Inbox", "Receipts"], 9001);
     let junk = peer.add(&message("spam@example.com", GMAIL_USER, "junk offer", "x"), &["\\Inbox"], 9002);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/gmail.rhai"), RULE).unwrap();
-    std::fs::write(dir.path().join("password"), GMAIL_PASSWORD).unwrap();
-    let yaml = format!(
-        "state: state.db\nrules: rules\naccounts:\n  gmail:\n    imap: {{ host: 127.0.0.1, port: {port}, tls: none }}\n    \
-         allow_insecure: true\n    username: {GMAIL_USER}\n    password_file: password\n    from: {GMAIL_USER}\n    \
-         backfill: all\n    mailboxes: [INBOX, Receipts]\n",
-        port = peer.port
-    );
-    let config = dir.path().join("tidings.yaml");
-    std::fs::write(&config, yaml).unwrap();
+    let (dir, config) = setup(&peer, RULE);
 
     let (status, log) = Daemon::spawn(&config, &["run", "--once"]).wait(Duration::from_secs(60));
     assert!(status.success(), "{log}");
