@@ -32,9 +32,9 @@ pub use account::{Account, Backfill, Mailbox, Server, Tls, Watch};
 pub use budget::ConnectionPlan;
 pub use command::Command;
 pub use diagnostics::Problem;
+pub use oauth2::OAuth2;
 pub use provider::Provider;
 pub use schedule::{CatchUp, Run, Schedule, Search};
-pub use oauth2::OAuth2;
 pub use secret::{Secret, SecretSource};
 pub use template::Template;
 pub use webhook::{Include, Webhook};
@@ -174,11 +174,18 @@ impl Config {
     pub fn resolve_secrets(&self) -> Result<Secrets, Error> {
         let mut secrets = Secrets::default();
         for account in &self.accounts {
-            let value = account
-                .password
-                .resolve()
-                .map_err(|source| Error::Secret { owner: format!("account `{}`", account.name), source })?;
-            secrets.passwords.insert(account.name.clone(), value);
+            let name = &account.name;
+            let owner = match &account.oauth2 {
+                Some(_) => format!("account `{name}` (its OAuth2 refresh token; `tidings auth {name}` gets one)"),
+                None => format!("account `{name}`"),
+            };
+            let value = account.password.resolve().map_err(|source| Error::Secret { owner, source })?;
+            // The client secret is only sent at the first refresh: check now that it can be read.
+            if let Some(source) = account.oauth2.as_ref().and_then(|o| o.client_secret.as_ref()) {
+                let owner = format!("account `{name}` (its OAuth2 client secret)");
+                source.resolve().map_err(|source| Error::Secret { owner, source })?;
+            }
+            secrets.passwords.insert(name.clone(), value);
         }
         for hook in self.webhooks.values() {
             if let Some(source) = &hook.secret {

@@ -92,3 +92,18 @@ fn a_password_and_oauth2_together_are_refused() {
     };
     assert!(problems[0].message.contains("more than one password source"), "{problems:#?}");
 }
+
+#[test]
+fn start_up_names_a_missing_refresh_token_or_client_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "accounts:\n  g:\n    imap: { host: h }\n    username: u\n    oauth2:\n      provider: google\n      \
+                client_id: c\n      client_secret_file: client\n      refresh_token_file: g.token\n";
+    let config = Config::from_yaml(yaml, &dir.path().join("t.yaml")).unwrap();
+    let error = format!("{:#}", anyhow::Error::from(config.resolve_secrets().unwrap_err()));
+    assert!(error.contains("its OAuth2 refresh token; `tidings auth g` gets one"), "{error}");
+    std::fs::write(dir.path().join("g.token"), "rt\n").unwrap();
+    let error = format!("{:#}", anyhow::Error::from(config.resolve_secrets().unwrap_err()));
+    assert!(error.contains("account `g` (its OAuth2 client secret)"), "{error}");
+    std::fs::write(dir.path().join("client"), "cs\n").unwrap();
+    assert_eq!(config.resolve_secrets().unwrap().passwords["g"].expose(), "rt");
+}
