@@ -284,26 +284,6 @@ async fn store_copy_move_and_delete_are_seen_by_a_second_connection() -> Result<
 }
 
 #[tokio::test]
-async fn a_move_without_move_or_uidplus_is_refused_and_touches_nothing() -> Result<()> {
-    let env = TestEnv::shared();
-    let user = env.new_user();
-    let uid = append(env, &user, "INBOX", "stay", &[]).await?;
-    let mut session = inbox(env, &user).await?;
-    let caps = session.capabilities_mut();
-    caps.move_ = false;
-    caps.uidplus = false;
-    let err = session.uid_move(&UidSet::new([uid]), "Archive").await.expect_err("unsafe move");
-    assert!(err.to_string().contains("neither MOVE nor UIDPLUS") && !err.is_transient(), "{err}");
-    let err = session.uid_delete(&UidSet::new([uid])).await.expect_err("unsafe delete");
-    assert!(err.to_string().contains("UIDPLUS"), "{err}");
-    let listed = env.list(&user, "INBOX").await?;
-    assert_eq!(listed.len(), 1);
-    assert!(!listed[0].has_flag("\\Deleted"), "{listed:?}");
-    assert!(env.list(&user, "Archive").await?.is_empty());
-    Ok(())
-}
-
-#[tokio::test]
 async fn utf8_folders_are_created_filled_and_listed_back() -> Result<()> {
     let env = TestEnv::shared();
     let user = env.new_user();

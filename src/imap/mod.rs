@@ -17,8 +17,10 @@
 
 mod connect;
 mod error;
+mod fallback;
 mod fetch;
 mod gmail;
+mod id;
 mod idle;
 pub mod mutf7;
 mod names;
@@ -66,6 +68,9 @@ pub struct Session {
     selected: Option<(String, Selected)>,
     /// EXISTS was seen since the last fetch: new mail may be waiting.
     new_mail: bool,
+    /// The selected mailbox's PERMANENTFLAGS, if the server sent them: which flags and
+    /// keywords a STORE keeps (`\*` = any new keyword).
+    permanent_flags: Option<Vec<String>>,
     fetch_commands: u64,
 }
 
@@ -85,10 +90,14 @@ impl Session {
             names: Names::default(),
             selected: None,
             new_mail: false,
+            permanent_flags: None,
             fetch_commands: 0,
         };
         session.read_capabilities().await?;
         session.read_names().await?;
+        if timeouts.send_id {
+            session.send_id().await?;
+        }
         debug!(account = %login.account, caps = ?session.caps.raw, names = ?session.names, "imap: logged in");
         Ok(session)
     }
@@ -140,12 +149,16 @@ impl Session {
     async fn open(&mut self, mailbox: &str, verb: &str) -> Result<Selected> {
         let what = format!("{} mailbox `{mailbox}`", verb.to_lowercase());
         self.selected = None;
+        self.permanent_flags = None;
         let command = format!("{verb} {}", wire::quote(&self.server_name(mailbox)));
-        let (mut uidvalidity, mut uidnext, mut exists) = (None, None, 0);
+        let (mut uidvalidity, mut uidnext, mut exists, mut permanent) = (None, None, 0, None);
         self.exchange(&what, &[command], self.timeouts.command, |r| match r {
             Response::Data { status: Status::Ok, outcome } => match outcome.code {
                 Some(ResponseCode::UidValidity(v)) => uidvalidity = Some(v),
                 Some(ResponseCode::UidNext(n)) => uidnext = Some(n),
+                Some(ResponseCode::PermanentFlags(ref flags)) => {
+                    permanent = Some(flags.iter().map(|f| f.to_string()).collect());
+                }
                 _ => {}
             },
             Response::MailboxData(MailboxDatum::Exists(n)) => exists = *n,
@@ -163,6 +176,7 @@ impl Session {
         let selected = Selected { uidvalidity, uidnext, exists };
         debug!(at = %self.at, mailbox, ?selected, "imap: selected");
         self.selected = Some((mailbox.to_owned(), selected));
+        self.permanent_flags = permanent;
         Ok(selected)
     }
 

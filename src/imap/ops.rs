@@ -2,18 +2,19 @@
 //!
 //! Executors call these with UIDs and UTF-8 mailbox paths that were decided elsewhere; this
 //! module only turns them into the right commands for this server (MOVE, or COPY + STORE +
-//! UID EXPUNGE with UIDPLUS) and refuses what cannot be done safely. A request for many UIDs
+//! UID EXPUNGE with UIDPLUS, or the cautious fallback of `fallback.rs` without either) and
+//! refuses what cannot be done safely (a keyword PERMANENTFLAGS rules out). A request for many UIDs
 //! is split into several commands; if one fails, the ones before it have taken effect and
 //! the call fails, so a retry must be harmless (UID MOVE, STORE and COPY of UIDs that are
 //! gone do nothing; a COPY retried after success copies twice).
 
 use async_imap::imap_proto::{MailboxDatum, Response};
 use tokio::io::AsyncWriteExt;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::connect::Conn;
 use super::uidset::{MAX_SET_LEN, UidSet};
-use super::{Capabilities, Error, Result, Session, wire};
+use super::{Capabilities, Error, Result, Session, fallback, wire};
 
 /// Whether [`Session::uid_store`] adds or removes flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,14 +46,18 @@ impl Folder {
 impl Session {
     /// Moves the messages from the selected mailbox to `target`: UID MOVE if offered, else
     /// UID COPY, UID STORE `\Deleted`, UID EXPUNGE of exactly these UIDs (UIDPLUS). Without
-    /// either it refuses: a plain EXPUNGE would also purge what other clients marked deleted.
+    /// either: UID COPY and UID STORE `\Deleted`, then EXPUNGE only if no other message is
+    /// flagged `\Deleted`, else ours stay flagged (see `fallback.rs`).
     pub async fn uid_move(&mut self, uids: &UidSet, target: &str) -> Result<()> {
         let what = format!("move {} messages from {} to `{target}`", uids.len(), self.selected_name());
         self.require_selected(&what)?;
         let target_name = wire::quote(&self.server_name(target));
-        let commands =
-            move_commands(&self.caps, uids, &target_name).map_err(|reason| self.unsupported(&what, reason))?;
-        self.run_in_order(&what, commands).await
+        let (commands, expunge) = move_commands(&self.caps, uids, &target_name);
+        self.run_in_order(&what, commands).await?;
+        match expunge {
+            Expunge::Done => Ok(()),
+            Expunge::IfOnlyOurs => self.expunge_if_only(&what, uids).await,
+        }
     }
 
     /// Copies the messages from the selected mailbox to `target` (UID COPY).
@@ -75,6 +80,17 @@ impl Session {
             return Err(Error::Invalid { what, reason: format!("`{bad}` is not a valid flag") });
         }
         self.require_selected(&what)?;
+        // Removing a keyword the mailbox cannot hold is harmless; adding one would be lost.
+        if op == FlagOp::Add
+            && let Some(keyword) = fallback::refused_keyword(self.permanent_flags.as_deref(), &flags)
+        {
+            let reason = format!(
+                "the server does not keep keyword `{keyword}` in {} (PERMANENTFLAGS {})",
+                self.selected_name(),
+                self.permanent_flags.as_deref().unwrap_or_default().join(" ")
+            );
+            return Err(self.unsupported(&what, &reason));
+        }
         if flags.is_empty() || uids.is_empty() {
             return Ok(());
         }
@@ -89,23 +105,46 @@ impl Session {
     }
 
     /// Deletes the messages for good: `\Deleted`, then UID EXPUNGE of exactly these UIDs
-    /// (UIDPLUS). Without UIDPLUS it refuses, as a plain EXPUNGE would also purge what other
-    /// clients marked deleted.
+    /// (UIDPLUS). Without UIDPLUS: `\Deleted`, then EXPUNGE only if no other message is
+    /// flagged `\Deleted`, else they stay flagged (see `fallback.rs`).
     pub async fn uid_delete(&mut self, uids: &UidSet) -> Result<()> {
         let what = format!("delete {} messages in {}", uids.len(), self.selected_name());
         self.require_selected(&what)?;
-        if !self.caps.uidplus {
-            return Err(self.unsupported(
-                &what,
-                "the server lacks UIDPLUS, and a plain EXPUNGE would also purge messages other clients marked deleted",
-            ));
-        }
+        let uidplus = self.caps.uidplus;
         let commands = uids
             .chunks(MAX_SET_LEN)
             .iter()
-            .flat_map(|set| [format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"), format!("UID EXPUNGE {set}")])
+            .flat_map(|set| {
+                let expunge = uidplus.then(|| format!("UID EXPUNGE {set}"));
+                std::iter::once(format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)")).chain(expunge)
+            })
             .collect();
-        self.run_in_order(&what, commands).await
+        self.run_in_order(&what, commands).await?;
+        if uidplus { Ok(()) } else { self.expunge_if_only(&what, uids).await }
+    }
+
+    /// Without UIDPLUS, after `uids` were flagged `\Deleted`: EXPUNGE if they are the only
+    /// flagged messages, else leave them flagged and say so (`fallback.rs`).
+    async fn expunge_if_only(&mut self, what: &str, uids: &UidSet) -> Result<()> {
+        let mut deleted = Vec::new();
+        self.exchange(what, &["UID SEARCH DELETED".to_owned()], self.timeouts.command, |r| {
+            if let Response::MailboxData(MailboxDatum::Search(found)) = r {
+                deleted.extend_from_slice(found);
+            }
+        })
+        .await?;
+        if fallback::expunge_is_safe(&deleted, uids) {
+            return self.exchange(what, &["EXPUNGE".to_owned()], self.timeouts.command, |_| {}).await;
+        }
+        let others = deleted.iter().filter(|&&uid| !uids.contains(uid)).count();
+        warn!(
+            at = %self.at,
+            mailbox = %self.selected_name(),
+            ours = uids.len(),
+            others,
+            "imap: no UIDPLUS and other messages are flagged \\Deleted: ours stay flagged, nothing expunged"
+        );
+        Ok(())
     }
 
     /// Appends `message` (RFC 5322, CRLF line ends, no NUL) to `mailbox` with `flags`, e.g. a
@@ -233,26 +272,31 @@ async fn append_literal(conn: &mut Conn, command: &str, message: &[u8]) -> Resul
     }
 }
 
-/// The commands for a move, in order; `Err` says why it cannot be done safely.
-fn move_commands(caps: &Capabilities, uids: &UidSet, target: &str) -> Result<Vec<String>, &'static str> {
+/// Whether the originals are gone once a move's commands ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expunge {
+    /// MOVE or UID EXPUNGE took care of them.
+    Done,
+    /// They are flagged `\Deleted`; EXPUNGE only if no other message is (no UIDPLUS).
+    IfOnlyOurs,
+}
+
+/// The commands for a move, in order, and what is left to do about the originals.
+fn move_commands(caps: &Capabilities, uids: &UidSet, target: &str) -> (Vec<String>, Expunge) {
     let sets = uids.chunks(MAX_SET_LEN);
     if caps.move_ {
-        return Ok(sets.iter().map(|set| format!("UID MOVE {set} {target}")).collect());
+        return (sets.iter().map(|set| format!("UID MOVE {set} {target}")).collect(), Expunge::Done);
     }
-    if !caps.uidplus {
-        return Err("the server has neither MOVE nor UIDPLUS, and a plain EXPUNGE would also purge \
-                    messages other clients marked deleted");
-    }
-    Ok(sets
+    let commands = sets
         .iter()
         .flat_map(|set| {
-            [
-                format!("UID COPY {set} {target}"),
-                format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
-                format!("UID EXPUNGE {set}"),
-            ]
+            let expunge = caps.uidplus.then(|| format!("UID EXPUNGE {set}"));
+            [format!("UID COPY {set} {target}"), format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)")]
+                .into_iter()
+                .chain(expunge)
         })
-        .collect())
+        .collect();
+    (commands, if caps.uidplus { Expunge::Done } else { Expunge::IfOnlyOurs })
 }
 
 /// A flag as STORE takes it: an atom, or `\` and an atom.
@@ -279,22 +323,30 @@ mod tests {
     fn move_uses_move_when_offered() {
         let uids = UidSet::new([1, 2, 3, 7]);
         let commands = move_commands(&caps(&["IMAP4rev1", "MOVE", "UIDPLUS"]), &uids, "\"Archive\"");
-        assert_eq!(commands, Ok(vec!["UID MOVE 1:3,7 \"Archive\"".to_string()]));
+        assert_eq!(commands, (vec!["UID MOVE 1:3,7 \"Archive\"".to_string()], Expunge::Done));
     }
 
     #[test]
     fn move_without_move_copies_flags_and_expunges_only_these_uids() {
         let uids = UidSet::new([4, 5]);
-        let commands = move_commands(&caps(&["IMAP4rev1", "UIDPLUS"]), &uids, "\"Trash\"").unwrap();
+        let (commands, expunge) = move_commands(&caps(&["IMAP4rev1", "UIDPLUS"]), &uids, "\"Trash\"");
         assert_eq!(commands, ["UID COPY 4:5 \"Trash\"", "UID STORE 4:5 +FLAGS.SILENT (\\Deleted)", "UID EXPUNGE 4:5"]);
-        let refused = move_commands(&caps(&["IMAP4rev1"]), &uids, "\"Trash\"").unwrap_err();
-        assert!(refused.contains("neither MOVE nor UIDPLUS"), "{refused}");
+        assert_eq!(expunge, Expunge::Done);
+    }
+
+    #[test]
+    fn move_without_move_or_uidplus_copies_and_flags_and_leaves_the_expunge_to_a_check() {
+        let uids = UidSet::new([4, 5]);
+        let (commands, expunge) = move_commands(&caps(&["IMAP4rev1"]), &uids, "\"Trash\"");
+        assert_eq!(commands, ["UID COPY 4:5 \"Trash\"", "UID STORE 4:5 +FLAGS.SILENT (\\Deleted)"]);
+        assert!(!commands.iter().any(|c| c.contains("EXPUNGE")), "{commands:?}");
+        assert_eq!(expunge, Expunge::IfOnlyOurs);
     }
 
     #[test]
     fn long_moves_are_split() {
         let uids: UidSet = (1..=3000).step_by(2).collect();
-        let commands = move_commands(&caps(&["MOVE"]), &uids, "\"A\"").unwrap();
+        let (commands, _) = move_commands(&caps(&["MOVE"]), &uids, "\"A\"");
         assert!(commands.len() > 1 && commands.iter().all(|c| c.len() < MAX_SET_LEN + 20));
     }
 

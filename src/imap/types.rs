@@ -49,6 +49,10 @@ pub struct Timeouts {
     /// The longest one IDLE lasts before the session ends and re-issues it (default 10 min:
     /// under RFC 2177's 29 minutes and the idle timeout of most NAT gateways).
     pub idle_refresh: Duration,
+    /// Not a deadline but the one other switch of session setup: send the `ID` command (RFC
+    /// 2971) right after login. Some servers want it (163.com, Yahoo), some break on it:
+    /// off by default, on for the account's `imap_id` (see `Session::send_id`).
+    pub send_id: bool,
 }
 
 impl Default for Timeouts {
@@ -58,6 +62,7 @@ impl Default for Timeouts {
             command: Duration::from_secs(60),
             fetch_per_mb: Duration::from_secs(10),
             idle_refresh: Duration::from_secs(600),
+            send_id: false,
         }
     }
 }

@@ -55,6 +55,7 @@ impl AccountWorker {
         let timeouts = Timeouts {
             command: account.watch.command_timeout,
             idle_refresh: account.watch.idle_interval,
+            send_id: account.imap_id,
             ..Timeouts::default()
         };
         AccountWorker {
