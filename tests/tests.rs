@@ -57,6 +57,9 @@ mod schedules;
 // `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
 // `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).
 mod tooling;
+// The core tests on Dovecot and on Cyrus IMAP 3.6: logins, fetch after a checkpoint, IDLE
+// latency, move/copy/flag/delete, the no-MOVE/no-UIDPLUS fallbacks, ID, the daemon sorting mail.
+mod two_servers;
 // The live pipeline: idle-to-move latency, mail from while stopped, UIDVALIDITY reset, --once,
 // non-ASCII folders.
 mod watch;

@@ -14,11 +14,16 @@
 //! - TLS: a CA generated per environment ([`TestEnv::ca_file`]) and a
 //!   server certificate for localhost, 127.0.0.1 and mx.tidings.test.
 //!
+//! [`TestEnv::shared_cyrus`] is the same for Cyrus IMAP 3.6 (IMAP, IMAPS, LMTP; IDLE, MOVE,
+//! UIDPLUS, SPECIAL-USE, separator `/`; no Postfix): the same helpers work on either, so a test
+//! written for a `&TestEnv` runs on both servers. Cyrus wakes IDLE clients at once.
+//!
 //! The servers stop when the test binary exits, however it exits (see
 //! `process.rs`); `TIDINGS_TEST_KEEP=1` keeps the temp dir for inspection.
 //! Dovecot delays IDLE notifications by ~0.5 s, so wait for effects with
 //! [`wait_until`]/[`wait_for`] and deadlines of seconds, never fixed sleeps.
 
+mod cyrus;
 mod mail;
 mod oauth;
 mod process;
@@ -78,12 +83,16 @@ pub struct TestEnv {
     pub ca_file: PathBuf,
     /// The mailbox that receives mail for every domain but [`DOMAIN`].
     pub catchall: User,
+    /// Which IMAP server this environment runs.
+    pub server: Server,
     pki: Pki,
     layout: Layout,
     ports: Ports,
     // Field order is drop order: servers first, then the janitor.
     dovecot: Option<Supervised>,
     postfix: Option<Supervised>,
+    // Held only to be stopped when dropped.
+    _cyrus: Option<Supervised>,
     _janitor: Janitor,
 }
 
@@ -97,6 +106,60 @@ impl TestEnv {
             Ok(env) => env,
             Err(e) => panic!("the shared test environment failed to start:\n{e}"),
         }
+    }
+
+    /// A Cyrus environment shared by all tests of this binary, started on first use: IMAP,
+    /// IMAPS and LMTP only (its submission ports are not served).
+    pub fn shared_cyrus() -> &'static TestEnv {
+        static SHARED: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+        servers::check_installed();
+        cyrus::check_installed();
+        let env = SHARED.get_or_init(|| TestEnv::start_cyrus().map_err(|e| format!("{e:#}")));
+        match env {
+            Ok(env) => env,
+            Err(e) => panic!("the shared Cyrus environment failed to start:\n{e}"),
+        }
+    }
+
+    /// The shared environment of `server`.
+    pub fn shared_of(server: Server) -> &'static TestEnv {
+        match server {
+            Server::Dovecot => TestEnv::shared(),
+            Server::Cyrus => TestEnv::shared_cyrus(),
+        }
+    }
+
+    fn start_cyrus() -> Result<TestEnv> {
+        let dir = tempfile::Builder::new().prefix("tidings-cyrus-").tempdir_in("/tmp")?.keep();
+        let janitor = Janitor::start(&dir)?;
+        let layout = Layout { dir: dir.clone() };
+        let ports = Ports::free()?;
+        let tls_dir = dir.join("tls");
+        std::fs::create_dir(&tls_dir)?;
+        let pki = Pki::write(&tls_dir)?;
+        cyrus::write_configs(&layout, &ports, &pki)?;
+        cyrus::add_user(&layout, CATCHALL, "catchall")?;
+        let server = cyrus::start_cyrus(&layout, &ports, &janitor)?;
+        cyrus::create_mailboxes(ports.imap, CATCHALL, "catchall")?;
+        let catchall = User { login: CATCHALL.into(), password: "catchall".into(), address: CATCHALL.into() };
+        Ok(TestEnv {
+            imap_port: ports.imap,
+            imaps_port: ports.imaps,
+            lmtp_port: ports.lmtp,
+            submission_port: ports.submission,
+            smtps_port: ports.smtps,
+            ca_file: pki.ca_file.clone(),
+            catchall,
+            server: Server::Cyrus,
+            dir,
+            pki,
+            layout,
+            ports,
+            dovecot: None,
+            postfix: None,
+            _cyrus: Some(server),
+            _janitor: janitor,
+        })
     }
 
     /// A private environment, for a test that stops or restarts servers.
@@ -143,12 +206,14 @@ impl TestEnv {
             smtps_port: ports.smtps,
             ca_file: pki.ca_file.clone(),
             catchall,
+            server: Server::Dovecot,
             dir,
             pki,
             layout,
             ports,
             dovecot: Some(dovecot),
             postfix: Some(postfix),
+            _cyrus: None,
             _janitor: janitor,
         })
     }
@@ -160,7 +225,12 @@ impl TestEnv {
         let pid = std::process::id();
         let login = format!("u{pid}-{n}@{DOMAIN}");
         let password = format!("pw{n}-{pid}");
-        servers::add_user(&self.layout, &login, &password).expect("adding a Dovecot user");
+        let added = match self.server {
+            Server::Dovecot => servers::add_user(&self.layout, &login, &password),
+            Server::Cyrus => cyrus::add_user(&self.layout, &login, &password)
+                .and_then(|()| cyrus::create_mailboxes(self.imap_port, &login, &password)),
+        };
+        added.unwrap_or_else(|e| panic!("adding a {} user: {e:#}", self.server));
         User { address: login.clone(), login, password }
     }
 
@@ -176,7 +246,10 @@ impl TestEnv {
 
     /// The last lines of the Dovecot and Postfix logs, for failure messages.
     pub fn log_tails(&self) -> String {
-        log_tails(&self.layout.logs(), 40)
+        match self.server {
+            Server::Dovecot => log_tails(&self.layout.logs(), 40),
+            Server::Cyrus => log_tails(&cyrus::logs(&self.layout), 40),
+        }
     }
 
     /// `what`, followed by the log tails when (and only when) it is
@@ -218,6 +291,24 @@ impl TestEnv {
         assert!(self.postfix.is_none(), "postfix is already running");
         let started = servers::start_postfix(&self.layout, &self.ports, &self._janitor);
         self.postfix = Some(started.unwrap_or_else(|e| panic!("restarting postfix: {e:#}")));
+    }
+}
+
+/// The IMAP server an environment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// Dovecot 2.3 (with Postfix for SMTP).
+    Dovecot,
+    /// Cyrus IMAP 3.6 (IMAP and LMTP only).
+    Cyrus,
+}
+
+impl Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Server::Dovecot => "Dovecot",
+            Server::Cyrus => "Cyrus",
+        })
     }
 }
 

@@ -248,21 +248,21 @@ fn backdate(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fill(template: &str, vars: &[(&str, String)]) -> String {
+pub(super) fn fill(template: &str, vars: &[(&str, String)]) -> String {
     vars.iter().fold(template.to_string(), |t, (k, v)| t.replace(k, v))
 }
 
-fn path_str(path: &Path) -> Result<&str> {
+pub(super) fn path_str(path: &Path) -> Result<&str> {
     path.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", path.display()))
 }
 
 /// A user's uid from /etc/passwd (read only).
-fn uid(name: &str) -> Result<u32> {
+pub(super) fn uid(name: &str) -> Result<u32> {
     id_from("/etc/passwd", name)
 }
 
 /// A group's gid from /etc/group (read only).
-fn gid(name: &str) -> Result<u32> {
+pub(super) fn gid(name: &str) -> Result<u32> {
     id_from("/etc/group", name)
 }
 
