@@ -57,14 +57,31 @@ fn check_accepts_every_preset_with_only_a_username_and_a_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("TIDINGS_PRESET_SECRET"));
 }
 
-/// The daemon's established connections to the IMAPS port, from `ss`.
+/// The daemon's established TCP connections to `port` on 127.0.0.1, read from /proc (its
+/// socket inodes, matched in /proc/net/tcp), so no tool needs installing.
 fn connections(pid: u32, port: u16) -> usize {
-    let out = Command::new("ss").args(["-Htnp", "state", "established"]).output().expect("ss (iproute2) is needed");
-    let needle = format!("pid={pid},");
-    String::from_utf8_lossy(&out.stdout)
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!(":{port:04X}");
+    table
         .lines()
-        .filter(|l| {
-            l.contains(&needle) && l.split_whitespace().nth(3).is_some_and(|peer| peer.ends_with(&format!(":{port}")))
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // rem_address is fields[2], st fields[3] (01 = ESTABLISHED), inode fields[9].
+            fields.len() > 9
+                && fields[2].ends_with(&remote)
+                && fields[3] == "01"
+                && inodes.iter().any(|i| i == fields[9])
         })
         .count()
 }
