@@ -1,7 +1,7 @@
 //! Integration tests: the one test binary (`autotests = false` in Cargo.toml).
 //!
-//! Run with `cargo test --test tests`; needs Dovecot and Postfix installed
-//! (`apt-get install dovecot-imapd dovecot-lmtpd postfix`) and root.
+//! Run with `cargo test --test tests`; needs Dovecot, Postfix and Cyrus installed
+//! (`tests/install-deps.sh`: not `apt-get install cyrus-imapd`, which removes Dovecot) and root.
 //! Each module below says what it covers; add new ones the same way.
 
 // archive() into the special-use \Archive folder; `run --once` fails a reply without SMTP and

@@ -20,7 +20,8 @@
 //!
 //! The servers stop when the test binary exits, however it exits (see
 //! `process.rs`); `TIDINGS_TEST_KEEP=1` keeps the temp dir for inspection.
-//! Dovecot delays IDLE notifications by ~0.5 s, so wait for effects with
+//! Dovecot delays IDLE notifications by ~0.5 s (Cyrus: ~2 ms; tests/two_servers prints both),
+//! so wait for effects with
 //! [`wait_until`]/[`wait_for`] and deadlines of seconds, never fixed sleeps.
 
 mod cyrus;
