@@ -51,6 +51,23 @@ impl Setup {
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state.db")
     }
+
+    /// Starts the daemon once so that the INBOX of account `t` has its first checkpoint, then
+    /// SIGKILLs it. "watching" is logged before the checkpoint is stored: a kill right after it
+    /// could leave no checkpoint, and the next start would take mail delivered meanwhile as old.
+    pub async fn baseline(&self) {
+        let daemon = Daemon::start(&self.config, 1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let store = tidings::store::Store::open(&self.state()).await.unwrap();
+            if store.checkpoint("t", "INBOX").await.unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no INBOX checkpoint within 20 s:\n{}", daemon.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        daemon.kill();
+    }
 }
 
 /// The daemon as a child process.

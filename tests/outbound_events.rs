@@ -234,7 +234,7 @@ async fn sigkill_during_a_burst_of_webhooks_loses_no_event() {
     // A slow receiver, so that kills land while deliveries are in flight.
     receiver.set_delay(Duration::from_millis(20));
     let setup = setup_with_hook(env, &user, &receiver, "");
-    Daemon::start(&setup.config, 1).kill();
+    setup.baseline().await;
     let total = 200;
     let deliver = {
         let user = user.clone();

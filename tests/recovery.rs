@@ -36,7 +36,7 @@ async fn sigkill_during_a_burst_loses_nothing_and_repeats_nothing() {
     let mut rng = Rng(seed);
     let total = burst_size();
     // Baseline first, so every message of the burst is new mail.
-    Daemon::start(&setup.config, 1).kill();
+    setup.baseline().await;
     let deliver = {
         let user = user.clone();
         tokio::spawn(async move {
