@@ -80,7 +80,7 @@ impl Daemon {
     /// Starts `tidings run` on `config` and waits until every watcher said it is watching.
     pub fn start(config: &Path, watchers: usize) -> Daemon {
         let daemon = Daemon::spawn(config, &["run"]);
-        daemon.wait_log_count("watching", watchers, Duration::from_secs(20));
+        daemon.wait_log_count("watching uidvalidity", watchers, Duration::from_secs(20));
         daemon
     }
 

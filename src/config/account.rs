@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostics::{self as read, Fields, Problems};
-use super::provider::{self, Provider};
 use super::oauth2::{self, OAuth2};
+use super::provider::{self, Provider};
 use super::secret::SecretSource;
 use super::tree::{Key, Node, Pos, Value};
 
@@ -202,7 +202,9 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         }
     };
     let smtp = match (fields.get("smtp"), &defaults) {
-        (Some(n), d) => Some(server(n, d.as_ref().map(|d| &d.smtp), &format!("{what}: smtp"), allow_insecure, problems)),
+        (Some(n), d) => {
+            Some(server(n, d.as_ref().map(|d| &d.smtp), &format!("{what}: smtp"), allow_insecure, problems))
+        }
         (None, Some(d)) => Some(Some(d.smtp.clone())),
         (None, None) => None,
     };
