@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::uidset::{MAX_SET_LEN, UidSet};
 use super::{Result, Session, gmail, wire};
-use crate::message::GmailAttrs;
+use crate::message::{GmailAttrs, MessageKey};
 
 /// The most messages one [`Session::fetch_after`] returns (the oldest first); call it again
 /// from the highest UID returned until it returns nothing.
@@ -41,6 +41,20 @@ pub struct Fetched {
     pub truncated: bool,
     /// Gmail's labels, thread and message id, fetched when the server offers X-GM-EXT-1.
     pub gmail: Option<GmailAttrs>,
+}
+
+impl Fetched {
+    /// What the message view needs besides the bytes, for the message at `key`.
+    pub fn meta(&self, key: MessageKey) -> crate::message::Meta {
+        crate::message::Meta {
+            key,
+            flags: self.flags.clone(),
+            internal_date: self.internal_date,
+            size: Some(self.size),
+            truncated: self.truncated,
+            gmail: self.gmail.clone(),
+        }
+    }
 }
 
 /// Step one's answer for one message.

@@ -9,7 +9,7 @@ use tracing::Instrument;
 use crate::config::{Account, Backfill, Mailbox};
 use crate::exec::error_chain;
 use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
-use crate::message::{MessageKey, MessageView, Meta};
+use crate::message::{MessageKey, MessageView};
 use crate::plan::Plan;
 use crate::rules::{CurrentRules, RuleSet};
 use crate::store::{self, Checkpoint, MessagePlan, NewAction, Store};
@@ -319,15 +319,7 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched
     let key = MessageKey::new(account.name.clone(), mailbox, uidvalidity, fetched.uid);
     let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity);
     let _entered = span.enter();
-    let meta = Meta {
-        key: key.clone(),
-        flags: fetched.flags,
-        internal_date: fetched.internal_date,
-        size: Some(fetched.size),
-        truncated: fetched.truncated,
-        gmail: fetched.gmail,
-    };
-    let view = Arc::new(crate::message::parse(&fetched.raw, meta));
+    let view = Arc::new(crate::message::parse(&fetched.raw, fetched.meta(key.clone())));
     let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
     let plan = Plan::build(key, evaluation.decisions);
     for overridden in &plan.overridden {

@@ -218,14 +218,7 @@ fn judge(context: &Context, fetched: &Fetched) -> Judged {
     let key = MessageKey::new(context.account.name.clone(), context.mailbox.clone(), context.uidvalidity, fetched.uid);
     let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity = context.uidvalidity);
     let _entered = span.enter();
-    let meta = Meta {
-        key,
-        flags: fetched.flags.clone(),
-        internal_date: fetched.internal_date,
-        size: Some(fetched.size),
-        truncated: fetched.truncated,
-        gmail: fetched.gmail.clone(),
-    };
+    let meta = fetched.meta(key);
     let view = Arc::new(crate::message::parse(&fetched.raw, meta.clone()));
     let from = view.from().map(|a| a.address.clone()).unwrap_or_default();
     let subject = view.subject().to_owned();

@@ -18,7 +18,7 @@ use super::{Error, search};
 use crate::config::{Account, Run, Schedule};
 use crate::exec::{Wake, error_chain};
 use crate::imap::{Fetched, Login, Session, Timeouts};
-use crate::message::{MessageKey, MessageView, Meta};
+use crate::message::{MessageKey, MessageView};
 use crate::plan::{self, Decision, Plan};
 use crate::rules::{CurrentRules, RuleFailure, RuleSet, Trigger};
 use crate::store::{Collected, NewAction, RunOutcome, ScheduleRun, Store};
@@ -269,15 +269,7 @@ fn judge_message(
     let key = MessageKey::new(account, schedule.mailbox.as_str(), uidvalidity, fetched.uid);
     let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity);
     let _entered = span.enter();
-    let meta = Meta {
-        key: key.clone(),
-        flags: fetched.flags,
-        internal_date: fetched.internal_date,
-        size: Some(fetched.size),
-        truncated: fetched.truncated,
-        gmail: fetched.gmail,
-    };
-    let view = Arc::new(crate::message::parse(&fetched.raw, meta));
+    let view = Arc::new(crate::message::parse(&fetched.raw, fetched.meta(key.clone())));
     let (decisions, failures, read) = evaluate(rules, schedule, Some(&view), fired_at, collected);
     Judged { actions: new_actions(schedule, fired_at, account, Some(&key), decisions), failures, read }
 }
