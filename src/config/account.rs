@@ -485,28 +485,8 @@ fn save_sent(node: &Node, what: &str, problems: &mut Problems) -> Option<Option<
 
 /// A whole number of messages, at least 1.
 fn send_limit(node: &Node, what: &str, problems: &mut Problems) -> Option<u32> {
-    let what = format!("{what}: daily_send_limit");
-    match &node.value {
-        Value::Int(n) if *n >= 1 => match u32::try_from(*n) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                problems.error(node.pos, format!("{what} {n} is too large"));
-                None
-            }
-        },
-        Value::Int(n) => {
-            problems.hint(
-                node.pos,
-                format!("{what} must be at least 1, found {n}"),
-                "to keep rules from sending, give the account no `smtp` server",
-            );
-            None
-        }
-        other => {
-            problems.error(node.pos, format!("{what} must be a whole number of messages, found {}", other.kind()));
-            None
-        }
-    }
+    let why = "to keep rules from sending, give the account no `smtp` server";
+    read::count(node, &format!("{what}: daily_send_limit"), "messages", 1, why, problems)
 }
 
 fn watch(fields: &Fields<'_>, what: &str, problems: &mut Problems) -> Option<Watch> {

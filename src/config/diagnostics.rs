@@ -167,6 +167,28 @@ pub fn port(node: &Node, what: &str, problems: &mut Problems) -> Option<u16> {
     }
 }
 
+/// A count of `unit` (messages, connections) of at least `min`; `why_min` is the hint when it is
+/// smaller.
+pub fn count(node: &Node, what: &str, unit: &str, min: u32, why_min: &str, problems: &mut Problems) -> Option<u32> {
+    match &node.value {
+        Value::Int(n) if *n >= i64::from(min) => match u32::try_from(*n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                problems.error(node.pos, format!("{what} {n} is too large"));
+                None
+            }
+        },
+        Value::Int(n) => {
+            problems.hint(node.pos, format!("{what} must be at least {min}, found {n}"), why_min);
+            None
+        }
+        other => {
+            problems.error(node.pos, format!("{what} must be a whole number of {unit}, found {}", other.kind()));
+            None
+        }
+    }
+}
+
 /// Reads a human duration (`90s`, `10m`, `7d`).
 pub fn duration(node: &Node, what: &str, problems: &mut Problems) -> Option<std::time::Duration> {
     let Value::Str(text) = &node.value else {

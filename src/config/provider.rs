@@ -162,28 +162,8 @@ pub fn read(fields: &Fields<'_>, what: &str, problems: &mut Problems) -> Option<
 /// Reads `connections:`, the account's IMAP connection budget: at least 2 (the executor and
 /// one watcher).
 pub fn connections(node: &Node, what: &str, problems: &mut Problems) -> Option<u32> {
-    let what = format!("{what}: connections");
-    match &node.value {
-        Value::Int(n) if *n >= 2 => match u32::try_from(*n) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                problems.error(node.pos, format!("{what} {n} is too large"));
-                None
-            }
-        },
-        Value::Int(n) => {
-            problems.hint(
-                node.pos,
-                format!("{what} must be at least 2, found {n}"),
-                "the executor holds one connection and the watchers need at least one more",
-            );
-            None
-        }
-        other => {
-            problems.error(node.pos, format!("{what} must be a whole number of connections, found {}", other.kind()));
-            None
-        }
-    }
+    let why = "the executor holds one connection and the watchers need at least one more";
+    read::count(node, &format!("{what}: connections"), "connections", 2, why, problems)
 }
 
 /// The TLS mode of a server block that leaves `tls` out under a preset: a well-known `port`
