@@ -14,7 +14,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::token::write_atomically;
+use super::token::{client_secret, write_atomically};
 use super::{Error, http};
 use crate::config::oauth2::Provider;
 use crate::config::{Account, OAuth2, Secret};
@@ -96,14 +96,7 @@ async fn loopback(oauth: &OAuth2, account: &str, say: &impl Fn(&str)) -> Result<
         .await
         .map_err(|_| flow(format!("no answer from the browser within {} minutes", PATIENCE.as_secs() / 60)))?
         .map_err(flow)?;
-    let client_secret = match &oauth.client_secret {
-        Some(s) => Some(s.resolve().map_err(|source| Error::Secret {
-            account: account.into(),
-            what: "client secret",
-            source,
-        })?),
-        None => None,
-    };
+    let client_secret = client_secret(oauth, account)?;
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code.expose().as_str()),

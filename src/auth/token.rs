@@ -51,14 +51,7 @@ pub async fn access_token(oauth: &OAuth2, account: &str) -> Result<Secret<String
         Some(token) => token.clone(),
         None => read_refresh_token(oauth, account)?,
     };
-    let client_secret = match &oauth.client_secret {
-        Some(source) => Some(source.resolve().map_err(|source| Error::Secret {
-            account: account.into(),
-            what: "client secret",
-            source,
-        })?),
-        None => None,
-    };
+    let client_secret = client_secret(oauth, account)?;
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh.expose().as_str()),
@@ -112,6 +105,14 @@ pub async fn forget_access_token(oauth: &OAuth2) {
 
 /// The refresh token: the rotated one in the store (for a token from the environment), else its
 /// configured source.
+/// The client secret, read now (it may have been rotated in its file); `None` for public clients.
+pub(super) fn client_secret(oauth: &OAuth2, account: &str) -> Result<Option<Secret<String>>, Error> {
+    let Some(source) = &oauth.client_secret else { return Ok(None) };
+    let secret =
+        source.resolve().map_err(|source| Error::Secret { account: account.into(), what: "client secret", source })?;
+    Ok(Some(secret))
+}
+
 fn read_refresh_token(oauth: &OAuth2, account: &str) -> Result<Secret<String>, Error> {
     let store_first = matches!(oauth.refresh_token, SecretSource::Env(_)) && oauth.store.is_file();
     let source = if store_first { SecretSource::File(oauth.store.clone()) } else { oauth.refresh_token.clone() };
