@@ -1,0 +1,47 @@
+//! The benchmark suite: `cargo bench --bench suite [-- PART...]`, PART one of `rules`,
+//! `backlog`, `push`, `footprint` (default: all, in that order). Each part measures, prints
+//! what it did as it goes, and adds rows to one table printed at the end, with each issue-8
+//! target and whether it was met. `benches/run` installs the servers and imapfilter first.
+//!
+//! The end-to-end parts run the release `tidings` binary against the test harness's real
+//! Dovecot (and Cyrus, Postfix) on loopback; nothing is mocked.
+
+#[path = "../../tests/harness/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod harness;
+
+mod backlog;
+mod corpus;
+mod footprint;
+mod push;
+mod rules;
+mod table;
+
+use table::Table;
+
+const PARTS: &[&str] = &["rules", "backlog", "push", "footprint"];
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; anything else not starting with '-' names a part.
+    let asked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    for part in &asked {
+        anyhow::ensure!(PARTS.contains(&part.as_str()), "unknown part {part:?}: expected one of {PARTS:?}");
+    }
+    let wanted = |part: &str| asked.is_empty() || asked.iter().any(|a| a == part);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut table = Table::default();
+    if wanted("rules") {
+        rules::run(&mut table)?;
+    }
+    if wanted("backlog") {
+        runtime.block_on(backlog::run(&mut table))?;
+    }
+    if wanted("push") {
+        runtime.block_on(push::run(&mut table))?;
+    }
+    if wanted("footprint") {
+        runtime.block_on(footprint::run(&mut table))?;
+    }
+    table.print();
+    Ok(())
+}
