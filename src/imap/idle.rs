@@ -65,6 +65,10 @@ impl Session {
         debug!(at = %self.at, early, "imap: idling");
         let max = max.min(self.timeouts.idle_refresh);
         let waited = if early { Waited::Exists } else { wait(self.live(&what)?, &tag, max, stop).await };
+        if matches!(waited, Waited::Exists) {
+            // The moment the news arrived: where the push latency benchmark starts tidings' share.
+            debug!(at = %self.at, "imap: new mail announced");
+        }
         let outcome = match waited {
             Waited::Exists => IdleOutcome::Changed,
             Waited::Elapsed => IdleOutcome::Timeout,

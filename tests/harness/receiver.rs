@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One request as received.
 #[derive(Clone, Debug)]
@@ -24,6 +24,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body, exactly as sent.
     pub body: Vec<u8>,
+    /// When the whole request had been read (before any delay set with
+    /// [`Receiver::set_delay`]): for latency measurements against the sender's own clock.
+    pub received_at: SystemTime,
 }
 
 impl Request {
@@ -185,6 +188,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
+        let received_at = SystemTime::now();
         if shared.stop.load(Ordering::SeqCst) {
             // Down: the request is not recorded and gets no answer.
             return writer.shutdown(Shutdown::Both);
@@ -195,7 +199,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         let status = shared.status.load(Ordering::SeqCst);
         // Recorded before answering: a test that saw the 2xx can rely on the record.
-        shared.requests.lock().unwrap().push(Request { method, path, headers: headers.clone(), body });
+        shared.requests.lock().unwrap().push(Request { method, path, headers: headers.clone(), body, received_at });
         let answer = format!("HTTP/1.1 {status} Status\r\ncontent-length: 2\r\n\r\nok");
         writer.write_all(answer.as_bytes())?;
         if headers.iter().any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close")) {

@@ -357,6 +357,7 @@ impl SmtpConnection {
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
+        debug!(at = %self.at, "smtp: sending");
         self.step("MAIL FROM", Mail::new(envelope.from().cloned(), parameters)).await?;
         for recipient in envelope.to() {
             self.step("RCPT TO", Rcpt::new(recipient.clone(), vec![])).await.map_err(|e| match e {
