@@ -7,6 +7,7 @@
 //! watchers read the set in force per batch, so a reload never touches a connection.
 
 pub mod account;
+mod limits;
 
 use std::fs::{File, TryLockError};
 use std::future::Future;
@@ -142,6 +143,7 @@ fn workers(prepared: &Prepared, scheduled: bool) -> Vec<AccountWorker> {
 
 /// Runs every account until `shutdown` resolves, then stops them at safe points.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    limits::raise_open_files(&config);
     let mut prepared = prepare(config, true).await?;
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
