@@ -9,7 +9,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -167,20 +167,51 @@ fn server_name(host: &str) -> Result<ServerName<'static>, io::Error> {
 }
 
 /// TLS settings: the ring provider, and the platform verifier or the account's CA file.
+///
+/// One config per trust (the platform's, or one CA file's contents) for the whole process,
+/// not one per connection: a config holds the root store (the platform's is loaded from disk)
+/// and the session cache, so a thousand watchers would otherwise hold a thousand copies and
+/// never resume a TLS session. The CA file is read at every connect, so an edited file takes
+/// effect at the next one.
 async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnector, Error> {
+    static SHARED: Mutex<Vec<(Option<Vec<u8>>, Arc<ClientConfig>)>> = Mutex::new(Vec::new());
+    let pem = match &login.ca_file {
+        Some(path) => Some(tokio::fs::read(path).await.map_err(|source| Error::CaFile {
+            path: path.clone(),
+            at: at.into(),
+            source,
+        })?),
+        None => None,
+    };
+    let cached = |shared: &[(Option<Vec<u8>>, Arc<ClientConfig>)]| {
+        shared.iter().find(|(trust, _)| *trust == pem).map(|(_, config)| config.clone())
+    };
+    if let Some(config) = cached(&SHARED.lock().unwrap_or_else(PoisonError::into_inner)) {
+        return Ok(TlsConnector::from(config));
+    }
+    let config = Arc::new(tls_config(login, pem.as_deref(), at)?);
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    // Another connect may have built the same one meanwhile: keep the first.
+    let config = cached(&shared).unwrap_or_else(|| {
+        shared.push((pem, config.clone()));
+        config
+    });
+    Ok(TlsConnector::from(config))
+}
+
+/// A new TLS config trusting the CAs in `pem`, or the platform's without one.
+fn tls_config(login: &Login, pem: Option<&[u8]>, at: &str) -> Result<ClientConfig, Error> {
     let tls_error = |e: tokio_rustls::rustls::Error| Error::Tls { at: at.into(), source: io::Error::other(e) };
     let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?;
-    let config = match &login.ca_file {
-        Some(path) => {
+    Ok(match (pem, &login.ca_file) {
+        (Some(pem), Some(path)) => {
             let ca_error = |source| Error::CaFile { path: path.clone(), at: at.into(), source };
-            let pem = tokio::fs::read(path).await.map_err(ca_error)?;
-            builder.with_root_certificates(roots_from_pem(&pem).map_err(ca_error)?).with_no_client_auth()
+            builder.with_root_certificates(roots_from_pem(pem).map_err(ca_error)?).with_no_client_auth()
         }
-        None => builder.with_platform_verifier().map_err(tls_error)?.with_no_client_auth(),
-    };
-    Ok(TlsConnector::from(Arc::new(config)))
+        _ => builder.with_platform_verifier().map_err(tls_error)?.with_no_client_auth(),
+    })
 }
 
 /// Every certificate in a PEM file as a root; at least one must be there.
