@@ -33,7 +33,8 @@ const WARM_UP: usize = 3;
 /// How long one action may take before the run is abandoned.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What tidings logs at debug for this bench (the rest at info).
+/// What tidings logs at debug for this bench (the rest at info); TIDINGS_BENCH_RUST_LOG
+/// overrides it, e.g. `debug` to see every step of one message.
 const LOG_FILTER: &str = "info,tidings::imap::idle=debug,tidings::exec=debug";
 /// IDLE returned because the server announced new mail (src/imap/idle.rs).
 const WAKE: &str = "imap: new mail announced";
@@ -137,7 +138,7 @@ async fn measure_move(env: &'static TestEnv, n: usize) -> Result<Spans> {
         }
         progress(&label, i, n, &spans.wake_to_done);
     }
-    tidings.stop();
+    tidings.stop(&format!("move-{}", env.server));
     Ok(spans)
 }
 
@@ -169,7 +170,7 @@ async fn measure_webhook(env: &'static TestEnv, n: usize, receiver_ms: u64) -> R
         }
         progress(label, i, n, &spans.wake_to_received);
     }
-    tidings.stop();
+    tidings.stop("webhook");
     Ok(spans)
 }
 
@@ -204,7 +205,7 @@ async fn measure_reply(env: &'static TestEnv, n: usize) -> Result<Spans> {
         }
         progress(label, i, n, &spans.wake_to_smtp);
     }
-    tidings.stop();
+    tidings.stop("reply");
     Ok(spans)
 }
 
@@ -299,7 +300,7 @@ impl Tidings {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args(["run", "--log-format", "json", "--config"])
             .arg(config)
-            .env("RUST_LOG", LOG_FILTER)
+            .env("RUST_LOG", std::env::var("TIDINGS_BENCH_RUST_LOG").unwrap_or_else(|_| LOG_FILTER.into()))
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -371,7 +372,15 @@ impl Tidings {
         lines[start..].iter().map(|l| l.raw.as_str()).collect::<Vec<_>>().join("\n")
     }
 
-    fn stop(mut self) {
+    /// Stops tidings; with TIDINGS_BENCH_PUSH_LOG=DIR its whole log is kept as DIR/<name>.log.
+    fn stop(mut self, name: &str) {
+        if let Ok(dir) = std::env::var("TIDINGS_BENCH_PUSH_LOG") {
+            let text: String = self.lines.lock().unwrap().iter().map(|l| format!("{}\n", l.raw)).collect();
+            let path = Path::new(&dir).join(format!("{name}.log"));
+            if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+                eprintln!("push: cannot write {}: {e}", path.display());
+            }
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }

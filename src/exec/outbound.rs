@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -36,6 +36,11 @@ const EVENT_SLOTS: usize = 16;
 /// How often an idle lane looks at the store anyway: `tidings outbox retry` from another
 /// process changes it without waking anybody.
 const POLL: Duration = Duration::from_secs(5);
+/// How long the mail lane keeps its SMTP connection after the last message, so that replies to
+/// mail coming in a burst go out without a new connection, TLS handshake and login. Servers
+/// wait at least 5 minutes for a client (RFC 5321 4.5.3.2.7); a kept connection is checked
+/// with NOOP before it is used again anyway.
+const KEEP_SMTP: Duration = Duration::from_secs(60);
 
 /// Why a lane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +105,7 @@ impl Outbound {
         while !*shutdown.borrow() {
             match lane.round().await? {
                 MailRound::Worked => continue,
-                MailRound::Idle => lane.close().await,
+                MailRound::Idle => lane.rest().await,
                 MailRound::Unreachable(delay) => {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -280,6 +285,8 @@ enum MailRound {
 struct MailLane {
     out: Outbound,
     connection: Option<smtp::SmtpConnection>,
+    /// Since when the connection has been kept with nothing to send.
+    idle_since: Option<Instant>,
     backoff: crate::imap::retry::Backoff,
 }
 
@@ -292,10 +299,22 @@ struct Ready {
 
 impl MailLane {
     fn new(out: Outbound) -> MailLane {
-        MailLane { out, connection: None, backoff: crate::imap::retry::Backoff::default() }
+        MailLane { out, connection: None, idle_since: None, backoff: crate::imap::retry::Backoff::default() }
+    }
+
+    /// Nothing to send: keeps the connection until it has been idle for [`KEEP_SMTP`].
+    async fn rest(&mut self) {
+        if self.connection.is_none() {
+            return;
+        }
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= KEEP_SMTP {
+            self.close().await;
+        }
     }
 
     async fn close(&mut self) {
+        self.idle_since = None;
         if let Some(connection) = self.connection.take() {
             connection.quit().await;
         }
@@ -315,6 +334,13 @@ impl MailLane {
             }
             return Ok(MailRound::Worked);
         };
+        // A connection kept while idle may have been closed by the server meanwhile.
+        if self.idle_since.take().is_some()
+            && let Some(connection) = self.connection.as_mut()
+            && !connection.alive().await
+        {
+            self.connection = None;
+        }
         // Connect before claiming, so that an outage does not use up the rows' attempts.
         if self.connection.is_none() {
             match smtp.connect().await {
