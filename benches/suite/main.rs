@@ -14,6 +14,7 @@ mod backlog;
 mod corpus;
 mod footprint;
 mod push;
+mod raw_imap;
 mod rules;
 mod table;
 

@@ -131,16 +131,34 @@ impl Executor {
 
     /// Runs every action that is due now or becomes due, until none is pending: `--once`.
     /// A TLS or authentication failure ends it at once.
-    pub async fn run_once(mut self) -> Result<(), Error> {
+    pub async fn run_once(self) -> Result<(), Error> {
+        let (_stored, all_stored) = watch::channel(true);
+        self.run_once_beside(all_stored).await
+    }
+
+    /// `--once` beside the watchers of the same pass: runs actions as the watchers store
+    /// them (woken by them), so that moving a big backlog overlaps fetching and deciding it;
+    /// once `all_stored` turns true (or its sender is gone), runs what remains and returns.
+    pub async fn run_once_beside(mut self, mut all_stored: watch::Receiver<bool>) -> Result<(), Error> {
         self.once = true;
+        let mut finished = *all_stored.borrow();
         loop {
+            // Read before the round: an Idle round that started after the last plan was
+            // stored has seen every action there will be.
+            let finished_before = finished;
             match self.round().await? {
                 Round::Worked => continue,
                 Round::Unreachable(delay) => tokio::time::sleep(delay).await,
-                Round::Idle => {
+                Round::Idle if finished_before => {
                     match self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))? {
                         Some(_) => tokio::time::sleep(self.until_next_due().await?).await,
                         None => break,
+                    }
+                }
+                Round::Idle => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        changed = all_stored.changed() => finished = changed.is_err() || *all_stored.borrow(),
                     }
                 }
             }

@@ -39,6 +39,9 @@ pub struct Fetched {
     pub raw: Vec<u8>,
     /// Whether `raw` is only the header, the message being larger than the limit.
     pub truncated: bool,
+    /// Whether `raw` is only the header because only it was asked for
+    /// ([`Session::fetch_headers`]): the body can still be fetched if a rule wants it.
+    pub body_deferred: bool,
     /// Gmail's labels, thread and message id, fetched when the server offers X-GM-EXT-1.
     pub gmail: Option<GmailAttrs>,
 }
@@ -52,6 +55,7 @@ impl Fetched {
             internal_date: self.internal_date,
             size: Some(self.size),
             truncated: self.truncated,
+            body_deferred: self.body_deferred,
             gmail: self.gmail.clone(),
         }
     }
@@ -96,6 +100,66 @@ impl Session {
         let mut metas = self.fetch_meta(&what, set.chunks(MAX_SET_LEN)).await?;
         metas.retain(|m| set.contains(m.uid));
         self.fetch_bodies(&what, metas, max_bytes).await
+    }
+
+    /// The UIDs above `last_uid` in the selected mailbox, ascending: one `UID SEARCH`, so that
+    /// a backlog of thousands is known without fetching anything of it.
+    pub async fn uids_after(&mut self, last_uid: u32) -> Result<Vec<u32>> {
+        // Whatever EXISTS said so far, this search sees it.
+        self.new_mail = false;
+        let Some(first) = last_uid.checked_add(1) else { return Ok(Vec::new()) };
+        let mut uids = self.search_uids(&format!("UID {first}:*")).await?;
+        // `first:*` always matches the newest message, even one at or below `last_uid`.
+        uids.retain(|&uid| uid > last_uid);
+        Ok(uids)
+    }
+
+    /// Flags, date, size and the header block of each of these UIDs that exists, ascending, in
+    /// one round trip: the bodies stay on the server (`body_deferred`) until a rule asks for
+    /// one. Messages over `max_bytes` are `truncated` as with [`Session::fetch_uids`].
+    pub async fn fetch_headers(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
+        let what = format!("fetch the headers of {} messages in {}", uids.len(), self.selected_name());
+        self.require_selected(&what)?;
+        let set = UidSet::new(uids.iter().copied());
+        if set.is_empty() {
+            return Ok(Vec::new());
+        }
+        let extra = if self.caps.gmail { gmail::FETCH_ITEMS } else { "" };
+        let commands: Vec<String> = set
+            .chunks(MAX_SET_LEN)
+            .iter()
+            .map(|set| format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE{extra} BODY.PEEK[HEADER])"))
+            .collect();
+        self.fetch_commands += commands.len() as u64;
+        // Headers are a few KiB each: allow a MiB's time per 256 messages.
+        let mib = u32::try_from(uids.len() / 256 + 1).unwrap_or(u32::MAX);
+        let limit = self.timeouts.command.saturating_add(self.timeouts.fetch_per_mb.saturating_mul(mib));
+        let mut fetched: HashMap<u32, Fetched> = HashMap::with_capacity(uids.len());
+        self.exchange(&what, &commands, limit, |r| {
+            // A FETCH without size or header is an unsolicited flag update: not ours.
+            if let (Some(meta), Some((_, raw))) = (meta_of(r), body_of(r))
+                && set.contains(meta.uid)
+            {
+                let truncated = meta.size > max_bytes;
+                fetched.insert(
+                    meta.uid,
+                    Fetched {
+                        uid: meta.uid,
+                        flags: meta.flags,
+                        internal_date: meta.internal_date,
+                        size: meta.size,
+                        raw,
+                        truncated,
+                        body_deferred: !truncated,
+                        gmail: meta.gmail,
+                    },
+                );
+            }
+        })
+        .await?;
+        let mut fetched: Vec<Fetched> = fetched.into_values().collect();
+        fetched.sort_by_key(|f| f.uid);
+        Ok(fetched)
     }
 
     /// The INTERNALDATE of each of these UIDs that exists, ascending, without their bodies:
@@ -155,6 +219,7 @@ impl Session {
             let raw = bodies.remove(&m.uid)?;
             Some(Fetched {
                 truncated: m.size > max_bytes,
+                body_deferred: false,
                 uid: m.uid,
                 flags: m.flags,
                 internal_date: m.internal_date,

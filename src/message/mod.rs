@@ -65,6 +65,16 @@ impl std::fmt::Debug for Raw {
     }
 }
 
+/// Whether a rule asked for a body that was not fetched. Cloning a view copies the answer.
+#[derive(Debug, Default)]
+struct Wanted(std::sync::atomic::AtomicBool);
+
+impl Clone for Wanted {
+    fn clone(&self) -> Self {
+        Wanted(std::sync::atomic::AtomicBool::new(self.0.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+}
+
 /// One message as rules see it. Built only by [`parse`]; immutable afterwards.
 #[derive(Debug, Clone)]
 pub struct MessageView {
@@ -72,6 +82,9 @@ pub struct MessageView {
     key: MessageKey,
     size: u64,
     truncated: bool,
+    /// Only the header was fetched, the body was left for later (see [`Self::body_wanted`]).
+    body_deferred: bool,
+    body_wanted: Wanted,
     body_clipped: bool,
     degraded: bool,
     flags: Vec<String>,
@@ -105,6 +118,7 @@ impl MessageView {
     /// when it was [`truncated`](Self::truncated). For forwarding it as an attachment and for
     /// webhooks that ask for the raw message.
     pub fn raw(&self) -> &[u8] {
+        self.want_body();
         &self.raw.0
     }
 
@@ -134,9 +148,29 @@ impl MessageView {
         self.truncated
     }
 
+    /// Whether something read the body (text, HTML, attachments, the raw bytes) of a view
+    /// whose body was not fetched yet ([`Meta::body_deferred`]). What was decided from such a
+    /// view is thrown away: the caller fetches the whole message and decides again. Rules are
+    /// pure, so deciding twice has no effect but the second decision.
+    pub fn body_wanted(&self) -> bool {
+        self.body_wanted.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether only the header was fetched so far, the body left on the server until asked for.
+    pub fn body_deferred(&self) -> bool {
+        self.body_deferred
+    }
+
+    fn want_body(&self) {
+        if self.body_deferred {
+            self.body_wanted.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// The text or HTML body was longer than [`TEXT_LIMIT`] and was cut there, or more than
     /// [`HEADER_LIMIT`] headers or attachments were dropped.
     pub fn body_clipped(&self) -> bool {
+        self.want_body();
         self.body_clipped
     }
 
@@ -261,16 +295,19 @@ impl MessageView {
     /// The plain-text body: the text parts joined, or text derived from the HTML when the
     /// message has none. At most [`TEXT_LIMIT`] bytes.
     pub fn text(&self) -> &str {
+        self.want_body();
         &self.text
     }
 
     /// The HTML body, when there is one. At most [`TEXT_LIMIT`] bytes.
     pub fn html(&self) -> Option<&str> {
+        self.want_body();
         self.html.as_deref()
     }
 
     /// Attachments, in message order.
     pub fn attachments(&self) -> &[Attachment] {
+        self.want_body();
         &self.attachments
     }
 

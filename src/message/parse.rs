@@ -38,6 +38,9 @@ pub struct Meta {
     pub size: Option<u64>,
     /// Only the headers were fetched because the message is over the size cap.
     pub truncated: bool,
+    /// Only the headers were fetched because nothing asked for the body yet: the view says
+    /// when a rule wanted it ([`MessageView::body_wanted`]) so the caller can fetch it all.
+    pub body_deferred: bool,
     /// Gmail's labels, thread and message id, when the server is Gmail.
     pub gmail: Option<GmailAttrs>,
 }
@@ -45,7 +48,15 @@ pub struct Meta {
 impl Meta {
     /// Metadata with only the key: no flags, no dates, size from the bytes, not truncated.
     pub fn new(key: MessageKey) -> Self {
-        Self { key, flags: Vec::new(), internal_date: None, size: None, truncated: false, gmail: None }
+        Self {
+            key,
+            flags: Vec::new(),
+            internal_date: None,
+            size: None,
+            truncated: false,
+            body_deferred: false,
+            gmail: None,
+        }
     }
 }
 
@@ -76,16 +87,17 @@ type MimeStage = for<'a> fn(&'a [u8], bool) -> Option<Content<'a>>;
 /// [`parse`] with the MIME stage passed in, so that tests can make it fail.
 fn parse_with(raw: Arc<Vec<u8>>, meta: Meta, mime: MimeStage) -> MessageView {
     let input = prepare(&raw);
-    let attempt = catch_unwind(AssertUnwindSafe(|| mime(&input, meta.truncated)));
+    let headers_only = meta.truncated || meta.body_deferred;
+    let attempt = catch_unwind(AssertUnwindSafe(|| mime(&input, headers_only)));
     let content = match attempt {
         Ok(Some(content)) => content,
         Ok(None) => {
             tracing::warn!(key = %meta.key, bytes = raw.len(), "mail-parser found no message; reading headers by hand");
-            by_hand(&input, meta.truncated)
+            by_hand(&input, headers_only)
         }
         Err(_) => {
             tracing::warn!(key = %meta.key, bytes = raw.len(), "mail-parser panicked; reading headers by hand");
-            by_hand(&input, meta.truncated)
+            by_hand(&input, headers_only)
         }
     };
     let fields = catch_unwind(AssertUnwindSafe(|| Fields::derive(&content.headers, Decoder::MailParser)))
@@ -270,6 +282,8 @@ fn assemble(raw: Raw, meta: Meta, size: u64, content: Content<'_>, fields: Field
         key: meta.key,
         size,
         truncated: meta.truncated,
+        body_deferred: meta.body_deferred,
+        body_wanted: super::Wanted::default(),
         body_clipped: content.clipped,
         degraded: content.degraded,
         flags,

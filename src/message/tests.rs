@@ -239,6 +239,7 @@ fn metadata_flags_keywords_and_size() {
         internal_date: Some(internal),
         size: Some(12345),
         truncated: false,
+        body_deferred: false,
         gmail: None,
     };
     let v = parse(b"Subject: x\n\nbody\n", meta);

@@ -232,14 +232,28 @@ impl AccountWorker {
                 })?,
                 false => self.account.mailboxes.clone(),
             };
-            // One connection at a time: the budget is not at stake.
-            for mailbox in &mailboxes {
-                self.watcher(mailbox, &wake).run_once().await?;
-            }
-            // Mail and events first: a Sent copy is an IMAP action the mail lane adds.
-            self.outbound().run_mail_once().await?;
-            self.outbound().run_events_once().await?;
-            self.executor(&wake).run_once().await?;
+            // The executor runs beside the pass, so moving a backlog overlaps fetching it; it
+            // finishes what remains once every plan is stored and mail and events are out.
+            let (all_stored, stored) = tokio::sync::watch::channel(false);
+            let sources = async {
+                let passed = async {
+                    // One watcher at a time (plus the executor): the budget is not at stake.
+                    for mailbox in &mailboxes {
+                        self.watcher(mailbox, &wake).run_once().await?;
+                    }
+                    // Before the executor finishes: a Sent copy is an IMAP action the mail lane adds.
+                    self.outbound().run_mail_once().await?;
+                    self.outbound().run_events_once().await?;
+                    Ok::<(), crate::Error>(())
+                }
+                .await;
+                // Also after a failure: the executor carries out what was stored, then ends.
+                let _ = all_stored.send(true);
+                passed
+            };
+            let (sourced, executed) = tokio::join!(sources, self.executor(&wake).run_once_beside(stored));
+            sourced?;
+            executed?;
             Ok(())
         }
         .instrument(span)

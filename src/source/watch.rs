@@ -248,36 +248,95 @@ impl MailboxWatcher {
     }
 
     /// Fetches everything above `last` and processes it; returns the new last UID.
-    /// Fetches are bounded (`imap::FETCH_LIMIT` messages per call), so a big backlog is taken in
-    /// slices, each stored before the next is fetched.
+    ///
+    /// The UIDs come from one SEARCH. Headers are fetched in slices of [`imap::FETCH_LIMIT`];
+    /// while one slice is being decided (off the async threads) the next is being fetched.
+    /// Messages whose rules want more than the header (a body, an outbound action) are
+    /// fetched whole and decided again before their slice is stored. Slices are stored in
+    /// order, each with its checkpoint, so a crash repeats at most the slice in progress.
     async fn catch_up(
         &self,
         session: &mut Session,
         uidvalidity: u32,
         mut last: u32,
     ) -> Result<Result<u32, Error>, imap::Error> {
+        let max = self.account.watch.max_message_size;
         loop {
-            let fetched = session.fetch_after(last, self.account.watch.max_message_size).await?;
-            let Some(newest) = fetched.iter().map(|f| f.uid).max() else { return Ok(Ok(last)) };
-            if let Err(e) = self.process(uidvalidity, fetched, true).await {
-                return Ok(Err(e));
+            let uids = session.uids_after(last).await?;
+            let mut slices = uids.chunks(imap::FETCH_LIMIT);
+            let Some(first) = slices.next() else { return Ok(Ok(last)) };
+            let mut current = (first, session.fetch_headers(first, max).await?);
+            loop {
+                let following = slices.next();
+                let (next, decided) = tokio::join!(
+                    async {
+                        match following {
+                            Some(uids) => session.fetch_headers(uids, max).await.map(|f| Some((uids, f))),
+                            None => Ok(None),
+                        }
+                    },
+                    self.decide(uidvalidity, current.1),
+                );
+                let (mut plans, wanting) = decided;
+                let next = next?;
+                if !wanting.is_empty() {
+                    let whole = session.fetch_uids(&wanting, max).await?;
+                    plans.extend(self.decide(uidvalidity, whole).await.0);
+                    plans.sort_by_key(|p| p.checkpoint.last_uid);
+                }
+                if let Err(e) = self.store_plans(uidvalidity, plans, true).await {
+                    return Ok(Err(e));
+                }
+                // Past the whole slice: a UID of it without a plan was expunged meanwhile.
+                last = current.0.last().copied().unwrap_or(last).max(last);
+                match next {
+                    Some(next) => current = next,
+                    None => break,
+                }
             }
-            last = newest.max(last);
         }
     }
 
     /// Parses and evaluates a batch, then stores every plan and the checkpoint together.
-    async fn process(&self, uidvalidity: u32, mut fetched: Vec<Fetched>, move_checkpoint: bool) -> Result<(), Error> {
-        fetched.sort_by_key(|f| f.uid);
-        let count = fetched.len();
+    async fn process(&self, uidvalidity: u32, fetched: Vec<Fetched>, move_checkpoint: bool) -> Result<(), Error> {
+        let (mut plans, wanting) = self.decide(uidvalidity, fetched).await;
+        // Whole messages (backfill fetches them whole) never want more; kept for safety.
+        debug_assert!(wanting.is_empty());
+        plans.sort_by_key(|p| p.checkpoint.last_uid);
+        self.store_plans(uidvalidity, plans, move_checkpoint).await
+    }
+
+    /// Parses and evaluates a batch on the blocking pool: the plans, and the UIDs of the
+    /// messages fetched without their body whose rules wanted it (no plan for those yet).
+    async fn decide(&self, uidvalidity: u32, fetched: Vec<Fetched>) -> (Vec<MessagePlan>, Vec<u32>) {
+        if fetched.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
         let (account, mailbox, rules) = (self.account.clone(), self.mailbox.name.clone(), self.rules.get());
         let span = tracing::Span::current();
-        let plans = tokio::task::spawn_blocking(move || {
+        let decided = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             fetched.into_iter().map(|f| evaluate(&account, &mailbox, uidvalidity, f, &rules)).collect::<Vec<_>>()
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let mut plans = Vec::with_capacity(decided.len());
+        let mut wanting = Vec::new();
+        for decision in decided {
+            match decision {
+                Decision::Plan(plan) => plans.push(plan),
+                Decision::WantsBody(uid) => wanting.push(uid),
+            }
+        }
+        (plans, wanting)
+    }
+
+    /// Stores the plans of a batch (in UID order) and the checkpoint, in one transaction.
+    async fn store_plans(&self, uidvalidity: u32, plans: Vec<MessagePlan>, move_checkpoint: bool) -> Result<(), Error> {
+        if plans.is_empty() {
+            return Ok(());
+        }
+        let count = plans.len();
         let plans: Vec<MessagePlan> = if move_checkpoint {
             plans
         } else {
@@ -314,18 +373,34 @@ impl MailboxWatcher {
     }
 }
 
+/// What came of evaluating one fetched message.
+enum Decision {
+    /// The plan to store.
+    Plan(MessagePlan),
+    /// Only its header was fetched and the rules want more (its body, or an outbound action
+    /// that carries message content): fetch it whole and evaluate again.
+    WantsBody(u32),
+}
+
 /// Parses one fetched message, runs the rules, and turns their decisions into a stored plan.
-fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched, rules: &RuleSet) -> MessagePlan {
+fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched, rules: &RuleSet) -> Decision {
     let key = MessageKey::new(account.name.clone(), mailbox, uidvalidity, fetched.uid);
     let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity);
     let _entered = span.enter();
     let view = Arc::new(crate::message::parse(&fetched.raw, fetched.meta(key.clone())));
     let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
+    if view.body_deferred()
+        && (view.body_wanted()
+            || evaluation.decisions.iter().any(|d| !crate::plan::MAILBOX_KINDS.contains(&d.action.kind())))
+    {
+        tracing::debug!("the rules want the whole message; fetching it");
+        return Decision::WantsBody(fetched.uid);
+    }
     let plan = Plan::build(key, evaluation.decisions);
     for overridden in &plan.overridden {
         tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later rule");
     }
-    MessagePlan {
+    Decision::Plan(MessagePlan {
         checkpoint: Checkpoint {
             account: account.name.clone(),
             mailbox: mailbox.to_owned(),
@@ -336,7 +411,7 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched
         failures: evaluation.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
         // On Gmail the store keeps the first of the message's label folders to plan it.
         gmail_msgid: view.gmail().map(|g| g.msgid),
-    }
+    })
 }
 
 fn new_action(view: &MessageView, planned: &crate::plan::Planned) -> NewAction {

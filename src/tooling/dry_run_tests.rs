@@ -47,6 +47,7 @@ fn fetched(raw: &str) -> Fetched {
         size: raw.len() as u64,
         raw: raw.into(),
         truncated: false,
+        body_deferred: false,
         gmail: None,
     }
 }

@@ -84,6 +84,7 @@ pub fn view(raw: &str) -> Arc<MessageView> {
         internal_date: Some(DateTime::parse_from_rfc3339("2026-12-24T09:31:00Z").unwrap().with_timezone(&Utc)),
         size: Some(123_456),
         truncated: false,
+        body_deferred: false,
         gmail: None,
     };
     Arc::new(crate::message::parse(raw.as_bytes(), meta))
