@@ -27,6 +27,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 pub use auth::AuthResults;
+pub use fields::Header;
 pub use gmail::GmailAttrs;
 pub use ids::MessageKey;
 pub use parse::{HEADER_LIMIT, Meta, TEXT_LIMIT, parse, parse_blocking};
@@ -102,7 +103,7 @@ pub struct MessageView {
     message_id: Option<String>,
     in_reply_to: Vec<String>,
     references: Vec<String>,
-    headers: Vec<(String, String)>,
+    headers: Vec<Header>,
     list_id: Option<String>,
     text: String,
     html: Option<String>,
@@ -273,17 +274,17 @@ impl MessageView {
 
     /// The first value of a header, by case-insensitive name, decoded and unfolded.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|h| h.is(name)).map(Header::value)
     }
 
     /// Every value of a header, by case-insensitive name, top to bottom.
     pub fn headers(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers.iter().filter(|h| h.is(name)).map(Header::value).collect()
     }
 
     /// All headers top to bottom: the name as written, the value decoded (RFC 2047) and
     /// unfolded. At most [`HEADER_LIMIT`].
-    pub fn all_headers(&self) -> &[(String, String)] {
+    pub fn all_headers(&self) -> &[Header] {
         &self.headers
     }
 

@@ -196,7 +196,7 @@ fn header_lookup_is_case_insensitive_and_keeps_all_values() {
     assert_eq!(v.header("X-Folded"), Some("one two three"));
     assert_eq!(v.header("Missing"), None);
     assert!(v.headers("Missing").is_empty());
-    let names: Vec<&str> = v.all_headers().iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = v.all_headers().iter().map(|h| h.name()).collect();
     assert_eq!(names, ["Received", "received", "X-Mailer", "X-Folded"]);
 }
 

@@ -245,13 +245,14 @@ const AUTOMATED_HEADERS: &[&str] = &[
 fn guard_headers(view: &MessageView) -> Vec<(String, String)> {
     view.all_headers()
         .iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value))
-        .filter(|(name, value)| {
+        .map(|header| (header.name().to_ascii_lowercase(), header))
+        .filter(|(name, header)| {
             AUTOMATED_HEADERS.contains(&name.as_str())
                 || name.starts_with("list-")
-                || (name == "content-type" && value.trim_start().to_ascii_lowercase().starts_with("multipart/report"))
+                || (name == "content-type"
+                    && header.value().trim_start().to_ascii_lowercase().starts_with("multipart/report"))
         })
-        .map(|(name, value)| (name, value.clone()))
+        .map(|(name, header)| (name, header.value().to_owned()))
         .collect()
 }
 
