@@ -2,11 +2,11 @@
 //! none; a fresh scope and plan per rule, failures contained.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use rhai::{EvalAltResult, Scope};
+use rhai::{EvalAltResult, ImmutableString, Scope};
 
 use super::api::actions::{self, Recorder};
 use super::api::address::glob;
@@ -53,11 +53,14 @@ impl Health {
 
     pub(super) fn record(&self, rule: &str, failed: bool) {
         let mut failures = self.lock();
-        let count = failures.entry(rule.to_owned()).or_default();
         if !failed {
-            *count = 0;
+            // The usual case, on every message: no key to allocate when there is nothing to reset.
+            if let Some(count) = failures.get_mut(rule) {
+                *count = 0;
+            }
             return;
         }
+        let count = failures.entry(rule.to_owned()).or_default();
         *count += 1;
         if *count == DISABLE_AFTER {
             tracing::error!(
@@ -137,11 +140,12 @@ impl RuleSet {
     }
 
     fn attempt(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, Attempt> {
-        let mut scope = Scope::new();
+        // Room for `msg` and a rule's usual handful of `let`s, without regrowing on each.
+        let mut scope = Scope::with_capacity(16);
         // A schedule's rule without a message (`run: once`) sees `msg` as `()`.
         match &context.message {
-            Some(message) => scope.push_constant("msg", Msg(Arc::clone(message))),
-            None => scope.push_constant("msg", ()),
+            Some(message) => scope.push_constant(MSG.clone(), Msg(Arc::clone(message))),
+            None => scope.push_constant(MSG.clone(), ()),
         };
         let recorder = Recorder {
             rule: rule.name.clone(),
@@ -188,6 +192,9 @@ enum Attempt {
     /// message still gets a verdict and the watcher goes on.
     Panicked(String),
 }
+
+/// The name `msg`, made once rather than on every evaluation.
+static MSG: LazyLock<ImmutableString> = LazyLock::new(|| "msg".into());
 
 /// Serialises evaluations; see [`RuleSet::evaluate`].
 pub(super) static SERIAL: Mutex<()> = Mutex::new(());

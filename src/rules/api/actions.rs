@@ -7,10 +7,10 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
 
 use super::fail;
 use super::reference::{Doc, doc, function};
@@ -73,6 +73,8 @@ thread_local! {
 
 /// The value `stop()` terminates a script with, to tell it from a timeout.
 pub const STOP: &str = "tidings:stop";
+/// [`STOP`] as a script string, made once: rules call `stop()` on most messages.
+static STOP_VALUE: LazyLock<ImmutableString> = LazyLock::new(|| STOP.into());
 /// The value the progress callback terminates a script with past its deadline.
 pub const TIMEOUT: &str = "tidings:timeout";
 
@@ -231,7 +233,7 @@ pub fn register(engine: &mut Engine) {
                 recorder.stopped = true;
             }
         });
-        Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(STOP), ctx.call_position())))
+        Err(Box::new(EvalAltResult::ErrorTerminated(STOP_VALUE.clone().into(), ctx.call_position())))
     });
     e.on_progress(|ops| {
         // Reading the clock on every operation would cost more than the rules; every 256 is
@@ -242,5 +244,5 @@ pub fn register(engine: &mut Engine) {
 
 /// Whether an evaluation error is `stop()` rather than a failure.
 pub fn is_stop(err: &EvalAltResult) -> bool {
-    matches!(err, EvalAltResult::ErrorTerminated(value, _) if value.clone().into_string().is_ok_and(|s| s == STOP))
+    matches!(err, EvalAltResult::ErrorTerminated(value, _) if value.read_lock::<ImmutableString>().is_some_and(|s| s.as_str() == STOP))
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Dynamic, Engine, ImmutableString, Map};
 
 use super::date::Date;
 use super::reference::{Doc, doc, function, getter};
@@ -27,8 +27,9 @@ fn strings<S: AsRef<str>>(list: &[S]) -> Dynamic {
     list.iter().map(|s| Dynamic::from(s.as_ref().to_owned())).collect::<Array>().into()
 }
 
+/// A string straight into a script string (no intermediate `String`), or `()`.
 fn opt(value: Option<&str>) -> Dynamic {
-    value.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_owned()))
+    value.map_or(Dynamic::UNIT, |s| Dynamic::from(ImmutableString::from(s)))
 }
 
 fn int(n: u64) -> i64 {

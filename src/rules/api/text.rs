@@ -59,6 +59,48 @@ fn named_captures(haystack: &str, pattern: &str) -> Result<Dynamic, Box<EvalAltR
     Ok(Dynamic::from_map(map))
 }
 
+/// Whether comparing `text` with the ASCII `part` byte by byte, ASCII case ignored, gives the
+/// same answer as comparing their Unicode lowercase forms: then the tests below need not
+/// allocate two lowercase copies on every call (rules call them on every message). Lowercasing
+/// changes no byte length of ASCII, and only two non-ASCII characters lowercase to something
+/// with ASCII in it (U+0130 to "i\u{307}", the Kelvin sign to "k"); any other non-ASCII
+/// character stays non-ASCII bytes, which never equal an ASCII byte of `part`.
+fn ascii_is_enough(text: &str, part: &str) -> bool {
+    part.is_ascii() && (text.is_ascii() || !text.contains(['\u{130}', '\u{212A}']))
+}
+
+/// `text` contains `part`, ignoring case (Unicode lowercase).
+pub fn icontains(text: &str, part: &str) -> bool {
+    if !ascii_is_enough(text, part) {
+        return text.to_lowercase().contains(&part.to_lowercase());
+    }
+    let (text, part) = (text.as_bytes(), part.as_bytes());
+    let Some((&first, rest)) = part.split_first() else { return true };
+    let last_start = match text.len().checked_sub(part.len()) {
+        Some(last) => last,
+        None => return false,
+    };
+    (0..=last_start)
+        .any(|i| text[i].eq_ignore_ascii_case(&first) && text[i + 1..i + part.len()].eq_ignore_ascii_case(rest))
+}
+
+/// `text` starts with `prefix`, ignoring case (Unicode lowercase).
+pub fn istarts_with(text: &str, prefix: &str) -> bool {
+    if !ascii_is_enough(text, prefix) {
+        return text.to_lowercase().starts_with(&prefix.to_lowercase());
+    }
+    text.as_bytes().get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// `text` ends with `suffix`, ignoring case (Unicode lowercase).
+pub fn iends_with(text: &str, suffix: &str) -> bool {
+    if !ascii_is_enough(text, suffix) {
+        return text.to_lowercase().ends_with(&suffix.to_lowercase());
+    }
+    let start = text.len().checked_sub(suffix.len());
+    start.is_some_and(|start| text.as_bytes()[start..].eq_ignore_ascii_case(suffix.as_bytes()))
+}
+
 const ICONTAINS: Doc = doc(
     "text.icontains(part) -> bool",
     "Whether a string contains another, ignoring case (Unicode).",
@@ -93,11 +135,9 @@ const NAMED_CAPTURES: Doc = doc(
 /// Registers the string helpers.
 pub fn register(engine: &mut Engine) {
     let e = engine;
-    function(e, "icontains", ICONTAINS, |s: &str, part: &str| s.to_lowercase().contains(&part.to_lowercase()));
-    function(e, "istarts_with", ISTARTS_WITH, |s: &str, prefix: &str| {
-        s.to_lowercase().starts_with(&prefix.to_lowercase())
-    });
-    function(e, "iends_with", IENDS_WITH, |s: &str, suffix: &str| s.to_lowercase().ends_with(&suffix.to_lowercase()));
+    function(e, "icontains", ICONTAINS, icontains);
+    function(e, "istarts_with", ISTARTS_WITH, istarts_with);
+    function(e, "iends_with", IENDS_WITH, iends_with);
     function(e, "matches", MATCHES, |s: &str, pattern: &str| regex(pattern).map(|re| re.is_match(s)));
     function(e, "captures", CAPTURES, |s: &str, pattern: &str| captures(s, pattern));
     function(e, "named_captures", NAMED_CAPTURES, |s: &str, pattern: &str| named_captures(s, pattern));
@@ -106,6 +146,34 @@ pub fn register(engine: &mut Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ASCII fast paths answer exactly as comparing Unicode lowercase forms does.
+    #[test]
+    fn case_insensitive_tests_agree_with_unicode_lowercase() {
+        let texts = [
+            "",
+            "Re: Undelivered Mail",
+            "[SAtalk] hi",
+            "FAILURE NOTICE",
+            "Jörg <MAILER-DAEMON@x>",
+            "KELVIN \u{212A}",
+            "\u{130}STANBUL",
+            "ΣΊΣΥΦΟΣ",
+            "straße",
+            "a",
+            "abcabd",
+        ];
+        let parts =
+            ["", "a", "ABD", "undelivered", "[satalk]", "mailer-daemon", "k", "kelvin k", "i", "İs", "ß", "re:", "ail"];
+        for text in texts {
+            for part in parts {
+                let (lt, lp) = (text.to_lowercase(), part.to_lowercase());
+                assert_eq!(icontains(text, part), lt.contains(&lp), "{text:?} icontains {part:?}");
+                assert_eq!(istarts_with(text, part), lt.starts_with(&lp), "{text:?} istarts_with {part:?}");
+                assert_eq!(iends_with(text, part), lt.ends_with(&lp), "{text:?} iends_with {part:?}");
+            }
+        }
+    }
 
     #[test]
     fn regexes_are_cached_and_bounded() {
