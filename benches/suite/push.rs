@@ -351,7 +351,12 @@ impl Tidings {
                 return Ok(line);
             }
             if Instant::now() > deadline {
-                bail!("{label}: no {message:?} within {ACTION_TIMEOUT:?}; the log ends:\n{}", self.tail(40));
+                bail!(
+                    "{label}: no {message:?} within {ACTION_TIMEOUT:?} (if Dovecot's IDLE wake-ups came ~30 s late, its \
+                     user ran out of inotify instances, e.g. while the footprint part's 1,000 sessions idle: see \
+                     fs.inotify.max_user_instances); the log ends:\n{}",
+                    self.tail(40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
