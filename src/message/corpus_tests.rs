@@ -193,3 +193,39 @@ fn check_real_facts(parsed: &[Parsed]) {
         assert!(p.view.all_headers().len() >= 5, "{}: CR-only headers not split", p.name);
     }
 }
+
+/// The header-only parse (a header block fetched without its body) uses the hand scan, the
+/// whole-message parse mail-parser: on real mail both must find the same headers, names and
+/// decoded values, in the same order.
+#[test]
+fn corpus_headers_alone_read_as_in_the_whole_message() {
+    let root = corpus_dir();
+    if !root.is_dir() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "corpus not found at {} and CI=true: CI must run the corpus test", root.display());
+        eprintln!("\n\n*** SKIPPED: corpus not found at {} (set TIDINGS_CORPUS) ***\n", root.display());
+        return;
+    }
+    let files = eml_files(&root.join("real"));
+    assert!(files.len() > 1000, "only {} real .eml files under {}", files.len(), root.display());
+    let mut differ = Vec::new();
+    for (uid, path) in files.iter().enumerate() {
+        let raw = std::fs::read(path).unwrap();
+        let key = MessageKey::new("work", "INBOX", 1, uid as u32 + 1);
+        let whole = parse(&raw, Meta::new(key.clone()));
+        let alone = parse(&raw, Meta { body_deferred: true, ..Meta::new(key) });
+        let pairs = |v: &MessageView| -> Vec<(String, String)> {
+            v.all_headers().iter().map(|h| (h.name().to_owned(), h.value().to_owned())).collect()
+        };
+        if pairs(&whole) != pairs(&alone) || whole.from() != alone.from() || whole.subject() != alone.subject() {
+            differ.push(path.display().to_string());
+        }
+        assert!(alone.text().is_empty() && alone.attachments().is_empty() && alone.body_wanted());
+    }
+    assert!(
+        differ.is_empty(),
+        "{} messages read differently from their header block alone: {:?}",
+        differ.len(),
+        differ
+    );
+}

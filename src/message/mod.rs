@@ -30,7 +30,7 @@ pub use auth::AuthResults;
 pub use fields::Header;
 pub use gmail::GmailAttrs;
 pub use ids::MessageKey;
-pub use parse::{HEADER_LIMIT, Meta, TEXT_LIMIT, parse, parse_blocking};
+pub use parse::{HEADER_LIMIT, Meta, TEXT_LIMIT, parse, parse_blocking, parse_owned};
 
 /// A mailbox address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -384,17 +384,19 @@ enum Decision {
 
 /// Parses one fetched message, runs the rules, and turns their decisions into a stored plan.
 fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched, rules: &RuleSet) -> Decision {
-    let key = MessageKey::new(account.name.clone(), mailbox, uidvalidity, fetched.uid);
-    let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity);
+    let uid = fetched.uid;
+    let key = MessageKey::new(account.name.clone(), mailbox, uidvalidity, uid);
+    let span = tracing::info_span!("message", uid, uidvalidity);
     let _entered = span.enter();
-    let view = Arc::new(crate::message::parse(&fetched.raw, fetched.meta(key.clone())));
+    let meta = fetched.meta(key.clone());
+    let view = Arc::new(crate::message::parse_owned(fetched.raw, meta));
     let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
     if view.body_deferred()
         && (view.body_wanted()
             || evaluation.decisions.iter().any(|d| !crate::plan::MAILBOX_KINDS.contains(&d.action.kind())))
     {
         tracing::debug!("the rules want the whole message; fetching it");
-        return Decision::WantsBody(fetched.uid);
+        return Decision::WantsBody(uid);
     }
     let plan = Plan::build(key, evaluation.decisions);
     for overridden in &plan.overridden {
@@ -405,7 +407,7 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched
             account: account.name.clone(),
             mailbox: mailbox.to_owned(),
             uidvalidity,
-            last_uid: fetched.uid,
+            last_uid: uid,
         },
         actions: plan.actions.iter().map(|p| new_action(&view, p)).collect(),
         failures: evaluation.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
