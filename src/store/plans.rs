@@ -37,9 +37,24 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
     let tx = begin(conn).map_err(error)?;
     let now = Utc::now();
     let mut ids = Vec::new();
+    // The checkpoint of the mailbox the previous plan was for, written once that mailbox's
+    // run of plans ends: a batch is usually one mailbox, and reading and writing its row for
+    // every message was most of a big batch's store time. Within the transaction this is the
+    // same as writing each one.
+    let mut pending: Option<Checkpoint> = None;
     for plan in plans {
         let checkpoint = &plan.checkpoint;
-        let stored = checkpoints::get(&tx, &checkpoint.account, &checkpoint.mailbox).map_err(error)?;
+        let stored = match pending.take() {
+            Some(previous) if previous.account == checkpoint.account && previous.mailbox == checkpoint.mailbox => {
+                Some(previous)
+            }
+            other => {
+                if let Some(previous) = other {
+                    checkpoints::upsert(&tx, &previous, now).map_err(error)?;
+                }
+                checkpoints::get(&tx, &checkpoint.account, &checkpoint.mailbox).map_err(error)?
+            }
+        };
         if let Some(stored) = &stored
             && stored.uidvalidity != checkpoint.uidvalidity
         {
@@ -59,7 +74,10 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
             ids.extend(collected::store_actions(&tx, &plan.actions, now).map_err(error)?);
             rule_failures::insert_all(&tx, checkpoint, &plan.failures, now).map_err(error)?;
         }
-        checkpoints::upsert(&tx, checkpoint, now).map_err(error)?;
+        pending = Some(checkpoint.clone());
+    }
+    if let Some(last) = &pending {
+        checkpoints::upsert(&tx, last, now).map_err(error)?;
     }
     tx.commit().map_err(error)?;
     Ok(ids)
