@@ -156,7 +156,13 @@ async fn run_mailbox(
     actions: MailboxActions<'_>,
     results: &mut Vec<(ActionId, Ran)>,
 ) {
-    match session.select(mailbox).await {
+    // Still selected from the last round: a big backlog is hundreds of rounds on one mailbox.
+    let still = session.selected_writable(mailbox).copied();
+    let selected = match still {
+        Some(selected) => Ok(selected),
+        None => session.select(mailbox).await,
+    };
+    match selected {
         Ok(selected) if selected.uidvalidity == uidvalidity => {}
         Ok(selected) => {
             // The UIDs now name other messages (or none): acting on them would hit the wrong mail.

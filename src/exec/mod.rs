@@ -38,8 +38,9 @@ use crate::store::{self, Action, ActionId, Outcome, Store};
 /// ([`mail::save_sent_action`]).
 pub const IMAP_KINDS: &[&str] = &["add_flags", "remove_flags", "copy", "move", "delete", "archive", mail::SAVE_SENT];
 
-/// Actions claimed per round.
-const BATCH: usize = 500;
+/// Actions claimed per round. Large, so that a backlog becomes few big UID MOVE / UID STORE
+/// commands (each costs the server a transaction); a live mailbox has a handful per round.
+const BATCH: usize = 5000;
 /// An idle executor keeps its connection only if the next action is due within this long.
 const KEEP_CONNECTION: Duration = Duration::from_secs(30);
 /// After this many attempts a transiently failing action is given up (dead-lettered).

@@ -66,6 +66,8 @@ pub struct Session {
     names: Names,
     /// The selected mailbox (UTF-8 path) and its state at selection.
     selected: Option<(String, Selected)>,
+    /// The selected mailbox was opened with SELECT (read-write), not EXAMINE.
+    writable: bool,
     /// EXISTS was seen since the last fetch: new mail may be waiting.
     new_mail: bool,
     /// The selected mailbox's PERMANENTFLAGS, if the server sent them: which flags and
@@ -89,6 +91,7 @@ impl Session {
             caps: Capabilities::default(),
             names: Names::default(),
             selected: None,
+            writable: false,
             new_mail: false,
             permanent_flags: None,
             fetch_commands: 0,
@@ -116,6 +119,15 @@ impl Session {
     /// The selected mailbox's path and state at selection, if one is selected.
     pub fn selected(&self) -> Option<(&str, &Selected)> {
         self.selected.as_ref().map(|(name, s)| (name.as_str(), s))
+    }
+
+    /// The selected mailbox, if it is `mailbox` and was opened read-write: a caller about to
+    /// change it need not SELECT it again (SELECT of a big mailbox costs the server time).
+    pub fn selected_writable(&self, mailbox: &str) -> Option<&Selected> {
+        match &self.selected {
+            Some((name, selected)) if self.writable && name == mailbox => Some(selected),
+            _ => None,
+        }
     }
 
     /// Whether the connection broke (a timeout, an I/O error, BYE): drop the session.
@@ -176,6 +188,7 @@ impl Session {
         let selected = Selected { uidvalidity, uidnext, exists };
         debug!(at = %self.at, mailbox, ?selected, "imap: selected");
         self.selected = Some((mailbox.to_owned(), selected));
+        self.writable = verb == "SELECT";
         self.permanent_flags = permanent;
         Ok(selected)
     }
