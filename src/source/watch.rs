@@ -268,6 +268,7 @@ impl MailboxWatcher {
             let mut current = (first, session.fetch_headers(first, max).await?);
             loop {
                 let following = slices.next();
+                // The next slice is fetched while this one is decided and stored.
                 let (next, decided) = tokio::join!(
                     async {
                         match following {
@@ -275,17 +276,28 @@ impl MailboxWatcher {
                             None => Ok(None),
                         }
                     },
-                    self.decide(uidvalidity, current.1),
+                    async {
+                        let (plans, wanting) = self.decide(uidvalidity, current.1).await;
+                        match wanting.is_empty() {
+                            true => self.store_plans(uidvalidity, plans, true).await.map(|()| None),
+                            false => Ok(Some((plans, wanting))),
+                        }
+                    },
                 );
-                let (mut plans, wanting) = decided;
                 let next = next?;
-                if !wanting.is_empty() {
+                let waiting = match decided {
+                    Ok(waiting) => waiting,
+                    Err(e) => return Ok(Err(e)),
+                };
+                // Some messages want their body: fetch those whole, decide them again, then
+                // store the slice (its checkpoint must not pass them before they have a plan).
+                if let Some((mut plans, wanting)) = waiting {
                     let whole = session.fetch_uids(&wanting, max).await?;
                     plans.extend(self.decide(uidvalidity, whole).await.0);
                     plans.sort_by_key(|p| p.checkpoint.last_uid);
-                }
-                if let Err(e) = self.store_plans(uidvalidity, plans, true).await {
-                    return Ok(Err(e));
+                    if let Err(e) = self.store_plans(uidvalidity, plans, true).await {
+                        return Ok(Err(e));
+                    }
                 }
                 // Past the whole slice: a UID of it without a plan was expunged meanwhile.
                 last = current.0.last().copied().unwrap_or(last).max(last);
