@@ -254,7 +254,9 @@ fn post(port: u16, body: &str) -> std::io::Result<String> {
 #[test]
 fn the_http_receiver_records_answers_goes_down_and_comes_back() {
     let mut receiver = crate::harness::Receiver::start();
+    let before = std::time::SystemTime::now();
     assert!(post(receiver.port, "{\"a\":1}").unwrap().starts_with("HTTP/1.1 200"));
+    let after = std::time::SystemTime::now();
     receiver.set_status(503);
     assert!(post(receiver.port, "{}").unwrap().starts_with("HTTP/1.1 503"));
     let got = receiver.requests();
@@ -262,6 +264,8 @@ fn the_http_receiver_records_answers_goes_down_and_comes_back() {
     assert_eq!((got[0].method.as_str(), got[0].path.as_str()), ("POST", "/hook"));
     assert_eq!(got[0].header("idempotency-key"), Some("k1"));
     assert_eq!(got[0].json(), serde_json::json!({"a": 1}));
+    // The benchmarks time webhooks by this stamp: it is taken while the request is served.
+    assert!((before..=after).contains(&got[0].received_at), "stamp outside the request's round trip");
     receiver.go_down();
     let refused = post(receiver.port, "{}");
     assert!(refused.is_err(), "a down receiver refuses connections: {refused:?}");

@@ -166,6 +166,9 @@ fn server_name(host: &str) -> Result<ServerName<'static>, io::Error> {
     ServerName::try_from(bare.to_owned()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
+/// The process's TLS configs, each with the trust it was built for (`None`: the platform's).
+type SharedConfigs = Vec<(Option<Vec<u8>>, Arc<ClientConfig>)>;
+
 /// TLS settings: the ring provider, and the platform verifier or the account's CA file.
 ///
 /// One config per trust (the platform's, or one CA file's contents) for the whole process,
@@ -174,7 +177,7 @@ fn server_name(host: &str) -> Result<ServerName<'static>, io::Error> {
 /// never resume a TLS session. The CA file is read at every connect, so an edited file takes
 /// effect at the next one.
 async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnector, Error> {
-    static SHARED: Mutex<Vec<(Option<Vec<u8>>, Arc<ClientConfig>)>> = Mutex::new(Vec::new());
+    static SHARED: Mutex<SharedConfigs> = Mutex::new(Vec::new());
     let pem = match &login.ca_file {
         Some(path) => Some(tokio::fs::read(path).await.map_err(|source| Error::CaFile {
             path: path.clone(),
