@@ -12,6 +12,18 @@
 //! A few warm-up messages go first and are not counted: the executor's first action opens its
 //! connection and creates the target folder, which is start-up cost, not push latency.
 //!
+//! Each delivery waits until the watcher is back in IDLE, then a gap (TIDINGS_BENCH_GAP_MS,
+//! default 100 ms): Cyrus wakes an IDLE session within ~1 ms only once the session has been
+//! idling for ~40 ms (measured with tests/two_servers.rs' wake-up test: a delivery 1 or 5 ms
+//! after IDLE started woke it after 32-35 ms, one after 50 ms or more after 0.7 ms). Mail that
+//! arrives back to back with tidings' own previous action would measure that window, not
+//! tidings.
+//!
+//! Targets (issue 8): a move done within 10 ms median (p99 50 ms) of the wake-up; on Cyrus,
+//! within 15 ms median of the delivery. A webhook or a reply may take the receiver's own time on
+//! top of that and no more: tidings' share (wake -> done, less the receiver's own time) is held
+//! to the move's 10 ms.
+//!
 //! For the webhook the receiver answers after a fixed delay (its "own time",
 //! TIDINGS_BENCH_RECEIVER_MS, default 10 ms) and stamps when each request arrived: wake ->
 //! received is what tidings' dispatch adds. For the reply the receiver is Postfix: its own time
@@ -38,6 +50,10 @@ const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_FILTER: &str = "info,tidings::imap::idle=debug,tidings::exec=debug";
 /// IDLE returned because the server announced new mail (src/imap/idle.rs).
 const WAKE: &str = "imap: new mail announced";
+/// The watcher (re)entered IDLE (src/imap/idle.rs).
+const IDLING: &str = "imap: idling";
+/// The push target for tidings' share, in milliseconds (median).
+const TARGET_MS: f64 = 10.0;
 
 pub async fn run(table: &mut Table) -> Result<()> {
     let n: usize = env_number("TIDINGS_BENCH_DELIVERIES", 200);
@@ -74,33 +90,35 @@ pub async fn run(table: &mut Table) -> Result<()> {
     let received = Stats::of(&hooks.wake_to_received);
     let done = Stats::of(&hooks.wake_to_done);
     table.add(
-        "push (Dovecot): IDLE wake -> webhook received",
+        "push (Dovecot): webhook, IDLE wake -> request received (tidings' share)",
         format!(
-            "median {}, p99 {}; -> delivered {} / {} (n={n})",
+            "median {}, p99 {}; wake -> delivered {} / {} with the receiver's {receiver_ms} ms (n={n})",
             ms(received.median),
             ms(received.p99),
             ms(done.median),
             ms(done.p99)
         ),
-        format!("<= the receiver's own time ({receiver_ms} ms)"),
-        received.median <= receiver_ms as f64,
+        format!("median < {TARGET_MS:.0} ms, as a move"),
+        received.median < TARGET_MS,
     );
 
     let replies = measure_reply(dovecot, n).await?;
-    let dispatch = Stats::of(&replies.wake_to_smtp);
+    let share = Stats::of(&replies.wake_to_smtp);
     let smtp = Stats::of(&replies.smtp_transaction);
     let done = Stats::of(&replies.wake_to_done);
     table.add(
-        "push (Dovecot): IDLE wake -> reply's MAIL FROM",
+        "push (Dovecot): reply, IDLE wake -> sent less Postfix's SMTP transaction (tidings' share)",
         format!(
-            "median {}, p99 {}; -> sent {} / {} (n={n})",
-            ms(dispatch.median),
-            ms(dispatch.p99),
+            "median {}, p99 {}; wake -> sent {} / {}, Postfix's transaction {} / {} (n={n})",
+            ms(share.median),
+            ms(share.p99),
             ms(done.median),
-            ms(done.p99)
+            ms(done.p99),
+            ms(smtp.median),
+            ms(smtp.p99)
         ),
-        format!("<= Postfix's own time (SMTP transaction: median {})", ms(smtp.median)),
-        dispatch.median <= smtp.median,
+        format!("median < {TARGET_MS:.0} ms, as a move"),
+        share.median < TARGET_MS,
     );
     Ok(())
 }
@@ -112,13 +130,14 @@ struct Spans {
     wake_to_done: Vec<f64>,
     /// Webhook: wake -> the receiver had read the request.
     wake_to_received: Vec<f64>,
-    /// Reply: wake -> MAIL FROM.
+    /// Reply: wake -> sent, less the SMTP transaction (tidings' share).
     wake_to_smtp: Vec<f64>,
     /// Reply: MAIL FROM -> the server accepted the message.
     smtp_transaction: Vec<f64>,
 }
 
 async fn measure_move(env: &'static TestEnv, n: usize) -> Result<Spans> {
+    let gap = Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100));
     let user = env.new_user();
     let rule = r#"if msg.subject.starts_with("push ") { move_to("Sorted"); }"#;
     let setup = Setup::new(env, &user, rule, "", "")?;
@@ -127,6 +146,7 @@ async fn measure_move(env: &'static TestEnv, n: usize) -> Result<Spans> {
     let mut spans = Spans::default();
     for i in 0..WARM_UP + n {
         let raw = message("ann@example.com", &user.address, &format!("push {i}"), "hello");
+        tidings.settle(gap).await?;
         let mark = tidings.mark();
         let delivered = deliver(env, "harness@tidings.test", &user.address, &raw).await?;
         let done = tidings.wait_for(mark, "done", &label).await?;
@@ -143,6 +163,7 @@ async fn measure_move(env: &'static TestEnv, n: usize) -> Result<Spans> {
 }
 
 async fn measure_webhook(env: &'static TestEnv, n: usize, receiver_ms: u64) -> Result<Spans> {
+    let gap = Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100));
     let user = env.new_user();
     let receiver = Receiver::start();
     receiver.set_delay(Duration::from_millis(receiver_ms));
@@ -155,6 +176,7 @@ async fn measure_webhook(env: &'static TestEnv, n: usize, receiver_ms: u64) -> R
     let mut spans = Spans::default();
     for i in 0..WARM_UP + n {
         let raw = message("ann@example.com", &user.address, &format!("push {i}"), "hello");
+        tidings.settle(gap).await?;
         let mark = tidings.mark();
         let delivered = deliver(env, "harness@tidings.test", &user.address, &raw).await?;
         let done = tidings.wait_for(mark, "delivered", label).await?;
@@ -175,6 +197,7 @@ async fn measure_webhook(env: &'static TestEnv, n: usize, receiver_ms: u64) -> R
 }
 
 async fn measure_reply(env: &'static TestEnv, n: usize) -> Result<Spans> {
+    let gap = Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100));
     let (me, ann) = (env.new_user(), env.new_user());
     // A handle per message: the once-per-sender guard would suppress every reply but the first.
     let rule = r#"reply(#{ body: "Got it.", handle: msg.subject });"#;
@@ -190,6 +213,7 @@ async fn measure_reply(env: &'static TestEnv, n: usize) -> Result<Spans> {
     for i in 0..WARM_UP + n {
         // From and To as a person writes: the guards let it through.
         let raw = message(&ann.address, &me.address, &format!("push {i}"), "Are you there?");
+        tidings.settle(gap).await?;
         let mark = tidings.mark();
         let delivered = deliver(env, &ann.address, &me.address, &raw).await?;
         let done = tidings.wait_for(mark, "sent", label).await?;
@@ -200,8 +224,9 @@ async fn measure_reply(env: &'static TestEnv, n: usize) -> Result<Spans> {
         if i >= WARM_UP {
             spans.delivery_to_done.push(between(delivered, done.at));
             spans.wake_to_done.push(between(wake.at, done.at));
-            spans.wake_to_smtp.push(between(wake.at, sending.at));
-            spans.smtp_transaction.push(between(sending.at, accepted.at));
+            let transaction = between(sending.at, accepted.at);
+            spans.wake_to_smtp.push(between(wake.at, done.at) - transaction);
+            spans.smtp_transaction.push(transaction);
         }
         progress(label, i, n, &spans.wake_to_smtp);
     }
@@ -323,13 +348,34 @@ impl Tidings {
                 Ok(store) => store.checkpoint("t", "INBOX").await.ok().flatten().is_some(),
                 Err(_) => false,
             };
-            if stored && tidings.first_after(0, "imap: idling").is_some() {
+            if stored && tidings.first_after(0, IDLING).is_some() {
                 return Ok(tidings);
             }
             if Instant::now() > deadline {
                 bail!("tidings did not start watching within 30 s:\n{}", tidings.tail(40));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the watcher is idling again after the last wake-up, then `gap` more, so
+    /// that the next delivery meets an IDLE the server has settled into.
+    async fn settle(&self, gap: Duration) -> Result<()> {
+        let deadline = Instant::now() + ACTION_TIMEOUT;
+        loop {
+            let idling = {
+                let lines = self.lines.lock().unwrap();
+                let last = |message: &str| lines.iter().rposition(|l| l.message == message);
+                last(IDLING).is_some_and(|idle| last(WAKE).is_none_or(|wake| idle > wake))
+            };
+            if idling {
+                tokio::time::sleep(gap).await;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the watcher did not return to IDLE within {ACTION_TIMEOUT:?}; the log ends:\n{}", self.tail(40));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
