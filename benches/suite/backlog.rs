@@ -31,6 +31,8 @@ type Counts = BTreeMap<String, usize>;
 struct Measured {
     seconds: f64,
     cpu_seconds: f64,
+    /// Busy CPU time of the whole machine during the run (the tool and the server together).
+    machine_cpu_seconds: f64,
     peak_rss_kb: u64,
     counts: Counts,
 }
@@ -76,17 +78,20 @@ pub async fn run(table: &mut Table) -> Result<()> {
             reset(&mut raw)?;
             let dir = work.path().join(format!("{tool:?}-{run}"));
             std::fs::create_dir_all(&dir)?;
+            let before = machine_busy()?;
             let (seconds, peak_rss_kb, cpu_seconds) = match tool {
                 Tool::Tidings => run_tidings(&time, env, &user, &dir)?,
                 Tool::Imapfilter => run_imapfilter(&time, &imapfilter, env, &user, &dir)?,
             };
+            let machine_cpu_seconds = machine_busy()? - before;
             let counts = counts(&mut raw)?;
             eprintln!(
-                "backlog: run {run} {tool:?}: {seconds:.2} s ({cpu_seconds:.2} s CPU), peak RSS {:.1} MB, {}",
+                "backlog: run {run} {tool:?}: {seconds:.2} s ({cpu_seconds:.2} s CPU; machine {machine_cpu_seconds:.2} s), \
+                 peak RSS {:.1} MB, {}",
                 peak_rss_kb as f64 / 1024.0,
                 describe(&counts)
             );
-            results.push((tool, Measured { seconds, cpu_seconds, peak_rss_kb, counts }));
+            results.push((tool, Measured { seconds, cpu_seconds, machine_cpu_seconds, peak_rss_kb, counts }));
         }
     }
 
@@ -122,6 +127,16 @@ pub async fn run(table: &mut Table) -> Result<()> {
     table.note(
         "backlog: CPU time of the tool's own process (user + system)",
         format!("tidings {:.2} s, imapfilter {:.2} s (medians)", cpu(&tidings), cpu(&imapf)),
+    );
+    let machine = |ms: &[&Measured]| median(ms.iter().map(|m| m.machine_cpu_seconds).collect());
+    table.note(
+        "backlog: busy CPU time of the whole machine during the run (tool + Dovecot)",
+        format!(
+            "tidings run {:.2} s, imapfilter run {:.2} s (medians; {} cores)",
+            machine(&tidings),
+            machine(&imapf),
+            cores()
+        ),
     );
     table.add(
         "backlog: peak RSS",
@@ -230,6 +245,22 @@ fn timed(mut command: Command, dir: &Path, what: &str) -> Result<(f64, u64, f64)
         bail!("cannot read GNU time's output: {time:?}")
     };
     Ok((seconds, peak as u64, user + system))
+}
+
+/// Busy CPU seconds of the whole machine since boot (every core: user, nice, system, irq,
+/// softirq, steal), from /proc/stat.
+fn machine_busy() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    anyhow::ensure!(fields.len() >= 8, "unexpected /proc/stat: {:?}", stat.lines().next());
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7];
+    Ok(busy as f64 / crate::footprint::clock_ticks()? as f64)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn describe(counts: &Counts) -> String {

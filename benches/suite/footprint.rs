@@ -300,7 +300,8 @@ fn status_kb(pid: u32, key: &str) -> Result<u64> {
     Ok(value.parse()?)
 }
 
-fn clock_ticks() -> Result<u64> {
+/// Clock ticks per second, the unit of /proc's CPU times.
+pub fn clock_ticks() -> Result<u64> {
     let out = Command::new("getconf").arg("CLK_TCK").output().context("cannot run getconf CLK_TCK")?;
     Ok(String::from_utf8(out.stdout)?.trim().parse()?)
 }

@@ -242,7 +242,7 @@ async fn deliver(env: &TestEnv, sender: &str, to: &str, raw: &[u8]) -> Result<Sy
 
 fn progress(label: &str, i: usize, n: usize, so_far: &[f64]) {
     let counted = (i + 1).saturating_sub(WARM_UP);
-    if counted > 0 && (counted % 50 == 0 || counted == n) {
+    if counted > 0 && (counted.is_multiple_of(50) || counted == n) {
         let stats = Stats::of(so_far);
         eprintln!("{label}: {counted}/{n}, tidings' share so far: median {}, p99 {}", ms(stats.median), ms(stats.p99));
     }

@@ -179,7 +179,7 @@ fn per_sec(count: usize, took: Duration) -> f64 {
 /// server, as the watcher does when no rule reads a body.
 fn meta(i: usize, headers_only: bool) -> Meta {
     let mut meta = Meta::new(MessageKey::new("bench", "BenchRun", 1, u32::try_from(i + 1).unwrap_or(u32::MAX)));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         meta.flags.push("\\Seen".into());
     }
     meta.body_deferred = headers_only;
