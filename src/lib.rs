@@ -20,13 +20,15 @@
 //!   fails before any mail is touched.
 //! - [`store`]: the embedded SQLite store: mailbox checkpoints, the action outbox, the reply
 //!   log and schedule runs. Everything that must survive a crash goes through it.
+//! - [`source`]: the triggers: a watcher per mailbox (catch up from the checkpoint, then IDLE
+//!   or poll) and the cron schedules with their server-side sweeps.
+//! - [`exec`]: the executors that carry out stored actions exactly once: IMAP operations in
+//!   batched UID sets, and the outbound lanes (SMTP mail, webhooks, commands).
 //! - [`runtime`]: `run(config, shutdown)`, the daemon; the shutdown trigger is a future so that
 //!   `main` and tests decide when to stop.
 //! - [`telemetry`]: the tracing subscriber and the span and field names used everywhere.
 //! - [`tooling`]: `tidings test` (rules over `.eml` files and fixtures, no network) and
 //!   `tidings dry-run` (rules over a real mailbox, read-only): what the pipeline would do.
-//!
-//! The IMAP watchers, message view, plan and executors join this map with the live pipeline.
 
 pub mod auth;
 pub mod config;

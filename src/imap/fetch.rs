@@ -102,6 +102,27 @@ impl Session {
         self.fetch_bodies(&what, metas, max_bytes).await
     }
 
+    /// Messages fetched before with their header only ([`Session::fetch_headers`]), now
+    /// whole, in one round trip: their sizes and flags are known already, so the first step
+    /// of [`Session::fetch_uids`] is not repeated (a webhook or reply decided on a header
+    /// would otherwise wait one more round trip to the server). A message over `max_bytes`
+    /// comes with its header only (`truncated`); one expunged meanwhile is skipped.
+    pub async fn fetch_whole(&mut self, known: &[Fetched], max_bytes: u64) -> Result<Vec<Fetched>> {
+        let what = format!("fetch {} messages whole in {}", known.len(), self.selected_name());
+        self.require_selected(&what)?;
+        let metas = known
+            .iter()
+            .map(|f| Meta {
+                uid: f.uid,
+                flags: f.flags.clone(),
+                internal_date: f.internal_date,
+                size: f.size,
+                gmail: f.gmail.clone(),
+            })
+            .collect();
+        self.fetch_bodies(&what, metas, max_bytes).await
+    }
+
     /// The UIDs above `last_uid` in the selected mailbox, ascending: one `UID SEARCH`, so that
     /// a backlog of thousands is known without fetching anything of it.
     pub async fn uids_after(&mut self, last_uid: u32) -> Result<Vec<u32>> {

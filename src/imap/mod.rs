@@ -213,6 +213,23 @@ impl Session {
         Ok(uids)
     }
 
+    /// Leaves the selected mailbox without expunging anything (UNSELECT, RFC 3691) and stays
+    /// logged in; `false` when the server lacks UNSELECT, and the mailbox stays selected (CLOSE
+    /// would expunge every `\Deleted` message, other clients' too).
+    pub async fn unselect(&mut self) -> Result<bool> {
+        if self.selected.is_none() {
+            return Ok(true);
+        }
+        if !self.caps.raw.iter().any(|c| c.eq_ignore_ascii_case("UNSELECT")) {
+            return Ok(false);
+        }
+        let what = format!("leave {}", self.selected_name());
+        self.exchange(&what, &["UNSELECT".to_owned()], self.timeouts.command, |_| {}).await?;
+        self.selected = None;
+        self.permanent_flags = None;
+        Ok(true)
+    }
+
     /// NOOP: keeps the connection alive and collects news; `true` if new mail was announced
     /// (EXISTS) since the last fetch. For servers without IDLE, poll with this.
     pub async fn noop(&mut self) -> Result<bool> {

@@ -292,7 +292,7 @@ impl MailboxWatcher {
                 // Some messages want their body: fetch those whole, decide them again, then
                 // store the slice (its checkpoint must not pass them before they have a plan).
                 if let Some((mut plans, wanting)) = waiting {
-                    let whole = session.fetch_uids(&wanting, max).await?;
+                    let whole = session.fetch_whole(&wanting, max).await?;
                     plans.extend(self.decide(uidvalidity, whole).await.0);
                     plans.sort_by_key(|p| p.checkpoint.last_uid);
                     if let Err(e) = self.store_plans(uidvalidity, plans, true).await {
@@ -318,9 +318,9 @@ impl MailboxWatcher {
         self.store_plans(uidvalidity, plans, move_checkpoint).await
     }
 
-    /// Parses and evaluates a batch on the blocking pool: the plans, and the UIDs of the
-    /// messages fetched without their body whose rules wanted it (no plan for those yet).
-    async fn decide(&self, uidvalidity: u32, fetched: Vec<Fetched>) -> (Vec<MessagePlan>, Vec<u32>) {
+    /// Parses and evaluates a batch on the blocking pool: the plans, and the messages fetched
+    /// without their body whose rules wanted it (no plan for those yet; their bytes dropped).
+    async fn decide(&self, uidvalidity: u32, fetched: Vec<Fetched>) -> (Vec<MessagePlan>, Vec<Fetched>) {
         if fetched.is_empty() {
             return (Vec::new(), Vec::new());
         }
@@ -337,7 +337,7 @@ impl MailboxWatcher {
         for decision in decided {
             match decision {
                 Decision::Plan(plan) => plans.push(plan),
-                Decision::WantsBody(uid) => wanting.push(uid),
+                Decision::WantsBody(known) => wanting.push(*known),
             }
         }
         (plans, wanting)
@@ -390,25 +390,26 @@ enum Decision {
     /// The plan to store.
     Plan(MessagePlan),
     /// Only its header was fetched and the rules want more (its body, or an outbound action
-    /// that carries message content): fetch it whole and evaluate again.
-    WantsBody(u32),
+    /// that carries message content): fetch it whole and evaluate again. What was fetched,
+    /// without the header bytes.
+    WantsBody(Box<Fetched>),
 }
 
 /// Parses one fetched message, runs the rules, and turns their decisions into a stored plan.
-fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, fetched: Fetched, rules: &RuleSet) -> Decision {
+fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fetched, rules: &RuleSet) -> Decision {
     let uid = fetched.uid;
     let key = MessageKey::new(account.name.clone(), mailbox, uidvalidity, uid);
     let span = tracing::info_span!("message", uid, uidvalidity);
     let _entered = span.enter();
     let meta = fetched.meta(key.clone());
-    let view = Arc::new(crate::message::parse_owned(fetched.raw, meta));
+    let view = Arc::new(crate::message::parse_owned(std::mem::take(&mut fetched.raw), meta));
     let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
     if view.body_deferred()
         && (view.body_wanted()
             || evaluation.decisions.iter().any(|d| !crate::plan::MAILBOX_KINDS.contains(&d.action.kind())))
     {
         tracing::debug!("the rules want the whole message; fetching it");
-        return Decision::WantsBody(uid);
+        return Decision::WantsBody(Box::new(fetched));
     }
     let plan = Plan::build(key, evaluation.decisions);
     for overridden in &plan.overridden {
