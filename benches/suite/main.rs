@@ -23,7 +23,14 @@ use table::Table;
 const PARTS: &[&str] = &["rules", "backlog", "push", "footprint"];
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; anything else not starting with '-' names a part.
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (the test suite) runs this
+    // binary without it, in a debug build, where the parts would take many minutes and
+    // measure nothing worth having.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benches/suite: measures only under `cargo bench --bench suite` (benches/run); nothing run");
+        return Ok(());
+    }
+    // Anything not starting with '-' names a part.
     let asked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for part in &asked {
         anyhow::ensure!(PARTS.contains(&part.as_str()), "unknown part {part:?}: expected one of {PARTS:?}");
