@@ -42,10 +42,10 @@ pub const IMAP_KINDS: &[&str] = &["add_flags", "remove_flags", "copy", "move", "
 /// commands (each costs the server a transaction); a live mailbox has a handful per round.
 const BATCH: usize = 5000;
 /// An executor keeps its connection this long after it last used it. Mail comes in bursts,
-/// and a new connection costs TLS, login and SELECT before the first action: on loopback
-/// 5 ms against Dovecot and 55 ms against Cyrus (its greeting), which was most of the push
-/// latency; across the internet several round trips more. The connection is counted in the
-/// account's budget either way.
+/// and a new connection costs TLS, login and SELECT before the first action: on loopback 5 ms
+/// against Dovecot and ~50 ms against Cyrus, which was most of the push latency; across the
+/// internet several round trips more. The connection is counted in the account's budget
+/// either way.
 const LINGER: Duration = Duration::from_secs(300);
 /// A kept connection unused for longer than this is checked with NOOP before it carries an
 /// action: a server or a NAT may have dropped it silently, and an action sent on a dead
