@@ -81,6 +81,10 @@ async fn mail_delivered_while_idling_is_moved_and_the_latency_is_reported() {
     eprintln!("delivery-to-move latency over {} messages: median {median:?}, max {max:?}", latencies.len());
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
+    // The executor kept its connection from the first message to the last: one login for
+    // all of them (its lines carry the account's span only, the watcher's the mailbox's too).
+    let executor_logins = log.lines().filter(|l| l.contains("logged in") && !l.contains("mailbox{")).count();
+    assert_eq!(executor_logins, 1, "the executor logged in again between pushed messages:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -85,7 +85,7 @@ pub struct Executor {
     store: Store,
     wake: Arc<Notify>,
     session: Option<Session>,
-    /// When the session last carried actions (or was connected).
+    /// When the session last carried actions: it is closed `LINGER` after that.
     used_at: Instant,
     backoff: imap::retry::Backoff,
     ops: imap_ops::Targets,
