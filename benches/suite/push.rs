@@ -103,7 +103,7 @@ pub async fn run(table: &mut Table) -> Result<()> {
     );
 
     let replies = measure_reply(dovecot, n).await?;
-    let share = Stats::of(&replies.wake_to_smtp);
+    let share = Stats::of(&replies.reply_share);
     let smtp = Stats::of(&replies.smtp_transaction);
     let done = Stats::of(&replies.wake_to_done);
     table.add(
@@ -131,13 +131,13 @@ struct Spans {
     /// Webhook: wake -> the receiver had read the request.
     wake_to_received: Vec<f64>,
     /// Reply: wake -> sent, less the SMTP transaction (tidings' share).
-    wake_to_smtp: Vec<f64>,
+    reply_share: Vec<f64>,
     /// Reply: MAIL FROM -> the server accepted the message.
     smtp_transaction: Vec<f64>,
 }
 
 async fn measure_move(env: &'static TestEnv, n: usize) -> Result<Spans> {
-    let gap = Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100));
+    let gap = delivery_gap();
     let user = env.new_user();
     let rule = r#"if msg.subject.starts_with("push ") { move_to("Sorted"); }"#;
     let setup = Setup::new(env, &user, rule, "", "")?;
@@ -163,7 +163,7 @@ async fn measure_move(env: &'static TestEnv, n: usize) -> Result<Spans> {
 }
 
 async fn measure_webhook(env: &'static TestEnv, n: usize, receiver_ms: u64) -> Result<Spans> {
-    let gap = Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100));
+    let gap = delivery_gap();
     let user = env.new_user();
     let receiver = Receiver::start();
     receiver.set_delay(Duration::from_millis(receiver_ms));
@@ -197,7 +197,7 @@ async fn measure_webhook(env: &'static TestEnv, n: usize, receiver_ms: u64) -> R
 }
 
 async fn measure_reply(env: &'static TestEnv, n: usize) -> Result<Spans> {
-    let gap = Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100));
+    let gap = delivery_gap();
     let (me, ann) = (env.new_user(), env.new_user());
     // A handle per message: the once-per-sender guard would suppress every reply but the first.
     let rule = r#"reply(#{ body: "Got it.", handle: msg.subject });"#;
@@ -225,13 +225,18 @@ async fn measure_reply(env: &'static TestEnv, n: usize) -> Result<Spans> {
             spans.delivery_to_done.push(between(delivered, done.at));
             spans.wake_to_done.push(between(wake.at, done.at));
             let transaction = between(sending.at, accepted.at);
-            spans.wake_to_smtp.push(between(wake.at, done.at) - transaction);
+            spans.reply_share.push(between(wake.at, done.at) - transaction);
             spans.smtp_transaction.push(transaction);
         }
-        progress(label, i, n, &spans.wake_to_smtp);
+        progress(label, i, n, &spans.reply_share);
     }
     tidings.stop("reply");
     Ok(spans)
+}
+
+/// The pause between the watcher's return to IDLE and the next delivery (see the module doc).
+fn delivery_gap() -> Duration {
+    Duration::from_millis(env_number("TIDINGS_BENCH_GAP_MS", 100))
 }
 
 /// Delivers over LMTP; returns when the server acknowledged it.
