@@ -139,6 +139,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show each account and mailbox: connection state, last message, checkpoint, errors; the
+    /// outbox per account; the newest rule failures; and whether all is healthy.
+    ///
+    /// Read from the store, where the daemon writes its watchers' states as they change, so it
+    /// works from another shell while the daemon runs. Health is judged as /healthz does it
+    /// (`health:` thresholds). Exit status: 0 running and healthy, 1 unhealthy, not running,
+    /// or the store failed, 2 the config cannot be loaded.
+    Status {
+        /// Print one JSON object, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain what happened to a message: the rules that acted on it, its actions and their
+    /// outcomes, the rules that failed on it.
+    ///
+    /// Find it by Message-ID (with or without <>), or by --uid (narrowed with --account and
+    /// --mailbox). Every decided message that matches is shown, oldest first (a message moved
+    /// into another watched mailbox is decided there again, under its new UID). Exit status:
+    /// 0 found, 1 none found or the store failed, 2 the config cannot be loaded.
+    #[command(alias = "why")]
+    History {
+        /// The Message-ID.
+        #[arg(value_name = "MESSAGE-ID", required_unless_present = "uid", conflicts_with = "uid")]
+        message_id: Option<String>,
+        /// The message's UID instead.
+        #[arg(long, value_name = "UID")]
+        uid: Option<u32>,
+        /// Only in this account.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// Only in this mailbox.
+        #[arg(long, value_name = "NAME")]
+        mailbox: Option<String>,
+        /// Print one JSON object per message, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Get an OAuth2 refresh token for an account with an `oauth2:` block, and store it.
     ///
     /// Google: prints an address to open in a browser on this machine; after you allow access
@@ -182,7 +219,12 @@ impl Command {
     pub fn is_tooling(&self) -> bool {
         matches!(
             self,
-            Command::Test { .. } | Command::DryRun { .. } | Command::Outbox { .. } | Command::Schedules { .. }
+            Command::Test { .. }
+                | Command::DryRun { .. }
+                | Command::Outbox { .. }
+                | Command::Schedules { .. }
+                | Command::Status { .. }
+                | Command::History { .. }
         )
     }
 }

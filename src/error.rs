@@ -24,6 +24,9 @@ pub enum Error {
     /// Setting up the webhook client.
     #[error(transparent)]
     Webhook(#[from] crate::exec::webhook::Error),
+    /// Starting the `/healthz` and `/metrics` listener.
+    #[error(transparent)]
+    Http(#[from] crate::health::http::Error),
 }
 
 /// The crate's result.

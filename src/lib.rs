@@ -24,6 +24,8 @@
 //!   or poll) and the cron schedules with their server-side sweeps.
 //! - [`exec`]: the executors that carry out stored actions exactly once: IMAP operations in
 //!   batched UID sets, and the outbound lanes (SMTP mail, webhooks, commands).
+//! - [`health`]: what every watcher's connection is doing and what happened, for `/healthz`,
+//!   `/metrics` (the optional HTTP listener) and `tidings status`.
 //! - [`runtime`]: `run(config, shutdown)`, the daemon; the shutdown trigger is a future so that
 //!   `main` and tests decide when to stop.
 //! - [`telemetry`]: the tracing subscriber and the span and field names used everywhere.
@@ -34,6 +36,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod health;
 pub mod imap;
 pub mod message;
 pub mod plan;

@@ -70,6 +70,15 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             outbox(&path, change, tooling::outbox::ListOptions { all, json, limit })
         }
         cli::Command::Schedules { json } => schedules(&path, json),
+        cli::Command::Status { json } => status(&path, json),
+        cli::Command::History { message_id, uid, account, mailbox, json } => {
+            let query = match (message_id, uid) {
+                (Some(id), _) => tidings::store::MessageQuery::MessageId(id),
+                // clap requires one of the two.
+                (None, uid) => tidings::store::MessageQuery::Uid { uid: uid.unwrap_or_default(), account, mailbox },
+            };
+            history(&path, query, json)
+        }
         cli::Command::Auth { account } => auth(&path, &account),
     }
 }
@@ -196,6 +205,36 @@ fn schedules(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     runtime.block_on(tooling::schedules::list(&config.schedules, &config.state, json, &mut out))?;
     out.flush().context("cannot write the report")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidings status`: 0 when running and healthy, 1 otherwise.
+fn status(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return Ok(usage_error(e)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let healthy = runtime.block_on(tooling::status::status(&config, json, &mut out))?;
+    out.flush().context("cannot write the report")?;
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `tidings history`: 0 when a message was found, 1 when none was.
+fn history(path: &std::path::Path, query: tidings::store::MessageQuery, json: bool) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return Ok(usage_error(e)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let found = runtime.block_on(tooling::status::history(&config.state, query.clone(), json, &mut out))?;
+    out.flush().context("cannot write the report")?;
+    if found == 0 {
+        eprintln!("tidings: no decided message found for {query} in {}", config.state.display());
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

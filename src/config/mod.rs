@@ -13,6 +13,7 @@ pub mod budget;
 pub mod command;
 pub mod diagnostics;
 pub mod duration;
+pub mod monitor;
 pub mod oauth2;
 pub mod provider;
 pub mod schedule;
@@ -32,6 +33,7 @@ pub use account::{Account, Backfill, Mailbox, Server, Tls, Watch};
 pub use budget::ConnectionPlan;
 pub use command::Command;
 pub use diagnostics::Problem;
+pub use monitor::{AlertMail, Alerts, Http, Thresholds};
 pub use oauth2::OAuth2;
 pub use provider::Provider;
 pub use schedule::{CatchUp, Run, Schedule, Search};
@@ -62,6 +64,12 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     /// The sandbox every rule evaluation runs in.
     pub limits: Limits,
+    /// The HTTP listener for `/healthz` and `/metrics`, when asked for.
+    pub http: Option<Http>,
+    /// When a watcher or the outbox counts as unhealthy.
+    pub health: Thresholds,
+    /// Where alerts go, when anywhere.
+    pub alerts: Option<Alerts>,
 }
 
 /// Bounds on one rule evaluation, so a runaway rule cannot stall a mailbox.
@@ -133,7 +141,8 @@ impl fmt::Display for Invalid<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["accounts", "rules", "plugins", "state", "webhooks", "commands", "schedules", "limits"];
+const TOP_KEYS: &[&str] =
+    &["accounts", "rules", "plugins", "state", "webhooks", "commands", "schedules", "limits", "http", "health", "alerts"];
 const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
 
 impl Config {
@@ -263,8 +272,32 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         Some(node) => limits(node, problems),
         None => Some(Limits::default()),
     };
+    let http = match top.get("http") {
+        Some(node) => Some(monitor::http(node, problems)?),
+        None => None,
+    };
+    let health = match top.get("health") {
+        Some(node) => monitor::thresholds(node, problems)?,
+        None => Thresholds::default(),
+    };
+    let alerts = match top.get("alerts") {
+        Some(node) => {
+            let endpoints: Vec<&str> = webhooks.keys().map(String::as_str).collect();
+            let alerts = monitor::alerts(node, &endpoints, &names, problems)?;
+            let sender = alerts.mail.as_ref().and_then(|m| accounts.iter().find(|a| a.name == m.account));
+            if sender.is_some_and(|a| a.smtp.is_none()) {
+                problems.hint(node.pos, "alerts: mail: the account has no `smtp:` server to send with", "add `smtp:` to the account, or send alerts with another one");
+                return None;
+            }
+            Some(alerts)
+        }
+        None => None,
+    };
     Some(Config {
         limits: limits?,
+        http,
+        health,
+        alerts,
         path: path.to_owned(),
         accounts,
         rules_dir: rules_dir?,

@@ -71,6 +71,11 @@ impl Health {
         }
     }
 
+    /// The rules disabled now, by name.
+    pub(super) fn disabled(&self) -> Vec<String> {
+        self.lock().iter().filter(|(_, n)| **n >= DISABLE_AFTER).map(|(rule, _)| rule.clone()).collect()
+    }
+
     /// Takes over `old`'s counts for the rules `keep` accepts: those a reload left unchanged.
     pub(super) fn inherit(&self, old: &Health, keep: impl Fn(&str) -> bool) {
         let old = old.lock().clone();
@@ -85,6 +90,13 @@ impl Health {
 }
 
 impl RuleSet {
+    /// The rules disabled after failing [`DISABLE_AFTER`] times in a row, sorted.
+    pub fn disabled_rules(&self) -> Vec<String> {
+        let mut rules = self.health.disabled();
+        rules.sort_unstable();
+        rules
+    }
+
     /// Runs the live rules that `selected` allows over `message`, in order, until one stops.
     /// `now` is the trigger's time, which rules read with `now()`: injected, so that fixtures
     /// and dry runs can fix it. Blocking (rules are CPU work): call it from a blocking thread.

@@ -13,6 +13,7 @@ use crate::exec::error_chain;
 use crate::exec::outbound::Outbound;
 use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
+use crate::health::Health;
 use crate::imap::{self, Folder, Login, Session, Timeouts};
 use crate::rules::CurrentRules;
 use crate::source::poll::MailboxPoller;
@@ -41,6 +42,8 @@ pub struct AccountWorker {
     /// The account's schedules (none for `--once`) and the sweep locks all accounts share.
     schedules: Vec<Schedule>,
     locks: SweepLocks,
+    /// Where the watchers report their connections.
+    health: Health,
 }
 
 impl AccountWorker {
@@ -51,6 +54,7 @@ impl AccountWorker {
         store: Store,
         rules: CurrentRules,
         events: Events,
+        health: Health,
     ) -> AccountWorker {
         let timeouts = Timeouts {
             command: account.watch.command_timeout,
@@ -68,6 +72,7 @@ impl AccountWorker {
             events,
             schedules: Vec::new(),
             locks: SweepLocks::default(),
+            health,
         }
     }
 
@@ -88,6 +93,7 @@ impl AccountWorker {
             self.store.clone(),
             self.rules.clone(),
             wake.clone(),
+            &self.health,
         )
     }
 

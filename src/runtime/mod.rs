@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Secrets};
 use crate::exec::webhook::Webhooks;
+use crate::health::{self, Health};
 use crate::rules::reload::Reloader;
 use crate::rules::{CurrentRules, RuleSet};
 use crate::source::schedule::SweepLocks;
@@ -64,6 +65,8 @@ struct Prepared {
     store: Store,
     /// The webhook client and endpoints, shared by every account's event lane.
     webhooks: Arc<Webhooks>,
+    /// What the watchers report, for `/healthz` and `/metrics`.
+    health: Health,
     _lock: File,
 }
 
@@ -82,7 +85,10 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     let lock = lock(&config.state)?;
     let store = Store::open(&config.state).await.map_err(|e| Error::Start(Box::new(e.into())))?;
     recover(&store).await.map_err(|e| Error::Start(Box::new(e.into())))?;
-    Ok(Prepared { config, rules, reloader, secrets, store, webhooks, _lock: lock })
+    // The states a previous daemon left are stale; this one reports its own.
+    store.clear_watchers().await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    let health = Health::new(Some(store.clone()));
+    Ok(Prepared { config, rules, reloader, secrets, store, webhooks, health, _lock: lock })
 }
 
 /// Actions claimed by a process that died may or may not have happened. The store already put
@@ -134,7 +140,8 @@ fn workers(prepared: &Prepared, scheduled: bool) -> Vec<AccountWorker> {
         .filter_map(|account| {
             let password = prepared.secrets.passwords.get(&account.name)?.clone();
             let events = Events { webhooks: prepared.webhooks.clone(), commands: commands.clone() };
-            let worker = AccountWorker::new(account, password, prepared.store.clone(), prepared.rules.clone(), events);
+            let (store, rules, health) = (prepared.store.clone(), prepared.rules.clone(), prepared.health.clone());
+            let worker = AccountWorker::new(account, password, store, rules, events, health);
             let schedules = prepared.config.schedules.iter().filter(|s| scheduled && s.account == account.name);
             Some(worker.with_schedules(schedules.cloned().collect(), locks.clone()))
         })
@@ -147,6 +154,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut prepared = prepare(config, true).await?;
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(http) = &prepared.config.http {
+        let server = health::http::Server {
+            health: prepared.health.clone(),
+            store: prepared.store.clone(),
+            rules: prepared.rules.clone(),
+            thresholds: prepared.config.health,
+        };
+        let listener = health::http::Listener::bind(http.listen, server)
+            .await
+            .map_err(|e| Error::Start(Box::new(crate::Error::Http(e))))?;
+        tracing::info!(listen = %listener.local_addr().unwrap_or(http.listen), "serving /healthz and /metrics");
+        tasks.spawn(listener.run(stopping.clone()));
+    }
     for worker in workers(&prepared, true) {
         tasks.spawn(worker.run(stopping.clone()));
     }

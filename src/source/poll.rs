@@ -70,7 +70,10 @@ impl MailboxPoller {
         if slot.as_ref().is_none_or(Session::is_broken) {
             match Session::connect(&self.login, self.timeouts).await {
                 Ok(session) => *slot = Some(session),
-                Err(e) => return Ok(Err(e)),
+                Err(e) => {
+                    self.watchers.iter().for_each(|w| w.health().failed(&error_chain(&e)));
+                    return Ok(Err(e));
+                }
             }
         }
         let Some(session) = slot.as_mut() else { return Ok(Ok(())) };
@@ -80,11 +83,18 @@ impl MailboxPoller {
             }
             let span = tracing::info_span!("mailbox", mailbox = %watcher.mailbox().name);
             match watcher.visit(session).instrument(span.clone()).await {
-                Ok(result) => result?,
-                Err(e) if session.is_broken() => return Ok(Err(e)),
-                Err(e) => span.in_scope(
-                    || tracing::warn!(error = %error_chain(&e), "cannot poll this mailbox; the others go on"),
-                ),
+                Ok(result) => {
+                    result?;
+                    watcher.health().watching(false);
+                }
+                Err(e) if session.is_broken() => {
+                    self.watchers.iter().for_each(|w| w.health().failed(&error_chain(&e)));
+                    return Ok(Err(e));
+                }
+                Err(e) => {
+                    watcher.health().failed(&error_chain(&e));
+                    span.in_scope(|| tracing::warn!(error = %error_chain(&e), "cannot poll this mailbox; the others go on"))
+                }
             }
         }
         Ok(Ok(()))

@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use crate::config::{Account, Backfill, Mailbox};
 use crate::exec::error_chain;
+use crate::health::{Health, WatcherHealth};
 use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
 use crate::message::{MessageKey, MessageView};
 use crate::plan::Plan;
@@ -55,6 +56,7 @@ pub struct MailboxWatcher {
     /// Read once per batch: a reload takes effect at the next batch, on the same session.
     rules: CurrentRules,
     wake: Arc<crate::exec::Wake>,
+    health: WatcherHealth,
 }
 
 /// What one connection's life ended with.
@@ -75,8 +77,10 @@ impl MailboxWatcher {
         store: Store,
         rules: CurrentRules,
         wake: Arc<crate::exec::Wake>,
+        health: &Health,
     ) -> MailboxWatcher {
-        MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake }
+        let health = health.watcher(&account.name, &mailbox.name);
+        MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake, health }
     }
 
     /// Watches until `shutdown` turns true, reconnecting with backoff whenever the connection
@@ -89,6 +93,7 @@ impl MailboxWatcher {
                 match self.connection(&mut shutdown, false, &mut backoff).await? {
                     Ended::Done => break,
                     Ended::Failed(error) => {
+                        self.health.failed(&error_chain(&error));
                         let delay = backoff.delay_for(&error);
                         if error.is_auth() || error.is_tls() {
                             tracing::error!(error = %error_chain(&error), retry_in = ?delay, "cannot log in");
@@ -124,6 +129,11 @@ impl MailboxWatcher {
         &self.mailbox
     }
 
+    /// Where it reports its connection's state.
+    pub fn health(&self) -> &WatcherHealth {
+        &self.health
+    }
+
     /// One visit of a polled mailbox on a `session` the caller keeps (shared by every polled
     /// mailbox of the account): select, catch up from the checkpoint, store the plans.
     pub async fn visit(&self, session: &mut Session) -> Result<Result<(), Error>, imap::Error> {
@@ -151,6 +161,7 @@ impl MailboxWatcher {
             Err(e) => return Ok(Ended::Failed(e)),
         };
         backoff.reset();
+        self.health.watching(session.capabilities().idle);
         tracing::info!(
             uidvalidity = selected.uidvalidity,
             uidnext = selected.uidnext,
@@ -364,7 +375,10 @@ impl MailboxWatcher {
                 .collect()
         };
         let actions: usize = plans.iter().map(|p| p.actions.len()).sum();
+        let matched: Vec<String> = plans.iter().flat_map(|p| p.decided.matched.iter().cloned()).collect();
+        let failed: Vec<String> = plans.iter().flat_map(|p| p.failures.iter().map(|(rule, _)| rule.clone())).collect();
         self.store.commit_plans(plans).await.map_err(|e| self.store_error(e))?;
+        self.health.stored(count, matched.iter().map(String::as_str), failed.iter().map(String::as_str));
         tracing::info!(messages = count, actions, "plans stored");
         if actions > 0 {
             self.wake.notify();
@@ -411,6 +425,21 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fet
         tracing::debug!("the rules want the whole message; fetching it");
         return Decision::WantsBody(Box::new(fetched));
     }
+    let mut matched: Vec<String> = Vec::new();
+    for decision in &evaluation.decisions {
+        if !matched.contains(&decision.rule) {
+            matched.push(decision.rule.clone());
+        }
+    }
+    if let Some(rule) = evaluation.stopped_by.as_ref().filter(|r| !matched.contains(r)) {
+        matched.push(rule.clone());
+    }
+    let decided = store::Decided {
+        uid: Some(uid),
+        message_id: view.message_id().map(str::to_owned),
+        matched,
+        stopped_by: evaluation.stopped_by,
+    };
     let plan = Plan::build(key, evaluation.decisions);
     for overridden in &plan.overridden {
         tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later rule");
@@ -426,6 +455,7 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fet
         failures: evaluation.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
         // On Gmail the store keeps the first of the message's label folders to plan it.
         gmail_msgid: view.gmail().map(|g| g.msgid),
+        decided,
     })
 }
 

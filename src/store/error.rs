@@ -152,6 +152,15 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// Reading or writing what `tidings status` and `tidings history` show failed.
+    #[error("cannot {verb}")]
+    Report {
+        /// What was being done: "read watcher states", "read the history of a message".
+        verb: &'static str,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// An operation on the outbox as a whole failed.
     #[error("cannot {verb} outbox")]
     Outbox {

@@ -33,7 +33,40 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "outbound: sending, suppressed, dropped; rule; reply log per action", sql: V3 },
     Migration { version: 4, name: "schedules: collected items, run outcomes", sql: V4 },
     Migration { version: 5, name: "gmail: messages seen by X-GM-MSGID", sql: V5 },
+    Migration { version: 6, name: "health: watcher states, decided messages", sql: V6 },
 ];
+
+/// What `tidings status` and `tidings history` read. `watchers` is the daemon's last word on
+/// each connection (written when it changes, cleared at start), so another process can show it.
+/// `messages` has one row per message the rules decided on, stored with its plan: the
+/// Message-ID to find it by and the rules that acted on it, which the outbox alone cannot tell
+/// (a rule that matched and only called `stop()` leaves no action).
+const V6: &str = "
+CREATE TABLE watchers (
+    account    TEXT    NOT NULL,
+    mailbox    TEXT    NOT NULL,
+    state      TEXT    NOT NULL CHECK (state IN ('connecting', 'idle', 'polling', 'down')),
+    since      INTEGER NOT NULL,
+    last_error TEXT,
+    reconnects INTEGER NOT NULL DEFAULT 0 CHECK (reconnects >= 0),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account, mailbox)
+) STRICT;
+
+CREATE TABLE messages (
+    account     TEXT    NOT NULL,
+    mailbox     TEXT    NOT NULL,
+    uidvalidity INTEGER NOT NULL CHECK (uidvalidity BETWEEN 0 AND 4294967295),
+    uid         INTEGER NOT NULL CHECK (uid BETWEEN 0 AND 4294967295),
+    message_id  TEXT,
+    matched     TEXT    NOT NULL CHECK (json_valid(matched)),
+    stopped_by  TEXT,
+    decided_at  INTEGER NOT NULL,
+    PRIMARY KEY (account, mailbox, uidvalidity, uid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX messages_by_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX messages_by_uid ON messages (uid);
+";
 
 /// Gmail shows one message in every folder of its labels (INBOX, `Receipts`, `[Gmail]/All
 /// Mail`), each time under another UID but with one X-GM-MSGID. The first watcher to store a

@@ -24,6 +24,7 @@ mod collected;
 mod collected_tests;
 mod error;
 mod gmail_seen;
+mod history;
 mod migrations;
 mod outbox;
 #[cfg(test)]
@@ -37,6 +38,7 @@ mod sending;
 mod sending_tests;
 mod sqlite;
 mod types;
+mod watchers;
 
 use std::path::Path;
 
@@ -45,6 +47,9 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{Damage, Error};
+pub use history::{Decided, MessageHistory, MessageQuery, bare as bare_message_id};
+pub use outbox::OutboxGroup;
+pub use watchers::WatcherRecord;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
     Action, ActionId, ActionState, Checkpoint, Collected, LastRun, MessagePlan, NewAction, OutboxCounts, Outcome,
@@ -306,6 +311,53 @@ impl Store {
     pub async fn list_outbox_in(&self, states: &[ActionState], limit: usize) -> Result<Vec<Action>> {
         let states = states.to_vec();
         self.call(move |conn| outbox::list_in(conn, &states, limit)).await
+    }
+
+    /// Actions counted by account, kind and state, with the oldest due time of the pending ones
+    /// (for `/metrics`, `/healthz` and `tidings status`).
+    pub async fn outbox_groups(&self) -> Result<Vec<OutboxGroup>> {
+        self.call(|conn| outbox::groups(conn).map_err(|source| Error::Outbox { verb: "count", source })).await
+    }
+
+    /// Records a watcher's state without waiting for it: the write is queued behind every
+    /// store call made before, so states are written in the order reported. A failure is
+    /// logged; `tidings status` then shows an older state, nothing else depends on it.
+    pub fn report_watcher(&self, record: WatcherRecord) {
+        let job: sqlite::Job = Box::new(move |conn| {
+            if let Err(error) = watchers::set(conn, &record) {
+                tracing::warn!(%error, account = %record.account, mailbox = %record.mailbox, "cannot record the watcher's state in the store");
+            }
+        });
+        // The store thread is gone only at shutdown, when there is no one to report to.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Forgets the watcher states a previous daemon left (called at start).
+    pub async fn clear_watchers(&self) -> Result<()> {
+        self.call(|conn| watchers::clear(conn).map_err(|source| Error::Report { verb: "clear the watcher states", source }))
+            .await
+    }
+
+    /// The watcher states the daemon last reported.
+    pub async fn watchers(&self) -> Result<Vec<WatcherRecord>> {
+        self.call(|conn| watchers::all(conn).map_err(|source| Error::Report { verb: "read the watcher states", source }))
+            .await
+    }
+
+    /// Every checkpoint (mailbox position, and when it last moved).
+    pub async fn checkpoints(&self) -> Result<Vec<(Checkpoint, DateTime<Utc>)>> {
+        self.call(|conn| {
+            checkpoints::all(conn).map_err(|source| Error::Report { verb: "read the checkpoints", source })
+        })
+        .await
+    }
+
+    /// The decided messages `query` names, with their actions and rule failures.
+    pub async fn history(&self, query: MessageQuery) -> Result<Vec<MessageHistory>> {
+        self.call(move |conn| {
+            history::find(conn, &query).map_err(|source| Error::Report { verb: "read the history of a message", source })
+        })
+        .await
     }
 
     /// When `account` last sent an automatic reply to `sender` for rule `handle`.

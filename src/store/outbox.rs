@@ -245,6 +245,39 @@ pub(super) fn get(conn: &Connection, id: ActionId) -> Result<Option<Action>, Err
         .map_err(|source| Error::Action { verb: "read", id, source })
 }
 
+/// Actions of one account, kind and state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxGroup {
+    /// The account.
+    pub account: String,
+    /// The kind ("move", "webhook", ...).
+    pub kind: String,
+    /// The state.
+    pub state: ActionState,
+    /// How many.
+    pub count: u64,
+    /// For pending actions: when the one due first was due.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+/// Actions counted by account, kind and state.
+pub(super) fn groups(conn: &Connection) -> rusqlite::Result<Vec<OutboxGroup>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, kind, state, COUNT(*), MIN(CASE WHEN state = 'pending' THEN next_attempt_at END) \
+         FROM actions GROUP BY account, kind, state ORDER BY account, kind, state",
+    )?;
+    stmt.query_map([], |row| {
+        Ok(OutboxGroup {
+            account: row.get(0)?,
+            kind: row.get(1)?,
+            state: row.get(2)?,
+            count: codec::count(row, 3)?,
+            oldest_due: row.get::<_, Option<Millis>>(4)?.map(|m| m.0),
+        })
+    })?
+    .collect()
+}
+
 /// How many actions are in each state.
 pub(super) fn counts(conn: &Connection) -> Result<OutboxCounts, Error> {
     let rows: Vec<(ActionState, u64)> = conn

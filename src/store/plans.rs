@@ -11,7 +11,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::error::Error;
 use super::types::{ActionId, Checkpoint, MessagePlan, NewAction, ScheduleRun};
-use super::{checkpoints, collected, gmail_seen, rule_failures, schedule_runs};
+use super::{checkpoints, collected, gmail_seen, history, rule_failures, schedule_runs};
 
 /// Inserts `actions` and moves the checkpoint of their mailbox to `checkpoint`.
 pub(super) fn commit_for_mailbox(
@@ -24,6 +24,7 @@ pub(super) fn commit_for_mailbox(
         actions: actions.to_vec(),
         failures: Vec::new(),
         gmail_msgid: None,
+        decided: history::Decided::default(),
     };
     commit_batch(conn, std::slice::from_ref(&plan))
 }
@@ -73,6 +74,7 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
         if first {
             ids.extend(collected::store_actions(&tx, &plan.actions, now).map_err(error)?);
             rule_failures::insert_all(&tx, checkpoint, &plan.failures, now).map_err(error)?;
+            history::record(&tx, checkpoint, &plan.decided, now).map_err(error)?;
         }
         pending = Some(checkpoint.clone());
     }

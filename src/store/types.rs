@@ -303,6 +303,8 @@ pub struct MessagePlan {
     /// stored a plan for the same id first, this one's actions and failures are dropped and
     /// only the checkpoint moves (see migration 5).
     pub gmail_msgid: Option<u64>,
+    /// Its Message-ID and the rules that acted, for `tidings history`.
+    pub decided: super::history::Decided,
 }
 
 /// A stored rule failure.

@@ -1,7 +1,9 @@
 //! Rule tooling: `tidings test` (rules over `.eml` files and fixtures, no account, no network)
 //! and `tidings dry-run` (rules over a real mailbox, changing nothing); and `tidings outbox`
 //! (see [`outbox`]), the one tooling command that changes the store: by a person's hand.
-//! `tidings schedules` (see [`schedules`]) lists each schedule's next fires and last run.
+//! `tidings schedules` (see [`schedules`]) lists each schedule's next fires and last run;
+//! `tidings status` and `tidings history` (see [`status`]) show the daemon's health and what
+//! happened to a message.
 //!
 //! Input: a compiled [`RuleSet`] and messages (files, fixture cases, or fetched read-only with
 //! EXAMINE and `BODY.PEEK`). Output: per message a [`Verdict`] (the rules that decided
@@ -19,6 +21,7 @@ pub mod outbox;
 mod progress;
 pub mod report;
 pub mod schedules;
+pub mod status;
 pub mod summary;
 pub mod test_cmd;
 

@@ -1,0 +1,160 @@
+//! The optional HTTP listener: `GET /healthz` and `GET /metrics`, nothing else.
+//!
+//! A hand-written HTTP/1.1 responder rather than a web framework: two read-only routes, one
+//! request per connection, no body to read. Each connection gets a deadline, so a client that
+//! never finishes its request cannot hold anything.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::Health;
+use super::metrics::{self, Snapshot};
+use crate::config::Thresholds;
+use crate::rules::CurrentRules;
+use crate::store::Store;
+
+/// How long a client has to send its request and read the answer.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// The longest request head read; anything longer is refused.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} for /healthz and /metrics (http: listen)")]
+pub struct Error {
+    /// The address from the config.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// What the routes read.
+#[derive(Clone)]
+pub struct Server {
+    /// The board.
+    pub health: Health,
+    /// The outbox.
+    pub store: Store,
+    /// The rules in force (for the disabled ones).
+    pub rules: CurrentRules,
+    /// When to call things unhealthy.
+    pub thresholds: Thresholds,
+}
+
+/// A bound listener, before it serves.
+pub struct Listener {
+    listener: TcpListener,
+    server: Server,
+}
+
+impl Listener {
+    /// Binds `addr` now, so a port in use fails the start rather than later.
+    pub async fn bind(addr: SocketAddr, server: Server) -> Result<Listener, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error { addr, source })?;
+        Ok(Listener { listener, server })
+    }
+
+    /// The address bound (the port the OS chose, for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let server = self.server.clone();
+                        tokio::spawn(async move {
+                            if tokio::time::timeout(DEADLINE, server.serve(stream)).await.is_err() {
+                                tracing::debug!(%peer, "http client too slow; connection closed");
+                            }
+                        });
+                    }
+                    // Out of file descriptors, say: keep serving the next ones, a little later.
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot accept an http connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+impl Server {
+    async fn serve(&self, mut stream: TcpStream) {
+        let (status, content_type, body) = match read_head(&mut stream).await {
+            Some(head) => self.answer(&head).await,
+            None => (400, "text/plain", "bad request\n".to_owned()),
+        };
+        let reason = match status {
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            500 => "Internal Server Error",
+            _ => "Service Unavailable",
+        };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        // The client may be gone; there is nobody to tell.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(body.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+
+    async fn answer(&self, head: &str) -> (u16, &'static str, String) {
+        let mut words = head.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let path = target.split('?').next().unwrap_or("");
+        if !matches!(path, "/healthz" | "/metrics") {
+            return (404, "text/plain", "not found: try /healthz or /metrics\n".into());
+        }
+        if method != "GET" {
+            return (405, "text/plain", "only GET\n".into());
+        }
+        let outbox = match self.store.outbox_groups().await {
+            Ok(outbox) => outbox,
+            Err(error) => {
+                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the outbox for {path}");
+                return (500, "text/plain", "cannot read the outbox; see the daemon's log\n".into());
+            }
+        };
+        let now = chrono::Utc::now();
+        let verdict = self.health.verdict(now, &self.thresholds, &outbox);
+        if path == "/healthz" {
+            return match verdict.is_healthy() {
+                true => (200, "text/plain", "ok\n".into()),
+                false => (503, "text/plain", verdict.problems.join("\n") + "\n"),
+            };
+        }
+        let disabled = self.rules.get().disabled_rules();
+        let snapshot = Snapshot { health: &self.health, outbox: &outbox, disabled_rules: &disabled, verdict: &verdict, now };
+        (200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(&snapshot))
+    }
+}
+
+/// The request line and headers, up to the blank line; `None` if the client sent no whole head.
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(head).ok()
+}

@@ -1,0 +1,320 @@
+//! Health you can see: what each watcher's connection is doing, counts of what happened (for
+//! `/metrics`), and the verdict `/healthz` gives.
+//!
+//! The watchers report into one shared [`Health`]; nothing here talks to a server. Watcher
+//! states are also written to the store (when they change, not per message), so that
+//! `tidings status` in another process shows them. Counts live in memory only: Prometheus
+//! expects counters to restart at zero with the process.
+
+pub mod http;
+pub mod metrics;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Thresholds;
+use crate::store::{ActionState, OutboxGroup, Store, WatcherRecord};
+
+/// What a watcher's connection is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conn {
+    /// Logging in, or waiting to retry after a failure it has not reported yet.
+    Connecting,
+    /// Selected and waiting for mail in IDLE.
+    Idle,
+    /// Selected, and checking for mail every poll interval.
+    Polling,
+    /// The last attempt failed; waiting to retry.
+    Down,
+}
+
+impl Conn {
+    /// As shown and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conn::Connecting => "connecting",
+            Conn::Idle => "idle",
+            Conn::Polling => "polling",
+            Conn::Down => "down",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(text: &str) -> Option<Conn> {
+        [Conn::Connecting, Conn::Idle, Conn::Polling, Conn::Down].into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// Whether the mailbox is being watched.
+    pub fn is_up(self) -> bool {
+        matches!(self, Conn::Idle | Conn::Polling)
+    }
+}
+
+/// One watcher as last reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatcherState {
+    /// What its connection is doing.
+    pub conn: Conn,
+    /// Up: since it connected. Not up: since it last worked (or since start, if it never did).
+    pub since: DateTime<Utc>,
+    /// Why the last attempt failed, until one succeeds.
+    pub last_error: Option<String>,
+    /// Connections lost or refused since start.
+    pub reconnects: u64,
+    /// Messages the rules decided on since start.
+    pub messages: u64,
+    /// When the last of them was stored.
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+/// Per rule: messages it decided something for, and failures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCounts {
+    /// Messages the rule decided something for.
+    pub hits: u64,
+    /// Messages it failed on.
+    pub errors: u64,
+}
+
+#[derive(Debug)]
+struct Board {
+    started: DateTime<Utc>,
+    watchers: BTreeMap<(String, String), WatcherState>,
+    rules: BTreeMap<String, RuleCounts>,
+}
+
+/// The daemon's health board; cheap to clone, all clones share it.
+#[derive(Clone, Debug)]
+pub struct Health {
+    board: Arc<Mutex<Board>>,
+    /// Where watcher states are written for `tidings status`; none in tests of this module.
+    store: Option<Store>,
+}
+
+/// What `/healthz` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Every problem found, one line each; healthy when empty.
+    pub problems: Vec<String>,
+}
+
+impl Verdict {
+    /// No problem found.
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Health {
+    /// An empty board; watcher states are also written to `store` when given.
+    pub fn new(store: Option<Store>) -> Health {
+        let board = Board { started: Utc::now(), watchers: BTreeMap::new(), rules: BTreeMap::new() };
+        Health { board: Arc::new(Mutex::new(board)), store }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Board> {
+        // Every update is a few plain assignments: a panic cannot leave the board half-changed.
+        self.board.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The handle one watcher reports through; the mailbox shows as connecting from now on.
+    pub fn watcher(&self, account: &str, mailbox: &str) -> WatcherHealth {
+        let handle = WatcherHealth { health: self.clone(), account: account.to_owned(), mailbox: mailbox.to_owned() };
+        handle.update(|state| *state = Some(state.take().unwrap_or_else(|| fresh(Utc::now()))), true);
+        handle
+    }
+
+    /// Counts what the rules did with one message: `matched` decided something, `failed` failed.
+    pub fn rules_ran<'a>(&self, matched: impl IntoIterator<Item = &'a str>, failed: impl IntoIterator<Item = &'a str>) {
+        let mut board = self.lock();
+        for rule in matched {
+            counts(&mut board, rule).hits += 1;
+        }
+        for rule in failed {
+            counts(&mut board, rule).errors += 1;
+        }
+    }
+
+    /// When the daemon started.
+    pub fn started(&self) -> DateTime<Utc> {
+        self.lock().started
+    }
+
+    /// Every watcher, by account and mailbox.
+    pub fn watchers(&self) -> Vec<((String, String), WatcherState)> {
+        self.lock().watchers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Every rule that ran, with its counts.
+    pub fn rules(&self) -> Vec<(String, RuleCounts)> {
+        self.lock().rules.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Healthy unless a watcher has not been watching for `unhealthy_after` or longer, or a
+    /// pending action has been overdue for `outbox_overdue` or longer.
+    pub fn verdict(&self, now: DateTime<Utc>, thresholds: &Thresholds, outbox: &[OutboxGroup]) -> Verdict {
+        let watchers = self.watchers();
+        let seen = watchers.iter().map(|((account, mailbox), s)| Seen {
+            account,
+            mailbox,
+            conn: s.conn,
+            since: s.since,
+            last_error: s.last_error.as_deref(),
+        });
+        judge(now, thresholds, seen, outbox)
+    }
+}
+
+/// A watcher as the verdict needs it, from the board or from the store.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen<'a> {
+    /// The account.
+    pub account: &'a str,
+    /// The mailbox.
+    pub mailbox: &'a str,
+    /// Its connection.
+    pub conn: Conn,
+    /// See [`WatcherState::since`].
+    pub since: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<&'a str>,
+}
+
+/// The verdict over `watchers` and `outbox` (see [`Health::verdict`]); `tidings status` gives
+/// it over the states the daemon stored.
+pub fn judge<'a>(
+    now: DateTime<Utc>,
+    thresholds: &Thresholds,
+    watchers: impl IntoIterator<Item = Seen<'a>>,
+    outbox: &[OutboxGroup],
+) -> Verdict {
+    let mut problems = Vec::new();
+    for w in watchers {
+        let down = (now - w.since).to_std().unwrap_or_default();
+        if !w.conn.is_up() && down >= thresholds.unhealthy_after {
+            let why = w.last_error.map(|e| format!(": {e}")).unwrap_or_default();
+            problems.push(format!(
+                "watcher {}/{} has been {} for {}s{why}",
+                w.account,
+                w.mailbox,
+                w.conn.as_str(),
+                down.as_secs()
+            ));
+        }
+    }
+    for group in outbox.iter().filter(|g| g.state == ActionState::Pending) {
+        let overdue = group.oldest_due.and_then(|due| (now - due).to_std().ok()).unwrap_or_default();
+        if overdue >= thresholds.outbox_overdue {
+            problems.push(format!(
+                "outbox of {} is backing up: {} {} action(s) pending, the oldest overdue by {}s",
+                group.account,
+                group.count,
+                group.kind,
+                overdue.as_secs()
+            ));
+        }
+    }
+    Verdict { problems }
+}
+
+fn fresh(now: DateTime<Utc>) -> WatcherState {
+    WatcherState { conn: Conn::Connecting, since: now, last_error: None, reconnects: 0, messages: 0, last_message_at: None }
+}
+
+fn counts<'b>(board: &'b mut Board, rule: &str) -> &'b mut RuleCounts {
+    // The usual case, on every message: no key to allocate for a rule already counted.
+    if !board.rules.contains_key(rule) {
+        board.rules.insert(rule.to_owned(), RuleCounts::default());
+    }
+    board.rules.get_mut(rule).expect("inserted above")
+}
+
+/// What one watcher reports through.
+#[derive(Clone, Debug)]
+pub struct WatcherHealth {
+    health: Health,
+    account: String,
+    mailbox: String,
+}
+
+impl WatcherHealth {
+    /// Selected the mailbox and is waiting for mail (`idle`: in IDLE, else polling).
+    pub fn watching(&self, idle: bool) {
+        let conn = if idle { Conn::Idle } else { Conn::Polling };
+        self.update(
+            |state| {
+                let state = state.get_or_insert_with(|| fresh(Utc::now()));
+                if state.conn != conn {
+                    state.since = Utc::now();
+                }
+                state.conn = conn;
+                state.last_error = None;
+            },
+            true,
+        );
+    }
+
+    /// The connection failed or was refused: down (since it last worked) until it is back.
+    pub fn failed(&self, error: &str) {
+        self.update(
+            |state| {
+                let state = state.get_or_insert_with(|| fresh(Utc::now()));
+                if state.conn.is_up() {
+                    state.since = Utc::now();
+                }
+                state.conn = Conn::Down;
+                state.last_error = Some(error.to_owned());
+                state.reconnects += 1;
+            },
+            true,
+        );
+    }
+
+    /// `count` messages were decided on and their plans stored; the rules in `matched` decided
+    /// something for one of them (once per message), those in `failed` failed on one.
+    pub fn stored<'a>(
+        &self,
+        count: usize,
+        matched: impl IntoIterator<Item = &'a str>,
+        failed: impl IntoIterator<Item = &'a str>,
+    ) {
+        self.health.rules_ran(matched, failed);
+        if count == 0 {
+            return;
+        }
+        self.update(
+            |state| {
+                let state = state.get_or_insert_with(|| fresh(Utc::now()));
+                state.messages += count as u64;
+                state.last_message_at = Some(Utc::now());
+            },
+            false,
+        );
+    }
+
+    /// Changes the state under the lock; `persist`: also writes it to the store (state changes
+    /// only: a write per message would double the store's work on a backlog).
+    fn update(&self, change: impl FnOnce(&mut Option<WatcherState>), persist: bool) {
+        let mut board = self.health.lock();
+        let key = (self.account.clone(), self.mailbox.clone());
+        let mut state = board.watchers.remove(&key);
+        change(&mut state);
+        let Some(state) = state else { return };
+        if persist && let Some(store) = &self.health.store {
+            store.report_watcher(WatcherRecord {
+                account: self.account.clone(),
+                mailbox: self.mailbox.clone(),
+                state: state.conn.as_str().to_owned(),
+                since: state.since,
+                last_error: state.last_error.clone(),
+                reconnects: state.reconnects,
+                updated_at: Utc::now(),
+            });
+        }
+        board.watchers.insert(key, state);
+    }
+}

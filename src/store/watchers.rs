@@ -1,0 +1,70 @@
+//! The daemon's watcher states, for `tidings status` in another process.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+use super::codec::{self, Millis};
+
+/// A watcher's connection, as last reported by the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatcherRecord {
+    /// The account.
+    pub account: String,
+    /// The mailbox.
+    pub mailbox: String,
+    /// `connecting`, `idle`, `polling` or `down`.
+    pub state: String,
+    /// Since when it is in that state (for `down` and `connecting`: since it last worked).
+    pub since: DateTime<Utc>,
+    /// The last connection error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// How often it reconnected since the daemon started.
+    pub reconnects: u64,
+    /// When the daemon wrote this.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Stores `record`, replacing the mailbox's previous one.
+pub(super) fn set(conn: &Connection, record: &WatcherRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO watchers (account, mailbox, state, since, last_error, reconnects, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (account, mailbox) DO UPDATE SET state = excluded.state, since = excluded.since, \
+         last_error = excluded.last_error, reconnects = excluded.reconnects, updated_at = excluded.updated_at",
+    )?
+    .execute((
+        &record.account,
+        &record.mailbox,
+        &record.state,
+        Millis(record.since),
+        &record.last_error,
+        i64::try_from(record.reconnects).unwrap_or(i64::MAX),
+        Millis(record.updated_at),
+    ))?;
+    Ok(())
+}
+
+/// Forgets every watcher: a starting daemon reports its own.
+pub(super) fn clear(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM watchers", []).map(drop)
+}
+
+/// Every watcher, by account and mailbox.
+pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<WatcherRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, mailbox, state, since, last_error, reconnects, updated_at FROM watchers \
+         ORDER BY account, mailbox",
+    )?;
+    stmt.query_map([], |row| {
+        Ok(WatcherRecord {
+            account: row.get(0)?,
+            mailbox: row.get(1)?,
+            state: row.get(2)?,
+            since: row.get::<_, Millis>(3)?.0,
+            last_error: row.get(4)?,
+            reconnects: codec::count(row, 5)?,
+            updated_at: row.get::<_, Millis>(6)?.0,
+        })
+    })?
+    .collect()
+}

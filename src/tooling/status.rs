@@ -1,0 +1,308 @@
+//! `tidings status` and `tidings history`: the daemon's health and a message's story, read from
+//! the store, so they work from another shell while the daemon runs (and after it stopped).
+//!
+//! Status: every mailbox of the config or the store with its connection state (as the daemon
+//! last reported it), checkpoint, last message and errors; the outbox per account; the newest
+//! rule failures; and the same verdict as `/healthz`. History: for a Message-ID or a UID, the
+//! rules that acted on the message and every action with its outcome. Neither prints a
+//! message's content.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::outbox::{one_line, span, target};
+use crate::config::Config;
+use crate::health::{self, Conn, Seen, Verdict};
+use crate::store::{self, Checkpoint, MessageHistory, MessageQuery, OutboxGroup, Store, WatcherRecord};
+
+/// Why status or history could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config's state file does not exist: tidings never ran with this config.
+    #[error("cannot read {what}: there is no store at {path} (tidings has not run with this config yet)")]
+    NoStore {
+        /// "the status", "the history".
+        what: &'static str,
+        /// The state path from the config.
+        path: PathBuf,
+    },
+    /// The store could not be opened or read.
+    #[error("cannot read {what} from the store")]
+    Store {
+        /// "the status", "the history".
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: store::Error,
+    },
+    /// The report could not be written (a closed pipe).
+    #[error("cannot write the report")]
+    Write(#[source] std::io::Error),
+}
+
+async fn open(state: &Path, what: &'static str) -> Result<Store, Error> {
+    if !state.exists() {
+        return Err(Error::NoStore { what, path: state.to_owned() });
+    }
+    Store::open(state).await.map_err(|source| Error::Store { what, source })
+}
+
+/// One mailbox's line of the status.
+#[derive(Clone, Debug, Default)]
+struct Row {
+    watcher: Option<WatcherRecord>,
+    checkpoint: Option<(Checkpoint, DateTime<Utc>)>,
+}
+
+/// Everything the status shows.
+struct Status {
+    running: bool,
+    rows: BTreeMap<(String, String), Row>,
+    outbox: Vec<OutboxGroup>,
+    failures: Vec<store::RuleFailureRecord>,
+    verdict: Verdict,
+}
+
+/// Writes the status of the daemon using `config` to `out`; returns whether it is healthy.
+pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<bool, Error> {
+    const WHAT: &str = "the status";
+    let store = open(&config.state, WHAT).await?;
+    let err = |source| Error::Store { what: WHAT, source };
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for account in &config.accounts {
+        for mailbox in &account.mailboxes {
+            rows.entry((account.name.clone(), mailbox.name.clone())).or_default();
+        }
+    }
+    for (checkpoint, at) in store.checkpoints().await.map_err(err)? {
+        let key = (checkpoint.account.clone(), checkpoint.mailbox.clone());
+        rows.entry(key).or_default().checkpoint = Some((checkpoint, at));
+    }
+    let running = daemon_running(&config.state);
+    for watcher in store.watchers().await.map_err(err)? {
+        let key = (watcher.account.clone(), watcher.mailbox.clone());
+        rows.entry(key).or_default().watcher = Some(watcher);
+    }
+    let outbox = store.outbox_groups().await.map_err(err)?;
+    let failures = store.recent_rule_failures(5).await.map_err(err)?;
+    let now = Utc::now();
+    let verdict = if running {
+        let seen = rows.iter().filter_map(|((account, mailbox), row)| {
+            let w = row.watcher.as_ref()?;
+            let conn = Conn::parse(&w.state)?;
+            Some(Seen { account, mailbox, conn, since: w.since, last_error: w.last_error.as_deref() })
+        });
+        health::judge(now, &config.health, seen, &outbox)
+    } else {
+        Verdict { problems: vec![format!("the daemon is not running (no lock held on {}.lock)", config.state.display())] }
+    };
+    let status = Status { running, rows, outbox, failures, verdict };
+    let written = if json { write_json(&status, now, out) } else { write_text(&status, now, out) };
+    written.map_err(Error::Write)?;
+    Ok(status.verdict.is_healthy())
+}
+
+/// Whether a daemon holds the lock beside the state file (see `runtime::lock`).
+fn daemon_running(state: &Path) -> bool {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    // Opened read-only and never created: looking must not leave a file behind.
+    match std::fs::File::open(PathBuf::from(name)) {
+        Ok(file) => match file.try_lock_shared() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(_)) => false,
+        },
+        Err(_) => false,
+    }
+}
+
+fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::io::Result<()> {
+    match (status.running, status.verdict.is_healthy()) {
+        (true, true) => writeln!(out, "tidings: running, healthy")?,
+        (true, false) => writeln!(out, "tidings: running, UNHEALTHY")?,
+        (false, _) => writeln!(out, "tidings: NOT RUNNING (connection states are from its last run)")?,
+    }
+    for problem in &status.verdict.problems {
+        writeln!(out, "  ! {problem}")?;
+    }
+    writeln!(out)?;
+    let header = ["ACCOUNT", "MAILBOX", "STATE", "SINCE", "LAST MESSAGE", "CHECKPOINT", "RECONNECTS", "LAST ERROR"];
+    let rows: Vec<[String; 8]> = status
+        .rows
+        .iter()
+        .map(|((account, mailbox), row)| {
+            let w = row.watcher.as_ref();
+            [
+                account.clone(),
+                mailbox.clone(),
+                w.map_or("not reported".into(), |w| w.state.clone()),
+                w.map_or("-".into(), |w| span(now - w.since)),
+                row.checkpoint.as_ref().map_or("never".into(), |(_, at)| format!("{} ago", span(now - *at))),
+                row.checkpoint.as_ref().map_or("-".into(), |(c, _)| format!("{}:{}", c.uidvalidity, c.last_uid)),
+                w.map_or("-".into(), |w| w.reconnects.to_string()),
+                one_line(w.and_then(|w| w.last_error.as_deref()).unwrap_or(""), 72),
+            ]
+        })
+        .collect();
+    table(out, &header, &rows)?;
+    writeln!(out)?;
+    let mut accounts: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for g in &status.outbox {
+        let mut cell = format!("{} {} {}", g.count, g.kind, g.state);
+        if let Some(due) = g.oldest_due.filter(|due| *due <= now) {
+            cell.push_str(&format!(" (oldest due {} ago)", span(now - due)));
+        }
+        accounts.entry(&g.account).or_default().push(cell);
+    }
+    if accounts.is_empty() {
+        writeln!(out, "outbox: empty")?;
+    }
+    for (account, cells) in accounts {
+        writeln!(out, "outbox {account}: {}", cells.join(", "))?;
+    }
+    if !status.failures.is_empty() {
+        writeln!(out, "\nnewest rule failures:")?;
+        for f in &status.failures {
+            let error = one_line(&f.error, 100);
+            writeln!(out, "  {} ago  {}  {}/{} uid {}: {error}", span(now - f.at), f.rule, f.account, f.mailbox, f.uid)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_json(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::io::Result<()> {
+    let mailboxes: Vec<Value> = status
+        .rows
+        .iter()
+        .map(|((account, mailbox), row)| {
+            let w = row.watcher.as_ref();
+            let c = row.checkpoint.as_ref();
+            json!({
+                "account": account,
+                "mailbox": mailbox,
+                "state": w.map(|w| w.state.as_str()),
+                "since": w.map(|w| w.since.to_rfc3339()),
+                "reconnects": w.map(|w| w.reconnects),
+                "last_error": w.and_then(|w| w.last_error.as_deref()),
+                "reported_at": w.map(|w| w.updated_at.to_rfc3339()),
+                "uidvalidity": c.map(|(c, _)| c.uidvalidity),
+                "last_uid": c.map(|(c, _)| c.last_uid),
+                "last_message_at": c.map(|(_, at)| at.to_rfc3339()),
+            })
+        })
+        .collect();
+    let outbox: Vec<Value> = status
+        .outbox
+        .iter()
+        .map(|g| {
+            json!({
+                "account": g.account, "kind": g.kind, "state": g.state.as_str(), "count": g.count,
+                "oldest_due": g.oldest_due.map(|d| d.to_rfc3339()),
+            })
+        })
+        .collect();
+    let failures: Vec<Value> = status
+        .failures
+        .iter()
+        .map(|f| {
+            json!({
+                "account": f.account, "mailbox": f.mailbox, "uidvalidity": f.uidvalidity, "uid": f.uid,
+                "rule": f.rule, "error": f.error, "at": f.at.to_rfc3339(),
+            })
+        })
+        .collect();
+    let report = json!({
+        "running": status.running,
+        "healthy": status.verdict.is_healthy(),
+        "problems": status.verdict.problems,
+        "at": now.to_rfc3339(),
+        "mailboxes": mailboxes,
+        "outbox": outbox,
+        "rule_failures": failures,
+    });
+    writeln!(out, "{report}")
+}
+
+/// An aligned table: a header and rows, the last column left ragged.
+fn table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[String; N]]) -> std::io::Result<()> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_owned);
+    for cells in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (cell, width) in cells.iter().zip(widths) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Writes what happened to the messages `query` names; returns how many were found.
+pub async fn history(state: &Path, query: MessageQuery, json: bool, out: &mut dyn Write) -> Result<usize, Error> {
+    const WHAT: &str = "the history";
+    let store = open(state, WHAT).await?;
+    let found = store.history(query).await.map_err(|source| Error::Store { what: WHAT, source })?;
+    let written = found.iter().try_for_each(|m| match json {
+        true => writeln!(out, "{}", history_json(m)),
+        false => write_history(m, out),
+    });
+    written.map_err(Error::Write)?;
+    Ok(found.len())
+}
+
+fn write_history(m: &MessageHistory, out: &mut dyn Write) -> std::io::Result<()> {
+    let id = m.message_id.as_deref().map_or("no Message-ID".into(), |id| format!("Message-ID <{id}>"));
+    writeln!(out, "{}/{} uid {} (UIDVALIDITY {}), {id}", m.account, m.mailbox, m.uid, m.uidvalidity)?;
+    writeln!(out, "  decided {}", m.decided_at.format("%Y-%m-%d %H:%M:%S UTC"))?;
+    match m.matched.is_empty() {
+        true => writeln!(out, "  no rule decided anything for it")?,
+        false => writeln!(out, "  rules that acted: {}", m.matched.join(", "))?,
+    }
+    if let Some(rule) = &m.stopped_by {
+        writeln!(out, "  {rule} called stop(): later rules did not run")?;
+    }
+    for f in &m.failures {
+        writeln!(out, "  rule {} FAILED: {}", f.rule, one_line(&f.error, 200))?;
+    }
+    for a in &m.actions {
+        let tries = if a.attempts == 1 { "1 try".to_owned() } else { format!("{} tries", a.attempts) };
+        let when = a.updated_at.format("%Y-%m-%d %H:%M:%S UTC");
+        let rule = a.rule.as_deref().unwrap_or("-");
+        writeln!(out, "  action #{} {} {} by {rule}: {} ({tries}, {when})", a.id, a.kind, one_line(&target(a), 60), a.state)?;
+        if let Some(error) = &a.last_error {
+            writeln!(out, "    last error: {}", one_line(error, 200))?;
+        }
+    }
+    if m.actions.is_empty() {
+        writeln!(out, "  no actions")?;
+    }
+    Ok(())
+}
+
+fn history_json(m: &MessageHistory) -> Value {
+    let actions: Vec<Value> = m.actions.iter().map(|a| super::outbox::json_line(a, Utc::now())).collect();
+    let failures: Vec<Value> =
+        m.failures.iter().map(|f| json!({ "rule": f.rule, "error": f.error, "at": f.at.to_rfc3339() })).collect();
+    json!({
+        "account": m.account,
+        "mailbox": m.mailbox,
+        "uidvalidity": m.uidvalidity,
+        "uid": m.uid,
+        "message_id": m.message_id,
+        "decided_at": m.decided_at.to_rfc3339(),
+        "matched": m.matched,
+        "stopped_by": m.stopped_by,
+        "actions": actions,
+        "rule_failures": failures,
+    })
+}
