@@ -200,7 +200,7 @@ async fn the_whole_corpus_goes_through_the_pipeline() {
 /// their connections until those end); a real restart or crash takes them down. Kill the `imap`
 /// processes whose master is gone, so the connection really drops. Processes of other test
 /// environments still have a live `dovecot` parent and are left alone.
-fn kill_orphaned_imap_processes() {
+pub fn kill_orphaned_imap_processes() {
     let comm = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_owned();
     let parent = |pid: &str| {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -29,6 +29,9 @@ mod outbound_corpus;
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
 // no secret in a trace-level log.
 mod outbound_events;
+// Health: /healthz unhealthy while Dovecot is down and healthy when it is back, /metrics parsed
+// as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
+mod health;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
 mod harness_selftest;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
