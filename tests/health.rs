@@ -1,6 +1,6 @@
 //! Health you can see, through the real daemon: `/healthz` turning unhealthy when Dovecot stops
-//! and healthy when it returns, `/metrics` scraped and parsed as Prometheus text, `tidings
-//! status` and `tidings history` explaining a sorted message.
+//! and healthy when it returns (and the alerts webhook told both), `/metrics` scraped and parsed
+//! as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, Setup};
-use crate::harness::{TestEnv, message, wait_for};
+use crate::harness::{Receiver, TestEnv, message, wait_for};
 use crate::recovery::kill_orphaned_imap_processes;
 use crate::watch::{SORT_RULE, ids_in};
 
@@ -142,7 +142,12 @@ async fn healthz_follows_dovecot_down_and_back_and_metrics_parse() {
     let user = env.new_user();
     let port = free_port();
     let threshold = 3;
-    let top = format!("http: {{ listen: \"127.0.0.1:{port}\" }}\nhealth: {{ unhealthy_after: {threshold}s }}\n");
+    let receiver = Receiver::start();
+    let top = format!(
+        "http: {{ listen: \"127.0.0.1:{port}\" }}\nhealth: {{ unhealthy_after: {threshold}s }}\n\
+         webhooks:\n  ops:\n    url: {}\nalerts: {{ webhook: ops }}\n",
+        receiver.url("/alerts")
+    );
     let setup = Setup::with_top(&env, &user, &[("sort.rhai", SORT_RULE)], "", &top);
     let daemon = Daemon::start(&setup.config, 1);
     assert_eq!(get(port, "/healthz").unwrap(), (200, "ok\n".to_owned()), "{}", daemon.log());
@@ -197,6 +202,12 @@ async fn healthz_follows_dovecot_down_and_back_and_metrics_parse() {
     let samples = parse_prometheus(&body);
     assert!(sample(&samples, "tidings_imap_reconnects_total", &inbox).is_some_and(|n| n >= 1.0), "{body}");
     assert_eq!(sample(&samples, "tidings_watcher_up", &inbox), Some(1.0), "{body}");
+    // The outage was told to the alerts webhook, and its end, each once.
+    let alerts: Vec<serde_json::Value> =
+        receiver.wait_for(2, Duration::from_secs(30)).iter().map(|r| r.json()["data"].clone()).collect();
+    let kinds: Vec<&str> = alerts.iter().map(|a| a["alert"].as_str().unwrap_or_default()).collect();
+    assert_eq!(kinds, ["watcher_down", "watcher_up"], "{alerts:?}");
+    assert_eq!((alerts[0]["account"].as_str(), alerts[0]["mailbox"].as_str()), (Some("t"), Some("INBOX")));
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
@@ -240,7 +251,9 @@ async fn status_and_history_explain_a_sorted_message() {
     assert_eq!(json["rule_failures"][0]["rule"], "z_broken.rhai");
     let missing = tidings(&setup.config, &["why", "nobody@nowhere"]);
     assert_eq!(missing.status.code(), Some(1), "an unknown Message-ID is not found");
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no decided message found for Message-ID <nobody@nowhere>"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no decided message found for Message-ID <nobody@nowhere>")
+    );
 
     let status = tidings(&setup.config, &["status", "--json"]);
     let line = String::from_utf8(status.stdout).unwrap();

@@ -141,8 +141,19 @@ impl fmt::Display for Invalid<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] =
-    &["accounts", "rules", "plugins", "state", "webhooks", "commands", "schedules", "limits", "http", "health", "alerts"];
+const TOP_KEYS: &[&str] = &[
+    "accounts",
+    "rules",
+    "plugins",
+    "state",
+    "webhooks",
+    "commands",
+    "schedules",
+    "limits",
+    "http",
+    "health",
+    "alerts",
+];
 const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
 
 impl Config {
@@ -286,7 +297,11 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
             let alerts = monitor::alerts(node, &endpoints, &names, problems)?;
             let sender = alerts.mail.as_ref().and_then(|m| accounts.iter().find(|a| a.name == m.account));
             if sender.is_some_and(|a| a.smtp.is_none()) {
-                problems.hint(node.pos, "alerts: mail: the account has no `smtp:` server to send with", "add `smtp:` to the account, or send alerts with another one");
+                problems.hint(
+                    node.pos,
+                    "alerts: mail: the account has no `smtp:` server to send with",
+                    "add `smtp:` to the account, or send alerts with another one",
+                );
                 return None;
             }
             Some(alerts)

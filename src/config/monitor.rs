@@ -122,7 +122,11 @@ pub(super) fn alerts(node: &Node, webhooks: &[&str], accounts: &[&str], problems
         None => None,
     };
     if webhook.is_none() && mail.is_none() {
-        problems.hint(node.pos, "alerts: nowhere to send them", "add `webhook: <endpoint>` or `mail: { account: <name>, to: [...] }`");
+        problems.hint(
+            node.pos,
+            "alerts: nowhere to send them",
+            "add `webhook: <endpoint>` or `mail: { account: <name>, to: [...] }`",
+        );
         return None;
     }
     Some(Alerts { webhook, mail })
@@ -131,12 +135,20 @@ pub(super) fn alerts(node: &Node, webhooks: &[&str], accounts: &[&str], problems
 fn mail(node: &Node, accounts: &[&str], problems: &mut Problems) -> Option<AlertMail> {
     let fields = Fields::read(node, "alerts: mail", MAIL_KEYS, problems)?;
     let (Some(account), Some(to)) = (fields.get("account"), fields.get("to")) else {
-        problems.hint(node.pos, "alerts: mail needs `account` and `to`", "e.g. `mail: { account: work, to: [me@example.com] }`");
+        problems.hint(
+            node.pos,
+            "alerts: mail needs `account` and `to`",
+            "e.g. `mail: { account: work, to: [me@example.com] }`",
+        );
         return None;
     };
     let name = diagnostics::string(account, "alerts: mail: account", problems)?;
     if !accounts.contains(&name.as_str()) {
-        problems.hint(account.pos, format!("alerts: mail: account `{name}` is not defined"), "name one of the accounts under `accounts:`");
+        problems.hint(
+            account.pos,
+            format!("alerts: mail: account `{name}` is not defined"),
+            "name one of the accounts under `accounts:`",
+        );
         return None;
     }
     let to: Vec<String> = diagnostics::strings(to, "alerts: mail: to", problems)?.into_iter().map(|(s, _)| s).collect();

@@ -140,7 +140,8 @@ impl Server {
             };
         }
         let disabled = self.rules.get().disabled_rules();
-        let snapshot = Snapshot { health: &self.health, outbox: &outbox, disabled_rules: &disabled, verdict: &verdict, now };
+        let snapshot =
+            Snapshot { health: &self.health, outbox: &outbox, disabled_rules: &disabled, verdict: &verdict, now };
         (200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(&snapshot))
     }
 }

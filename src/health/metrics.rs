@@ -32,12 +32,13 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     out.sample("tidings_start_time_seconds", &[], health.started().timestamp());
 
     let watchers = health.watchers();
-    let per_mailbox = |out: &mut Text, name: &str, kind: &str, help: &str, value: &dyn Fn(&super::WatcherState) -> i64| {
-        out.family(name, kind, help);
-        for ((account, mailbox), state) in &watchers {
-            out.sample(name, &[("account", account), ("mailbox", mailbox)], value(state));
-        }
-    };
+    let per_mailbox =
+        |out: &mut Text, name: &str, kind: &str, help: &str, value: &dyn Fn(&super::WatcherState) -> i64| {
+            out.family(name, kind, help);
+            for ((account, mailbox), state) in &watchers {
+                out.sample(name, &[("account", account), ("mailbox", mailbox)], value(state));
+            }
+        };
     per_mailbox(&mut out, "tidings_watcher_up", "gauge", "1 while the mailbox is watched (IDLE or polling).", &|s| {
         i64::from(s.conn.is_up())
     });
@@ -57,7 +58,11 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     out.family("tidings_last_message_timestamp_seconds", "gauge", "When the last message was stored, unix seconds.");
     for ((account, mailbox), state) in &watchers {
         if let Some(at) = state.last_message_at {
-            out.sample("tidings_last_message_timestamp_seconds", &[("account", account), ("mailbox", mailbox)], at.timestamp());
+            out.sample(
+                "tidings_last_message_timestamp_seconds",
+                &[("account", account), ("mailbox", mailbox)],
+                at.timestamp(),
+            );
         }
     }
 
@@ -75,9 +80,17 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         out.sample("tidings_rule_disabled", &[("rule", rule)], 1);
     }
 
-    out.family("tidings_actions", "gauge", "Actions in the store by account, kind and state (done, failed, ... are outcomes).");
+    out.family(
+        "tidings_actions",
+        "gauge",
+        "Actions in the store by account, kind and state (done, failed, ... are outcomes).",
+    );
     for g in outbox.iter() {
-        out.sample("tidings_actions", &[("account", &g.account), ("kind", &g.kind), ("state", g.state.as_str())], g.count);
+        out.sample(
+            "tidings_actions",
+            &[("account", &g.account), ("kind", &g.kind), ("state", g.state.as_str())],
+            g.count,
+        );
     }
     let mut depth: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
     for g in outbox.iter() {
@@ -93,7 +106,11 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     for (account, (waiting, _)) in &depth {
         out.sample("tidings_outbox_depth", &[("account", account)], *waiting);
     }
-    out.family("tidings_outbox_overdue_seconds", "gauge", "How long the longest-overdue pending action has been due; 0 when none is.");
+    out.family(
+        "tidings_outbox_overdue_seconds",
+        "gauge",
+        "How long the longest-overdue pending action has been due; 0 when none is.",
+    );
     for (account, (_, overdue)) in &depth {
         out.sample("tidings_outbox_overdue_seconds", &[("account", account)], (*overdue).max(0));
     }

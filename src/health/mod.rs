@@ -6,6 +6,7 @@
 //! `tidings status` in another process shows them. Counts live in memory only: Prometheus
 //! expects counters to restart at zero with the process.
 
+pub mod alerts;
 pub mod http;
 pub mod metrics;
 #[cfg(test)]
@@ -222,7 +223,14 @@ pub fn judge<'a>(
 }
 
 fn fresh(now: DateTime<Utc>) -> WatcherState {
-    WatcherState { conn: Conn::Connecting, since: now, last_error: None, reconnects: 0, messages: 0, last_message_at: None }
+    WatcherState {
+        conn: Conn::Connecting,
+        since: now,
+        last_error: None,
+        reconnects: 0,
+        messages: 0,
+        last_message_at: None,
+    }
 }
 
 fn counts<'b>(board: &'b mut Board, rule: &str) -> &'b mut RuleCounts {

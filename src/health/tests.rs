@@ -26,7 +26,10 @@ fn a_watcher_is_unhealthy_only_once_down_for_the_threshold_and_healthy_again_whe
     watcher.failed("cannot connect to 127.0.0.1:1: refused");
     assert!(health.verdict(Utc::now(), &thresholds(60), &[]).is_healthy(), "down, but not for long");
     let verdict = health.verdict(Utc::now() + TimeDelta::seconds(60), &thresholds(60), &[]);
-    assert!(verdict.problems[0].contains("has been down for 60s: cannot connect to 127.0.0.1:1: refused"), "{verdict:?}");
+    assert!(
+        verdict.problems[0].contains("has been down for 60s: cannot connect to 127.0.0.1:1: refused"),
+        "{verdict:?}"
+    );
     let state = &health.watchers()[0].1;
     assert_eq!((state.conn, state.reconnects), (Conn::Down, 1));
 }
@@ -68,7 +71,8 @@ fn metrics_name_every_family_once_and_escape_label_values() {
     }];
     let verdict = health.verdict(now, &thresholds(60), &outbox);
     let disabled = vec!["broken.rhai".to_owned()];
-    let text = render(&Snapshot { health: &health, outbox: &outbox, disabled_rules: &disabled, verdict: &verdict, now });
+    let text =
+        render(&Snapshot { health: &health, outbox: &outbox, disabled_rules: &disabled, verdict: &verdict, now });
     let mailbox = r#"account="work",mailbox="Lists/\"odd\" \\ name""#;
     for line in [
         "tidings_healthy 1".to_owned(),
@@ -89,4 +93,36 @@ fn metrics_name_every_family_once_and_escape_label_values() {
     types.sort_unstable();
     types.dedup();
     assert_eq!(types.len(), all, "a family declared twice:\n{text}");
+}
+
+#[test]
+fn alerts_tell_each_outage_once_and_its_end_and_new_dead_letters_only() {
+    use super::alerts::{Told, check};
+    let health = Health::new(None);
+    let watcher = health.watcher("work", "INBOX");
+    watcher.watching(true);
+    let mut told = Told::default();
+    let t = thresholds(60);
+    let now = Utc::now();
+    let old_dead = [("work".to_owned(), ActionState::Failed, 2)];
+    assert!(
+        check(&health, &t, &[], &old_dead, &mut told, now).is_empty(),
+        "dead letters from before the start are known"
+    );
+    watcher.failed("connection refused");
+    assert!(check(&health, &t, &[], &old_dead, &mut told, now).is_empty(), "not down for long yet");
+    let later = now + TimeDelta::seconds(61);
+    let alerts = check(&health, &t, &[], &old_dead, &mut told, later);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].kind, alerts[0].account.as_deref()), ("watcher_down", Some("work")));
+    assert!(alerts[0].text.contains("work/INBOX is down since") && alerts[0].text.ends_with("connection refused"));
+    assert!(check(&health, &t, &[], &old_dead, &mut told, later).is_empty(), "told once per outage");
+    watcher.watching(true);
+    let more_dead = [("work".to_owned(), ActionState::Failed, 5)];
+    let disabled = ["broken.rhai".to_owned()];
+    let alerts = check(&health, &t, &disabled, &more_dead, &mut told, later);
+    let kinds: Vec<&str> = alerts.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, ["watcher_up", "rule_disabled", "actions_failed"], "{alerts:?}");
+    assert!(alerts[2].text.starts_with("3 action(s) of account work failed for good"), "{alerts:?}");
+    assert!(check(&health, &t, &disabled, &more_dead, &mut told, later).is_empty(), "nothing new");
 }

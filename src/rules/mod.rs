@@ -39,7 +39,7 @@ use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
 
-pub use evaluate::{Evaluation, RuleFailure};
+pub use evaluate::{DISABLE_AFTER, Evaluation, RuleFailure};
 pub use reload::CurrentRules;
 pub use scheduled::ScheduledEvaluation;
 pub use trigger::{Collected, Trigger};

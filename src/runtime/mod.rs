@@ -167,6 +167,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::info!(listen = %listener.local_addr().unwrap_or(http.listen), "serving /healthz and /metrics");
         tasks.spawn(listener.run(stopping.clone()));
     }
+    if let (Some(alerts), Some(first)) = (&prepared.config.alerts, prepared.config.accounts.first()) {
+        let alerter = health::alerts::Alerter {
+            alerts: alerts.clone(),
+            thresholds: prepared.config.health,
+            health: prepared.health.clone(),
+            rules: prepared.rules.clone(),
+            store: prepared.store.clone(),
+            fallback_account: first.name.clone(),
+        };
+        tasks.spawn(alerter.run(stopping.clone()));
+    }
     for worker in workers(&prepared, true) {
         tasks.spawn(worker.run(stopping.clone()));
     }

@@ -93,7 +93,9 @@ impl MailboxPoller {
                 }
                 Err(e) => {
                     watcher.health().failed(&error_chain(&e));
-                    span.in_scope(|| tracing::warn!(error = %error_chain(&e), "cannot poll this mailbox; the others go on"))
+                    span.in_scope(
+                        || tracing::warn!(error = %error_chain(&e), "cannot poll this mailbox; the others go on"),
+                    )
                 }
             }
         }

@@ -49,7 +49,7 @@ mod tests {
             ],
             failures: vec![("r.rhai".into(), "boom".into())],
             gmail_msgid: msgid,
-        decided: Default::default(),
+            decided: Default::default(),
         }
     }
 

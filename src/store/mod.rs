@@ -49,12 +49,12 @@ use tokio::sync::{mpsc, oneshot};
 pub use error::{Damage, Error};
 pub use history::{Decided, MessageHistory, MessageQuery, bare as bare_message_id};
 pub use outbox::OutboxGroup;
-pub use watchers::WatcherRecord;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
     Action, ActionId, ActionState, Checkpoint, Collected, LastRun, MessagePlan, NewAction, OutboxCounts, Outcome,
     RuleFailureRecord, RunOutcome, ScheduleRun, UnknownState,
 };
+pub use watchers::WatcherRecord;
 
 /// The result of a store operation.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -334,14 +334,18 @@ impl Store {
 
     /// Forgets the watcher states a previous daemon left (called at start).
     pub async fn clear_watchers(&self) -> Result<()> {
-        self.call(|conn| watchers::clear(conn).map_err(|source| Error::Report { verb: "clear the watcher states", source }))
-            .await
+        self.call(|conn| {
+            watchers::clear(conn).map_err(|source| Error::Report { verb: "clear the watcher states", source })
+        })
+        .await
     }
 
     /// The watcher states the daemon last reported.
     pub async fn watchers(&self) -> Result<Vec<WatcherRecord>> {
-        self.call(|conn| watchers::all(conn).map_err(|source| Error::Report { verb: "read the watcher states", source }))
-            .await
+        self.call(|conn| {
+            watchers::all(conn).map_err(|source| Error::Report { verb: "read the watcher states", source })
+        })
+        .await
     }
 
     /// Every checkpoint (mailbox position, and when it last moved).
@@ -355,7 +359,8 @@ impl Store {
     /// The decided messages `query` names, with their actions and rule failures.
     pub async fn history(&self, query: MessageQuery) -> Result<Vec<MessageHistory>> {
         self.call(move |conn| {
-            history::find(conn, &query).map_err(|source| Error::Report { verb: "read the history of a message", source })
+            history::find(conn, &query)
+                .map_err(|source| Error::Report { verb: "read the history of a message", source })
         })
         .await
     }

@@ -252,7 +252,7 @@ async fn a_batch_of_plans_commits_actions_failures_and_checkpoints_together() {
         actions: vec![NewAction::new(format!("k{uid}"), "work", "move", json!({})).for_message("INBOX", 9, uid)],
         failures,
         gmail_msgid: None,
-    decided: Default::default(),
+        decided: Default::default(),
     };
     let ids = store
         .commit_plans(vec![plan(3, vec![]), plan(5, vec![("r.rhai".into(), "boom".into())]), plan(8, vec![])])

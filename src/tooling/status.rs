@@ -98,7 +98,9 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
         });
         health::judge(now, &config.health, seen, &outbox)
     } else {
-        Verdict { problems: vec![format!("the daemon is not running (no lock held on {}.lock)", config.state.display())] }
+        Verdict {
+            problems: vec![format!("the daemon is not running (no lock held on {}.lock)", config.state.display())],
+        }
     };
     let status = Status { running, rows, outbox, failures, verdict };
     let written = if json { write_json(&status, now, out) } else { write_text(&status, now, out) };
@@ -169,7 +171,15 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
         writeln!(out, "\nnewest rule failures:")?;
         for f in &status.failures {
             let error = one_line(&f.error, 100);
-            writeln!(out, "  {} ago  {}  {}/{} uid {}: {error}", span(now - f.at), f.rule, f.account, f.mailbox, f.uid)?;
+            writeln!(
+                out,
+                "  {} ago  {}  {}/{} uid {}: {error}",
+                span(now - f.at),
+                f.rule,
+                f.account,
+                f.mailbox,
+                f.uid
+            )?;
         }
     }
     Ok(())
@@ -278,7 +288,14 @@ fn write_history(m: &MessageHistory, out: &mut dyn Write) -> std::io::Result<()>
         let tries = if a.attempts == 1 { "1 try".to_owned() } else { format!("{} tries", a.attempts) };
         let when = a.updated_at.format("%Y-%m-%d %H:%M:%S UTC");
         let rule = a.rule.as_deref().unwrap_or("-");
-        writeln!(out, "  action #{} {} {} by {rule}: {} ({tries}, {when})", a.id, a.kind, one_line(&target(a), 60), a.state)?;
+        writeln!(
+            out,
+            "  action #{} {} {} by {rule}: {} ({tries}, {when})",
+            a.id,
+            a.kind,
+            one_line(&target(a), 60),
+            a.state
+        )?;
         if let Some(error) = &a.last_error {
             writeln!(out, "    last error: {}", one_line(error, 200))?;
         }
