@@ -232,7 +232,7 @@ async fn status_and_history_explain_a_sorted_message() {
     })
     .await;
     for expected in [
-        format!("t/INBOX uid 1 ("),
+        "t/INBOX uid 1 (".to_owned(),
         format!("Message-ID <{id}>"),
         "rules that acted: sort.rhai\n".to_owned(),
         "rule z_broken.rhai FAILED: ".to_owned(),

@@ -93,8 +93,8 @@ impl AccountWorker {
             self.store.clone(),
             self.rules.clone(),
             wake.clone(),
-            &self.health,
         )
+        .reporting_to(&self.health)
     }
 
     fn executor(&self, wake: &Arc<Wake>) -> Executor {

@@ -77,10 +77,16 @@ impl MailboxWatcher {
         store: Store,
         rules: CurrentRules,
         wake: Arc<crate::exec::Wake>,
-        health: &Health,
     ) -> MailboxWatcher {
-        let health = health.watcher(&account.name, &mailbox.name);
+        // Reports to a board of its own until `reporting_to` names the daemon's.
+        let health = Health::new(None).watcher(&account.name, &mailbox.name);
         MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake, health }
+    }
+
+    /// The same watcher, reporting its connection and what it stored to `health`.
+    pub fn reporting_to(mut self, health: &Health) -> MailboxWatcher {
+        self.health = health.watcher(&self.account.name, &self.mailbox.name);
+        self
     }
 
     /// Watches until `shutdown` turns true, reconnecting with backoff whenever the connection

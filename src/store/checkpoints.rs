@@ -73,6 +73,19 @@ pub(super) fn upsert(conn: &Connection, checkpoint: &Checkpoint, now: DateTime<U
     Ok(())
 }
 
+/// Every checkpoint with when it last moved, by account and mailbox.
+pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<(Checkpoint, DateTime<Utc>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT account, mailbox, uidvalidity, last_uid, updated_at FROM checkpoints ORDER BY account, mailbox",
+    )?;
+    stmt.query_map([], |row| {
+        let checkpoint =
+            Checkpoint { account: row.get(0)?, mailbox: row.get(1)?, uidvalidity: row.get(2)?, last_uid: row.get(3)? };
+        Ok((checkpoint, row.get::<_, Millis>(4)?.0))
+    })?
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{Checkpoint, Error, Store};
@@ -111,17 +124,4 @@ mod tests {
         store.set_checkpoint(&cp(8, 3)).await.unwrap();
         assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(8, 3)));
     }
-}
-
-/// Every checkpoint with when it last moved, by account and mailbox.
-pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<(Checkpoint, DateTime<Utc>)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT account, mailbox, uidvalidity, last_uid, updated_at FROM checkpoints ORDER BY account, mailbox",
-    )?;
-    stmt.query_map([], |row| {
-        let checkpoint =
-            Checkpoint { account: row.get(0)?, mailbox: row.get(1)?, uidvalidity: row.get(2)?, last_uid: row.get(3)? };
-        Ok((checkpoint, row.get::<_, Millis>(4)?.0))
-    })?
-    .collect()
 }
