@@ -46,7 +46,7 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 if once {
                     tidings::runtime::run_once(config).await?;
                 } else {
-                    tidings::runtime::run(config, shutdown_signal()?).await?;
+                    tidings::runtime::run(config, shutdown_signal()?, reload_signal()?).await?;
                 }
                 anyhow::Ok(())
             })?;
@@ -268,6 +268,21 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Listens for SIGHUP from now on (`systemctl reload`, `kill -HUP`): each one asks the daemon to
+/// read its config again. Installed before the daemon starts, for the same reason as below.
+fn reload_signal() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    // One waiting reload is enough: several SIGHUPs before it is done read the same file.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(rx)
 }
 
 /// Listens for SIGINT (Ctrl-C) and SIGTERM (systemd, docker stop) from now on, and returns a

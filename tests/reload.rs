@@ -1,7 +1,8 @@
 //! Rules loaded while the daemon runs, against the harness Dovecot: a rule changed mid-run sorts
 //! the next message on the same IMAP session, a broken or escaping rule keeps the previous set
 //! running and is logged with its file and line; and `check` stops imports that would read
-//! outside the plugins directory, naming the rule.
+//! outside the plugins directory, naming the rule. SIGHUP reloads the config: an added account
+//! starts, a removed one stops, the others keep their sessions; a broken file changes nothing.
 
 use std::path::Path;
 use std::process::Command;
@@ -118,4 +119,55 @@ fn check_stops_imports_outside_the_plugins_directory_naming_the_rule() {
         assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
     }
     assert!(!stderr.contains("root:"), "nothing of the file is shown: {stderr}");
+}
+
+/// SIGHUP to the daemon.
+fn hangup(daemon: &Daemon) {
+    let pid = daemon.pid().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_adds_and_removes_accounts_and_leaves_the_others_sessions_alone() {
+    let env = TestEnv::shared();
+    let (t, u) = (env.new_user(), env.new_user());
+    let setup = Setup::new(env, &t, &[("sort.rhai", &sort_into("Hup"))], "");
+    let daemon = Daemon::start(&setup.config, 1);
+    let original = std::fs::read_to_string(&setup.config).unwrap();
+    let t_block = original.split_once("accounts:\n").unwrap().1.to_owned();
+    std::fs::write(setup.dir.path().join("password-u"), &u.password).unwrap();
+    let u_block = t_block
+        .replace("  t:\n", "  u:\n")
+        .replace(&t.login, &u.login)
+        .replace("password_file: password\n", "password_file: password-u\n");
+
+    // Added: u starts watching; t keeps its one session (no second "watching" for it).
+    std::fs::write(&setup.config, format!("{original}{u_block}")).unwrap();
+    hangup(&daemon);
+    daemon.wait_log_count("config reloaded", 1, Duration::from_secs(10));
+    daemon.wait_log_count("watching uidvalidity", 2, Duration::from_secs(20));
+    deliver_and_find(env, &u, &daemon, "sort-me for the added account", "Hup").await;
+    deliver_and_find(env, &t, &daemon, "sort-me for the kept account", "Hup").await;
+    assert!(daemon.log().contains(r#"added=["u"] removed=[] changed=[] unchanged=1"#), "{}", daemon.log());
+
+    // A broken file changes nothing.
+    std::fs::write(&setup.config, format!("{original}{u_block}  broken: [\n")).unwrap();
+    hangup(&daemon);
+    daemon.wait_log_count("cannot reload the config; the running one stays in force", 1, Duration::from_secs(10));
+    deliver_and_find(env, &u, &daemon, "sort-me after a broken reload", "Hup").await;
+
+    // Removed: t's watcher stops, u goes on.
+    let without_t = original.replace(&t_block, &u_block);
+    std::fs::write(&setup.config, without_t).unwrap();
+    hangup(&daemon);
+    daemon.wait_log_count("config reloaded", 2, Duration::from_secs(20));
+    let raw = message("a@example.com", &t.address, "sort-me after t was removed", "x");
+    env.deliver_lmtp(&t, &raw).await.unwrap();
+    deliver_and_find(env, &u, &daemon, "sort-me after the removal", "Hup").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(ids_in(env, &t, "INBOX").await.contains(&id_of(&raw)), "a removed account's mail is left alone");
+    let log = daemon.log();
+    assert_eq!(log.matches("watching uidvalidity").count(), 2, "no session was restarted:\n{log}");
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
 }

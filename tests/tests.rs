@@ -45,7 +45,7 @@ mod oauth;
 mod recovery;
 // Rules reloaded while the daemon runs: a changed rule sorts the next message on the same
 // session; broken or escaping rules keep the previous set and are logged; check refuses imports
-// outside plugins/.
+// outside plugins/. SIGHUP: accounts added and removed, the others' sessions kept.
 mod reload;
 // The shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them.
 pub mod rules_examples;

@@ -9,8 +9,8 @@ use super::provider::{self, Provider};
 use super::secret::SecretSource;
 use super::tree::{Key, Node, Pos, Value};
 
-/// A validated account.
-#[derive(Clone, Debug)]
+/// A validated account. Equal accounts are the same settings (a reload keeps their sessions).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
     /// The name the user gave it in `accounts:`.
     pub name: String,

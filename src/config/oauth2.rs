@@ -58,6 +58,31 @@ pub struct OAuth2 {
     pub tokens: Arc<crate::auth::Tokens>,
 }
 
+/// The same settings; the token cache is state, not a setting, and is not compared.
+impl PartialEq for OAuth2 {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.provider,
+            &self.client_id,
+            &self.client_secret,
+            &self.refresh_token,
+            &self.store,
+            &self.token_url,
+            &self.scope,
+        ) == (
+            &other.provider,
+            &other.client_id,
+            &other.client_secret,
+            &other.refresh_token,
+            &other.store,
+            &other.token_url,
+            &other.scope,
+        )
+    }
+}
+
+impl Eq for OAuth2 {}
+
 const KEYS: &[&str] = &[
     "provider",
     "client_id",

@@ -129,6 +129,14 @@ impl Health {
         handle
     }
 
+    /// Forgets the watchers of an account a reload removed (and their stored states).
+    pub fn forget_account(&self, account: &str) {
+        self.lock().watchers.retain(|(a, _), _| a != account);
+        if let Some(store) = &self.store {
+            store.forget_watchers(account);
+        }
+    }
+
     /// Counts what the rules did with one message: `matched` decided something, `failed` failed.
     pub fn rules_ran<'a>(&self, matched: impl IntoIterator<Item = &'a str>, failed: impl IntoIterator<Item = &'a str>) {
         let mut board = self.lock();

@@ -1,12 +1,15 @@
-//! The daemon: `run(config, shutdown)` owns every long-lived task and stops them cleanly.
+//! The daemon: `run(config, shutdown, reloads)` owns every long-lived task and stops them cleanly.
 //!
 //! `shutdown` is a future (as in mini-redis): `main` passes Ctrl-C/SIGTERM, tests pass a channel,
 //! and nothing here decides on its own when to stop. Each account runs in its own tasks
-//! ([`account::AccountWorker`]), so one failing account never takes the others down. Beside
-//! them a [`Reloader`] swaps in a new rule set when the rule, plugin or data files change; the
-//! watchers read the set in force per batch, so a reload never touches a connection.
+//! ([`account::AccountWorker`]), so one failing account never takes the others down, and each
+//! has its own stop switch, so that SIGHUP (a config reload) restarts only the accounts whose
+//! settings changed. Beside them a [`Reloader`] swaps in a new rule set when the rule, plugin
+//! or data files change; the watchers read the set in force per batch, so a rule reload never
+//! touches a connection.
 
 pub mod account;
+mod fleet;
 mod limits;
 
 use std::fs::{File, TryLockError};
@@ -15,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, Secrets};
+use crate::config::{Account, Config, Secrets};
 use crate::exec::webhook::Webhooks;
 use crate::health::{self, Health};
 use crate::rules::reload::Reloader;
@@ -25,6 +28,7 @@ use crate::rules::{CurrentRules, RuleSet};
 use crate::source::schedule::SweepLocks;
 use crate::store::{ActionState, Store};
 use account::{AccountWorker, Events};
+use fleet::Fleet;
 
 /// How long tasks get to reach a safe point after shutdown is asked for, before they are aborted.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -128,28 +132,24 @@ fn safe_to_repeat(kind: &str) -> bool {
     matches!(kind, "add_flags" | "remove_flags" | "move" | "archive" | "delete" | "webhook" | "command" | "save_sent")
 }
 
-/// One worker per account whose password resolved; `scheduled`: with the account's schedules
-/// (the daemon), or without (`--once`, which has no clock to run them on).
-fn workers(prepared: &Prepared, scheduled: bool) -> Vec<AccountWorker> {
-    let commands = Arc::new(prepared.config.commands.clone());
-    let locks = SweepLocks::default();
-    prepared
-        .config
-        .accounts
-        .iter()
-        .filter_map(|account| {
-            let password = prepared.secrets.passwords.get(&account.name)?.clone();
-            let events = Events { webhooks: prepared.webhooks.clone(), commands: commands.clone() };
-            let (store, rules, health) = (prepared.store.clone(), prepared.rules.clone(), prepared.health.clone());
-            let worker = AccountWorker::new(account, password, store, rules, events, health);
-            let schedules = prepared.config.schedules.iter().filter(|s| scheduled && s.account == account.name);
-            Some(worker.with_schedules(schedules.cloned().collect(), locks.clone()))
-        })
-        .collect()
+/// The worker of `account`, when its password resolved; `scheduled`: with the account's
+/// schedules (the daemon), or without (`--once`, which has no clock to run them on).
+fn worker(prepared: &Prepared, account: &Account, scheduled: bool, locks: &SweepLocks) -> Option<AccountWorker> {
+    let password = prepared.secrets.passwords.get(&account.name)?.clone();
+    let events = Events { webhooks: prepared.webhooks.clone(), commands: Arc::new(prepared.config.commands.clone()) };
+    let (store, rules, health) = (prepared.store.clone(), prepared.rules.clone(), prepared.health.clone());
+    let worker = AccountWorker::new(account, password, store, rules, events, health);
+    let schedules = prepared.config.schedules.iter().filter(|s| scheduled && s.account == account.name);
+    Some(worker.with_schedules(schedules.cloned().collect(), locks.clone()))
 }
 
-/// Runs every account until `shutdown` resolves, then stops them at safe points.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+/// Runs every account until `shutdown` resolves, then stops them at safe points. Each message
+/// on `reloads` (SIGHUP) reads the config file again and applies its accounts (see [`reload`]).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<()>,
+) -> Result<(), Error> {
     limits::raise_open_files(&config);
     let mut prepared = prepare(config, true).await?;
     let (stop, stopping) = watch::channel(false);
@@ -178,9 +178,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         };
         tasks.spawn(alerter.run(stopping.clone()));
     }
-    for worker in workers(&prepared, true) {
-        tasks.spawn(worker.run(stopping.clone()));
-    }
+    let mut fleet = Fleet::default();
+    fleet.start_all(&prepared);
     if let Some(reloader) = prepared.reloader.take() {
         tasks.spawn(reloader.run(stopping.clone()));
     }
@@ -191,9 +190,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         state = %prepared.config.state.display(),
         "tidings started"
     );
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = reloads.recv() => reload(&mut prepared, &mut fleet).await,
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop.send(true);
+    fleet.stop_all().await;
     let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "tasks did not stop in time; aborting them");
@@ -202,14 +208,78 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
+/// SIGHUP: reads the config file again and applies its accounts and schedules: added accounts
+/// start, removed ones stop, changed ones (settings, schedules, password) restart, and every
+/// other account keeps its sessions. A config that does not load, or whose secrets do not
+/// resolve, changes nothing. Settings shared by every account (state, rules, plugins, webhooks,
+/// commands, limits, http, health, alerts) are applied by a restart only; a reload says which
+/// of them changed.
+async fn reload(prepared: &mut Prepared, fleet: &mut Fleet) {
+    let path = prepared.config.path.clone();
+    tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
+    let new = match Config::load(&path) {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!("cannot reload the config; the running one stays in force: {error}");
+            return;
+        }
+    };
+    let secrets = match new.resolve_secrets() {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            let error = crate::exec::error_chain(&error);
+            tracing::error!(%error, "cannot reload the config; the running one stays in force");
+            return;
+        }
+    };
+    let fixed = needs_restart(&prepared.config, &new);
+    if !fixed.is_empty() {
+        tracing::warn!(settings = ?fixed, "these settings changed but apply only after a restart; the accounts are reloaded");
+    }
+    prepared.config.accounts = new.accounts;
+    prepared.config.schedules = new.schedules;
+    prepared.secrets.passwords = secrets.passwords;
+    let changes = fleet.apply(prepared).await;
+    tracing::info!(
+        added = ?changes.added,
+        removed = ?changes.removed,
+        changed = ?changes.changed,
+        unchanged = changes.unchanged,
+        "config reloaded"
+    );
+}
+
+/// The shared settings that differ between `old` and `new`, by config key.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    [
+        ("state", old.state == new.state),
+        ("rules", old.rules_dir == new.rules_dir),
+        ("plugins", old.plugins_dir == new.plugins_dir),
+        ("webhooks", debug(&old.webhooks) == debug(&new.webhooks)),
+        ("commands", debug(&old.commands) == debug(&new.commands)),
+        ("limits", old.limits == new.limits),
+        ("http", old.http == new.http),
+        ("health", old.health == new.health),
+        ("alerts", old.alerts == new.alerts),
+    ]
+    .into_iter()
+    .filter(|(_, same)| !same)
+    .map(|(key, _)| key)
+    .collect()
+}
+
 /// `--once`: processes what is pending in every account, carries out every resulting action,
 /// and returns. Accounts run one after another; the first failure ends the run. Schedules do not
 /// run: a pass has no clock to fire them on, and running each at every pass would fire them at
 /// whatever times cron calls `--once`.
 pub async fn run_once(config: Config) -> Result<(), Error> {
     let prepared = prepare(config, false).await?;
-    for worker in workers(&prepared, false) {
-        worker.run_once().await.map_err(|e| Error::Once(Box::new(e)))?;
+    let locks = SweepLocks::default();
+    for account in &prepared.config.accounts {
+        if let Some(worker) = worker(&prepared, account, false, &locks) {
+            worker.run_once().await.map_err(|e| Error::Once(Box::new(e)))?;
+        }
     }
     Ok(())
 }

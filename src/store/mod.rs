@@ -332,6 +332,17 @@ impl Store {
         let _ = self.jobs.send(job);
     }
 
+    /// Forgets the watcher states of `account` (removed by a reload), without waiting.
+    pub fn forget_watchers(&self, account: &str) {
+        let account = account.to_owned();
+        let job: sqlite::Job = Box::new(move |conn| {
+            if let Err(error) = watchers::forget(conn, &account) {
+                tracing::warn!(%error, %account, "cannot forget the watcher states of a removed account");
+            }
+        });
+        let _ = self.jobs.send(job);
+    }
+
     /// Forgets the watcher states a previous daemon left (called at start).
     pub async fn clear_watchers(&self) -> Result<()> {
         self.call(|conn| {

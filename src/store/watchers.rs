@@ -49,6 +49,11 @@ pub(super) fn clear(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM watchers", []).map(drop)
 }
 
+/// Forgets the watchers of one account.
+pub(super) fn forget(conn: &Connection, account: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM watchers WHERE account = ?1", [account]).map(drop)
+}
+
 /// Every watcher, by account and mailbox.
 pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<WatcherRecord>> {
     let mut stmt = conn.prepare_cached(

@@ -1,0 +1,125 @@
+//! The running accounts, each with its own stop switch, so that a reload (SIGHUP) can stop,
+//! start or restart one account while every other keeps its sessions.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Prepared, SHUTDOWN_DEADLINE, worker};
+use crate::config::{Account, Config, Secret};
+use crate::source::schedule::SweepLocks;
+
+/// One running account and what it was started with.
+struct Running {
+    account: Account,
+    /// Its schedules, as written (compared on reload; they hold no secret).
+    schedules: String,
+    password: Secret<String>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Every running account, by name.
+#[derive(Default)]
+pub(super) struct Fleet {
+    running: BTreeMap<String, Running>,
+    locks: SweepLocks,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Changes {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: usize,
+}
+
+fn schedules_of(config: &Config, account: &str) -> String {
+    format!("{:?}", config.schedules.iter().filter(|s| s.account == account).collect::<Vec<_>>())
+}
+
+impl Fleet {
+    /// Starts every account of `prepared`'s config.
+    pub(super) fn start_all(&mut self, prepared: &Prepared) {
+        for account in &prepared.config.accounts {
+            self.start(prepared, account);
+        }
+    }
+
+    fn start(&mut self, prepared: &Prepared, account: &Account) {
+        let Some(worker) = worker(prepared, account, true, &self.locks) else { return };
+        let Some(password) = prepared.secrets.passwords.get(&account.name).cloned() else { return };
+        let (stop, stopping) = watch::channel(false);
+        let running = Running {
+            account: account.clone(),
+            schedules: schedules_of(&prepared.config, &account.name),
+            password,
+            stop,
+            task: tokio::spawn(worker.run(stopping)),
+        };
+        self.running.insert(account.name.clone(), running);
+    }
+
+    /// Stops one account at a safe point (aborting it after the shutdown deadline).
+    async fn stop(&mut self, name: &str) {
+        let Some(mut running) = self.running.remove(name) else { return };
+        let _ = running.stop.send(true);
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, &mut running.task).await.is_err() {
+            tracing::warn!(account = name, deadline = ?SHUTDOWN_DEADLINE, "account did not stop in time; aborting it");
+            running.task.abort();
+        }
+    }
+
+    /// Stops every account at a safe point, all at once, aborting what is left at the deadline.
+    pub(super) async fn stop_all(&mut self) {
+        for running in self.running.values() {
+            let _ = running.stop.send(true);
+        }
+        let all = async {
+            for running in self.running.values_mut() {
+                let _ = (&mut running.task).await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
+            tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "accounts did not stop in time; aborting them");
+            self.running.values().for_each(|r| r.task.abort());
+        }
+        self.running.clear();
+    }
+
+    /// Applies `prepared`'s (new) accounts: starts the added ones, stops the removed ones,
+    /// restarts those whose settings, schedules or password changed, and leaves the rest
+    /// running untouched.
+    pub(super) async fn apply(&mut self, prepared: &Prepared) -> Changes {
+        let mut changes = Changes::default();
+        let wanted: BTreeMap<&str, &Account> = prepared.config.accounts.iter().map(|a| (a.name.as_str(), a)).collect();
+        let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains_key(n.as_str())).cloned().collect();
+        for name in gone {
+            self.stop(&name).await;
+            prepared.health.forget_account(&name);
+            changes.removed.push(name);
+        }
+        for (name, account) in wanted {
+            let password = prepared.secrets.passwords.get(name);
+            let same = self.running.get(name).is_some_and(|r| {
+                r.account == *account
+                    && r.schedules == schedules_of(&prepared.config, name)
+                    && Some(&r.password) == password
+            });
+            if same {
+                changes.unchanged += 1;
+                continue;
+            }
+            if self.running.contains_key(name) {
+                self.stop(name).await;
+                changes.changed.push(name.to_owned());
+            } else {
+                changes.added.push(name.to_owned());
+            }
+            self.start(prepared, account);
+        }
+        changes
+    }
+}
