@@ -116,7 +116,10 @@ async fn demo(verbose: bool) -> Result<()> {
     let config = write_config(&env, &user, &repo)?;
     println!("Starting {} run --config {}", tidings_bin.display(), config.display());
     let mut daemon = Daemon::start(&tidings_bin, &config, verbose)?;
-    let outcome = run_demo(&env, &user, &samples, &mut daemon).await;
+    let mut outcome = run_demo(&env, &user, &samples, &mut daemon).await;
+    if outcome.is_ok() {
+        outcome = show_status(&tidings_bin, &config, &samples);
+    }
 
     // Stop tidings whatever happened, and show its log.
     let stopped = daemon.stop();
@@ -191,6 +194,29 @@ async fn run_demo(env: &TestEnv, user: &User, samples: &[Sample], daemon: &mut D
             observed.as_millis()
         ),
         None => println!("  the demo saw the final state {} ms after the first delivery", observed.as_millis()),
+    }
+    Ok(())
+}
+
+/// What `tidings status` and `tidings history` say about the run (read from the store, beside
+/// the running daemon); fails unless status calls it healthy.
+fn show_status(bin: &Path, config: &Path, samples: &[Sample]) -> Result<()> {
+    let run = |args: &[&str]| -> Result<std::process::Output> {
+        let output = Command::new(bin).args(args).arg("--config").arg(config).output()?;
+        println!("\n$ tidings {}", args.join(" "));
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            println!("  {line}");
+        }
+        Ok(output)
+    };
+    if !run(&["status"])?.status.success() {
+        bail!("tidings status did not call the daemon healthy");
+    }
+    if let Some(sample) = samples.first() {
+        let id = format!("<{}>", sample.message_id);
+        if !run(&["history", &id])?.status.success() {
+            bail!("tidings history found nothing for {id}");
+        }
     }
     Ok(())
 }
