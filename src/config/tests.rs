@@ -392,3 +392,29 @@ commands:
         assert!(problem.message.contains(needle), "expected {needle:?} on line {line}, got {problem}");
     }
 }
+
+#[test]
+fn http_health_and_alerts_are_read_and_checked_against_webhooks_and_accounts() {
+    let base = "accounts:\n  work:\n    imap: { host: imap.example.com }\n    smtp: { host: smtp.example.com }\n    from: me@example.com\n    username: me\n    password_env: P\n  nosmtp:\n    imap: { host: imap.example.com }\n    username: me\n    password_env: P\nwebhooks:\n  ops: { url: \"https://ops.example.com/hook\" }\n";
+    let config = load(&format!(
+        "{base}http: {{ listen: \"127.0.0.1:9898\" }}\nhealth: {{ unhealthy_after: 90s }}\nalerts: {{ webhook: ops, mail: {{ account: work, to: me@example.com }} }}\n"
+    ))
+    .unwrap();
+    assert_eq!(config.http.unwrap().listen, "127.0.0.1:9898".parse().unwrap());
+    assert_eq!(config.health.unhealthy_after, Duration::from_secs(90));
+    assert_eq!(config.health.outbox_overdue, monitor::DEFAULT_OUTBOX_OVERDUE);
+    let alerts = config.alerts.unwrap();
+    assert_eq!(alerts.webhook.as_deref(), Some("ops"));
+    assert_eq!(alerts.mail.unwrap().to, ["me@example.com"]);
+    for (extra, needle) in [
+        ("http: { listen: localhost }\n", "http: listen `localhost` is not an address and port"),
+        ("health: { unhealthy_after: 0s }\n", "health: unhealthy_after must be longer than zero"),
+        ("alerts: { webhook: pager }\n", "alerts: webhook `pager` is not defined"),
+        ("alerts: { mail: { account: home, to: [a@b.c] } }\n", "alerts: mail: account `home` is not defined"),
+        ("alerts: { mail: { account: nosmtp, to: [a@b.c] } }\n", "the account has no `smtp:` server"),
+        ("alerts: {}\n", "alerts: nowhere to send them"),
+    ] {
+        let found = problems(&format!("{base}{extra}"));
+        assert!(found.iter().any(|p| p.message.contains(needle)), "{extra}: expected {needle:?}, got {found:#?}");
+    }
+}
