@@ -96,7 +96,16 @@ impl MailboxWatcher {
         async move {
             let mut backoff = imap::retry::Backoff::default();
             while !*shutdown.borrow() {
-                match self.connection(&mut shutdown, false, &mut backoff).await? {
+                let ended = match self.connection(&mut shutdown, false, &mut backoff).await {
+                    Ok(ended) => ended,
+                    Err(error) => {
+                        // The watcher ends for good (a store failure): down, so that /healthz
+                        // and the alerts say so instead of showing its last good state forever.
+                        self.health.failed(&format!("stopped: {}", error_chain(&error)));
+                        return Err(error);
+                    }
+                };
+                match ended {
                     Ended::Done => break,
                     Ended::Failed(error) => {
                         self.health.failed(&error_chain(&error));
