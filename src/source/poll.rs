@@ -32,7 +32,16 @@ impl MailboxPoller {
         let mut backoff = imap::retry::Backoff::default();
         let mut session: Option<Session> = None;
         while !*shutdown.borrow() {
-            let delay = match self.round(&mut session, &shutdown).await? {
+            let round = match self.round(&mut session, &shutdown).await {
+                Ok(round) => round,
+                Err(error) => {
+                    // Polling ends for good (a store failure): every mailbox shows as down.
+                    let stopped = format!("stopped: {}", error_chain(&error));
+                    self.watchers.iter().for_each(|w| w.health().failed(&stopped));
+                    return Err(error);
+                }
+            };
+            let delay = match round {
                 Ok(()) => {
                     backoff.reset();
                     self.interval
