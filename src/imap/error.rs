@@ -43,6 +43,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The server's certificate is not the one its `tls_fingerprint` pins: an impostor, or a
+    /// renewed certificate whose new fingerprint must be written into the config.
+    #[error(
+        "cannot set up TLS with {at}: the server presented certificate {presented}, but tls_fingerprint pins {expected} \
+         (if the server's certificate was renewed, pin the new one)"
+    )]
+    Pin {
+        /// Account and server.
+        at: String,
+        /// The pinned fingerprint.
+        expected: crate::config::Fingerprint,
+        /// The fingerprint of the certificate the server presented.
+        presented: crate::config::Fingerprint,
+    },
     /// The server refused the user name or password.
     #[error("cannot log in to {at} as {user}: the server refused the credentials")]
     Auth {
@@ -138,10 +152,10 @@ impl Error {
         }
     }
 
-    /// TLS could not be set up (CA file, handshake, certificate): a configuration problem
+    /// TLS could not be set up (CA file, handshake, certificate, pin): a configuration problem
     /// that retrying soon will not fix.
     pub fn is_tls(&self) -> bool {
-        matches!(self, Error::Tls { .. } | Error::CaFile { .. })
+        matches!(self, Error::Tls { .. } | Error::CaFile { .. } | Error::Pin { .. })
     }
 
     /// Network trouble, a timeout, BYE, EOF or an unparsable answer: drop the session,
