@@ -57,6 +57,11 @@ mod schedules;
 // `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
 // `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).
 mod tooling;
+// TLS trust on Dovecot (IMAP) and Postfix (SMTP), implicit and STARTTLS: an unknown CA refused,
+// accepted with its ca_file or the leaf pinned (tls_fingerprint), a wrong pin refused naming both
+// fingerprints, another host name refused unless pinned, a self-signed certificate refused as a
+// ca_file and accepted pinned; an IMAP server hiding STARTTLS refused before any login.
+mod tls;
 // The core tests on Dovecot and on Cyrus IMAP 3.6: logins, fetch after a checkpoint, IDLE
 // latency, move/copy/flag/delete, the no-MOVE/no-UIDPLUS fallbacks, ID, the daemon sorting mail.
 mod two_servers;

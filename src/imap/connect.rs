@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_imap::imap_proto::{Response, Status};
+use async_imap::imap_proto::{Capability, Response, ResponseCode, Status};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -62,10 +62,13 @@ pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result
         _ => Transport::Plain(tcp),
     };
     let mut client = async_imap::Client::new(transport);
-    within(timeouts.connect, "read the server greeting", at, greeting(&mut client))
+    let offers_starttls = within(timeouts.connect, "read the server greeting", at, greeting(&mut client))
         .await?
         .map_err(command(at, "read the server greeting"))?;
     if let (Some(tls), Tls::StartTls) = (&tls, server.tls) {
+        if offers_starttls == Some(false) {
+            return Err(Error::NoStartTls { at: at.into() });
+        }
         client = starttls(client, tls, login, timeouts, at).await?;
     }
     if let (Some(oauth), Some(token)) = (&login.oauth2, &token) {
@@ -110,7 +113,8 @@ async fn xoauth2(
 }
 
 /// Sends STARTTLS on the plaintext connection and wraps the TCP stream in TLS. Bytes the
-/// server sent after its OK are dropped with the old client: they were not protected.
+/// server sent after its OK are dropped with the old client: they were not protected. A server
+/// that refuses it does not offer it: the connection ends there, never goes on in clear.
 async fn starttls(
     mut client: async_imap::Client<Transport>,
     tls: &TlsConnector,
@@ -121,7 +125,7 @@ async fn starttls(
     let asked = client.run_command_and_check_ok("STARTTLS", None);
     within(timeouts.command, "start TLS", at, asked).await?.map_err(|e| match e {
         e if super::error::breaks_connection(&e) => command(at, "start TLS")(e),
-        e => Error::Tls { at: at.into(), source: io::Error::other(format!("the server refused STARTTLS: {e}")) },
+        _ => Error::NoStartTls { at: at.into() },
     })?;
     let Transport::Plain(tcp) = client.into_inner() else {
         return Err(Error::Tls { at: at.into(), source: io::Error::other("STARTTLS on a TLS connection") });
@@ -148,10 +152,17 @@ async fn handshake(
 }
 
 /// Reads the untagged greeting: OK (or PREAUTH) goes on, BYE or anything else is refused.
-async fn greeting(client: &mut async_imap::Client<Transport>) -> Result<(), async_imap::error::Error> {
+/// Returns whether it offers STARTTLS, when it lists its capabilities (most servers do; for one
+/// that does not, STARTTLS is simply sent, and its refusal is the answer).
+async fn greeting(client: &mut async_imap::Client<Transport>) -> Result<Option<bool>, async_imap::error::Error> {
     let response = client.read_response().await?.ok_or(async_imap::error::Error::ConnectionLost)?;
     match response.parsed() {
-        Response::Data { status: Status::Ok | Status::PreAuth, .. } => Ok(()),
+        Response::Data { status: Status::Ok | Status::PreAuth, outcome } => Ok(match &outcome.code {
+            Some(ResponseCode::Capabilities(listed)) => Some(
+                listed.iter().any(|c| matches!(c, Capability::Atom(name) if name.eq_ignore_ascii_case("STARTTLS"))),
+            ),
+            _ => None,
+        }),
         other => Err(io::Error::other(format!("the server did not greet with OK: {other:?}")).into()),
     }
 }

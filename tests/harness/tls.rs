@@ -2,7 +2,8 @@
 //!
 //! A CA plus a leaf, not one self-signed certificate: rustls refuses a
 //! self-signed `openssl req -x509` certificate used as a server certificate
-//! (`CaUsedAsEndEntity`), and a real deployment looks like this too.
+//! (`CaUsedAsEndEntity`), and a real deployment looks like this too. A test
+//! about trust can choose another [`Leaf`] instead (see `TestEnv::start_own_with_leaf`).
 //! Generated with `rcgen` on `ring`, so the tests pull in no OpenSSL or aws-lc.
 
 use std::path::{Path, PathBuf};
@@ -31,11 +32,58 @@ pub struct Pki {
     pub key_file: PathBuf,
     /// The CA certificate, DER, for building rustls root stores.
     pub ca_der: CertificateDer<'static>,
+    /// The server certificate, DER (what a client sees and may pin).
+    pub leaf_der: CertificateDer<'static>,
 }
+
+/// A server certificate other than the usual one, for tests of trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// Self-signed with CA:TRUE, as `openssl req -x509` makes it for a home server; the
+    /// "CA file" is the certificate itself, which rustls refuses (`CaUsedAsEndEntity`).
+    SelfSigned,
+    /// Signed by a fresh test CA, but for another host name only ([`OTHER_NAME`]).
+    OtherName,
+}
+
+/// The one name a [`Leaf::OtherName`] certificate is valid for.
+pub const OTHER_NAME: &str = "mail.elsewhere.test";
 
 impl Pki {
     /// Generates a fresh CA and server certificate and writes them under `dir`.
     pub fn write(dir: &Path) -> Result<Pki> {
+        Pki::write_for(dir, &SERVER_NAMES)
+    }
+
+    /// Writes `leaf` (and its CA file) under `dir`, over what [`Pki::write`] put there.
+    pub fn write_leaf(dir: &Path, leaf: Leaf) -> Result<Pki> {
+        match leaf {
+            Leaf::OtherName => Pki::write_for(dir, &[OTHER_NAME]),
+            Leaf::SelfSigned => {
+                let key = KeyPair::generate()?;
+                let mut params =
+                    CertificateParams::new(SERVER_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+                params.distinguished_name.push(DnType::CommonName, "localhost");
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                let cert = params.self_signed(&key)?;
+                let pki = Pki {
+                    ca_file: dir.join("ca.pem"),
+                    cert_file: dir.join("server.pem"),
+                    key_file: dir.join("server.key"),
+                    ca_der: cert.der().clone(),
+                    leaf_der: cert.der().clone(),
+                };
+                write(&pki.ca_file, &cert.pem())?;
+                write(&pki.cert_file, &cert.pem())?;
+                write(&pki.key_file, &key.serialize_pem())?;
+                Ok(pki)
+            }
+        }
+    }
+
+    fn write_for(dir: &Path, names: &[&str]) -> Result<Pki> {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -45,7 +93,7 @@ impl Pki {
         let ca = Issuer::new(ca_params, ca_key);
 
         let leaf_key = KeyPair::generate()?;
-        let names: Vec<String> = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let mut leaf_params = CertificateParams::new(names)?;
         leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
         leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -57,6 +105,7 @@ impl Pki {
             cert_file: dir.join("server.pem"),
             key_file: dir.join("server.key"),
             ca_der: ca_cert.der().clone(),
+            leaf_der: leaf.der().clone(),
         };
         write(&pki.ca_file, &ca_cert.pem())?;
         write(&pki.cert_file, &leaf.pem())?;
