@@ -27,7 +27,8 @@ mod outbound_mail;
 mod outbound_corpus;
 // Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
-// no secret in a trace-level log.
+// no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
+// trace-level log of a full run that sorts, replies and signs.
 mod outbound_events;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
 mod harness_selftest;
