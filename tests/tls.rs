@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use tidings::config::{Account, Config, Fingerprint, Secret, Server, Tls};
+use tidings::exec::error_chain;
 use tidings::exec::mail::smtp::{Smtp, SmtpError};
 use tidings::imap::{Error, Login, Session, Timeouts};
 
@@ -59,7 +60,8 @@ async fn connect(
             oauth2: None,
             ca_file: ca_file.map(Path::to_owned),
         };
-        let refusal = |e: Error| Refusal { tls: e.is_tls(), pin: matches!(e, Error::Pin { .. }), text: chain(&e) };
+        let refusal =
+            |e: Error| Refusal { tls: e.is_tls(), pin: matches!(e, Error::Pin { .. }), text: error_chain(&e) };
         let session = Session::connect(&login, Timeouts::default()).await.map_err(refusal)?;
         session.logout().await.expect("logout");
         return Ok(());
@@ -67,7 +69,8 @@ async fn connect(
     let mut account = account(env, user);
     account.smtp = Some(server);
     account.ca_file = ca_file.map(Path::to_owned);
-    let refusal = |e: SmtpError| Refusal { tls: e.is_tls(), pin: matches!(e, SmtpError::Pin { .. }), text: chain(&e) };
+    let refusal =
+        |e: SmtpError| Refusal { tls: e.is_tls(), pin: matches!(e, SmtpError::Pin { .. }), text: error_chain(&e) };
     let conn = Smtp::new(&account, Secret::new(user.password.clone())).connect().await.map_err(refusal)?;
     assert!(conn.is_encrypted(), "{way:?}: logged in without TLS");
     conn.quit().await;
@@ -83,17 +86,6 @@ fn account(env: &TestEnv, user: &User) -> Account {
     );
     let config = Config::from_yaml(&yaml, &env.dir.join("tls-test.yaml")).unwrap_or_else(|e| panic!("{e:#}"));
     config.accounts[0].clone()
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Asserts that every way is refused with a TLS error whose chain contains `why`.

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -61,24 +62,11 @@ impl Pki {
             Leaf::OtherName => Pki::write_for(dir, &[OTHER_NAME]),
             Leaf::SelfSigned => {
                 let key = KeyPair::generate()?;
-                let mut params =
-                    CertificateParams::new(SERVER_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-                params.distinguished_name.push(DnType::CommonName, "localhost");
+                let mut params = leaf_params(&SERVER_NAMES)?;
                 params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                params.key_usages.push(KeyUsagePurpose::KeyCertSign);
                 let cert = params.self_signed(&key)?;
-                let pki = Pki {
-                    ca_file: dir.join("ca.pem"),
-                    cert_file: dir.join("server.pem"),
-                    key_file: dir.join("server.key"),
-                    ca_der: cert.der().clone(),
-                    leaf_der: cert.der().clone(),
-                };
-                write(&pki.ca_file, &cert.pem())?;
-                write(&pki.cert_file, &cert.pem())?;
-                write(&pki.key_file, &key.serialize_pem())?;
-                Ok(pki)
+                Pki::save(dir, &cert, &cert, &key)
             }
         }
     }
@@ -91,25 +79,23 @@ impl Pki {
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let ca = Issuer::new(ca_params, ca_key);
-
         let leaf_key = KeyPair::generate()?;
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut leaf_params = CertificateParams::new(names)?;
-        leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
-        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
+        let leaf = leaf_params(names)?.signed_by(&leaf_key, &ca)?;
+        Pki::save(dir, &ca_cert, &leaf, &leaf_key)
+    }
 
+    /// Writes the CA file, the server certificate and its key under `dir`.
+    fn save(dir: &Path, ca: &Certificate, leaf: &Certificate, key: &KeyPair) -> Result<Pki> {
         let pki = Pki {
             ca_file: dir.join("ca.pem"),
             cert_file: dir.join("server.pem"),
             key_file: dir.join("server.key"),
-            ca_der: ca_cert.der().clone(),
+            ca_der: ca.der().clone(),
             leaf_der: leaf.der().clone(),
         };
-        write(&pki.ca_file, &ca_cert.pem())?;
+        write(&pki.ca_file, &ca.pem())?;
         write(&pki.cert_file, &leaf.pem())?;
-        write(&pki.key_file, &leaf_key.serialize_pem())?;
+        write(&pki.key_file, &key.serialize_pem())?;
         Ok(pki)
     }
 
@@ -130,6 +116,15 @@ impl Pki {
     pub fn connector(&self) -> TlsConnector {
         TlsConnector::from(self.client_config())
     }
+}
+
+/// A server certificate's parameters: `names`, for TLS servers.
+fn leaf_params(names: &[&str]) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
 }
 
 /// The name clients verify the servers' certificate against.
