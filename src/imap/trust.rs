@@ -7,6 +7,7 @@
 //! home server needs. Every handshake's signature is verified in all three.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls_platform_verifier::BuilderVerifierExt;
@@ -27,8 +28,8 @@ use crate::config::Fingerprint;
 enum Trust {
     /// The platform's verifier.
     Platform,
-    /// The contents of a CA file (PEM).
-    CaFile(Vec<u8>),
+    /// A CA file and its contents (PEM), as read for this connection.
+    CaFile(PathBuf, Vec<u8>),
     /// Exactly the certificate with this fingerprint.
     Pin(Fingerprint),
 }
@@ -46,11 +47,13 @@ pub(super) async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnecto
     static SHARED: Mutex<SharedConfigs> = Mutex::new(Vec::new());
     let trust = match (login.server.tls_fingerprint, &login.ca_file) {
         (Some(pin), _) => Trust::Pin(pin),
-        (None, Some(path)) => Trust::CaFile(tokio::fs::read(path).await.map_err(|source| Error::CaFile {
-            path: path.clone(),
-            at: at.into(),
-            source,
-        })?),
+        (None, Some(path)) => {
+            let pem = tokio::fs::read(path).await;
+            Trust::CaFile(
+                path.clone(),
+                pem.map_err(|source| Error::CaFile { path: path.clone(), at: at.into(), source })?,
+            )
+        }
         (None, None) => Trust::Platform,
     };
     let cached = |shared: &[(Trust, Arc<ClientConfig>)]| {
@@ -59,7 +62,7 @@ pub(super) async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnecto
     if let Some(config) = cached(&SHARED.lock().unwrap_or_else(PoisonError::into_inner)) {
         return Ok(TlsConnector::from(config));
     }
-    let config = Arc::new(tls_config(login, &trust, at)?);
+    let config = Arc::new(tls_config(&trust, at)?);
     let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     // Another connect may have built the same one meanwhile: keep the first.
     let config = cached(&shared).unwrap_or_else(|| {
@@ -70,21 +73,21 @@ pub(super) async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnecto
 }
 
 /// A new TLS config (ring provider) for `trust`.
-fn tls_config(login: &Login, trust: &Trust, at: &str) -> Result<ClientConfig, Error> {
+fn tls_config(trust: &Trust, at: &str) -> Result<ClientConfig, Error> {
     let tls_error = |e: tokio_rustls::rustls::Error| Error::Tls { at: at.into(), source: io::Error::other(e) };
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?;
-    Ok(match (trust, &login.ca_file) {
-        (Trust::Pin(pin), _) => {
+    Ok(match trust {
+        Trust::Pin(pin) => {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(PinnedLeaf { pin: *pin, provider }))
         }
-        (Trust::CaFile(pem), Some(path)) => {
+        Trust::CaFile(path, pem) => {
             let ca_error = |source| Error::CaFile { path: path.clone(), at: at.into(), source };
             builder.with_root_certificates(roots_from_pem(pem).map_err(ca_error)?)
         }
-        _ => builder.with_platform_verifier().map_err(tls_error)?,
+        Trust::Platform => builder.with_platform_verifier().map_err(tls_error)?,
     }
     .with_no_client_auth())
 }
