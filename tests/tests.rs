@@ -61,7 +61,8 @@ mod tooling;
 // TLS trust on Dovecot (IMAP) and Postfix (SMTP), implicit and STARTTLS: an unknown CA refused,
 // accepted with its ca_file or the leaf pinned (tls_fingerprint), a wrong pin refused naming both
 // fingerprints, another host name refused unless pinned, a self-signed certificate refused as a
-// ca_file and accepted pinned; an IMAP server hiding STARTTLS refused before any login.
+// ca_file and accepted pinned; an IMAP server hiding STARTTLS refused before any login; a webhook
+// receiver with an unknown CA refused.
 mod tls;
 // The core tests on Dovecot and on Cyrus IMAP 3.6: logins, fetch after a checkpoint, IDLE
 // latency, move/copy/flag/delete, the no-MOVE/no-UIDPLUS fallbacks, ID, the daemon sorting mail.

@@ -4,14 +4,18 @@
 //! is refused naming account, host and both fingerprints; a certificate for another host name
 //! is refused even from a trusted CA, unless pinned; a self-signed certificate (a home server's)
 //! is refused as its own `ca_file` and accepted pinned; an IMAP server that does not offer
-//! STARTTLS is refused before any login, never used in clear.
+//! STARTTLS is refused before any login, never used in clear; a webhook receiver with a
+//! certificate from an unknown CA is refused in the handshake.
 
 use std::path::Path;
 
-use tidings::config::{Account, Config, Fingerprint, Secret, Server, Tls};
-use tidings::exec::error_chain;
+use tidings::config::{Account, Config, Fingerprint, Secret, Secrets, Server, Tls};
 use tidings::exec::mail::smtp::{Smtp, SmtpError};
+use tidings::exec::webhook::Webhooks;
+use tidings::exec::{Ran, error_chain};
 use tidings::imap::{Error, Login, Session, Timeouts};
+use tidings::plan::Event;
+use tidings::store::{Action, ActionId, ActionState};
 
 use crate::harness::{Leaf, OTHER_NAME, TestEnv, User};
 
@@ -183,4 +187,42 @@ async fn an_imap_server_without_starttls_is_refused_before_login() {
         logins() == 1
     })
     .await;
+}
+
+/// Webhooks trust the platform's roots only: a receiver whose certificate comes from an unknown
+/// CA is refused in the handshake. The receiver here is Dovecot's IMAPS port, a real TLS server
+/// with the harness's certificate: had the certificate been accepted, the request would have
+/// failed at HTTP instead (Dovecot does not answer it), and the error would say so.
+#[tokio::test]
+async fn a_webhook_to_a_receiver_with_an_unknown_ca_is_refused_in_the_handshake() {
+    let env = TestEnv::shared();
+    let yaml = format!("webhooks:\n  hook: {{ url: \"https://127.0.0.1:{}/hook\", timeout: 5s }}\n", env.imaps_port);
+    let config = Config::from_yaml(&yaml, &env.dir.join("tls-webhook.yaml")).unwrap_or_else(|e| panic!("{e:#}"));
+    let webhooks = Webhooks::new(&config, &Secrets::default()).unwrap();
+    let at = chrono::Utc::now();
+    let row = Action {
+        id: ActionId(1),
+        key: "tls-test#0".into(),
+        account: "home".into(),
+        mailbox: None,
+        uidvalidity: None,
+        uid: None,
+        kind: "webhook".into(),
+        payload: serde_json::Value::Null,
+        state: ActionState::InFlight,
+        attempts: 1,
+        next_attempt_at: at,
+        claimed_at: None,
+        last_error: None,
+        created_at: at,
+        updated_at: at,
+        rule: None,
+    };
+    let event = Event { endpoint: "hook".into(), data: serde_json::json!({}), message: None, at: None };
+    match webhooks.deliver(&row, &event).await {
+        Ran::Transient(error) => {
+            assert!(error.contains("invalid peer certificate") && error.contains("UnknownIssuer"), "{error}")
+        }
+        other => panic!("expected a refused certificate, got {other:?}"),
+    }
 }
