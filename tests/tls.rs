@@ -8,16 +8,16 @@
 //! certificate from an unknown CA is refused in the handshake.
 
 use std::path::Path;
+use std::time::Duration;
 
-use tidings::config::{Account, Config, Fingerprint, Secret, Secrets, Server, Tls};
+use tidings::config::{Account, Config, Fingerprint, Secret, Server, Tls};
+use tidings::exec::error_chain;
 use tidings::exec::mail::smtp::{Smtp, SmtpError};
-use tidings::exec::webhook::Webhooks;
-use tidings::exec::{Ran, error_chain};
 use tidings::imap::{Error, Login, Session, Timeouts};
-use tidings::plan::Event;
-use tidings::store::{Action, ActionId, ActionState};
+use tidings::store::{ActionState, Store};
 
-use crate::harness::{Leaf, OTHER_NAME, TestEnv, User};
+use crate::daemon::{Daemon, Setup};
+use crate::harness::{Leaf, OTHER_NAME, TestEnv, User, message};
 
 /// One way the account connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +183,7 @@ async fn an_imap_server_without_starttls_is_refused_before_login() {
     let mut login = Login::new(&account(&env, &user), Secret::new(user.password.clone()));
     login.server = Server { host: "127.0.0.1".into(), port: env.imap_port, tls: Tls::None, tls_fingerprint: None };
     Session::connect(&login, Timeouts::default()).await.expect("a plaintext login").logout().await.unwrap();
-    crate::harness::wait_until(std::time::Duration::from_secs(5), "the plaintext login in Dovecot's log", || async {
+    crate::harness::wait_until(Duration::from_secs(5), "the plaintext login in Dovecot's log", || async {
         logins() == 1
     })
     .await;
@@ -193,36 +193,20 @@ async fn an_imap_server_without_starttls_is_refused_before_login() {
 /// CA is refused in the handshake. The receiver here is Dovecot's IMAPS port, a real TLS server
 /// with the harness's certificate: had the certificate been accepted, the request would have
 /// failed at HTTP instead (Dovecot does not answer it), and the error would say so.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_to_a_receiver_with_an_unknown_ca_is_refused_in_the_handshake() {
     let env = TestEnv::shared();
-    let yaml = format!("webhooks:\n  hook: {{ url: \"https://127.0.0.1:{}/hook\", timeout: 5s }}\n", env.imaps_port);
-    let config = Config::from_yaml(&yaml, &env.dir.join("tls-webhook.yaml")).unwrap_or_else(|e| panic!("{e:#}"));
-    let webhooks = Webhooks::new(&config, &Secrets::default()).unwrap();
-    let at = chrono::Utc::now();
-    let row = Action {
-        id: ActionId(1),
-        key: "tls-test#0".into(),
-        account: "home".into(),
-        mailbox: None,
-        uidvalidity: None,
-        uid: None,
-        kind: "webhook".into(),
-        payload: serde_json::Value::Null,
-        state: ActionState::InFlight,
-        attempts: 1,
-        next_attempt_at: at,
-        claimed_at: None,
-        last_error: None,
-        created_at: at,
-        updated_at: at,
-        rule: None,
-    };
-    let event = Event { endpoint: "hook".into(), data: serde_json::json!({}), message: None, at: None };
-    match webhooks.deliver(&row, &event).await {
-        Ran::Transient(error) => {
-            assert!(error.contains("invalid peer certificate") && error.contains("UnknownIssuer"), "{error}")
-        }
-        other => panic!("expected a refused certificate, got {other:?}"),
-    }
+    let user = env.new_user();
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "hook me", "x")).await.unwrap();
+    let rule = r#"webhook("hook", #{ s: msg.subject });"#;
+    let hook =
+        format!("webhooks:\n  hook: {{ url: \"https://127.0.0.1:{}/hook\", max_attempts: 1 }}\n", env.imaps_port);
+    let setup = Setup::with_top(env, &user, &[("hook.rhai", rule)], "backfill: all", &hook);
+    let (status, log) = Daemon::spawn(&setup.config, &["run", "--once"]).wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    let store = Store::open(&setup.state()).await.unwrap();
+    let failed = store.list_outbox(Some(ActionState::Failed), 10).await.unwrap();
+    let [webhook] = failed.as_slice() else { panic!("one failed webhook: {failed:#?}\n{log}") };
+    let error = webhook.last_error.as_deref().unwrap_or_default();
+    assert!(error.contains("invalid peer certificate") && error.contains("UnknownIssuer"), "{error}");
 }
