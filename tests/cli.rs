@@ -122,7 +122,8 @@ fn run_starts_opens_the_store_and_stops_on_sigterm_without_leaking_the_password(
 }
 
 /// A password file others can read is warned about at start, with its mode and the fix; an
-/// owner-only one is not. The store, its WAL files and its lock are created owner-only.
+/// owner-only one is not. The store, its WAL files and its lock are created owner-only; a store
+/// opened to others later is warned about.
 #[test]
 fn an_open_password_file_is_warned_about_and_the_state_is_created_owner_only() {
     use std::os::unix::fs::PermissionsExt;
@@ -147,11 +148,24 @@ fn an_open_password_file_is_warned_about_and_the_state_is_created_owner_only() {
             );
         }
     }
+    let state = dir.path().join("state");
     for file in ["tidings.db", "tidings.db-wal", "tidings.db-shm", "tidings.db.lock"] {
-        let file = dir.path().join("state").join(file);
+        let file = state.join(file);
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} was created {mode:o}", file.display());
     }
+    // A store someone opened to the group is warned about too, and left as it is.
+    let db = state.join("tidings.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (mut child, _stderr, log) = start_daemon(&path, &[]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let fix = format!(
+        "the state file is readable or writable by group or others; make it owner-only: chmod 600 {}",
+        db.display()
+    );
+    assert!(log.lines().any(|l| l.contains(&fix) && l.contains("mode=0640")), "{log}");
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o640);
 }
 
 /// Starts `tidings run` and waits for its start-up line; returns the child, its stderr and the
