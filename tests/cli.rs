@@ -1,5 +1,6 @@
 //! The `tidings` binary as a user runs it: `check` verdicts and exit codes, `run` start-up and
-//! clean shutdown on SIGTERM, and secrets that never reach the terminal.
+//! clean shutdown on SIGTERM, and secrets that never reach the terminal; a password file open
+//! to others warned about, the state files created owner-only.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -120,10 +121,64 @@ fn run_starts_opens_the_store_and_stops_on_sigterm_without_leaking_the_password(
     assert!(!log.contains(password), "the password appeared in the log:\n{log}");
 }
 
+/// A password file others can read is warned about at start, with its mode and the fix; an
+/// owner-only one is not. The store, its WAL files and its lock are created owner-only; a store
+/// opened to others later is warned about.
+#[test]
+fn an_open_password_file_is_warned_about_and_the_state_is_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "pw-kept-private-5150\n").unwrap();
+    let yaml = "state: state/tidings.db\naccounts:\n  a:\n    imap: { host: 127.0.0.1, port: 1, tls: implicit }\n    username: u\n    password_file: password\n";
+    let path = write_config(dir.path(), yaml);
+    let warning = format!("chmod 600 {}", secret.display());
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (mut child, _stderr, log) = start_daemon(&path, &[]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let line = log.lines().find(|l| l.contains(&warning));
+        assert_eq!(line.is_some(), warned, "mode {mode:o}: warning expected: {warned}\n{log}");
+        if let Some(line) = line {
+            assert!(line.contains("WARN") && line.contains("mode=0644"), "{line}");
+            assert!(
+                line.contains("the password file of account `a` is readable or writable by group or others"),
+                "{line}"
+            );
+        }
+    }
+    let state = dir.path().join("state");
+    for file in ["tidings.db", "tidings.db-wal", "tidings.db-shm", "tidings.db.lock"] {
+        let file = state.join(file);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} was created {mode:o}", file.display());
+    }
+    // A store someone opened to the group is warned about too, and left as it is.
+    let db = state.join("tidings.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (mut child, _stderr, log) = start_daemon(&path, &[]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let fix = format!(
+        "the state file is readable or writable by group or others; make it owner-only: chmod 600 {}",
+        db.display()
+    );
+    assert!(log.lines().any(|l| l.contains(&fix) && l.contains("mode=0640")), "{log}");
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o640);
+}
+
 /// Starts `tidings run` and waits for its start-up line; returns the child, its stderr and the
 /// log read so far.
 fn start_daemon(config: &Path, flags: &[&str]) -> (std::process::Child, BufReader<std::process::ChildStderr>, String) {
-    let mut child = tidings().args(flags).args(["run", "-c"]).arg(config).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = tidings()
+        .args(flags)
+        .args(["run", "-c"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut log = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -32,7 +32,10 @@ impl Setup {
         for (name, text) in rules {
             std::fs::write(rules_dir.join(name), text).unwrap();
         }
-        std::fs::write(dir.path().join("password"), &user.password).unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, &user.password).unwrap();
+        // Owner-only, as a secret file should be: else every run starts with a warning about it.
+        std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let plugins = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins");
         let yaml = format!(
             "state: state.db\nrules: rules\nplugins: {plugins}\naccounts:\n  t:\n    imap: {{ host: 127.0.0.1, port: {port}, tls: implicit }}\n    ca_file: {ca}\n    username: {login}\n    password_file: password\n    from: {login}\n{extra}",

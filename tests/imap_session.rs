@@ -21,7 +21,7 @@ const NO_LIMIT: u64 = u64::MAX;
 fn login(env: &TestEnv, user: &User, host: &str, port: u16, tls: Tls) -> Login {
     Login {
         account: "test".into(),
-        server: Server { host: host.into(), port, tls },
+        server: Server { host: host.into(), port, tls, tls_fingerprint: None },
         username: user.login.clone(),
         password: Secret::new(user.password.clone()),
         oauth2: None,

@@ -1,6 +1,6 @@
 //! Webhooks and commands through the real daemon: signed payloads, a receiver that goes down or
-//! fails forever, SIGKILL during a burst, commands with stdin and a timeout, and no secret in
-//! any log line.
+//! fails forever, SIGKILL during a burst, commands with stdin and a timeout, and no secret
+//! (password, OAuth2 tokens, webhook secret) in any log line of a full run at trace level.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tidings::store::{ActionState, Store};
 
 use crate::daemon::{Daemon, Setup};
-use crate::harness::{Receiver, Request, TestEnv, message, wait_for};
+use crate::harness::{Receiver, Request, TestEnv, TokenEndpoint, message, wait_for};
 
 const SECRET: &str = "whsec-5f1c0d7e-not-in-logs";
 
@@ -328,40 +328,90 @@ async fn a_command_gets_the_event_on_stdin_and_a_hanging_one_is_killed_at_its_ti
     assert_eq!(events[0]["version"], 1);
 }
 
-/// Every secret of a full run (IMAP/SMTP password, webhook secret) stays out of the log at the
-/// most verbose level.
+/// Every secret of a full run stays out of every line of the log at the most verbose level
+/// (`-vv`, `RUST_LOG=trace`): two accounts, one logging in with a password (IMAP, SMTP with
+/// STARTTLS), one with OAuth2 (XOAUTH2 to IMAP and SMTP, tokens from a local endpoint); each
+/// sorts a message, replies and fires a signed webhook.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_appears_in_the_log_of_a_full_run() {
-    let env = TestEnv::shared();
-    let (me, ann) = (env.new_user(), env.new_user());
+    let endpoint = TokenEndpoint::start(3600);
+    let env = TestEnv::start_own_oauth(&endpoint).unwrap();
+    let (me, oauth, ann) = (env.new_user(), env.new_user(), env.new_user());
+    let refresh_token = "rt-full-run-3c9e71b2-not-in-logs";
+    let client_secret = "cs-full-run-8d02aa41-not-in-logs";
+    endpoint.grant(refresh_token, &oauth.login);
     let receiver = Receiver::start();
-    let rule = r#"webhook("hook", #{ s: msg.subject }); reply("Thanks, noted.");"#;
+    let rule = r#"move_to("Sorted"); webhook("hook", #{ s: msg.subject }); reply("Thanks, noted.");"#;
     let account = format!(
         "smtp: {{ host: 127.0.0.1, port: {}, tls: starttls }}\naddresses: [{}]",
         env.submission_port, me.address
     );
-    let setup = Setup::with_top(env, &me, &[("all.rhai", rule)], &account, "");
+    // The second account goes into `accounts:`, after the first.
+    let second = format!(
+        "  o:\n    imap: {{ host: 127.0.0.1, port: {imaps}, tls: implicit }}\n    smtp: {{ host: 127.0.0.1, port: {smtps}, tls: implicit }}\n    \
+         ca_file: {ca}\n    username: {login}\n    from: {login}\n    oauth2:\n      provider: custom\n      client_id: tidings-test\n      \
+         client_secret_file: client-secret\n      refresh_token_file: o.token\n      token_url: {url}\n      scope: mail\n",
+        imaps = env.imaps_port,
+        smtps = env.smtps_port,
+        ca = env.ca_file.display(),
+        login = oauth.login,
+        url = endpoint.url("/token"),
+    );
+    let setup = Setup::with_top(&env, &me, &[("all.rhai", rule)], &account, &second);
+    std::fs::write(setup.dir.path().join("client-secret"), client_secret).unwrap();
+    std::fs::write(setup.dir.path().join("o.token"), refresh_token).unwrap();
     let mut yaml = std::fs::read_to_string(&setup.config).unwrap();
     yaml.push_str(&webhooks(setup.dir.path(), &receiver.url("/hook"), ""));
     std::fs::write(&setup.config, yaml).unwrap();
     let daemon = Daemon::spawn_env(&setup.config, &["run", "-v", "-v"], &[("RUST_LOG", "trace")]);
-    daemon.wait_log_count("watching", 1, Duration::from_secs(20));
-    let raw = message(&ann.address, &me.address, "secret test", "x");
-    env.deliver_lmtp_to(&ann.address, &[&me.address], &raw).await.unwrap();
-    receiver.wait_for(1, Duration::from_secs(30));
-    wait_for(Duration::from_secs(30), "the reply", || async {
-        anyhow::ensure!(!env.list(&ann, "INBOX").await?.is_empty(), "no reply yet");
-        Ok::<_, anyhow::Error>(())
-    })
-    .await;
+    daemon.wait_log_count("watching uidvalidity", 2, Duration::from_secs(20));
+    for user in [&me, &oauth] {
+        let raw = message(&ann.address, &user.address, &format!("secret test for {}", user.login), "x");
+        env.deliver_lmtp_to(&ann.address, &[&user.address], &raw).await.unwrap();
+    }
+    receiver.wait_for(2, Duration::from_secs(30));
+    for (user, what) in [(&me, "sorted"), (&oauth, "sorted"), (&ann, "both replies")] {
+        let (mailbox, count) = if what == "sorted" { ("Sorted", 1) } else { ("INBOX", 2) };
+        wait_for(Duration::from_secs(30), format!("{what} for {}\n{}", user.login, daemon.log()), || async {
+            let found = env.list(user, mailbox).await.map(|l| l.len()).unwrap_or(0);
+            anyhow::ensure!(found == count, "{found} in {mailbox}");
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+    }
     let (_, log) = daemon.stop();
+    let access_tokens = endpoint.issued_access_tokens();
+    assert!(!access_tokens.is_empty(), "the OAuth2 account logged in with an access token");
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let plain = b64.encode(format!("\0{}\0{}", me.login, me.password));
-    for (what, secret) in
-        [("password", me.password.as_str()), ("webhook secret", SECRET), ("AUTH PLAIN blob", plain.as_str())]
-    {
-        assert!(!log.contains(secret), "the {what} appears in the log");
+    let secrets = [
+        ("the IMAP and SMTP password".to_owned(), me.password.clone()),
+        ("the AUTH LOGIN password".to_owned(), b64.encode(&me.password)),
+        ("the AUTH PLAIN blob".to_owned(), b64.encode(format!("\0{}\0{}", me.login, me.password))),
+        ("the webhook secret".to_owned(), SECRET.to_owned()),
+        ("the OAuth2 refresh token".to_owned(), refresh_token.to_owned()),
+        ("the OAuth2 client secret".to_owned(), client_secret.to_owned()),
+    ];
+    let xoauth2 = |token: &str| b64.encode(format!("user={}\x01auth=Bearer {token}\x01\x01", oauth.login));
+    for (number, line) in log.lines().enumerate() {
+        let leaked = secrets.iter().find(|(_, secret)| line.contains(secret.as_str())).map(|(what, _)| what.clone());
+        let leaked = leaked.or_else(|| {
+            let token = access_tokens.iter().find(|t| contains_token(line, t) || line.contains(&xoauth2(t)))?;
+            Some(format!("the access token {token} (or its XOAUTH2 blob)"))
+        });
+        assert!(leaked.is_none(), "{} appears in log line {}: {line}", leaked.unwrap_or_default(), number + 1);
     }
     assert!(log.lines().count() > 50, "the log is the verbose one: {} lines", log.lines().count());
+    assert!(log.contains("TRACE"), "trace records are in the log");
+}
+
+/// Whether `token` appears in `line` as a whole word: the harness's access tokens are short
+/// (`at-1`), and `at-12` or `format-1` is not `at-1`, while `Bearer at-1` or `token=at-1` is.
+fn contains_token(line: &str, token: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    line.match_indices(token).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + token.len()..].chars().next();
+        !before.is_some_and(part) && !after.is_some_and(part)
+    })
 }

@@ -20,7 +20,7 @@ use crate::harness::{Receiver, TestEnv, User, message, wait_until};
 async fn inbox(env: &TestEnv, user: &User) -> Result<Session> {
     let login = Login {
         account: "t".into(),
-        server: Server { host: "127.0.0.1".into(), port: env.imaps_port, tls: Tls::Implicit },
+        server: Server { host: "127.0.0.1".into(), port: env.imaps_port, tls: Tls::Implicit, tls_fingerprint: None },
         username: user.login.clone(),
         password: Secret::new(user.password.clone()),
         oauth2: None,

@@ -256,7 +256,7 @@ async fn a_silent_server_times_out_at_the_account_deadline() -> Result<()> {
 async fn imap(env: &TestEnv, user: &User) -> Result<Session> {
     let login = Login {
         account: "test".into(),
-        server: Server { host: "127.0.0.1".into(), port: env.imaps_port, tls: Tls::Implicit },
+        server: Server { host: "127.0.0.1".into(), port: env.imaps_port, tls: Tls::Implicit, tls_fingerprint: None },
         username: user.login.clone(),
         password: Secret::new(user.password.clone()),
         oauth2: None,

@@ -8,7 +8,7 @@
 // leaves an unreachable webhook pending, and still ends.
 mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
-// secrets kept out of logs.
+// secrets kept out of logs, a password file open to others warned about, state files owner-only.
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
@@ -27,7 +27,8 @@ mod outbound_mail;
 mod outbound_corpus;
 // Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
-// no secret in a trace-level log.
+// no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
+// trace-level log of a full run that sorts, replies and signs.
 mod outbound_events;
 // Health: /healthz unhealthy while Dovecot is down and healthy when it is back, /metrics parsed
 // as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
@@ -60,6 +61,12 @@ mod schedules;
 // `tidings test` (samples, shipped fixtures, diffs, JSON lines, exit statuses, the corpus) and
 // `tidings dry-run` against Dovecot (a correct summary, the mailbox unchanged).
 mod tooling;
+// TLS trust on Dovecot (IMAP) and Postfix (SMTP), implicit and STARTTLS: an unknown CA refused,
+// accepted with its ca_file or the leaf pinned (tls_fingerprint), a wrong pin refused naming both
+// fingerprints, another host name refused unless pinned, a self-signed certificate refused as a
+// ca_file and accepted pinned; an IMAP server hiding STARTTLS refused before any login; a webhook
+// receiver with an unknown CA refused.
+mod tls;
 // The core tests on Dovecot and on Cyrus IMAP 3.6: logins, fetch after a checkpoint, IDLE
 // latency, move/copy/flag/delete, the no-MOVE/no-UIDPLUS fallbacks, ID, the daemon sorting mail.
 mod two_servers;

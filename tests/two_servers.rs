@@ -38,7 +38,7 @@ fn login(env: &TestEnv, user: &User, host: &str, port: u16, tls: Tls) -> Login {
     let config = Config::load(&setup.config).expect("the test config loads");
     let mut login = Login::new(&config.accounts[0], Secret::new(user.password.clone()));
     login.account = "test".into();
-    login.server = Endpoint { host: host.into(), port, tls };
+    login.server = Endpoint { host: host.into(), port, tls, tls_fingerprint: None };
     login
 }
 

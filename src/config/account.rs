@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostics::{self as read, Fields, Problems};
+use super::fingerprint::Fingerprint;
 use super::oauth2::{self, OAuth2};
 use super::provider::{self, Provider};
 use super::secret::SecretSource;
@@ -105,6 +106,8 @@ pub struct Server {
     pub port: u16,
     /// How the connection is secured.
     pub tls: Tls,
+    /// `tls_fingerprint`: the server's certificate pinned; replaces the CA and host-name checks.
+    pub tls_fingerprint: Option<Fingerprint>,
 }
 
 /// How a connection is secured.
@@ -167,7 +170,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "connections",
     "imap_id",
 ];
-const SERVER_KEYS: &[&str] = &["host", "port", "tls"];
+const SERVER_KEYS: &[&str] = &["host", "port", "tls", "tls_fingerprint"];
 const MAILBOX_KEYS: &[&str] = &["name", "backfill"];
 
 /// Validates one entry of `accounts:`; `base` is the config file's directory.
@@ -333,7 +336,36 @@ fn server(
             _ => tls.map(|t| default_port(what, t)),
         },
     };
-    Some(Server { host: host?, port: port?, tls: tls? })
+    let tls_fingerprint = match fields.get("tls_fingerprint") {
+        Some(n) => pin(n, tls, what, problems),
+        None => Some(None),
+    };
+    Some(Server { host: host?, port: port?, tls: tls?, tls_fingerprint: tls_fingerprint? })
+}
+
+/// `tls_fingerprint`, validated; meaningless (and refused) on a plaintext connection.
+fn pin(node: &Node, tls: Option<Tls>, what: &str, problems: &mut Problems) -> Option<Option<Fingerprint>> {
+    let what = format!("{what}: tls_fingerprint");
+    let text = read::string(node, &what, problems)?;
+    match Fingerprint::parse(&text) {
+        Ok(_) if tls == Some(Tls::None) => {
+            problems.hint(
+                node.pos,
+                format!("{what} pins a certificate, but `tls: none` has none"),
+                "use `tls: implicit` or `tls: starttls`, or drop the fingerprint",
+            );
+            None
+        }
+        Ok(pin) => Some(Some(pin)),
+        Err(why) => {
+            problems.hint(
+                node.pos,
+                format!("{what} `{text}` is not a SHA-256 fingerprint: {why}"),
+                "write `sha256:` and the 64 hex digits that `openssl s_client -connect HOST:PORT </dev/null | openssl x509 -noout -fingerprint -sha256` prints (with `-starttls imap` or `-starttls smtp` for a STARTTLS port)",
+            );
+            None
+        }
+    }
 }
 
 /// The well-known port for a protocol and TLS mode, so `port:` can be left out.

@@ -138,7 +138,8 @@ impl Provider {
                  Security); the username is the full iCloud address",
             ),
         };
-        let server = |(host, port, tls): (&str, u16, Tls)| Server { host: host.to_owned(), port, tls };
+        let server =
+            |(host, port, tls): (&str, u16, Tls)| Server { host: host.to_owned(), port, tls, tls_fingerprint: None };
         Preset { imap: server(imap), smtp: server(smtp), connections, imap_id, needs }
     }
 }

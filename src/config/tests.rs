@@ -114,7 +114,10 @@ webhooks:
     )
     .unwrap();
     let work = config.account("work").unwrap();
-    assert_eq!(work.imap, Server { host: "imap.example.com".into(), port: 143, tls: Tls::StartTls });
+    assert_eq!(
+        work.imap,
+        Server { host: "imap.example.com".into(), port: 143, tls: Tls::StartTls, tls_fingerprint: None }
+    );
     assert_eq!(work.smtp.as_ref().map(|s| s.port), Some(465));
     assert_eq!(work.password, SecretSource::File("/etc/tidings/secrets/work".into()));
     assert_eq!(work.addresses, vec!["me@example.com".to_owned()]);
@@ -142,6 +145,46 @@ fn insecure_is_allowed_only_when_asked_for() {
     let yaml = "accounts:\n  lab:\n    allow_insecure: true\n    imap: { host: 127.0.0.1, port: 1143, tls: none }\n    username: u\n    password_env: P\n";
     let config = load(yaml).unwrap();
     assert_eq!(config.accounts[0].imap.tls, Tls::None);
+}
+
+#[test]
+fn a_tls_fingerprint_pins_each_server_and_a_bad_one_is_reported_where_it_is() {
+    let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    let yaml = format!(
+        "accounts:\n  home:\n    imap: {{ host: nas.lan, tls_fingerprint: \"sha256:{hex}\" }}\n    smtp: {{ host: nas.lan, tls_fingerprint: \"SHA256:{}\" }}\n    from: me@nas.lan\n    username: u\n    password_env: P\n",
+        hex.to_uppercase()
+            .as_bytes()
+            .chunks(2)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect::<Vec<_>>()
+            .join(":")
+    );
+    let config = load(&yaml).unwrap();
+    let home = &config.accounts[0];
+    let pinned = Fingerprint::parse(&format!("sha256:{hex}")).unwrap();
+    assert_eq!(home.imap.tls_fingerprint, Some(pinned));
+    assert_eq!(home.smtp.as_ref().and_then(|s| s.tls_fingerprint), Some(pinned));
+    let found = problems(&format!(
+        "accounts:\n  a:\n    allow_insecure: true\n    imap: {{ host: h, tls_fingerprint: \"sha256:{}\" }}\n    smtp: {{ host: h, tls: none, tls_fingerprint: \"sha256:{hex}\" }}\n    from: me@h.example\n    username: u\n    password_env: P\n",
+        &hex[..60]
+    ));
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!((found[0].pos.line, found[0].pos.column), (4, 39), "{found:#?}");
+    assert!(
+        found[0].message.contains("account `a`: imap: tls_fingerprint `sha256:ba78")
+            && found[0].message.contains("has 64 hex digits, this one 60"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[0].hint.as_deref().is_some_and(|h| h.contains("openssl x509 -noout -fingerprint -sha256")),
+        "{found:#?}"
+    );
+    assert_eq!(found[1].pos.line, 5, "{found:#?}");
+    assert!(
+        found[1].message.contains("smtp: tls_fingerprint pins a certificate, but `tls: none` has none"),
+        "{found:#?}"
+    );
 }
 
 #[test]

@@ -1,27 +1,20 @@
 //! Opening a connection: TCP, TLS (implicit or STARTTLS, or none), the greeting, LOGIN (or
 //! AUTHENTICATE XOAUTH2 for an OAuth2 account, its access token got before connecting).
 //!
-//! Trust: with no `ca_file`, the platform verifier (the system's roots, the way a browser on
-//! this machine would decide); with a `ca_file`, only the CAs in that file. The two are not
-//! mixed: a `ca_file` is for a private server, and pinning it to its own CA means a public CA
-//! cannot vouch for an impostor. Every step has a deadline. What it must not do: retry,
-//! sleep, or log the password (only the login name and the server appear in logs).
+//! Whom TLS trusts is [`super::trust`]'s business. Every step has a deadline. What it must not
+//! do: retry, sleep, or log the password (only the login name and the server appear in logs).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_imap::imap_proto::{Response, Status};
-use rustls_platform_verifier::BuilderVerifierExt;
+use async_imap::imap_proto::{Capability, Response, ResponseCode, Status};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::debug;
 
 use super::{Error, Login, Timeouts};
@@ -55,7 +48,7 @@ pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result
     };
     let tls = match server.tls {
         Tls::None => None,
-        _ => Some(tls_connector(login, at).await?),
+        _ => Some(super::trust::tls_connector(login, at).await?),
     };
     let connect = TcpStream::connect((server.host.as_str(), server.port));
     let tcp = within(timeouts.connect, "connect", at, connect)
@@ -69,10 +62,13 @@ pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result
         _ => Transport::Plain(tcp),
     };
     let mut client = async_imap::Client::new(transport);
-    within(timeouts.connect, "read the server greeting", at, greeting(&mut client))
+    let offers_starttls = within(timeouts.connect, "read the server greeting", at, greeting(&mut client))
         .await?
         .map_err(command(at, "read the server greeting"))?;
     if let (Some(tls), Tls::StartTls) = (&tls, server.tls) {
+        if offers_starttls == Some(false) {
+            return Err(Error::NoStartTls { at: at.into() });
+        }
         client = starttls(client, tls, login, timeouts, at).await?;
     }
     if let (Some(oauth), Some(token)) = (&login.oauth2, &token) {
@@ -117,7 +113,8 @@ async fn xoauth2(
 }
 
 /// Sends STARTTLS on the plaintext connection and wraps the TCP stream in TLS. Bytes the
-/// server sent after its OK are dropped with the old client: they were not protected.
+/// server sent after its OK are dropped with the old client: they were not protected. A server
+/// that refuses it does not offer it: the connection ends there, never goes on in clear.
 async fn starttls(
     mut client: async_imap::Client<Transport>,
     tls: &TlsConnector,
@@ -128,7 +125,7 @@ async fn starttls(
     let asked = client.run_command_and_check_ok("STARTTLS", None);
     within(timeouts.command, "start TLS", at, asked).await?.map_err(|e| match e {
         e if super::error::breaks_connection(&e) => command(at, "start TLS")(e),
-        e => Error::Tls { at: at.into(), source: io::Error::other(format!("the server refused STARTTLS: {e}")) },
+        _ => Error::NoStartTls { at: at.into() },
     })?;
     let Transport::Plain(tcp) = client.into_inner() else {
         return Err(Error::Tls { at: at.into(), source: io::Error::other("STARTTLS on a TLS connection") });
@@ -146,16 +143,26 @@ async fn handshake(
 ) -> Result<Transport, Error> {
     let name = server_name(&login.server.host).map_err(|source| Error::Tls { at: at.into(), source })?;
     let stream = within(timeouts.connect, "set up TLS", at, tls.connect(name, tcp)).await?;
-    let stream = stream.map_err(|source| Error::Tls { at: at.into(), source })?;
+    let stream = stream.map_err(|source| match (login.server.tls_fingerprint, super::trust::unpinned(&source)) {
+        (Some(expected), Some(presented)) => Error::Pin { at: at.into(), expected, presented },
+        _ => Error::Tls { at: at.into(), source },
+    })?;
     debug!("imap: TLS established");
     Ok(Transport::Tls(Box::new(stream)))
 }
 
 /// Reads the untagged greeting: OK (or PREAUTH) goes on, BYE or anything else is refused.
-async fn greeting(client: &mut async_imap::Client<Transport>) -> Result<(), async_imap::error::Error> {
+/// Returns whether it offers STARTTLS, when it lists its capabilities (most servers do; for one
+/// that does not, STARTTLS is simply sent, and its refusal is the answer).
+async fn greeting(client: &mut async_imap::Client<Transport>) -> Result<Option<bool>, async_imap::error::Error> {
     let response = client.read_response().await?.ok_or(async_imap::error::Error::ConnectionLost)?;
     match response.parsed() {
-        Response::Data { status: Status::Ok | Status::PreAuth, .. } => Ok(()),
+        Response::Data { status: Status::Ok | Status::PreAuth, outcome } => Ok(match &outcome.code {
+            Some(ResponseCode::Capabilities(listed)) => Some(
+                listed.iter().any(|c| matches!(c, Capability::Atom(name) if name.eq_ignore_ascii_case("STARTTLS"))),
+            ),
+            _ => None,
+        }),
         other => Err(io::Error::other(format!("the server did not greet with OK: {other:?}")).into()),
     }
 }
@@ -164,70 +171,6 @@ async fn greeting(client: &mut async_imap::Client<Transport>) -> Result<(), asyn
 fn server_name(host: &str) -> Result<ServerName<'static>, io::Error> {
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     ServerName::try_from(bare.to_owned()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-}
-
-/// The process's TLS configs, each with the trust it was built for (`None`: the platform's).
-type SharedConfigs = Vec<(Option<Vec<u8>>, Arc<ClientConfig>)>;
-
-/// TLS settings: the ring provider, and the platform verifier or the account's CA file.
-///
-/// One config per trust (the platform's, or one CA file's contents) for the whole process,
-/// not one per connection: a config holds the root store (the platform's is loaded from disk)
-/// and the session cache, so a thousand watchers would otherwise hold a thousand copies and
-/// never resume a TLS session. The CA file is read at every connect, so an edited file takes
-/// effect at the next one.
-async fn tls_connector(login: &Login, at: &str) -> Result<TlsConnector, Error> {
-    static SHARED: Mutex<SharedConfigs> = Mutex::new(Vec::new());
-    let pem = match &login.ca_file {
-        Some(path) => Some(tokio::fs::read(path).await.map_err(|source| Error::CaFile {
-            path: path.clone(),
-            at: at.into(),
-            source,
-        })?),
-        None => None,
-    };
-    let cached = |shared: &[(Option<Vec<u8>>, Arc<ClientConfig>)]| {
-        shared.iter().find(|(trust, _)| *trust == pem).map(|(_, config)| config.clone())
-    };
-    if let Some(config) = cached(&SHARED.lock().unwrap_or_else(PoisonError::into_inner)) {
-        return Ok(TlsConnector::from(config));
-    }
-    let config = Arc::new(tls_config(login, pem.as_deref(), at)?);
-    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    // Another connect may have built the same one meanwhile: keep the first.
-    let config = cached(&shared).unwrap_or_else(|| {
-        shared.push((pem, config.clone()));
-        config
-    });
-    Ok(TlsConnector::from(config))
-}
-
-/// A new TLS config trusting the CAs in `pem`, or the platform's without one.
-fn tls_config(login: &Login, pem: Option<&[u8]>, at: &str) -> Result<ClientConfig, Error> {
-    let tls_error = |e: tokio_rustls::rustls::Error| Error::Tls { at: at.into(), source: io::Error::other(e) };
-    let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(tls_error)?;
-    Ok(match (pem, &login.ca_file) {
-        (Some(pem), Some(path)) => {
-            let ca_error = |source| Error::CaFile { path: path.clone(), at: at.into(), source };
-            builder.with_root_certificates(roots_from_pem(pem).map_err(ca_error)?).with_no_client_auth()
-        }
-        _ => builder.with_platform_verifier().map_err(tls_error)?.with_no_client_auth(),
-    })
-}
-
-/// Every certificate in a PEM file as a root; at least one must be there.
-fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, io::Error> {
-    let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        roots.add(cert.map_err(|e| invalid(&e))?).map_err(|e| invalid(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(invalid(&"no PEM certificate in it"));
-    }
-    Ok(roots)
 }
 
 /// Runs `fut` with a deadline; a timeout becomes [`Error::Timeout`] naming `what`.
@@ -286,12 +229,5 @@ mod tests {
         assert!(matches!(server_name("127.0.0.1"), Ok(ServerName::IpAddress(_))));
         assert!(matches!(server_name("[::1]"), Ok(ServerName::IpAddress(_))));
         assert!(server_name("not a host").is_err());
-    }
-
-    #[test]
-    fn a_ca_file_needs_a_certificate() {
-        let err = roots_from_pem(b"just text\n").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("no PEM certificate"), "{err}");
     }
 }

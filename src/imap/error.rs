@@ -34,7 +34,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// TLS could not be set up: no usable roots, a failed handshake, an untrusted or
-    /// mismatching certificate, or a server that refused STARTTLS.
+    /// mismatching certificate.
     #[error("cannot set up TLS with {at}")]
     Tls {
         /// Account and server.
@@ -42,6 +42,30 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// `tls: starttls`, but the server does not offer STARTTLS (or refused it): the password is
+    /// never sent in clear, so the connection ends before login.
+    #[error(
+        "cannot set up TLS with {at}: the server does not offer STARTTLS, and the password is never sent in clear \
+         (use `tls: implicit` if the server has a TLS port)"
+    )]
+    NoStartTls {
+        /// Account and server.
+        at: String,
+    },
+    /// The server's certificate is not the one its `tls_fingerprint` pins: an impostor, or a
+    /// renewed certificate whose new fingerprint must be written into the config.
+    #[error(
+        "cannot set up TLS with {at}: the server presented certificate {presented}, but tls_fingerprint pins {expected} \
+         (if the server's certificate was renewed, pin the new one)"
+    )]
+    Pin {
+        /// Account and server.
+        at: String,
+        /// The pinned fingerprint.
+        expected: crate::config::Fingerprint,
+        /// The fingerprint of the certificate the server presented.
+        presented: crate::config::Fingerprint,
     },
     /// The server refused the user name or password.
     #[error("cannot log in to {at} as {user}: the server refused the credentials")]
@@ -138,10 +162,10 @@ impl Error {
         }
     }
 
-    /// TLS could not be set up (CA file, handshake, certificate): a configuration problem
+    /// TLS could not be set up (CA file, handshake, certificate, pin): a configuration problem
     /// that retrying soon will not fix.
     pub fn is_tls(&self) -> bool {
-        matches!(self, Error::Tls { .. } | Error::CaFile { .. })
+        matches!(self, Error::Tls { .. } | Error::CaFile { .. } | Error::Pin { .. } | Error::NoStartTls { .. })
     }
 
     /// Network trouble, a timeout, BYE, EOF or an unparsable answer: drop the session,

@@ -28,6 +28,7 @@ mod ops;
 pub mod retry;
 mod search;
 mod subscribed;
+mod trust;
 mod types;
 mod uidset;
 mod wire;

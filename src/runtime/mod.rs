@@ -11,6 +11,7 @@
 pub mod account;
 mod fleet;
 mod limits;
+mod private_files;
 
 use std::fs::{File, TryLockError};
 use std::future::Future;
@@ -89,6 +90,7 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     let lock = lock(&config.state)?;
     let store = Store::open(&config.state).await.map_err(|e| Error::Start(Box::new(e.into())))?;
     recover(&store).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    private_files::warn_if_open(&config);
     // The states a previous daemon left are stale; this one reports its own.
     store.clear_watchers().await.map_err(|e| Error::Start(Box::new(e.into())))?;
     let health = Health::new(Some(store.clone()));
@@ -294,7 +296,10 @@ fn lock(state: &Path) -> Result<File, Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::LockFile { path: path.clone(), source })?;
     }
-    let file = File::create(&path).map_err(|source| Error::LockFile { path: path.clone(), source })?;
+    // Owner-only like the store beside it (see `private_files`).
+    let file = std::os::unix::fs::OpenOptionsExt::mode(File::options().write(true).create(true).truncate(true), 0o600)
+        .open(&path)
+        .map_err(|source| Error::LockFile { path: path.clone(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::Locked { path }),

@@ -17,6 +17,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A new store file could not be created owner-only.
+    #[error("cannot create store {path}")]
+    CreateFile {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The OS thread that owns the connection could not be started.
     #[error("cannot start store thread")]
     Spawn {

@@ -66,6 +66,7 @@ pub(super) fn open_file(path: &Path) -> Result<Connection, Error> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
     }
+    create_private(path).map_err(|source| Error::CreateFile { path: path.to_path_buf(), source })?;
     let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|source| configure_error(path, source))?;
     inspect(&conn, path)?;
@@ -79,6 +80,17 @@ pub(super) fn open_file(path: &Path) -> Result<Connection, Error> {
     migrations::migrate(&mut conn, path)?;
     tracing::debug!(path = %path.display(), version = migrations::latest(), "store opened");
     Ok(conn)
+}
+
+/// Creates a missing store file owner-only (0600), leaving an existing one as it is. SQLite
+/// would create it 0644 less the umask, readable by every local user, and it gives its `-wal`
+/// and `-shm` files the mode of the database, so creating the database right covers all three.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 /// Opens a private in-memory store (for tests of other modules): same schema, no file.
@@ -180,6 +192,33 @@ mod tests {
         assert_eq!(migration_rows(&path) as usize, MIGRATIONS.len());
         let version = migrations::stored_version(&raw(&path)).unwrap();
         assert_eq!(version, Some(migrations::latest()));
+    }
+
+    /// Mail metadata and the outbox are nobody else's business: the database and the WAL files
+    /// SQLite creates beside it are owner-only whatever the umask (the tests run with 022).
+    #[tokio::test]
+    async fn a_new_store_and_its_wal_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let store = Store::open(&path).await.unwrap();
+        store
+            .commit_plan(
+                &Checkpoint { account: "a".into(), mailbox: "INBOX".into(), uidvalidity: 1, last_uid: 1 },
+                vec![],
+            )
+            .await
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+        }
+        drop(store);
+        // An existing file keeps its mode (a warning at start says so, not a silent chmod).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(Store::open(&path).await.unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
     }
 
     #[tokio::test]

@@ -48,6 +48,7 @@ pub use oauth::TokenEndpoint;
 pub use receiver::{Receiver, Request};
 pub use servers::{CATCHALL, DOMAIN};
 pub use smtp::Submit;
+pub use tls::{Leaf, OTHER_NAME};
 
 use process::{Janitor, Supervised, log_tails};
 use servers::{Layout, Ports};
@@ -167,6 +168,39 @@ impl TestEnv {
     pub fn start_own() -> TestEnv {
         servers::check_installed();
         TestEnv::start().unwrap_or_else(|e| panic!("test environment failed to start:\n{e:#}"))
+    }
+
+    /// A private environment whose Dovecot and Postfix present `leaf` instead of the usual
+    /// certificate; [`TestEnv::ca_file`] is its CA file (for a self-signed one, itself).
+    pub fn start_own_with_leaf(leaf: Leaf) -> TestEnv {
+        let mut env = TestEnv::start_own();
+        env.stop_dovecot();
+        env.stop_postfix();
+        let dir = env.pki.cert_file.parent().expect("the certificate is in tls/").to_owned();
+        env.pki = Pki::write_leaf(&dir, leaf).unwrap_or_else(|e| panic!("writing a {leaf:?} certificate: {e:#}"));
+        env.ca_file = env.pki.ca_file.clone();
+        env.start_dovecot();
+        env.start_postfix();
+        env
+    }
+
+    /// A private environment whose Dovecot has no TLS at all (`ssl = no`): its IMAP port does
+    /// not offer STARTTLS, as a server behind a man in the middle who strips it would not, and
+    /// its "IMAPS" port speaks plaintext. Postfix is as usual.
+    pub fn start_own_without_starttls() -> TestEnv {
+        let mut env = TestEnv::start_own();
+        env.stop_dovecot();
+        let conf = env.layout.dir.join("dovecot/dovecot.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("reading dovecot.conf");
+        text = text.replace("ssl = yes", "ssl = no");
+        std::fs::write(&conf, text).expect("writing dovecot.conf");
+        env.start_dovecot();
+        env
+    }
+
+    /// The DER of the certificate the servers present (what a client may pin).
+    pub fn server_certificate(&self) -> &[u8] {
+        &self.pki.leaf_der
     }
 
     /// Starts both servers; retries with new ports if another process took one.

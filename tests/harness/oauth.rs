@@ -123,6 +123,11 @@ impl TokenEndpoint {
         self.grants.lock().unwrap().refresh.keys().cloned().collect()
     }
 
+    /// Every access token issued so far (to look for them where they must not be).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.grants.lock().unwrap().access.keys().cloned().collect()
+    }
+
     /// Requests to `path` so far.
     pub fn requests(&self, path: &str) -> Vec<TokenRequest> {
         self.grants.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()

@@ -5,7 +5,8 @@
 //! then required before any credentials go out (a server that does not offer it is refused, so
 //! a man in the middle cannot strip it); plaintext only with `tls: none`, which the config
 //! allows only with `allow_insecure`. Trust is the IMAP side's: with no `ca_file`, the platform
-//! verifier; with one, only the CAs in that file. AUTH PLAIN or LOGIN.
+//! verifier; with one, only the CAs in that file; with a `tls_fingerprint`, only the certificate
+//! it pins (see `Smtp::check_pin`). AUTH PLAIN or LOGIN.
 //!
 //! lettre's own timeout covers only the TCP connect, so every step here runs under a tokio
 //! deadline (the account's `command_timeout`; the message upload gets more per MiB). A failed
@@ -26,7 +27,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tracing::debug;
 
 use super::Composed;
-use crate::config::{Account, OAuth2, Secret, Server, Tls};
+use crate::config::{Account, Fingerprint, OAuth2, Secret, Server, Tls};
 
 type LettreError = lettre::transport::smtp::Error;
 
@@ -82,6 +83,19 @@ pub enum SmtpError {
         #[source]
         source: LettreError,
     },
+    /// The server's certificate is not the one its `tls_fingerprint` pins.
+    #[error(
+        "cannot set up TLS with SMTP server {at}: the server presented certificate {presented}, but tls_fingerprint \
+         pins {expected} (if the server's certificate was renewed, pin the new one)"
+    )]
+    Pin {
+        /// `host:port of account NAME`.
+        at: String,
+        /// The pinned fingerprint.
+        expected: Fingerprint,
+        /// The fingerprint of the certificate the server presented.
+        presented: Fingerprint,
+    },
     /// `tls: starttls`, but the server does not offer STARTTLS: the password stays home.
     #[error(
         "cannot set up TLS with SMTP server {at}: it does not offer STARTTLS, and the password is never sent in clear \
@@ -124,9 +138,12 @@ impl SmtpError {
         }
     }
 
-    /// TLS trouble (certificate, CA file, no STARTTLS): a setup problem retrying will not fix.
+    /// TLS trouble (certificate, CA file, pin, no STARTTLS): a setup problem retrying will not fix.
     pub fn is_tls(&self) -> bool {
-        matches!(self, SmtpError::Tls { .. } | SmtpError::CaFile { .. } | SmtpError::NoStartTls { .. })
+        matches!(
+            self,
+            SmtpError::Tls { .. } | SmtpError::CaFile { .. } | SmtpError::Pin { .. } | SmtpError::NoStartTls { .. }
+        )
     }
 
     /// Network trouble or a timeout: try again later.
@@ -208,6 +225,9 @@ impl Smtp {
             false => SmtpError::Connect { at: self.at.clone(), source },
         })?;
         debug!(at = %self.at, tls = ?server.tls, "smtp: connected");
+        if server.tls == Tls::Implicit {
+            self.check_pin(&mut conn, server).await?;
+        }
         if let (Tls::StartTls, Some(tls)) = (server.tls, tls) {
             if !conn.can_starttls() {
                 self.within("close the connection", conn.abort()).await.ok();
@@ -220,6 +240,7 @@ impl Smtp {
                 }
                 Err(source) => return Err(SmtpError::Connect { at: self.at.clone(), source }),
             }
+            self.check_pin(&mut conn, server).await?;
             debug!(at = %self.at, "smtp: TLS established");
         }
         // XOAUTH2 with a token valid for the next minute at least, else the password.
@@ -248,17 +269,35 @@ impl Smtp {
         Ok(SmtpConnection { conn, at: self.at.clone(), timeout: self.timeout, broken: false })
     }
 
-    /// TLS for the server's name: the platform verifier, or only the CAs of the account's file.
+    /// TLS for the server's name: the platform verifier, or only the CAs of the account's file;
+    /// with a pin, any certificate here and [`Smtp::check_pin`] after the handshake.
     async fn tls_parameters(&self, server: &Server) -> Result<TlsParameters, SmtpError> {
         let bare = server.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&server.host);
         let mut builder = TlsParameters::builder(bare.to_owned());
-        if let Some(path) = &self.ca_file {
+        if server.tls_fingerprint.is_some() {
+            builder = builder.dangerous_accept_invalid_certs(true).dangerous_accept_invalid_hostnames(true);
+        } else if let Some(path) = &self.ca_file {
             let ca_error = |source| SmtpError::CaFile { path: path.clone(), at: self.at.clone(), source };
             let pem = tokio::fs::read(path).await.map_err(ca_error)?;
             let certificate = pem_certificates(&pem).map_err(ca_error)?;
             builder = builder.certificate_store(CertificateStore::None).add_root_certificate(certificate);
         }
         builder.build().map_err(|source| SmtpError::Tls { at: self.at.clone(), source })
+    }
+
+    /// With a pin, the certificate must be exactly the pinned one. lettre takes no custom
+    /// verifier, so the handshake accepted any certificate (its signature was still checked: the
+    /// server holds the key of what it presented) and it is compared here, right after the
+    /// handshake: before it only EHLO went out, and nothing that matters.
+    async fn check_pin(&self, conn: &mut AsyncSmtpConnection, server: &Server) -> Result<(), SmtpError> {
+        let Some(expected) = server.tls_fingerprint else { return Ok(()) };
+        let der = conn.peer_certificate().map_err(|source| SmtpError::Tls { at: self.at.clone(), source })?;
+        let presented = Fingerprint::of(&der);
+        if presented == expected {
+            return Ok(());
+        }
+        self.within("close the connection", conn.abort()).await.ok();
+        Err(SmtpError::Pin { at: self.at.clone(), expected, presented })
     }
 
     async fn within<T>(&self, what: &'static str, step: impl Future<Output = T>) -> Result<T, SmtpError> {
