@@ -86,7 +86,7 @@ impl Alerter {
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep(CHECK_EVERY) => {}
+                () = tokio::time::sleep(next_look(&self.health, &self.thresholds, &told, Utc::now())) => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -116,6 +116,19 @@ impl Alerter {
             tracing::error!(error = %crate::exec::error_chain(&error), alert = alert.kind, "cannot store an alert; it is not sent");
         }
     }
+}
+
+/// When to look again: at the latest after [`CHECK_EVERY`], and right when a watcher that is
+/// down now reaches the threshold, so that an outage just over it is not missed between looks.
+fn next_look(health: &Health, thresholds: &Thresholds, told: &Told, now: DateTime<Utc>) -> Duration {
+    let threshold = chrono::Duration::from_std(thresholds.unhealthy_after).unwrap_or(chrono::Duration::MAX);
+    health
+        .watchers()
+        .into_iter()
+        .filter(|(key, state)| !state.conn.is_up() && !told.down.contains(key))
+        .filter_map(|(_, state)| (state.since + threshold - now).to_std().ok())
+        .map(|until| until + Duration::from_millis(10))
+        .fold(CHECK_EVERY, Duration::min)
 }
 
 fn action(event: &str, by: &str, account: &str, action: &Action) -> NewAction {
