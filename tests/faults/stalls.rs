@@ -1,0 +1,69 @@
+//! A stalled server: the socket stays open and no byte comes back. tidings must notice by its
+//! own deadlines (the command deadline; in IDLE, the re-issue interval plus the deadline of
+//! DONE) and reconnect. The proxy records when the stall began and when tidings dropped the
+//! connection; the test prints both delays and asserts them against the configured deadlines.
+
+use std::time::Duration;
+
+use super::accounting::{Effects, settle_and_check, token};
+use super::{COMMAND_TIMEOUT, IDLE_INTERVAL, deliver_all, messages, through};
+use crate::daemon::Daemon;
+use crate::harness::{Proxy, Side, TestEnv, Trigger, wait_for};
+use crate::watch::SORT_RULE;
+
+/// Scheduling slack on a loaded 2-core machine, beyond the deadline itself.
+const SLACK: Duration = Duration::from_millis(1500);
+
+/// A sort run whose first connection matching `trigger` stalls; tidings must drop it no sooner
+/// than `at_least` and no later than `at_most` after the stall began, then reconnect.
+async fn stalled(name: &str, trigger: Trigger, at_least: Duration, at_most: Duration) {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let proxy = Proxy::start(env.imap_port);
+    let setup = through(env, &user, &proxy, &[("sort.rhai", SORT_RULE)], "", "");
+    proxy.arm(trigger);
+    let daemon = Daemon::start(&setup.config, 1);
+    let sent = deliver_all(env, &user, &token(name), messages().min(4)).await;
+    let given_up = wait_for(at_most + Duration::from_secs(20), format!("{name}: the stalled connection dropped"), || {
+        let history = proxy.history();
+        async move {
+            let stalled = history.iter().find(|c| c.fault.is_some()).ok_or("no stall yet")?;
+            let (_, _, began) = stalled.fault.clone().ok_or("no stall yet")?;
+            let dropped = stalled.closed.ok_or("still open")?;
+            let next = history.iter().find(|c| c.opened >= dropped).map(|c| c.opened - dropped);
+            Ok::<_, &str>((dropped - began, next))
+        }
+    })
+    .await;
+    let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
+    settle_and_check(name, || proxy.faults(), env, &user, &setup, &sent, fx).await;
+    let (_, log) = daemon.stop();
+    let (noticed, reconnected) = (given_up.0, given_up.1);
+    eprintln!(
+        "{name}: noticed {noticed:?} after the stall began (allowed {at_least:?}..{at_most:?}), next connection {reconnected:?} after"
+    );
+    assert!(noticed + Duration::from_millis(100) >= at_least, "{name}: dropped before the deadline: {noticed:?}\n{log}");
+    assert!(noticed <= at_most, "{name}: noticed too late: {noticed:?}\n{log}");
+    let reconnected = reconnected.unwrap_or_else(|| panic!("{name}: no connection after the stall\n{log}"));
+    assert!(reconnected <= COMMAND_TIMEOUT + SLACK, "{name}: reconnected {reconnected:?} after giving up\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_stalled_during_login_is_noticed_at_the_command_deadline() {
+    let trigger = Trigger::stall(Side::Client, " LOGIN ");
+    stalled("stall during login", trigger, COMMAND_TIMEOUT, COMMAND_TIMEOUT + SLACK).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_stalled_during_idle_is_noticed_when_idle_is_renewed() {
+    // Mail delivered meanwhile is announced into the void; DONE after IDLE_INTERVAL gets no
+    // answer within the command deadline.
+    let trigger = Trigger::stall(Side::Server, "+ idling");
+    stalled("stall during IDLE", trigger, IDLE_INTERVAL, IDLE_INTERVAL + COMMAND_TIMEOUT + SLACK).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_stalled_during_a_command_is_noticed_at_the_command_deadline() {
+    let trigger = Trigger::stall(Side::Client, "UID MOVE");
+    stalled("stall during UID MOVE", trigger, COMMAND_TIMEOUT, COMMAND_TIMEOUT + SLACK).await;
+}
