@@ -127,7 +127,7 @@ async fn a_cut_mid_idle_and_an_outage_lose_nothing() {
     let user = env.new_user();
     let proxy = Proxy::start(env.imap_port);
     let setup = through(env, &user, &proxy, &[("sort.rhai", SORT_RULE)], "", "");
-    proxy.arm(Trigger::cut(Side::Server, "+ idling").then_refuse(outage()));
+    proxy.arm(Trigger::cut(Side::Server, "+ idling\r\n").then_refuse(outage()));
     let daemon = Daemon::start(&setup.config, 1);
     wait_until(Duration::from_secs(10), "the IDLE cut", || async { proxy.faults() == 1 }).await;
     let cut = Instant::now();

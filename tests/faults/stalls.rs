@@ -24,21 +24,20 @@ async fn stalled(name: &str, trigger: Trigger, at_least: Duration, at_most: Dura
     proxy.arm(trigger);
     let daemon = Daemon::start(&setup.config, 1);
     let sent = deliver_all(env, &user, &token(name), messages().min(4)).await;
-    let given_up = wait_for(at_most + Duration::from_secs(20), format!("{name}: the stalled connection dropped"), || {
+    let (began, dropped) = wait_for(at_most + Duration::from_secs(20), format!("{name}: the stalled connection dropped"), || {
         let history = proxy.history();
         async move {
             let stalled = history.iter().find(|c| c.fault.is_some()).ok_or("no stall yet")?;
             let (_, _, began) = stalled.fault.clone().ok_or("no stall yet")?;
-            let dropped = stalled.closed.ok_or("still open")?;
-            let next = history.iter().find(|c| c.opened >= dropped).map(|c| c.opened - dropped);
-            Ok::<_, &str>((dropped - began, next))
+            Ok::<_, &str>((began, stalled.closed.ok_or("still open")?))
         }
     })
     .await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
     settle_and_check(name, || proxy.faults(), env, &user, &setup, &sent, fx).await;
     let (_, log) = daemon.stop();
-    let (noticed, reconnected) = (given_up.0, given_up.1);
+    let noticed = dropped - began;
+    let reconnected = proxy.history().iter().find(|c| c.opened >= dropped).map(|c| c.opened - dropped);
     eprintln!(
         "{name}: noticed {noticed:?} after the stall began (allowed {at_least:?}..{at_most:?}), next connection {reconnected:?} after"
     );
@@ -58,7 +57,7 @@ async fn a_server_stalled_during_login_is_noticed_at_the_command_deadline() {
 async fn a_server_stalled_during_idle_is_noticed_when_idle_is_renewed() {
     // Mail delivered meanwhile is announced into the void; DONE after IDLE_INTERVAL gets no
     // answer within the command deadline.
-    let trigger = Trigger::stall(Side::Server, "+ idling");
+    let trigger = Trigger::stall(Side::Server, "+ idling\r\n");
     stalled("stall during IDLE", trigger, IDLE_INTERVAL, IDLE_INTERVAL + COMMAND_TIMEOUT + SLACK).await;
 }
 
