@@ -92,7 +92,7 @@ async fn sort_through_cuts(name: &str, triggers: &[Trigger]) {
     }
     let sent = deliver_all(env, &user, &token(name), messages()).await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &sent, fx).await;
+    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!("{name}: {} connections, faults {:?}", proxy.connections(), fired(&proxy));
     assert_eq!(proxy.armed(), 0, "{name}: every trigger fired\n{log}");
@@ -119,6 +119,29 @@ async fn a_cut_mid_move_moves_each_message_once() {
     .await;
 }
 
+/// A connection cut during the TLS handshake (IMAPS through the proxy, the client's hello cut
+/// off) is network trouble: retried at once, not after the slow delay of a certificate problem.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_mid_tls_handshake_is_retried_soon() {
+    let name = "cut mid-TLS-handshake";
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let proxy = Proxy::start(env.imaps_port);
+    let imaps = format!("{{ host: 127.0.0.1, port: {}, tls: implicit }}", proxy.port);
+    let setup = Setup::with_imap(env, &user, &[("sort.rhai", SORT_RULE)], &imaps, &account(""), "");
+    // A TLS record of type handshake (22), version 3.x: the ClientHello.
+    proxy.arm(Trigger::cut(Side::Client, "\u{16}\u{3}"));
+    let daemon = Daemon::start(&setup.config, 1);
+    let sent = deliver_all(env, &user, &token("tls"), messages().min(4)).await;
+    let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
+    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    daemon.stop();
+    let history = proxy.history();
+    let retried = history[1].opened - history[0].closed.expect("the cut connection is closed");
+    eprintln!("{name}: reconnected {retried:?} after the cut");
+    assert!(retried < Duration::from_secs(3), "{name}: retried after {retried:?}");
+}
+
 /// Cut while idling, then the server unreachable for an outage while mail keeps coming.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cut_mid_idle_and_an_outage_lose_nothing() {
@@ -133,7 +156,7 @@ async fn a_cut_mid_idle_and_an_outage_lose_nothing() {
     let cut = Instant::now();
     let sent = deliver_all(env, &user, &token("idle"), messages()).await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &sent, fx).await;
+    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!(
         "{name}: outage {:?}, {} reconnects refused, all sorted {:?} after the cut",
@@ -165,7 +188,7 @@ async fn a_cut_mid_smtp_data_never_sends_a_reply_twice() {
     smtp.arm(Trigger::cut(Side::Server, "Ok: queued"));
     let sent = deliver_all(env, &user, &token("data"), messages().max(3)).await;
     let fx = Effects { replies: Some(&env.catchall), ..Effects::default() };
-    let tally = settle_and_check(name, || smtp.faults(), env, &user, &setup, &sent, fx).await;
+    let tally = settle_and_check(name, || smtp.faults(), env, &user, &setup, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!("{name}: faults {:?}", fired(&smtp));
     assert_eq!(tally.uncertain_mail(), 2, "both cut replies are uncertain: {tally}\n{log}");
@@ -199,7 +222,7 @@ async fn a_cut_mid_webhook_delivers_every_event_at_least_once() {
     proxy.arm(Trigger::cut(Side::Server, "HTTP/1.1 200"));
     let sent = deliver_all(env, &user, &token("hook"), messages()).await;
     let fx = Effects { hooks: Some(&receiver), ..Effects::default() };
-    let tally = settle_and_check(name, || proxy.faults(), env, &user, &setup, &sent, fx).await;
+    let tally = settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
     daemon.stop();
     eprintln!("{name}: faults {:?}", fired(&proxy));
     assert_eq!(proxy.armed(), 0, "both cuts happened");

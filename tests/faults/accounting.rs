@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tidings::store::{Action, ActionState, Store};
 
-use crate::daemon::Setup;
+use crate::daemon::{Daemon, Setup};
 use crate::harness::{Receiver, TestEnv, User, message, wait_for};
 
 /// How long a run may take to settle after its last fault.
@@ -207,10 +207,12 @@ pub async fn settle_and_check(
     env: &TestEnv,
     user: &User,
     setup: &Setup,
+    daemon: &Daemon,
     sent: &[Delivered],
     fx: Effects<'_>,
 ) -> Tally {
-    let settled = wait_for(SETTLE, format!("{name}: the run settled"), || async {
+    let what = LogTail(format!("{name}: the run settled"), daemon);
+    let settled = wait_for(SETTLE, what, || async {
         let tally = Tally::take(env, user, setup, sent, fx).await;
         if tally.settled(fx) { Ok(tally) } else { Err(tally) }
     });
@@ -261,6 +263,19 @@ fn check_mail(name: &str, tally: &Tally, setup: &Setup) {
         assert!(listed, "{name}: uncertain action {} is listed by `tidings outbox`:\n{listing}", action.id);
     }
     eprintln!("accounting {name}: `tidings outbox` lists the uncertain ones:\n{listing}");
+}
+
+/// An expectation that, when printed (on a timeout), ends with the daemon's latest log lines.
+struct LogTail<'a>(String, &'a Daemon);
+
+impl fmt::Display for LogTail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let log = self.1.log();
+        let keep = if std::env::var("TIDINGS_FAULT_FULL_LOG").is_ok() { usize::MAX } else { 12_000 };
+        let start = log.len().saturating_sub(keep);
+        let start = (start..log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
+        write!(f, "{}\n--- the daemon's log, last lines:\n{}", self.0, &log[start..])
+    }
 }
 
 /// A token unique to one test run, for subjects and senders.

@@ -97,7 +97,7 @@ async fn dovecot_postfix_and_the_receiver_going_down_under_load_lose_nothing() {
         replies: Some(&env.catchall),
         commands: Some(events.path()),
     };
-    settle_and_check(name, || faults, &env, &user, &setup, &sent, fx).await;
+    settle_and_check(name, || faults, &env, &user, &setup, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!("{name}: outages of {:?} each, settled {:?} after the first delivery", outage(), started.elapsed());
     assert!(log.contains("reconnecting"), "the watcher noticed Dovecot going away:\n{log}");
@@ -150,7 +150,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_no_imap_action() {
         replies: Some(&env.catchall),
         commands: Some(events.path()),
     };
-    settle_and_check(name, || killed + cut, env, &user, &setup, &sent, fx).await;
+    settle_and_check(name, || killed + cut, env, &user, &setup, &daemon, &sent, fx).await;
     daemon.stop();
     eprintln!(
         "{name}: {killed} SIGKILLs and {cut} cuts of every connection over {run:?}, {} messages, {} proxied connections",

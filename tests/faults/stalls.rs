@@ -34,7 +34,7 @@ async fn stalled(name: &str, trigger: Trigger, at_least: Duration, at_most: Dura
     })
     .await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &sent, fx).await;
+    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     let noticed = dropped - began;
     let reconnected = proxy.history().iter().find(|c| c.opened >= dropped).map(|c| c.opened - dropped);
