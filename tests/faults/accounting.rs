@@ -12,7 +12,7 @@ use std::time::Duration;
 use tidings::store::{Action, ActionState, Store};
 
 use crate::daemon::{Daemon, Setup};
-use crate::harness::{Receiver, TestEnv, User, message, wait_for};
+use crate::harness::{Receiver, TestEnv, User, message};
 
 /// How long a run may take to settle after its last fault.
 const SETTLE: Duration = Duration::from_secs(90);
@@ -56,6 +56,8 @@ pub struct Effects<'a> {
 #[derive(Debug, Default)]
 pub struct Tally {
     delivered: usize,
+    /// What was delivered, to name what is missing.
+    sent: Vec<Delivered>,
     processed: usize,
     /// Per delivered message: copies in the target folder, and whether each has its keyword.
     moved: BTreeMap<String, usize>,
@@ -65,8 +67,12 @@ pub struct Tally {
     hooks: BTreeMap<String, usize>,
     /// Per delivered subject: command runs that wrote the whole event.
     commands: BTreeMap<String, usize>,
-    /// Per delivered subject: replies delivered.
+    /// Per delivered subject: replies delivered, by distinct Message-ID (each submission of a
+    /// reply is composed anew, with a new Message-ID).
     replies: BTreeMap<String, usize>,
+    /// Copies of a reply already counted (same Message-ID): Postfix delivering one submission
+    /// twice to Dovecot, when Dovecot went away before confirming the first; not tidings' doing.
+    redelivered: usize,
     /// Whether replies were looked for.
     replies_counted: bool,
     /// Outbox rows by state (all kinds), and the uncertain ones.
@@ -83,7 +89,8 @@ impl Tally {
         let rows = store.list_outbox(None, 1_000_000).await.expect("list the outbox");
         let processed: BTreeSet<(u32, u32)> =
             rows.iter().filter_map(|a| Some((a.uidvalidity?, a.uid?))).collect();
-        let mut tally = Tally { delivered: sent.len(), processed: processed.len(), ..Tally::default() };
+        let mut tally =
+            Tally { delivered: sent.len(), sent: sent.to_vec(), processed: processed.len(), ..Tally::default() };
         for row in &rows {
             *tally.states.entry(format!("{:?}", row.state).to_lowercase()).or_default() += 1;
             let open = [ActionState::Pending, ActionState::InFlight, ActionState::Sending, ActionState::Failed];
@@ -124,9 +131,14 @@ impl Tally {
         }
         if let Some(mailbox) = fx.replies {
             tally.replies_counted = true;
+            let mut ids = BTreeSet::new();
             for listed in env.list(mailbox, "INBOX").await.unwrap_or_default() {
                 let subject = listed.subject.unwrap_or_default();
                 if let Some(original) = subject.strip_prefix("Re: ").filter(|s| subjects.contains(s)) {
+                    if !ids.insert(listed.message_id.unwrap_or_default()) {
+                        tally.redelivered += 1;
+                        continue;
+                    }
                     *tally.replies.entry(original.to_owned()).or_default() += 1;
                 }
             }
@@ -137,7 +149,7 @@ impl Tally {
     /// Whether the run has settled: nothing open, every effect there that must be.
     fn settled(&self, fx: Effects<'_>) -> bool {
         let all = |counts: &BTreeMap<String, usize>| counts.len() == self.delivered;
-        let replies_in = self.replies.values().sum::<usize>() >= self.mail_done;
+        let replies_in = self.replies.len() >= self.mail_done;
         self.processed >= self.delivered
             && self.open == 0
             && (fx.moved_to.is_none() || (all(&self.moved) && self.left_in_inbox == 0))
@@ -148,6 +160,27 @@ impl Tally {
 
     fn duplicates(counts: &BTreeMap<String, usize>) -> usize {
         counts.values().map(|n| n - 1).sum()
+    }
+
+    /// Names the first messages whose effects are missing, if any.
+    fn missing(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let missing = |counts: &BTreeMap<String, usize>, by_id: bool| -> Vec<&str> {
+            let key = |d: &'_ Delivered| if by_id { d.id.clone() } else { d.subject.clone() };
+            let absent = self.sent.iter().filter(|d| !counts.contains_key(&key(d)));
+            absent.map(|d| d.subject.as_str()).take(5).collect()
+        };
+        for (what, counts, by_id, looked) in [
+            ("moved", &self.moved, true, !self.moved.is_empty() || self.left_in_inbox > 0),
+            ("webhooks", &self.hooks, false, !self.hooks.is_empty()),
+            ("commands", &self.commands, false, !self.commands.is_empty()),
+            ("replies", &self.replies, false, self.replies_counted),
+        ] {
+            let absent = missing(counts, by_id);
+            if looked && !absent.is_empty() {
+                write!(f, "; no {what} for {absent:?}")?;
+            }
+        }
+        Ok(())
     }
 
     /// Replies whose SMTP transaction broke off after it began.
@@ -191,10 +224,12 @@ impl fmt::Display for Tally {
         }
         if self.replies_counted {
             let replies: usize = self.replies.values().sum();
-            write!(f, ", replies sent {replies} (twice {})", Tally::duplicates(&self.replies))?;
+            let twice = Tally::duplicates(&self.replies);
+            write!(f, ", replies sent {replies} (twice {twice}, redelivered by Postfix {})", self.redelivered)?;
         }
         let uncertain: Vec<String> = self.uncertain.iter().map(|a| format!("{} {}", a.id, a.kind)).collect();
-        write!(f, ", uncertain {} {uncertain:?}; outbox {:?}", self.uncertain.len(), self.states)
+        write!(f, ", uncertain {} {uncertain:?}; outbox {:?}", self.uncertain.len(), self.states)?;
+        self.missing(f)
     }
 }
 
@@ -211,12 +246,23 @@ pub async fn settle_and_check(
     sent: &[Delivered],
     fx: Effects<'_>,
 ) -> Tally {
-    let what = LogTail(format!("{name}: the run settled"), daemon);
-    let settled = wait_for(SETTLE, what, || async {
+    // Polled at a modest pace: each look lists mailboxes and reads the store.
+    let started = std::time::Instant::now();
+    let mut flushed = started;
+    let tally = loop {
         let tally = Tally::take(env, user, setup, sent, fx).await;
-        if tally.settled(fx) { Ok(tally) } else { Err(tally) }
-    });
-    let tally = tokio::time::timeout(SETTLE + Duration::from_secs(30), settled).await.expect("settled in time");
+        if tally.settled(fx) {
+            break tally;
+        }
+        if started.elapsed() > SETTLE {
+            panic!("timed out after {SETTLE:?}\n  got: {tally}\n  expected: {}", LogTail(format!("{name}: the run settled"), daemon));
+        }
+        if fx.replies.is_some() && flushed.elapsed() > Duration::from_secs(5) {
+            env.flush_postfix();
+            flushed = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let faults = faults();
     eprintln!("accounting {name}: faults {faults}, {tally}");
     assert!(faults > 0, "{name}: no fault was injected, the test proved nothing");

@@ -292,6 +292,15 @@ impl TestEnv {
         }
     }
 
+    /// Has Postfix try its whole queue now. Mail it accepted while Dovecot was down waits for
+    /// a retry time; if Postfix was stopped meanwhile, it can stay in the queue with that time
+    /// ahead (seen: a minute) until something asks for it.
+    pub fn flush_postfix(&self) {
+        if self.postfix.is_some() {
+            servers::flush_postfix(&self.layout).unwrap_or_else(|e| panic!("flushing postfix's queue: {e:#}"));
+        }
+    }
+
     /// Starts Postfix again with the same ports and queue.
     pub fn start_postfix(&mut self) {
         assert!(self.postfix.is_none(), "postfix is already running");
