@@ -16,7 +16,7 @@ mod stalls;
 
 use std::time::{Duration, Instant};
 
-use accounting::{Delivered, Effects, deliver, settle_and_check, token};
+use accounting::{Delivered, Effects, Run, Tally, deliver, settle_and_check, token};
 
 use crate::daemon::{Daemon, Setup};
 use crate::harness::{Proxy, Receiver, Side, TestEnv, Trigger, User, wait_until};
@@ -47,11 +47,7 @@ fn outage() -> Duration {
 
 /// The account's deadlines, plus `extra` lines.
 fn account(extra: &str) -> String {
-    format!(
-        "command_timeout: {}s\nidle_interval: {}s\n{extra}",
-        COMMAND_TIMEOUT.as_secs(),
-        IDLE_INTERVAL.as_secs()
-    )
+    format!("command_timeout: {}s\nidle_interval: {}s\n{extra}", COMMAND_TIMEOUT.as_secs(), IDLE_INTERVAL.as_secs())
 }
 
 /// A config whose IMAP server is `proxy`, in plaintext, with `rules` and the account's `extra`.
@@ -81,7 +77,7 @@ fn fired(proxy: &Proxy) -> Vec<String> {
 
 /// A sort run through a plain-IMAP proxy with `triggers` armed once the daemon watches:
 /// every message moved exactly once despite the cuts.
-async fn sort_through_cuts(name: &str, triggers: &[Trigger]) {
+async fn sort_through_cuts(name: &str, triggers: &[Trigger]) -> Tally {
     let env = TestEnv::shared();
     let user = env.new_user();
     let proxy = Proxy::start(env.imap_port);
@@ -92,10 +88,12 @@ async fn sort_through_cuts(name: &str, triggers: &[Trigger]) {
     }
     let sent = deliver_all(env, &user, &token(name), messages()).await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    let tally =
+        settle_and_check(name, || proxy.faults(), Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!("{name}: {} connections, faults {:?}", proxy.connections(), fired(&proxy));
     assert_eq!(proxy.armed(), 0, "{name}: every trigger fired\n{log}");
+    tally
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -106,7 +104,7 @@ async fn a_cut_mid_fetch_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cut_mid_move_moves_each_message_once() {
-    sort_through_cuts(
+    let tally = sort_through_cuts(
         "cut mid-MOVE",
         &[
             // The command cut before its end: the server never ran it.
@@ -117,6 +115,7 @@ async fn a_cut_mid_move_moves_each_message_once() {
         ],
     )
     .await;
+    assert!(tally.retried() > 0, "the moves cut were tried again: {tally}");
 }
 
 /// A connection cut during the TLS handshake (IMAPS through the proxy, the client's hello cut
@@ -134,7 +133,7 @@ async fn a_cut_mid_tls_handshake_is_retried_soon() {
     let daemon = Daemon::start(&setup.config, 1);
     let sent = deliver_all(env, &user, &token("tls"), messages().min(4)).await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    settle_and_check(name, || proxy.faults(), Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     daemon.stop();
     let history = proxy.history();
     let retried = history[1].opened - history[0].closed.expect("the cut connection is closed");
@@ -156,7 +155,7 @@ async fn a_cut_mid_idle_and_an_outage_lose_nothing() {
     let cut = Instant::now();
     let sent = deliver_all(env, &user, &token("idle"), messages()).await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    settle_and_check(name, || proxy.faults(), Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!(
         "{name}: outage {:?}, {} reconnects refused, all sorted {:?} after the cut",
@@ -177,10 +176,7 @@ async fn a_cut_mid_smtp_data_never_sends_a_reply_twice() {
     let user = env.new_user();
     let imap = Proxy::start(env.imap_port);
     let smtp = Proxy::start(env.submission_port);
-    let extra = format!(
-        "smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\naddresses: [{}]",
-        smtp.port, user.address
-    );
+    let extra = format!("smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\naddresses: [{}]", smtp.port, user.address);
     let rule = r#"reply(#{ body: "Got it." });"#;
     let setup = through(env, &user, &imap, &[("reply.rhai", rule)], &extra, "");
     let daemon = Daemon::start(&setup.config, 1);
@@ -188,18 +184,19 @@ async fn a_cut_mid_smtp_data_never_sends_a_reply_twice() {
     smtp.arm(Trigger::cut(Side::Server, "Ok: queued"));
     let sent = deliver_all(env, &user, &token("data"), messages().max(3)).await;
     let fx = Effects { replies: Some(&env.catchall), ..Effects::default() };
-    let tally = settle_and_check(name, || smtp.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    let tally =
+        settle_and_check(name, || smtp.faults(), Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!("{name}: faults {:?}", fired(&smtp));
     assert_eq!(tally.uncertain_mail(), 2, "both cut replies are uncertain: {tally}\n{log}");
     // The one cut after its final dot was accepted: Postfix delivers it, once.
     let done = tally.mail_done();
     wait_until(Duration::from_secs(30), format!("{name}: {} replies delivered", done + 1), || async {
-        let now = accounting::Tally::take(env, &user, &setup, &sent, fx).await;
+        let now = Tally::take(Run { env, user: &user, setup: &setup }, &sent, fx).await;
         now.replies_delivered() == done + 1
     })
     .await;
-    let last = accounting::Tally::take(env, &user, &setup, &sent, fx).await;
+    let last = Tally::take(Run { env, user: &user, setup: &setup }, &sent, fx).await;
     eprintln!("accounting {name} (after Postfix delivered): {last}");
     assert_eq!(last.replies_twice(), 0, "{last}");
 }
@@ -222,7 +219,8 @@ async fn a_cut_mid_webhook_delivers_every_event_at_least_once() {
     proxy.arm(Trigger::cut(Side::Server, "HTTP/1.1 200"));
     let sent = deliver_all(env, &user, &token("hook"), messages()).await;
     let fx = Effects { hooks: Some(&receiver), ..Effects::default() };
-    let tally = settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    let tally =
+        settle_and_check(name, || proxy.faults(), Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     daemon.stop();
     eprintln!("{name}: faults {:?}", fired(&proxy));
     assert_eq!(proxy.armed(), 0, "both cuts happened");

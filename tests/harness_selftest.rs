@@ -335,9 +335,7 @@ fn the_fault_proxy_forwards_cuts_refuses_stalls_slows_and_triggers() {
     proxy.stall(false);
 
     // Slowed: a delay per chunk, then a byte rate (the greeting is ~150 bytes).
-    for (slow, at_least) in
-        [((short, None), short), ((Duration::ZERO, Some(1000)), Duration::from_millis(100))]
-    {
+    for (slow, at_least) in [((short, None), short), ((Duration::ZERO, Some(1000)), Duration::from_millis(100))] {
         proxy.slow(Some(slow));
         let started = Instant::now();
         greeted(&mut connect());

@@ -168,7 +168,10 @@ impl Error {
 /// executor wait its slow 15-minute delay after a Dovecot restart (tests/faults).
 fn broke_off(error: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
-    matches!(error.kind(), K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof | K::NotConnected)
+    matches!(
+        error.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof | K::NotConnected
+    )
 }
 
 /// Whether an async-imap error leaves the stream in an unknown state (anything but a tagged

@@ -39,6 +39,17 @@ pub async fn deliver(env: &TestEnv, user: &User, token: &str, n: usize) -> Deliv
     Delivered { id, subject }
 }
 
+/// The run being accounted for: the servers, the account's user, its config and store.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    /// The servers.
+    pub env: &'a TestEnv,
+    /// The account's user.
+    pub user: &'a User,
+    /// The config and the store.
+    pub setup: &'a Setup,
+}
+
 /// Where to look for the effects a run's rule has.
 #[derive(Clone, Copy, Default)]
 pub struct Effects<'a> {
@@ -78,23 +89,26 @@ pub struct Tally {
     /// Outbox rows by state (all kinds), and the uncertain ones.
     states: BTreeMap<String, usize>,
     open: usize,
+    /// Rows that took more than one attempt.
+    retried: usize,
     mail_done: usize,
     uncertain: Vec<Action>,
 }
 
 impl Tally {
     /// Counts everything once.
-    pub async fn take(env: &TestEnv, user: &User, setup: &Setup, sent: &[Delivered], fx: Effects<'_>) -> Tally {
+    pub async fn take(run: Run<'_>, sent: &[Delivered], fx: Effects<'_>) -> Tally {
+        let Run { env, user, setup } = run;
         let store = Store::open(&setup.state()).await.expect("open the store");
         let rows = store.list_outbox(None, 1_000_000).await.expect("list the outbox");
-        let processed: BTreeSet<(u32, u32)> =
-            rows.iter().filter_map(|a| Some((a.uidvalidity?, a.uid?))).collect();
+        let processed: BTreeSet<(u32, u32)> = rows.iter().filter_map(|a| Some((a.uidvalidity?, a.uid?))).collect();
         let mut tally =
             Tally { delivered: sent.len(), sent: sent.to_vec(), processed: processed.len(), ..Tally::default() };
         for row in &rows {
             *tally.states.entry(format!("{:?}", row.state).to_lowercase()).or_default() += 1;
             let open = [ActionState::Pending, ActionState::InFlight, ActionState::Sending, ActionState::Failed];
             tally.open += usize::from(open.contains(&row.state));
+            tally.retried += usize::from(row.attempts > 1);
             tally.mail_done += usize::from(row.kind == "reply" && row.state == ActionState::Done);
         }
         tally.uncertain = rows.into_iter().filter(|a| a.state == ActionState::Uncertain).collect();
@@ -119,7 +133,8 @@ impl Tally {
         if let Some(dir) = fx.commands {
             for entry in std::fs::read_dir(dir).expect("read the commands' directory").flatten() {
                 // A run cut off by a SIGKILL may have left a partial file: not a delivery.
-                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(entry.path()).unwrap_or_default())
+                let Ok(event) =
+                    serde_json::from_slice::<serde_json::Value>(&std::fs::read(entry.path()).unwrap_or_default())
                 else {
                     continue;
                 };
@@ -183,6 +198,11 @@ impl Tally {
         Ok(())
     }
 
+    /// Outbox rows that took more than one attempt.
+    pub fn retried(&self) -> usize {
+        self.retried
+    }
+
     /// Replies whose SMTP transaction broke off after it began.
     pub fn uncertain_mail(&self) -> usize {
         self.uncertain.iter().filter(|a| a.kind == "reply").count()
@@ -228,7 +248,13 @@ impl fmt::Display for Tally {
             write!(f, ", replies sent {replies} (twice {twice}, redelivered by Postfix {})", self.redelivered)?;
         }
         let uncertain: Vec<String> = self.uncertain.iter().map(|a| format!("{} {}", a.id, a.kind)).collect();
-        write!(f, ", uncertain {} {uncertain:?}; outbox {:?}", self.uncertain.len(), self.states)?;
+        write!(
+            f,
+            ", uncertain {} {uncertain:?}; outbox {:?}, retried {}",
+            self.uncertain.len(),
+            self.states,
+            self.retried
+        )?;
         self.missing(f)
     }
 }
@@ -239,9 +265,7 @@ impl fmt::Display for Tally {
 pub async fn settle_and_check(
     name: &str,
     faults: impl Fn() -> usize,
-    env: &TestEnv,
-    user: &User,
-    setup: &Setup,
+    run: Run<'_>,
     daemon: &Daemon,
     sent: &[Delivered],
     fx: Effects<'_>,
@@ -250,15 +274,18 @@ pub async fn settle_and_check(
     let started = std::time::Instant::now();
     let mut flushed = started;
     let tally = loop {
-        let tally = Tally::take(env, user, setup, sent, fx).await;
+        let tally = Tally::take(run, sent, fx).await;
         if tally.settled(fx) {
             break tally;
         }
         if started.elapsed() > SETTLE {
-            panic!("timed out after {SETTLE:?}\n  got: {tally}\n  expected: {}", LogTail(format!("{name}: the run settled"), daemon));
+            panic!(
+                "timed out after {SETTLE:?}\n  got: {tally}\n  expected: {}",
+                LogTail(format!("{name}: the run settled"), daemon)
+            );
         }
         if fx.replies.is_some() && flushed.elapsed() > Duration::from_secs(5) {
-            env.flush_postfix();
+            run.env.flush_postfix();
             flushed = std::time::Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -280,7 +307,7 @@ pub async fn settle_and_check(
         assert_eq!(tally.commands.len(), tally.delivered, "{name}: every command ran at least once");
     }
     if fx.replies.is_some() {
-        check_mail(name, &tally, setup);
+        check_mail(name, &tally, run.setup);
     }
     tally
 }
@@ -305,7 +332,9 @@ fn check_mail(name: &str, tally: &Tally, setup: &Setup) {
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listing}\n{}", String::from_utf8_lossy(&out.stderr));
     for action in &tally.uncertain {
-        let listed = listing.lines().any(|l| l.contains("uncertain") && l.split_whitespace().any(|w| w == action.id.to_string()));
+        let listed = listing
+            .lines()
+            .any(|l| l.contains("uncertain") && l.split_whitespace().any(|w| w == action.id.to_string()));
         assert!(listed, "{name}: uncertain action {} is listed by `tidings outbox`:\n{listing}", action.id);
     }
     eprintln!("accounting {name}: `tidings outbox` lists the uncertain ones:\n{listing}");

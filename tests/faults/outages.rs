@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::accounting::{Delivered, Effects, deliver, settle_and_check, token};
+use super::accounting::{Delivered, Effects, Run, deliver, settle_and_check, token};
 use super::{account, long, messages, outage, param, webhooks};
 use crate::daemon::{Daemon, Setup};
 use crate::harness::{Proxy, Receiver, TestEnv, User};
@@ -26,7 +26,7 @@ reply(#{ body: "Got it." });
 
 /// SIGKILLs in the random-kill run.
 fn kills() -> usize {
-    param("TIDINGS_FAULT_KILLS", 4, 200) as usize
+    param("TIDINGS_FAULT_KILLS", 6, 200) as usize
 }
 
 /// A config for [`EVERYTHING`]: IMAP at `imap` (a YAML flow map), replies through Postfix with
@@ -97,7 +97,7 @@ async fn dovecot_postfix_and_the_receiver_going_down_under_load_lose_nothing() {
         replies: Some(&env.catchall),
         commands: Some(events.path()),
     };
-    settle_and_check(name, || faults, &env, &user, &setup, &daemon, &sent, fx).await;
+    settle_and_check(name, || faults, Run { env: &env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     eprintln!("{name}: outages of {:?} each, settled {:?} after the first delivery", outage(), started.elapsed());
     assert!(log.contains("reconnecting"), "the watcher noticed Dovecot going away:\n{log}");
@@ -150,7 +150,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_no_imap_action() {
         replies: Some(&env.catchall),
         commands: Some(events.path()),
     };
-    settle_and_check(name, || killed + cut, env, &user, &setup, &daemon, &sent, fx).await;
+    settle_and_check(name, || killed + cut, Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     daemon.stop();
     eprintln!(
         "{name}: {killed} SIGKILLs and {cut} cuts of every connection over {run:?}, {} messages, {} proxied connections",

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::accounting::{Effects, settle_and_check, token};
+use super::accounting::{Effects, Run, settle_and_check, token};
 use super::{COMMAND_TIMEOUT, IDLE_INTERVAL, deliver_all, messages, through};
 use crate::daemon::Daemon;
 use crate::harness::{Proxy, Side, TestEnv, Trigger, wait_for};
@@ -24,24 +24,28 @@ async fn stalled(name: &str, trigger: Trigger, at_least: Duration, at_most: Dura
     proxy.arm(trigger);
     let daemon = Daemon::start(&setup.config, 1);
     let sent = deliver_all(env, &user, &token(name), messages().min(4)).await;
-    let (began, dropped) = wait_for(at_most + Duration::from_secs(20), format!("{name}: the stalled connection dropped"), || {
-        let history = proxy.history();
-        async move {
-            let stalled = history.iter().find(|c| c.fault.is_some()).ok_or("no stall yet")?;
-            let (_, _, began) = stalled.fault.clone().ok_or("no stall yet")?;
-            Ok::<_, &str>((began, stalled.closed.ok_or("still open")?))
-        }
-    })
-    .await;
+    let (began, dropped) =
+        wait_for(at_most + Duration::from_secs(20), format!("{name}: the stalled connection dropped"), || {
+            let history = proxy.history();
+            async move {
+                let stalled = history.iter().find(|c| c.fault.is_some()).ok_or("no stall yet")?;
+                let (_, _, began) = stalled.fault.clone().ok_or("no stall yet")?;
+                Ok::<_, &str>((began, stalled.closed.ok_or("still open")?))
+            }
+        })
+        .await;
     let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
-    settle_and_check(name, || proxy.faults(), env, &user, &setup, &daemon, &sent, fx).await;
+    settle_and_check(name, || proxy.faults(), Run { env, user: &user, setup: &setup }, &daemon, &sent, fx).await;
     let (_, log) = daemon.stop();
     let noticed = dropped - began;
     let reconnected = proxy.history().iter().find(|c| c.opened >= dropped).map(|c| c.opened - dropped);
     eprintln!(
         "{name}: noticed {noticed:?} after the stall began (allowed {at_least:?}..{at_most:?}), next connection {reconnected:?} after"
     );
-    assert!(noticed + Duration::from_millis(100) >= at_least, "{name}: dropped before the deadline: {noticed:?}\n{log}");
+    assert!(
+        noticed + Duration::from_millis(100) >= at_least,
+        "{name}: dropped before the deadline: {noticed:?}\n{log}"
+    );
     assert!(noticed <= at_most, "{name}: noticed too late: {noticed:?}\n{log}");
     let reconnected = reconnected.unwrap_or_else(|| panic!("{name}: no connection after the stall\n{log}"));
     assert!(reconnected <= COMMAND_TIMEOUT + SLACK, "{name}: reconnected {reconnected:?} after giving up\n{log}");

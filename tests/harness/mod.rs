@@ -30,8 +30,8 @@
 mod cyrus;
 mod mail;
 mod oauth;
-mod proxy;
 mod process;
+mod proxy;
 mod receiver;
 mod servers;
 mod smtp;

@@ -64,7 +64,14 @@ pub struct Trigger {
 impl Trigger {
     /// Cuts the connection right after `pattern` passes from `from`, once.
     pub fn cut(from: Side, pattern: &str) -> Trigger {
-        Trigger { from, pattern: pattern.as_bytes().to_vec(), after: 0, fault: Fault::Cut, times: 1, refuse: Duration::ZERO }
+        Trigger {
+            from,
+            pattern: pattern.as_bytes().to_vec(),
+            after: 0,
+            fault: Fault::Cut,
+            times: 1,
+            refuse: Duration::ZERO,
+        }
     }
 
     /// Stalls the connection right after `pattern` passes from `from`, once.
@@ -276,7 +283,8 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         let _ = (client.set_nodelay(true), server.set_nodelay(true));
-        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone())
+        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) =
+            (client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone())
         else {
             continue;
         };
@@ -309,7 +317,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, side: Side, id: usize, shared: &
             Ok(n) => n,
         };
         let mut data = &buf[..n];
-        if std::env::var("PROXY_DEBUG").is_ok() { eprintln!("PROXY {side:?}: {:?}", String::from_utf8_lossy(data).chars().take(300).collect::<String>()); }
         while !data.is_empty() {
             let mut state = shared.lock();
             if state.stalled[id] || state.sockets[id].is_none() {
