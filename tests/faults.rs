@@ -1,8 +1,9 @@
 //! Fault injection through the real daemon: a [`Proxy`] between tidings and Dovecot, Postfix or
 //! the webhook receiver cuts a connection mid-FETCH, mid-IDLE, mid-MOVE, mid-SMTP-DATA and
-//! mid-webhook, or stalls one (socket open, no bytes) during login, IDLE and a command; Dovecot,
-//! Postfix and the receiver go down under load; tidings is SIGKILLed at random moments. Each
-//! test ends with the exact accounting of `accounting.rs`, printed and asserted.
+//! mid-webhook (and mid-TLS-handshake), stalls one (socket open, no bytes) during login, IDLE and
+//! a command, or slows every chunk; Dovecot, Postfix and the receiver go down under load;
+//! tidings is SIGKILLed at random moments. Each test ends with the exact accounting of
+//! `accounting.rs`, printed and asserted.
 //!
 //! Patterns can only be seen on plaintext connections, so the pattern tests talk plain IMAP and
 //! SMTP to the proxy (`tls: none`); the SIGKILL run goes through it over IMAPS, untouched.
@@ -164,6 +165,31 @@ async fn a_cut_mid_idle_and_an_outage_lose_nothing() {
         cut.elapsed()
     );
     assert!(log.contains("reconnecting"), "the watcher noticed the cut:\n{log}");
+}
+
+/// Every chunk either way held back 200 ms (a long, slow path): slower, but nothing times out
+/// spuriously, nothing is lost or done twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_link_sorts_everything_once() {
+    let name = "slow link";
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let proxy = Proxy::start(env.imap_port);
+    proxy.slow(Some((Duration::from_millis(200), None)));
+    let setup = through(env, &user, &proxy, &[("sort.rhai", SORT_RULE)], "", "");
+    let daemon = Daemon::start(&setup.config, 1);
+    let started = Instant::now();
+    let sent = deliver_all(env, &user, &token("slow"), messages()).await;
+    let fx = Effects { moved_to: Some("Sorted"), ..Effects::default() };
+    let run = Run { env, user: &user, setup: &setup };
+    settle_and_check(name, || proxy.connections(), run, &daemon, &sent, fx).await;
+    let (_, log) = daemon.stop();
+    eprintln!(
+        "{name}: all sorted {:?} after the first delivery, {} connections",
+        started.elapsed(),
+        proxy.connections()
+    );
+    assert!(!log.contains("reconnecting"), "no deadline was missed on the slow link:\n{log}");
 }
 
 /// An auto-reply rule; the reply cut mid-DATA (nothing accepted) and another cut after the
