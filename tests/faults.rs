@@ -62,6 +62,16 @@ fn webhooks(url: &str) -> String {
     format!("webhooks:\n  hook:\n    url: {url}\n    retry_delay: 300ms\n")
 }
 
+/// A new user's account answering every message, its IMAP and SMTP (plaintext) each through a
+/// proxy of its own: (user, IMAP proxy, SMTP proxy, config).
+fn replying(env: &TestEnv) -> (User, Proxy, Proxy, Setup) {
+    let user = env.new_user();
+    let (imap, smtp) = (Proxy::start(env.imap_port), Proxy::start(env.submission_port));
+    let extra = format!("smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\naddresses: [{}]", smtp.port, user.address);
+    let setup = through(env, &user, &imap, &[("reply.rhai", r#"reply(#{ body: "Got it." });"#)], &extra, "");
+    (user, imap, smtp, setup)
+}
+
 /// Delivers `n` messages of a run marked `token`, one after the other.
 async fn deliver_all(env: &TestEnv, user: &User, token: &str, n: usize) -> Vec<Delivered> {
     let mut sent = Vec::with_capacity(n);
@@ -199,12 +209,7 @@ async fn a_slow_link_sorts_everything_once() {
 async fn a_cut_mid_smtp_data_never_sends_a_reply_twice() {
     let name = "cut mid-SMTP-DATA";
     let env = TestEnv::shared();
-    let user = env.new_user();
-    let imap = Proxy::start(env.imap_port);
-    let smtp = Proxy::start(env.submission_port);
-    let extra = format!("smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\naddresses: [{}]", smtp.port, user.address);
-    let rule = r#"reply(#{ body: "Got it." });"#;
-    let setup = through(env, &user, &imap, &[("reply.rhai", rule)], &extra, "");
+    let (user, _imap, smtp, setup) = replying(env);
     let daemon = Daemon::start(&setup.config, 1);
     smtp.arm(Trigger::cut(Side::Client, "DATA\r\n").after(64));
     smtp.arm(Trigger::cut(Side::Server, "Ok: queued"));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::accounting::{Effects, Run, settle_and_check, token};
-use super::{COMMAND_TIMEOUT, IDLE_INTERVAL, deliver_all, messages, through};
+use super::{COMMAND_TIMEOUT, IDLE_INTERVAL, deliver_all, messages, replying, through};
 use crate::daemon::Daemon;
 use crate::harness::{Proxy, Side, TestEnv, Trigger, wait_for};
 use crate::watch::SORT_RULE;
@@ -69,4 +69,37 @@ async fn a_server_stalled_during_idle_is_noticed_when_idle_is_renewed() {
 async fn a_server_stalled_during_a_command_is_noticed_at_the_command_deadline() {
     let trigger = Trigger::stall(Side::Client, "UID MOVE");
     stalled("stall during UID MOVE", trigger, COMMAND_TIMEOUT, COMMAND_TIMEOUT + SLACK).await;
+}
+
+/// An SMTP server stalling at login, after `MAIL FROM` and after the message's final dot: the
+/// first two cost a retry and nothing else (nothing had been sent), the last leaves the reply
+/// uncertain (it was accepted, the answer never came) and delivered once. Each stall is noticed
+/// at the account's command deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_smtp_server_is_noticed_at_the_deadline_and_no_reply_goes_twice() {
+    let name = "SMTP stalls";
+    let env = TestEnv::shared();
+    let (user, _imap, smtp, setup) = replying(env);
+    for pattern in ["AUTH ", "MAIL FROM", "Ok: queued"] {
+        let side = if pattern.starts_with("Ok") { Side::Server } else { Side::Client };
+        smtp.arm(Trigger::stall(side, pattern));
+    }
+    let daemon = Daemon::start(&setup.config, 1);
+    let sent = deliver_all(env, &user, &token("smtp-stall"), messages().max(3)).await;
+    let fx = Effects { replies: Some(&env.catchall), ..Effects::default() };
+    let run = Run { env, user: &user, setup: &setup };
+    let tally = settle_and_check(name, || smtp.faults(), run, &daemon, &sent, fx).await;
+    let (_, log) = daemon.stop();
+    let noticed: Vec<(String, Duration)> = smtp
+        .history()
+        .into_iter()
+        .filter_map(|c| c.fault.map(|(_, why, began)| (why, c.closed.map_or(Duration::MAX, |closed| closed - began))))
+        .collect();
+    eprintln!("{name}: each stall noticed after {noticed:?} (deadline {COMMAND_TIMEOUT:?})");
+    assert_eq!(smtp.armed(), 0, "{name}: all three stalls happened\n{log}");
+    for (why, after) in &noticed {
+        let within = COMMAND_TIMEOUT.saturating_sub(Duration::from_millis(100))..=COMMAND_TIMEOUT + SLACK;
+        assert!(within.contains(after), "{name}: a stall when the {why} noticed after {after:?}\n{log}");
+    }
+    assert_eq!(tally.uncertain_mail(), 1, "only the reply stalled after its final dot is uncertain: {tally}");
 }
