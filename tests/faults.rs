@@ -177,7 +177,7 @@ async fn a_cut_mid_idle_and_an_outage_lose_nothing() {
     assert!(log.contains("reconnecting"), "the watcher noticed the cut:\n{log}");
 }
 
-/// Every chunk either way held back 200 ms (a long, slow path): slower, but nothing times out
+/// Every chunk either way held back 100 ms (a long, slow path): slower, but nothing times out
 /// spuriously, nothing is lost or done twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_link_sorts_everything_once() {
@@ -185,7 +185,7 @@ async fn a_slow_link_sorts_everything_once() {
     let env = TestEnv::shared();
     let user = env.new_user();
     let proxy = Proxy::start(env.imap_port);
-    proxy.slow(Some((Duration::from_millis(200), None)));
+    proxy.slow(Some((Duration::from_millis(100), None)));
     let setup = through(env, &user, &proxy, &[("sort.rhai", SORT_RULE)], "", "");
     let daemon = Daemon::start(&setup.config, 1);
     let started = Instant::now();
