@@ -26,6 +26,20 @@ impl Setup {
 
     /// [`Setup::new`], with `top` (top-level YAML: `webhooks:`, `commands:` ...) appended.
     pub fn with_top(env: &TestEnv, user: &User, rules: &[(&str, &str)], account_extra: &str, top: &str) -> Setup {
+        let imaps = format!("{{ host: 127.0.0.1, port: {}, tls: implicit }}", env.imaps_port);
+        Setup::with_imap(env, user, rules, &imaps, account_extra, top)
+    }
+
+    /// [`Setup::with_top`] with the account's `imap:` server given as a YAML flow map (a fault
+    /// proxy's port, plaintext).
+    pub fn with_imap(
+        env: &TestEnv,
+        user: &User,
+        rules: &[(&str, &str)],
+        imap: &str,
+        account_extra: &str,
+        top: &str,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let rules_dir = dir.path().join("rules");
         std::fs::create_dir_all(&rules_dir).unwrap();
@@ -38,9 +52,8 @@ impl Setup {
         std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let plugins = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins");
         let yaml = format!(
-            "state: state.db\nrules: rules\nplugins: {plugins}\naccounts:\n  t:\n    imap: {{ host: 127.0.0.1, port: {port}, tls: implicit }}\n    ca_file: {ca}\n    username: {login}\n    password_file: password\n    from: {login}\n{extra}",
+            "state: state.db\nrules: rules\nplugins: {plugins}\naccounts:\n  t:\n    imap: {imap}\n    ca_file: {ca}\n    username: {login}\n    password_file: password\n    from: {login}\n{extra}",
             plugins = plugins.display(),
-            port = env.imaps_port,
             ca = env.ca_file.display(),
             login = user.login,
             extra = account_extra.lines().map(|l| format!("    {l}\n")).collect::<String>(),

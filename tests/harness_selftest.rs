@@ -274,3 +274,74 @@ fn the_http_receiver_records_answers_goes_down_and_comes_back() {
     assert!(post(receiver.port, "{}").unwrap().starts_with("HTTP/1.1 200"));
     assert_eq!(receiver.requests().len(), 3, "the refused request was not recorded");
 }
+
+/// What `stream` sends within `wait` (up to the first line end), and whether it closed.
+fn read_for(stream: &mut std::net::TcpStream, wait: Duration) -> (String, bool) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let (started, mut got, mut buf) = (Instant::now(), Vec::new(), [0u8; 4096]);
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break false,
+            Err(_) => break true,
+        }
+        if got.ends_with(b"\r\n") || started.elapsed() > wait {
+            break false;
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[test]
+fn the_fault_proxy_forwards_cuts_refuses_stalls_slows_and_triggers() {
+    use crate::harness::{Proxy, Side, Trigger};
+    use std::io::Write;
+    let env = TestEnv::shared();
+    let proxy = Proxy::start(env.imap_port);
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    let greeted = |stream: &mut std::net::TcpStream| {
+        let (greeting, closed) = read_for(stream, Duration::from_secs(2));
+        assert!(greeting.starts_with("* OK") && !closed, "{greeting:?} closed {closed}");
+    };
+    let short = Duration::from_millis(400);
+
+    // A trigger cuts its connection right after the pattern: the server never saw the line end.
+    let mut a = connect();
+    greeted(&mut a);
+    proxy.arm(Trigger::cut(Side::Client, "NOOP"));
+    a.write_all(b"a1 NOOP\r\n").unwrap();
+    assert_eq!(read_for(&mut a, short), (String::new(), true), "cut before any answer");
+    assert_eq!(proxy.armed(), 0);
+
+    let mut b = connect();
+    greeted(&mut b);
+    proxy.cut_all();
+    assert!(read_for(&mut b, short).1, "cut_all closes a live connection");
+
+    proxy.refuse_for(Duration::from_millis(300));
+    assert_eq!(read_for(&mut connect(), short), (String::new(), true), "refused: closed at once");
+    assert_eq!(proxy.refused(), 1);
+    std::thread::sleep(Duration::from_millis(350));
+
+    // Stalled: live and new connections get nothing back, and stay open.
+    let mut c = connect();
+    greeted(&mut c);
+    proxy.stall(true);
+    c.write_all(b"a2 NOOP\r\n").unwrap();
+    assert_eq!(read_for(&mut c, short), (String::new(), false), "a stalled connection answers nothing");
+    assert_eq!(read_for(&mut connect(), short), (String::new(), false), "nor does a new one");
+    proxy.stall(false);
+
+    // Slowed: a delay per chunk, then a byte rate (the greeting is ~150 bytes).
+    for (slow, at_least) in [((short, None), short), ((Duration::ZERO, Some(1000)), Duration::from_millis(100))] {
+        proxy.slow(Some(slow));
+        let started = Instant::now();
+        greeted(&mut connect());
+        assert!(started.elapsed() >= at_least, "{slow:?}: greeting after {:?}", started.elapsed());
+    }
+    proxy.slow(None);
+    greeted(&mut connect());
+    assert_eq!((proxy.connections(), proxy.faults()), (7, 4), "{:#?}", proxy.history());
+}

@@ -9,10 +9,21 @@ use crate::harness::{TestEnv, message, wait_for};
 use crate::watch::{SORT_RULE, ids_in};
 
 /// A small xorshift: kill points that differ per run, reproducible from the printed seed.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    /// Seeded from `TIDINGS_SEED`, else from the clock; the seed is printed, so that a failing
+    /// schedule can be run again.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("TIDINGS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+        });
+        eprintln!("{what} seed: {seed} (TIDINGS_SEED={seed} repeats it)");
+        Rng(seed)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -29,11 +40,8 @@ async fn sigkill_during_a_burst_loses_nothing_and_repeats_nothing() {
     let env = TestEnv::shared();
     let user = env.new_user();
     let setup = Setup::new(env, &user, &[("sort.rhai", SORT_RULE)], "");
-    let seed = std::env::var("TIDINGS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
-    eprintln!("kill schedule seed: {seed} (TIDINGS_SEED={seed} repeats it)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("kill schedule");
+    let seed = rng.0;
     let total = burst_size();
     // Baseline first, so every message of the burst is new mail.
     setup.baseline().await;

@@ -12,6 +12,11 @@ mod actions;
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
+// Fault injection through a TCP proxy and the real daemon: connections cut mid-FETCH, mid-IDLE,
+// mid-MOVE, mid-SMTP-DATA and mid-webhook; stalls during login, IDLE and a command noticed within
+// the deadlines; Dovecot, Postfix and the receiver down under load; SIGKILLs at random moments.
+// Each ends with an exact accounting (delivered, processed, duplicates, uncertain).
+mod faults;
 // Gmail semantics against a scripted peer speaking Gmail's IMAP extensions (not Gmail): labels,
 // thread ids, archive and delete by special-use, one message in two label folders acted on once.
 mod gmail;

@@ -163,9 +163,14 @@ impl Error {
     }
 
     /// TLS could not be set up (CA file, handshake, certificate, pin): a configuration problem
-    /// that retrying soon will not fix.
+    /// that retrying soon will not fix. A connection that broke off during the handshake is
+    /// not one: it is transient.
     pub fn is_tls(&self) -> bool {
-        matches!(self, Error::Tls { .. } | Error::CaFile { .. } | Error::Pin { .. } | Error::NoStartTls { .. })
+        match self {
+            Error::Tls { source, .. } => !broke_off(source),
+            Error::CaFile { .. } | Error::Pin { .. } | Error::NoStartTls { .. } => true,
+            _ => false,
+        }
     }
 
     /// Network trouble, a timeout, BYE, EOF or an unparsable answer: drop the session,
@@ -173,11 +178,24 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Timeout { .. } | Error::Broken { .. } => true,
+            Error::Tls { source, .. } => broke_off(source),
             Error::Token { source, .. } => !source.is_permanent(),
             Error::Command { source, .. } => breaks_connection(source),
             _ => false,
         }
     }
+}
+
+/// Whether an I/O error of the TLS set-up is the connection breaking off (a server restarting
+/// resets or closes it mid-handshake) rather than TLS failing: rustls reports protocol and
+/// certificate failures as `InvalidData`. Taken for a TLS failure, a reset once made the
+/// executor wait its slow 15-minute delay after a Dovecot restart (tests/faults).
+fn broke_off(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        error.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof | K::NotConnected
+    )
 }
 
 /// Whether an async-imap error leaves the stream in an unknown state (anything but a tagged
@@ -220,6 +238,12 @@ mod tests {
         assert!(auth.is_auth() && !auth.is_transient());
         let tls = Error::Tls { at: at(), source: std::io::Error::other("bad cert") };
         assert!(tls.is_tls() && !tls.is_transient());
+        let invalid = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+        assert!(Error::Tls { at: at(), source: invalid }.is_tls(), "rustls' own failures are TLS failures");
+        for kind in [std::io::ErrorKind::ConnectionReset, std::io::ErrorKind::UnexpectedEof] {
+            let reset = Error::Tls { at: at(), source: kind.into() };
+            assert!(reset.is_transient() && !reset.is_tls(), "{kind:?} mid-handshake is network trouble");
+        }
         let timeout = Error::Timeout { what: "select mailbox `INBOX`".into(), at: at(), after: Duration::from_secs(1) };
         assert!(timeout.is_transient());
         assert_eq!(

@@ -18,6 +18,9 @@
 //! UIDPLUS, SPECIAL-USE, separator `/`; no Postfix): the same helpers work on either, so a test
 //! written for a `&TestEnv` runs on both servers. Cyrus wakes IDLE clients at once.
 //!
+//! [`Proxy`] sits between tidings and a server to cut, stall or slow its connections, on
+//! command or when a byte pattern passes (see `proxy.rs`).
+//!
 //! The servers stop when the test binary exits, however it exits (see
 //! `process.rs`); `TIDINGS_TEST_KEEP=1` keeps the temp dir for inspection.
 //! Dovecot delays IDLE notifications by ~0.5 s (Cyrus: ~2 ms; tests/two_servers prints both),
@@ -28,6 +31,7 @@ mod cyrus;
 mod mail;
 mod oauth;
 mod process;
+mod proxy;
 mod receiver;
 mod servers;
 mod smtp;
@@ -45,6 +49,7 @@ use tokio_rustls::rustls::ClientConfig;
 
 pub use mail::{ImapSession, Listed, MailboxInfo, message};
 pub use oauth::TokenEndpoint;
+pub use proxy::{Proxy, Side, Trigger};
 pub use receiver::{Receiver, Request};
 pub use servers::{CATCHALL, DOMAIN};
 pub use smtp::Submit;
@@ -318,6 +323,15 @@ impl TestEnv {
     pub fn stop_postfix(&mut self) {
         if let Some(mut postfix) = self.postfix.take() {
             postfix.stop();
+        }
+    }
+
+    /// Has Postfix try its whole queue now. Mail it accepted while Dovecot was down waits for
+    /// a retry time; if Postfix was stopped meanwhile, it can stay in the queue with that time
+    /// ahead (seen: a minute) until something asks for it.
+    pub fn flush_postfix(&self) {
+        if self.postfix.is_some() {
+            servers::flush_postfix(&self.layout).unwrap_or_else(|e| panic!("flushing postfix's queue: {e:#}"));
         }
     }
 

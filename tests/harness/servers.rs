@@ -206,6 +206,17 @@ pub fn start_postfix(layout: &Layout, ports: &Ports, janitor: &Janitor) -> Resul
     Ok(server)
 }
 
+/// Asks Postfix to try every queued message now, deferred ones and those whose retry time lies
+/// ahead included: the triggers `postqueue -f` has sent to the queue manager (flush dead
+/// destinations, scan ignoring timestamps, scan deferred, scan incoming), written to its socket
+/// directly, since this Postfix runs no pickup service for postqueue to check first.
+pub fn flush_postfix(layout: &Layout) -> Result<()> {
+    let socket = layout.path("postfix/queue/public/qmgr");
+    let mut qmgr = std::os::unix::net::UnixStream::connect(&socket)
+        .with_context(|| format!("connecting to Postfix's queue manager at {}", socket.display()))?;
+    std::io::Write::write_all(&mut qmgr, b"FADI").context("triggering Postfix's queue manager")
+}
+
 fn wait_for_file(path: &Path, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() {
