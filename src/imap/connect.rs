@@ -21,6 +21,22 @@ use super::{Error, Login, Timeouts};
 use crate::auth::xoauth2;
 use crate::config::{OAuth2, Secret, Tls};
 
+/// Silence after which the kernel starts probing an IMAP connection.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+/// TCP keepalive probes after [`KEEPALIVE_IDLE`] of silence: a peer that vanished without a
+/// word (a NAT or firewall dropping the mapping, a host that died) is otherwise noticed by an
+/// idling watcher only when it re-issues IDLE (`idle_interval`, 10 minutes by default) and that
+/// times out. With the probes the read fails after about 90 s and the watcher reconnects.
+/// Best effort: a platform without the options keeps the old behaviour.
+fn keepalive(tcp: &TcpStream) {
+    let probes =
+        socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE).with_interval(Duration::from_secs(10)).with_retries(3);
+    if let Err(error) = socket2::SockRef::from(tcp).set_tcp_keepalive(&probes) {
+        debug!(%error, "imap: cannot set TCP keepalive");
+    }
+}
+
 /// The byte stream under async-imap: plain TCP or TLS over TCP.
 #[derive(Debug)]
 pub(super) enum Transport {
@@ -56,6 +72,7 @@ pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result
         .map_err(|source| Error::Connect { at: at.into(), source })?;
     // Commands are small and answered one by one: do not let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
+    keepalive(&tcp);
     debug!(host = %server.host, port = server.port, tls = ?server.tls, "imap: connected");
     let transport = match (&tls, server.tls) {
         (Some(tls), Tls::Implicit) => handshake(tls, login, tcp, timeouts, at).await?,
@@ -229,5 +246,18 @@ mod tests {
         assert!(matches!(server_name("127.0.0.1"), Ok(ServerName::IpAddress(_))));
         assert!(matches!(server_name("[::1]"), Ok(ServerName::IpAddress(_))));
         assert!(server_name("not a host").is_err());
+    }
+
+    /// The probes are on, with the times chosen (read back from the socket).
+    #[tokio::test]
+    async fn an_imap_socket_is_probed_after_a_minute_of_silence() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        keepalive(&tcp);
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(10));
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
     }
 }
