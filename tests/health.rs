@@ -1,5 +1,5 @@
 //! Health you can see, through the real daemon: `/healthz` turning unhealthy when Dovecot stops
-//! and healthy when it returns (and the alerts webhook told both), `/metrics` scraped and parsed
+//! and healthy when it returns (the alerts webhook and alert mail telling both), `/metrics` scraped and parsed
 //! as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
 
 use std::collections::BTreeMap;
@@ -143,12 +143,15 @@ async fn healthz_follows_dovecot_down_and_back_and_metrics_parse() {
     let port = free_port();
     let threshold = 3;
     let receiver = Receiver::start();
+    let ops = env.new_user();
     let top = format!(
         "http: {{ listen: \"127.0.0.1:{port}\" }}\nhealth: {{ unhealthy_after: {threshold}s }}\n\
-         webhooks:\n  ops:\n    url: {}\nalerts: {{ webhook: ops }}\n",
-        receiver.url("/alerts")
+         webhooks:\n  ops:\n    url: {}\nalerts: {{ webhook: ops, mail: {{ account: t, to: [{}] }} }}\n",
+        receiver.url("/alerts"),
+        ops.address
     );
-    let setup = Setup::with_top(&env, &user, &[("sort.rhai", SORT_RULE)], "", &top);
+    let smtp = format!("smtp: {{ host: 127.0.0.1, port: {}, tls: starttls }}\n", env.submission_port);
+    let setup = Setup::with_top(&env, &user, &[("sort.rhai", SORT_RULE)], &smtp, &top);
     let daemon = Daemon::start(&setup.config, 1);
     assert_eq!(get(port, "/healthz").unwrap(), (200, "ok\n".to_owned()), "{}", daemon.log());
     assert_eq!(get(port, "/nothing").unwrap().0, 404);
@@ -213,6 +216,18 @@ async fn healthz_follows_dovecot_down_and_back_and_metrics_parse() {
     kinds.sort_unstable();
     assert_eq!(kinds, ["watcher_down", "watcher_up"], "{alerts:?}");
     assert!(alerts.iter().all(|a| a["account"] == "t" && a["mailbox"] == "INBOX"), "{alerts:?}");
+    // And mailed: Postfix took the first while Dovecot was down; its queue is flushed to retry.
+    let subjects = wait_for(Duration::from_secs(60), format!("two alert mails\n{}", daemon.log()), || async {
+        env.flush_postfix();
+        let listed = env.list(&ops, "INBOX").await.map_err(|e| e.to_string())?;
+        let mut subjects: Vec<String> = listed.into_iter().filter_map(|l| l.subject).collect();
+        subjects.sort();
+        if subjects.len() >= 2 { Ok(subjects) } else { Err(format!("{subjects:?}")) }
+    })
+    .await;
+    assert_eq!(subjects.len(), 2, "each alert mailed once: {subjects:?}");
+    assert!(subjects[0].starts_with("tidings: watcher t/INBOX is down since"), "{subjects:?}");
+    assert!(subjects[1].starts_with("tidings: watcher t/INBOX is watching again"), "{subjects:?}");
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
