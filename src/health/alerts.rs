@@ -152,11 +152,12 @@ pub fn check(
         let key = (account.clone(), mailbox.clone());
         let down_for = (now - state.since).to_std().unwrap_or_default();
         let since = state.since.to_rfc3339();
+        let shown = state.since.format("%Y-%m-%d %H:%M:%S UTC");
         if !state.conn.is_up() && down_for >= thresholds.unhealthy_after && told.down.insert(key.clone()) {
             let why = state.last_error.as_deref().unwrap_or("no answer yet");
             alerts.push(Alert {
                 kind: "watcher_down",
-                text: format!("watcher {account}/{mailbox} is down since {since}: {why}"),
+                text: format!("watcher {account}/{mailbox} is down since {shown}: {why}"),
                 event: format!("down:{account}/{mailbox}:{}", state.since.timestamp_millis()),
                 data: json!({ "alert": "watcher_down", "account": account, "mailbox": mailbox, "since": since, "error": why }),
                 account: Some(account),
@@ -164,7 +165,7 @@ pub fn check(
         } else if state.conn.is_up() && told.down.remove(&key) {
             alerts.push(Alert {
                 kind: "watcher_up",
-                text: format!("watcher {account}/{mailbox} is watching again since {since}"),
+                text: format!("watcher {account}/{mailbox} is watching again since {shown}"),
                 event: format!("up:{account}/{mailbox}:{}", state.since.timestamp_millis()),
                 data: json!({ "alert": "watcher_up", "account": account, "mailbox": mailbox, "since": since }),
                 account: Some(account),
