@@ -29,6 +29,9 @@ mod outbound_corpus;
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
 // no secret in a trace-level log.
 mod outbound_events;
+// Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
+// folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
+mod hostile;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
 mod harness_selftest;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.

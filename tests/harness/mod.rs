@@ -25,6 +25,7 @@
 //! [`wait_until`]/[`wait_for`] and deadlines of seconds, never fixed sleeps.
 
 mod cyrus;
+mod garbage_proxy;
 mod mail;
 mod oauth;
 mod process;
@@ -43,6 +44,7 @@ use anyhow::{Context, Result};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
+pub use garbage_proxy::GarbageProxy;
 pub use mail::{ImapSession, Listed, MailboxInfo, message};
 pub use oauth::TokenEndpoint;
 pub use receiver::{Receiver, Request};
