@@ -116,7 +116,10 @@ async fn a_50_mb_message_a_1_mb_header_and_10000_parts_are_judged_and_the_next_m
     let fold = format!(" {}\r\n", "f".repeat(72));
     let huge = format!("X-Huge: start\r\n{}", fold.repeat((1 << 20) / fold.len()));
     let filler: String = (0..1500).map(|i| format!("X-Filler: {i}\r\n")).collect();
-    let raw = with_headers(&(huge + filler.as_str()), message("a@example.com", &user.address, "hostile header", "small body"));
+    let raw = with_headers(
+        &(huge + filler.as_str()),
+        message("a@example.com", &user.address, "hostile header", "small body"),
+    );
     assert!(raw.len() > 1 << 20);
     env.append(&user, "INBOX", &raw, &[], None).await.unwrap();
     let labels = arrived(env, &user, "Sorted", "hostile header", || daemon.log()).await;
@@ -164,19 +167,20 @@ async fn odd_folder_names_are_moved_into_or_refused_clearly_and_the_next_message
             .unwrap();
         let server_name = tidings::imap::mutf7::encode(&name);
         // Either it is in the folder, or the daemon said clearly that it cannot be.
-        let outcome = wait_for(Duration::from_secs(30), format!("`{subject}` moved to {name:?} or refused"), || async {
-            let listed = env.list(&user, &server_name).await.unwrap_or_default();
-            if listed.iter().any(|m| m.subject.as_deref() == Some(subject.as_str())) {
-                return Ok("moved".to_owned());
-            }
-            let log = daemon.log();
-            let named = |l: &&str| l.contains(&server_name) || l.contains(&name);
-            match log.lines().filter(|l| l.contains("ERROR") && l.contains("cannot")).find(named) {
-                Some(line) => Ok(format!("refused: {line}")),
-                None => Err(format!("neither yet; log:\n{log}")),
-            }
-        })
-        .await;
+        let outcome =
+            wait_for(Duration::from_secs(30), format!("`{subject}` moved to {name:?} or refused"), || async {
+                let listed = env.list(&user, &server_name).await.unwrap_or_default();
+                if listed.iter().any(|m| m.subject.as_deref() == Some(subject.as_str())) {
+                    return Ok("moved".to_owned());
+                }
+                let log = daemon.log();
+                let named = |l: &&str| l.contains(&server_name) || l.contains(&name);
+                match log.lines().filter(|l| l.contains("ERROR") && l.contains("cannot")).find(named) {
+                    Some(line) => Ok(format!("refused: {line}")),
+                    None => Err(format!("neither yet; log:\n{log}")),
+                }
+            })
+            .await;
         eprintln!("{name:?} ({server_name}): {outcome}");
         outcomes.push((name, outcome));
         next_message_is_sorted(env, &user, &daemon, n).await;
@@ -226,10 +230,9 @@ async fn an_unparseable_server_line_mid_idle_and_mid_fetch_is_reported_and_the_w
     let proxy = GarbageProxy::start(env.imap_port).await;
     let setup = Setup::new(env, &user, &[("hostile.rhai", RULE)], "allow_insecure: true");
     // Through the proxy, in plaintext (the proxy cannot inject into TLS).
-    let config = std::fs::read_to_string(&setup.config).unwrap().replace(
-        &format!("port: {}, tls: implicit", env.imaps_port),
-        &format!("port: {}, tls: none", proxy.port),
-    );
+    let config = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace(&format!("port: {}, tls: implicit", env.imaps_port), &format!("port: {}, tls: none", proxy.port));
     std::fs::write(&setup.config, config).unwrap();
     let daemon = Daemon::start(&setup.config, 1);
 

@@ -12,6 +12,9 @@ mod actions;
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
+// Inputs kept from fuzzing (findings and a corpus sample) through the fuzz targets' own code
+// (fuzz/src/lib.rs): config loader, message view, rule bridge. No servers.
+mod fuzz_regressions;
 // Gmail semantics against a scripted peer speaking Gmail's IMAP extensions (not Gmail): labels,
 // thread ids, archive and delete by special-use, one message in two label folders acted on once.
 mod gmail;

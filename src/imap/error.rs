@@ -230,7 +230,8 @@ mod tests {
     fn scrub_shows_the_line_that_is_not_imap_and_nothing_after_it() {
         // As async-imap 0.12 words it: a nom error, then the buffer Debug-quoted.
         let raw = "*)(\u{1}\u{fffd} this is not IMAP (((\r\n* 1 FETCH (BODY[] {20}\r\nSubject: secret plans";
-        let io = std::io::Error::other(format!("Error(Error {{ input: [42, 41], code: Tag }}) during parsing of {raw:?}"));
+        let io =
+            std::io::Error::other(format!("Error(Error {{ input: [42, 41], code: Tag }}) during parsing of {raw:?}"));
         let scrubbed = scrub(async_imap::error::Error::Io(io)).to_string();
         assert_eq!(scrubbed, "io: the server sent a line that is not IMAP: `*)(\\u{1}\u{fffd} this is not IMAP (((`");
         let long = format!("x during parsing of {:?}", "y".repeat(300));
