@@ -48,6 +48,14 @@ async fn next_message_is_sorted(env: &TestEnv, user: &User, daemon: &Daemon, n: 
     arrived(env, user, "Sorted", &subject, || daemon.log()).await;
 }
 
+/// A new user and the daemon watching its INBOX with [`RULE`].
+fn start(env: &TestEnv) -> (User, Setup, Daemon) {
+    let user = env.new_user();
+    let setup = Setup::new(env, &user, &[("hostile.rhai", RULE)], "");
+    let daemon = Daemon::start(&setup.config, 1);
+    (user, setup, daemon)
+}
+
 fn assert_no_panic(log: &str) {
     assert!(!log.contains("panicked"), "something panicked:\n{log}");
 }
@@ -91,9 +99,7 @@ fn many_parts(user: &User, subject: &str, parts: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_50_mb_message_a_1_mb_header_and_10000_parts_are_judged_and_the_next_message_is_too() {
     let env = TestEnv::shared();
-    let user = env.new_user();
-    let setup = Setup::new(env, &user, &[("hostile.rhai", RULE)], "");
-    let daemon = Daemon::start(&setup.config, 1);
+    let (user, _setup, daemon) = start(env);
 
     // 50 MB: over the default max_message_size (10 MiB), so only its header is fetched. The
     // rules still judge it (on the header), its move still runs, and the log says why the rules
@@ -155,9 +161,7 @@ fn odd_names() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn odd_folder_names_are_moved_into_or_refused_clearly_and_the_next_message_is_sorted() {
     let env = TestEnv::shared();
-    let user = env.new_user();
-    let setup = Setup::new(env, &user, &[("hostile.rhai", RULE)], "");
-    let daemon = Daemon::start(&setup.config, 1);
+    let (user, _setup, daemon) = start(env);
     let mut outcomes = Vec::new();
     for (n, name) in odd_names().into_iter().enumerate() {
         let subject = format!("odd {n}");

@@ -210,16 +210,22 @@ mod tests {
         found
     }
 
+    /// A store file as a tidings of schema `version` left it, in WAL mode, and its connection.
+    fn old_store(dir: &tempfile::TempDir, version: u32) -> (PathBuf, Connection) {
+        let path = store_path(dir);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut conn = raw(&path);
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        migrations::migrate_to(&mut conn, &path, version).unwrap();
+        (path, conn)
+    }
+
     #[tokio::test]
     async fn migrating_an_older_store_leaves_a_backup_that_opens_at_the_old_version() {
         let dir = tempfile::tempdir().unwrap();
-        let path = store_path(&dir);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let (path, conn) = old_store(&dir, 2);
         {
-            // A store as tidings left it at schema version 2, its last commit still in the WAL.
-            let mut conn = raw(&path);
-            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-            migrations::migrate_to(&mut conn, &path, 2).unwrap();
+            // Its last commit still in the WAL.
             conn.execute(
                 "INSERT INTO checkpoints (account, mailbox, uidvalidity, last_uid, updated_at) \
                  VALUES ('work', 'INBOX', 9, 42, 0)",
@@ -231,6 +237,7 @@ mod tests {
             let store = Store::open(&path).await.unwrap();
             assert_eq!(migrations::stored_version(&raw(&path)).unwrap(), Some(migrations::latest()));
             drop(store);
+            drop(conn);
         }
         let found = backups(&path);
         assert_eq!(found.len(), 1, "{found:?}");
@@ -251,10 +258,7 @@ mod tests {
     #[tokio::test]
     async fn a_backup_that_cannot_be_written_stops_the_migration() {
         let dir = tempfile::tempdir().unwrap();
-        let path = store_path(&dir);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let mut conn = raw(&path);
-        migrations::migrate_to(&mut conn, &path, 1).unwrap();
+        let (path, conn) = old_store(&dir, 1);
         drop(conn);
         // Every name the backup could take this second and the next is taken already.
         let now = Utc::now();
