@@ -44,6 +44,12 @@ fn run_all<T>(target: &str, run: impl Fn(&[u8]) -> T) -> Vec<(String, T)> {
 #[test]
 fn config_inputs_are_loaded_or_refused_with_problems() {
     let outcomes = run_all("config", exercise::config);
+    for (name, outcome) in &outcomes {
+        // Findings whose fix is a refusal: named so.
+        if name.starts_with("refused-") {
+            assert!(matches!(outcome, ConfigOutcome::Invalid(_)), "{name}: {outcome:?}");
+        }
+    }
     let valid = outcomes.iter().filter(|(_, o)| matches!(o, ConfigOutcome::Valid(_))).count();
     let invalid = outcomes.iter().filter(|(_, o)| matches!(o, ConfigOutcome::Invalid(_))).count();
     eprintln!("config: {valid} valid, {invalid} refused, {} not text", outcomes.len() - valid - invalid);
