@@ -89,7 +89,8 @@ pub fn parse(text: &str) -> Result<Node, (Pos, String)> {
         strict_booleans: true,
         // A config is a few levels deep. Each level is a recursion of the deserializer (about
         // 30 KB of stack in a debug build), so the default of 64 overflowed a 2 MB thread's
-        // stack on 70 nested maps (found by fuzzing): a deeper file is refused instead.
+        // stack on 70 nested maps (a hostile input kept in tests/fuzz_regressions): a deeper file is
+        // refused instead.
         budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
     };
     if text.trim().is_empty() {

@@ -26,6 +26,10 @@ pub(super) fn back_up(conn: &Connection, path: &Path, version: u32) -> Result<Pa
     let failed = |source| Error::Backup { path: path.to_path_buf(), backup: backup.clone(), version, source };
     let target = backup.to_str().ok_or_else(|| failed(rusqlite::Error::InvalidPath(backup.clone())))?;
     conn.execute("VACUUM INTO ?1", [target]).map_err(failed)?;
+    // The copy holds what the store holds: readable by whom the store is, not by the umask.
+    if let Err(error) = std::fs::metadata(path).and_then(|m| std::fs::set_permissions(&backup, m.permissions())) {
+        tracing::warn!(backup = %backup.display(), %error, "cannot give the store backup the store's permissions");
+    }
     tracing::info!(
         path = %path.display(),
         backup = %backup.display(),

@@ -232,6 +232,8 @@ mod tests {
                 [],
             )
             .unwrap();
+            // Owner-only, unlike what the umask gives a new file.
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
             // Kept open: the row is in the WAL, not in the main file, when the store opens it.
             assert!(backups(&path).is_empty(), "no backup of a new file");
             let store = Store::open(&path).await.unwrap();
@@ -247,6 +249,8 @@ mod tests {
         assert_eq!(migrations::stored_version(&old).unwrap(), Some(2), "the backup is at the old version");
         let uid: u32 = old.query_row("SELECT last_uid FROM checkpoints", [], |r| r.get(0)).unwrap();
         assert_eq!(uid, 42, "the backup holds what was committed");
+        let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        assert_eq!(mode(&found[0]), mode(&path), "the backup is as readable as the store, no more");
         let tables: u32 =
             old.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'collected'", [], |r| r.get(0)).unwrap();
         assert_eq!(tables, 0, "the backup has no table of a later version");
