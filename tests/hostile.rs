@@ -201,7 +201,7 @@ async fn odd_folder_names_are_moved_into_or_refused_clearly_and_the_next_message
 async fn odd_folder_names_are_watched() {
     let env = TestEnv::shared();
     let user = env.new_user();
-    let watched = ["With Space", "Quote\"d", "Back\\slash", "&Amp", "Größe/日本語"];
+    let watched = ["With Space", "Quote\"d", "Back\\slash", "Per%cent", "Star*", "&Amp", "Größe/日本語"];
     {
         let mut session = env.imap(&user).await.unwrap();
         for name in watched {
