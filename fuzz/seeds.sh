@@ -29,7 +29,7 @@ for f in examples/mail/*.eml; do
     { printf '\000'; cat "$f"; } > "$out/rules/shipped-$(basename "$f" .eml)"
 done
 for r in rules/*.rhai rules/sweeps/*.rhai plugins/*.rhai; do
-    { printf '\001'; cat "$r"; printf '\000'; cat examples/mail/2-receipt.eml; } > "$out/rules/rule-$(basename "$r" .rhai)"
+    { printf '\010'; cat "$r"; printf '\000'; cat examples/mail/2-receipt.eml; } > "$out/rules/rule-$(basename "$r" .rhai)"
 done
 grep -oh '`msg\.[a-z_]*\|`[a-z_]*(' docs/rules.md | tr -d '`' | sort -u | sed 's/.*/"&"/' > "$out/rules.dict"
 echo "corpora and dictionaries in $out"

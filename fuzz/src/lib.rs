@@ -67,9 +67,14 @@ pub struct MessageOutcome {
 /// 1), Gmail attributes (bit 2); the rest of the input is the message.
 fn split_meta(data: &[u8]) -> (Meta, &[u8]) {
     let (mode, raw) = data.split_first().map_or((0, data), |(m, r)| (*m, r));
+    (meta(mode), raw)
+}
+
+/// The fetch metadata of bits 0 to 2 of `mode` (see [`split_meta`]).
+fn meta(mode: u8) -> Meta {
     let received = DateTime::parse_from_rfc3339("2026-12-06T08:00:00Z").map(|d| d.to_utc()).ok();
     let gmail = GmailAttrs { msgid: 1, thread_id: 2, labels: vec!["\\Inbox".into(), "Receipts".into()] };
-    let meta = Meta {
+    Meta {
         key: MessageKey::new("fuzz", "INBOX", 7, 42),
         flags: vec!["\\Seen".into(), "$Junk".into()],
         internal_date: received,
@@ -77,8 +82,7 @@ fn split_meta(data: &[u8]) -> (Meta, &[u8]) {
         truncated: mode & 1 != 0,
         body_deferred: mode & 2 != 0,
         gmail: (mode & 4 != 0).then_some(gmail),
-    };
-    (meta, raw)
+    }
 }
 
 /// Arbitrary bytes -> message view, then every accessor rules and payloads read.
@@ -202,13 +206,14 @@ fn copy_dir(from: &Path, to: &Path, ext: &str) {
     }
 }
 
-/// The rule bridge. An even first byte: the shipped rules (and one reading every property)
-/// over the message in the rest, which must never fail. Odd: the rest is a rule's source, a
-/// NUL, and a message; the rule is compiled and run as `tidings run` would, with tight limits.
+/// The rule bridge. The first byte's bits 0 to 2 are the message's fetch metadata (as for
+/// [`message`]); bit 3 clear: the shipped rules (and one reading every property) over the
+/// message in the rest, which must never fail; bit 3 set: the rest is a rule's source, a NUL,
+/// and a message; the rule is compiled and run as `tidings run` would, with tight limits.
 pub fn rules(data: &[u8]) -> RulesOutcome {
     let (mode, rest) = data.split_first().map_or((0, data), |(m, r)| (*m, r));
-    if mode & 1 == 0 {
-        let outcome = evaluate(shipped(), rest);
+    if mode & 8 == 0 {
+        let outcome = evaluate(shipped(), meta(mode), rest);
         if let RulesOutcome::Planned { failures, .. } = &outcome {
             // The clock counts time the machine spent elsewhere; anything else is a bug.
             let real: Vec<_> = failures.iter().filter(|f| !f.contains("wall-clock limit")).collect();
@@ -219,12 +224,12 @@ pub fn rules(data: &[u8]) -> RulesOutcome {
     let Some(nul) = rest.iter().position(|&b| b == 0) else { return RulesOutcome::NoRule };
     let Ok(source) = std::str::from_utf8(&rest[..nul]) else { return RulesOutcome::NoRule };
     let dir = scratch_dir();
-    let outcome = compile_and_evaluate(&dir, source, &rest[nul + 1..]);
+    let outcome = compile_and_evaluate(&dir, source, meta(mode), &rest[nul + 1..]);
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
-fn compile_and_evaluate(dir: &Path, source: &str, message: &[u8]) -> RulesOutcome {
+fn compile_and_evaluate(dir: &Path, source: &str, meta: Meta, message: &[u8]) -> RulesOutcome {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).expect("create a rules dir");
     std::fs::write(rules.join("fuzzed.rhai"), source).expect("write the rule");
@@ -234,7 +239,7 @@ fn compile_and_evaluate(dir: &Path, source: &str, message: &[u8]) -> RulesOutcom
     );
     let config = Config::from_yaml(&yaml, &dir.join("tidings.yaml")).expect("the fuzz config is valid");
     match RuleSet::compile(&config) {
-        Ok(set) => evaluate(&set, message),
+        Ok(set) => evaluate(&set, meta, message),
         Err(error) => {
             let text = error.to_string();
             assert!(text.starts_with("cannot compile rules: 1 rule failed"), "{text}");
@@ -244,8 +249,7 @@ fn compile_and_evaluate(dir: &Path, source: &str, message: &[u8]) -> RulesOutcom
     }
 }
 
-fn evaluate(set: &RuleSet, data: &[u8]) -> RulesOutcome {
-    let (meta, raw) = split_meta(data);
+fn evaluate(set: &RuleSet, meta: Meta, raw: &[u8]) -> RulesOutcome {
     let key = meta.key.clone();
     let view = Arc::new(tidings::message::parse(raw, meta));
     let evaluation = set.evaluate(&view, &[], now());

@@ -361,7 +361,11 @@ fn list_id(value: &str) -> Option<String> {
         _ if !value.trim().contains(char::is_whitespace) => value.trim(),
         _ => return None,
     };
-    (!id.is_empty()).then(|| id.to_lowercase())
+    // RFC 2919: the id is a dot-atom, so no spaces or control characters. One that has them is
+    // no list id: rules file mail by it (`Lists/<name>`), and a NUL in a folder name fails the
+    // rule (found by fuzzing the shipped rules).
+    let dot_atom = !id.is_empty() && !id.contains(|c: char| c.is_whitespace() || c.is_control());
+    dot_atom.then(|| id.to_lowercase())
 }
 
 /// Whether the subject starts with a reply prefix, after any `[list]` tags.
@@ -431,6 +435,15 @@ mod tests {
         assert_eq!(f.message_id.as_deref(), Some("id@host"));
         assert_eq!(f.list_id.as_deref(), Some("list.example.org"));
         assert!(f.is_reply && f.is_auto_submitted);
+    }
+
+    #[test]
+    fn a_list_id_with_spaces_or_control_characters_is_no_list_id() {
+        assert_eq!(list_id("Users <users.example.org>").as_deref(), Some("users.example.org"));
+        assert_eq!(list_id("users.example.org").as_deref(), Some("users.example.org"));
+        for hostile in ["<unsub@reply\u{97}github/4\0\03@github>", "<a b.example>", "<a\r\n.example>", "<>"] {
+            assert_eq!(list_id(hostile), None, "{hostile:?}");
+        }
     }
 
     /// The fast path reads every value exactly as mail-parser does.
