@@ -283,11 +283,17 @@ fn plain_addresses(text: &str) -> Vec<Address> {
 }
 
 /// (`local@domain` with the domain lowercased, the domain); the local part is kept as written.
+/// Spaces in the domain (RFC 2822's obsolete `machine.  example`) are dropped. A "domain" with
+/// control characters is none (`""`): rules file mail by domain (`Senders/<domain>`), and a NUL
+/// in a folder name fails the rule (found by fuzzing).
 pub(super) fn normalize_address(addr: &str) -> (String, String) {
     let addr = addr.trim().trim_start_matches('<').trim_end_matches('>').trim();
     match addr.rsplit_once('@') {
+        Some((_, domain)) if domain.contains(|c: char| c.is_control() && !c.is_whitespace()) => {
+            (addr.to_string(), String::new())
+        }
         Some((local, domain)) => {
-            let domain = domain.trim().to_lowercase();
+            let domain: String = domain.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
             (format!("{local}@{domain}"), domain)
         }
         None => (addr.to_string(), String::new()),
@@ -435,6 +441,14 @@ mod tests {
         assert_eq!(f.message_id.as_deref(), Some("id@host"));
         assert_eq!(f.list_id.as_deref(), Some("list.example.org"));
         assert!(f.is_reply && f.is_auto_submitted);
+    }
+
+    #[test]
+    fn a_domain_with_control_characters_is_no_domain() {
+        assert_eq!(normalize_address("<Ann@A.Example>"), ("Ann@a.example".to_owned(), "a.example".to_owned()));
+        let (address, domain) = normalize_address("service@serv.\0\0.family.example.com");
+        assert_eq!((address.as_str(), domain.as_str()), ("service@serv.\0\0.family.example.com", ""));
+        assert_eq!(normalize_address("jdoe@machine.  Example").1, "machine.example");
     }
 
     #[test]
