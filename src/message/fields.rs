@@ -455,7 +455,7 @@ mod tests {
     fn a_list_id_with_spaces_or_control_characters_is_no_list_id() {
         assert_eq!(list_id("Users <users.example.org>").as_deref(), Some("users.example.org"));
         assert_eq!(list_id("users.example.org").as_deref(), Some("users.example.org"));
-        for hostile in ["<unsub@reply\u{97}github/4\0\03@github>", "<a b.example>", "<a\r\n.example>", "<>"] {
+        for hostile in ["<unsub@reply\u{97}github/4\0\0\x33@github>", "<a b.example>", "<a\r\n.example>", "<>"] {
             assert_eq!(list_id(hostile), None, "{hostile:?}");
         }
     }
