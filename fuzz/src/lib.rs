@@ -182,7 +182,10 @@ fn shipped() -> &'static RuleSet {
         std::fs::write(rules.join("zz-every-property.rhai"), EVERY_PROPERTY).expect("write the rule");
         let yaml = format!("rules: rules\nplugins: {}\naccounts: {{}}\n", repo.join("plugins").display());
         let config = Config::from_yaml(&yaml, &dir.join("tidings.yaml")).expect("the fuzz config is valid");
-        RuleSet::compile(&config).unwrap_or_else(|e| panic!("the shipped rules do not compile: {e}"))
+        let set = RuleSet::compile(&config).unwrap_or_else(|e| panic!("the shipped rules do not compile: {e}"));
+        // Compiled, data files read: the copies are not needed any more.
+        let _ = std::fs::remove_dir_all(&dir);
+        set
     })
 }
 
