@@ -17,6 +17,9 @@ mod daemon;
 // the deadlines; Dovecot, Postfix and the receiver down under load; SIGKILLs at random moments.
 // Each ends with an exact accounting (delivered, processed, duplicates, uncertain).
 mod faults;
+// Inputs kept from fuzzing (findings and a corpus sample) through the fuzz targets' own code
+// (fuzz/src/lib.rs): config loader, message view, rule bridge. No servers.
+mod fuzz_regressions;
 // Gmail semantics against a scripted peer speaking Gmail's IMAP extensions (not Gmail): labels,
 // thread ids, archive and delete by special-use, one message in two label folders acted on once.
 mod gmail;
@@ -38,6 +41,9 @@ mod outbound_events;
 // Health: /healthz unhealthy while Dovecot is down and healthy when it is back, /metrics parsed
 // as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
 mod health;
+// Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
+// folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
+mod hostile;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
 mod harness_selftest;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.

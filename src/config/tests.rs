@@ -225,6 +225,25 @@ fn yaml_syntax_errors_have_a_position() {
 }
 
 #[test]
+fn nesting_deeper_than_a_config_needs_is_refused_not_a_stack_overflow() {
+    // On a test thread (2 MB of stack), as a reload or a library user might load it: 70 nested
+    // maps used to overflow the stack of a debug build; 3,000 would any build's.
+    for depth in [tree::MAX_DEPTH + 1, 70, 3000] {
+        let yaml: String = (0..depth).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let found = problems(&yaml);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.starts_with("not valid YAML"), "{found:?}");
+        assert!(found[0].message.contains("depth"), "the message says why: {found:?}");
+    }
+    let flow = format!("accounts: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+    let found = problems(&flow);
+    assert!(found[0].message.starts_with("not valid YAML"), "{found:?}");
+    // The example config is far from the limit.
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tidings.yaml")).unwrap();
+    assert!(tree::parse(&example).is_ok());
+}
+
+#[test]
 fn resolved_secrets_never_show_in_debug() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "correct horse battery staple\n").unwrap();

@@ -77,6 +77,9 @@ impl Value {
     }
 }
 
+/// The deepest nesting of maps and lists a config may have; the deepest real one has 5.
+pub const MAX_DEPTH: usize = 16;
+
 /// Parses YAML text into a positioned tree; the error carries serde-saphyr's own position.
 pub fn parse(text: &str) -> Result<Node, (Pos, String)> {
     let options = serde_saphyr::options! {
@@ -84,6 +87,11 @@ pub fn parse(text: &str) -> Result<Node, (Pos, String)> {
         duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::PassThrough,
         // `on`/`yes` as booleans surprise people; they stay strings here.
         strict_booleans: true,
+        // A config is a few levels deep. Each level is a recursion of the deserializer (about
+        // 30 KB of stack in a debug build), so the default of 64 overflowed a 2 MB thread's
+        // stack on 70 nested maps (a hostile input kept in tests/fuzz_regressions): a deeper file is
+        // refused instead.
+        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
     };
     if text.trim().is_empty() {
         return Ok(Node { value: Value::Map(Vec::new()), pos: Pos { line: 1, column: 1 } });

@@ -211,6 +211,9 @@ pub(super) fn scrub(error: async_imap::error::Error) -> async_imap::error::Error
     const KEEP: usize = 160;
     use async_imap::error::Error as E;
     match error {
+        E::Io(io) if io.to_string().contains(UNPARSED) => {
+            E::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, not_imap(&io.to_string())))
+        }
         E::Io(io) if io.to_string().len() > KEEP => {
             let text = io.to_string();
             let cut = (0..=KEEP).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
@@ -218,6 +221,24 @@ pub(super) fn scrub(error: async_imap::error::Error) -> async_imap::error::Error
         }
         other => other,
     }
+}
+
+/// What async-imap's parse errors say before the buffer it could not parse (Debug-quoted).
+const UNPARSED: &str = " during parsing of \"";
+
+/// "the server sent a line that is not IMAP: `...`", with the first line of the unparsed
+/// buffer, cut short: the line itself tells what went wrong (a proxy's banner, a bug), while
+/// the bytes after it may be a message. The nom error before it only repeats the same bytes
+/// as numbers.
+fn not_imap(text: &str) -> String {
+    const KEEP: usize = 100;
+    let buffer = text.split_once(UNPARSED).map_or("", |(_, rest)| rest);
+    // Debug quoting shows line ends as the two characters `\r`, `\n`.
+    let line = buffer.split("\\r\\n").next().unwrap_or_default().split("\\n").next().unwrap_or_default();
+    let line = line.strip_suffix('"').unwrap_or(line);
+    let cut = (0..=KEEP.min(line.len())).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+    let more = if cut < line.len() { "..." } else { "" };
+    format!("the server sent a line that is not IMAP: `{}{more}`", &line[..cut])
 }
 
 #[cfg(test)]
@@ -251,6 +272,19 @@ mod tests {
             "cannot select mailbox `INBOX` for account `work` (127.0.0.1:993): no answer within 1s; \
              the connection must be dropped"
         );
+    }
+
+    #[test]
+    fn scrub_shows_the_line_that_is_not_imap_and_nothing_after_it() {
+        // As async-imap 0.12 words it: a nom error, then the buffer Debug-quoted.
+        let raw = "*)(\u{1}\u{fffd} this is not IMAP (((\r\n* 1 FETCH (BODY[] {20}\r\nSubject: secret plans";
+        let io =
+            std::io::Error::other(format!("Error(Error {{ input: [42, 41], code: Tag }}) during parsing of {raw:?}"));
+        let scrubbed = scrub(async_imap::error::Error::Io(io)).to_string();
+        assert_eq!(scrubbed, "io: the server sent a line that is not IMAP: `*)(\\u{1}\u{fffd} this is not IMAP (((`");
+        let long = format!("x during parsing of {:?}", "y".repeat(300));
+        let scrubbed = scrub(async_imap::error::Error::Io(std::io::Error::other(long))).to_string();
+        assert!(scrubbed.ends_with(&format!("`{}...`", "y".repeat(100))), "{scrubbed}");
     }
 
     #[test]

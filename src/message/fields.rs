@@ -283,11 +283,17 @@ fn plain_addresses(text: &str) -> Vec<Address> {
 }
 
 /// (`local@domain` with the domain lowercased, the domain); the local part is kept as written.
+/// Spaces in the domain (RFC 2822's obsolete `machine.  example`) are dropped. A "domain" with
+/// control characters is none (`""`): rules file mail by domain (`Senders/<domain>`), and a NUL
+/// in a folder name fails the rule (found by fuzzing).
 pub(super) fn normalize_address(addr: &str) -> (String, String) {
     let addr = addr.trim().trim_start_matches('<').trim_end_matches('>').trim();
     match addr.rsplit_once('@') {
+        Some((_, domain)) if domain.contains(|c: char| c.is_control() && !c.is_whitespace()) => {
+            (addr.to_string(), String::new())
+        }
         Some((local, domain)) => {
-            let domain = domain.trim().to_lowercase();
+            let domain: String = domain.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
             (format!("{local}@{domain}"), domain)
         }
         None => (addr.to_string(), String::new()),
@@ -361,7 +367,11 @@ fn list_id(value: &str) -> Option<String> {
         _ if !value.trim().contains(char::is_whitespace) => value.trim(),
         _ => return None,
     };
-    (!id.is_empty()).then(|| id.to_lowercase())
+    // RFC 2919: the id is a dot-atom, so no spaces or control characters. One that has them is
+    // no list id: rules file mail by it (`Lists/<name>`), and a NUL in a folder name fails the
+    // rule (found by fuzzing the shipped rules).
+    let dot_atom = !id.is_empty() && !id.contains(|c: char| c.is_whitespace() || c.is_control());
+    dot_atom.then(|| id.to_lowercase())
 }
 
 /// Whether the subject starts with a reply prefix, after any `[list]` tags.
@@ -431,6 +441,23 @@ mod tests {
         assert_eq!(f.message_id.as_deref(), Some("id@host"));
         assert_eq!(f.list_id.as_deref(), Some("list.example.org"));
         assert!(f.is_reply && f.is_auto_submitted);
+    }
+
+    #[test]
+    fn a_domain_with_control_characters_is_no_domain() {
+        assert_eq!(normalize_address("<Ann@A.Example>"), ("Ann@a.example".to_owned(), "a.example".to_owned()));
+        let (address, domain) = normalize_address("service@serv.\0\0.family.example.com");
+        assert_eq!((address.as_str(), domain.as_str()), ("service@serv.\0\0.family.example.com", ""));
+        assert_eq!(normalize_address("jdoe@machine.  Example").1, "machine.example");
+    }
+
+    #[test]
+    fn a_list_id_with_spaces_or_control_characters_is_no_list_id() {
+        assert_eq!(list_id("Users <users.example.org>").as_deref(), Some("users.example.org"));
+        assert_eq!(list_id("users.example.org").as_deref(), Some("users.example.org"));
+        for hostile in ["<unsub@reply\u{97}github/4\0\0\x33@github>", "<a b.example>", "<a\r\n.example>", "<>"] {
+            assert_eq!(list_id(hostile), None, "{hostile:?}");
+        }
     }
 
     /// The fast path reads every value exactly as mail-parser does.

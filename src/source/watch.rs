@@ -432,6 +432,15 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fet
     let _entered = span.enter();
     let meta = fetched.meta(key.clone());
     let view = Arc::new(crate::message::parse_owned(std::mem::take(&mut fetched.raw), meta));
+    if view.truncated() {
+        // Said once per message, where it is decided: a rule reading `msg.text` of such a
+        // message gets "" and its author needs to know why.
+        tracing::info!(
+            size = view.size(),
+            max_message_size = account.watch.max_message_size,
+            "message over max_message_size: the rules see its header only (no body, no attachments)"
+        );
+    }
     let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
     if view.body_deferred()
         && (view.body_wanted()

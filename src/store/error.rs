@@ -82,6 +82,20 @@ pub enum Error {
         /// The journal mode SQLite kept.
         mode: String,
     },
+    /// The copy taken before migrating an older store could not be written; nothing was
+    /// migrated.
+    #[error("cannot back up store {path} to {backup} before migrating it from schema version {version}")]
+    Backup {
+        /// The store file.
+        path: PathBuf,
+        /// The backup file that was being written.
+        backup: PathBuf,
+        /// The schema version of the store (and of the backup).
+        version: u32,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// A schema migration failed; it was rolled back, the store keeps its previous version.
     #[error("cannot migrate store {path} to schema version {version} ({name})")]
     Migrate {

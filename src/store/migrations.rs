@@ -10,6 +10,7 @@ use std::path::Path;
 use chrono::Utc;
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::backup::back_up;
 use super::codec::Millis;
 use super::error::Error;
 
@@ -264,11 +265,22 @@ fn version_in_table(conn: &Connection) -> rusqlite::Result<u32> {
 }
 
 /// Applies every migration newer than the file's version, each in its own transaction, so
-/// that a failure leaves the store at the last version that fully applied.
+/// that a failure leaves the store at the last version that fully applied. A store that has a
+/// schema already is backed up first ([`back_up`]); a new one has nothing to keep.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    migrate_to(conn, path, latest())
+}
+
+/// [`migrate`], up to `target` only (tests build stores of older versions with it).
+pub(super) fn migrate_to(conn: &mut Connection, path: &Path, target: u32) -> Result<(), Error> {
     // Indexing cannot panic: MIGRATIONS is a non-empty constant (checked by a test below).
     let current = stored_version(conn).map_err(|source| migrate_error(path, &MIGRATIONS[0], source))?.unwrap_or(0);
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    // An in-memory store (tests) has no file to keep a copy of.
+    let on_disk = conn.path().is_some_and(|file| !file.is_empty());
+    if on_disk && current > 0 && current < target {
+        back_up(conn, path, current)?;
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
         let applied = apply(conn, migration).map_err(|source| migrate_error(path, migration, source))?;
         if applied {
             tracing::info!(

@@ -16,6 +16,7 @@
 //! for fleets of instances can come in behind the same methods and the same numbered schema
 //! versions (see `migrations`).
 
+mod backup;
 mod by_hand;
 mod checkpoints;
 mod codec;

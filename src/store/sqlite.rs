@@ -236,6 +236,85 @@ mod tests {
         assert_eq!((pragmas.0.unwrap(), pragmas.1.unwrap(), pragmas.2.unwrap()), (2, 1, 5000));
     }
 
+    /// The `.bak` files beside `path`.
+    fn backups(path: &Path) -> Vec<PathBuf> {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&name))
+            .filter(|p| p.extension().is_some_and(|e| e == "bak"))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// A store file as a tidings of schema `version` left it, in WAL mode, and its connection.
+    fn old_store(dir: &tempfile::TempDir, version: u32) -> (PathBuf, Connection) {
+        let path = store_path(dir);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut conn = raw(&path);
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        migrations::migrate_to(&mut conn, &path, version).unwrap();
+        (path, conn)
+    }
+
+    #[tokio::test]
+    async fn migrating_an_older_store_leaves_a_backup_that_opens_at_the_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = old_store(&dir, 2);
+        {
+            // Its last commit still in the WAL.
+            conn.execute(
+                "INSERT INTO checkpoints (account, mailbox, uidvalidity, last_uid, updated_at) \
+                 VALUES ('work', 'INBOX', 9, 42, 0)",
+                [],
+            )
+            .unwrap();
+            // Owner-only, unlike what the umask gives a new file.
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+            // Kept open: the row is in the WAL, not in the main file, when the store opens it.
+            assert!(backups(&path).is_empty(), "no backup of a new file");
+            let store = Store::open(&path).await.unwrap();
+            assert_eq!(migrations::stored_version(&raw(&path)).unwrap(), Some(migrations::latest()));
+            drop(store);
+            drop(conn);
+        }
+        let found = backups(&path);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let name = found[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("tidings.db.v2-") && name.ends_with("Z.bak"), "{name}");
+        let old = Connection::open_with_flags(&found[0], rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        assert_eq!(migrations::stored_version(&old).unwrap(), Some(2), "the backup is at the old version");
+        let uid: u32 = old.query_row("SELECT last_uid FROM checkpoints", [], |r| r.get(0)).unwrap();
+        assert_eq!(uid, 42, "the backup holds what was committed");
+        let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        assert_eq!(mode(&found[0]), mode(&path), "the backup is as readable as the store, no more");
+        let tables: u32 =
+            old.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'collected'", [], |r| r.get(0)).unwrap();
+        assert_eq!(tables, 0, "the backup has no table of a later version");
+        // Up to date now: opening it again takes no second backup.
+        drop(Store::open(&path).await.unwrap());
+        assert_eq!(backups(&path).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_backup_that_cannot_be_written_stops_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = old_store(&dir, 1);
+        drop(conn);
+        // Every name the backup could take this second and the next is taken already.
+        let now = Utc::now();
+        for at in [now, now + chrono::Duration::seconds(1)] {
+            std::fs::write(crate::store::backup::backup_path(&path, 1, at), "taken").unwrap();
+        }
+        let error = Store::open(&path).await.unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, Error::Backup { version: 1, .. }), "{error:?}");
+        assert!(message.starts_with(&format!("cannot back up store {} to ", path.display())), "{message}");
+        assert_eq!(migrations::stored_version(&raw(&path)).unwrap(), Some(1), "not migrated without a backup");
+    }
+
     #[tokio::test]
     async fn newer_schema_version_is_a_clear_error_and_file_is_kept() {
         let dir = tempfile::tempdir().unwrap();

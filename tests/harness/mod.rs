@@ -28,6 +28,7 @@
 //! [`wait_until`]/[`wait_for`] and deadlines of seconds, never fixed sleeps.
 
 mod cyrus;
+mod garbage_proxy;
 mod mail;
 mod oauth;
 mod process;
@@ -47,6 +48,7 @@ use anyhow::{Context, Result};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
+pub use garbage_proxy::GarbageProxy;
 pub use mail::{ImapSession, Listed, MailboxInfo, message};
 pub use oauth::TokenEndpoint;
 pub use proxy::{Proxy, Side, Trigger};
