@@ -345,3 +345,32 @@ fn the_fault_proxy_forwards_cuts_refuses_stalls_slows_and_triggers() {
     greeted(&mut connect());
     assert_eq!((proxy.connections(), proxy.faults()), (7, 4), "{:#?}", proxy.history());
 }
+
+/// The PostgreSQL of the shared-store tests: two clusters side by side, each on its own port,
+/// run as `postgres` (not root), answering over TCP on 127.0.0.1, gone once stopped.
+#[test]
+fn postgres_clusters_start_side_by_side_as_the_postgres_user() -> Result<()> {
+    let (mut one, two) = (crate::harness::Postgres::start()?, crate::harness::Postgres::start()?);
+    assert_ne!(one.port, two.port);
+    for pg in [&one, &two] {
+        let row = pg.psql("tidings", "SELECT current_user, current_database(), inet_server_addr()")?;
+        assert_eq!(row.trim(), "tidings|tidings|127.0.0.1", "{}", pg.log_tail());
+        // The URL a `state:` line gives works for a client as it is.
+        let by_url = std::process::Command::new("psql").arg(pg.url("tidings")).args(["-Atc", "SELECT 2"]).output()?;
+        assert_eq!(String::from_utf8_lossy(&by_url.stdout).trim(), "2", "{}", String::from_utf8_lossy(&by_url.stderr));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", one_pid(&one)?))?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|u| u.split_whitespace().next());
+    let postgres = std::process::Command::new("id").args(["-u", "postgres"]).output()?.stdout;
+    assert_eq!(uid, Some(String::from_utf8_lossy(&postgres).trim()), "the server runs as postgres:\n{status}");
+    one.stop();
+    assert!(one.psql("tidings", "SELECT 1").is_err(), "stopped, it answers no more");
+    assert_eq!(two.psql("tidings", "SELECT 1")?.trim(), "1", "the other one is untouched");
+    Ok(())
+}
+
+/// The server's pid, from its postmaster.pid.
+fn one_pid(pg: &crate::harness::Postgres) -> Result<u32> {
+    let pid_file = std::fs::read_to_string(pg.dir.join("data/postmaster.pid"))?;
+    Ok(pid_file.lines().next().unwrap_or_default().trim().parse()?)
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what the tests and the demo need, only what is missing, on Debian: a local Dovecot
-# (IMAP + LMTP), Postfix, and Cyrus IMAP (the second server of tests/two_servers.rs). Needs
-# root or sudo. Called by tests/run.sh and examples/demo.sh.
+# (IMAP + LMTP), Postfix, Cyrus IMAP (the second server of tests/two_servers.rs) and PostgreSQL.
+# Needs root or sudo. Called by tests/run.sh and examples/demo.sh.
 set -eu
 
 sudo=""
@@ -29,6 +29,12 @@ install() {
 }
 
 missing=$(missing_from dovecot-imapd dovecot-lmtpd postfix)
+[ -z "$missing" ] || install $missing
+
+# PostgreSQL for the shared store (issue 10): the harness runs its own cluster (initdb, postgres)
+# as the postgres user the package creates; psql (postgresql-client-N, a dependency) talks to it.
+# The system cluster the package sets up is not used.
+missing=$(missing_from postgresql)
 [ -z "$missing" ] || install $missing
 
 # Never cyrus-imapd: it and dovecot-imapd both provide imap-server, so apt would remove

@@ -44,7 +44,8 @@ mod health;
 // Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
 // folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
 mod hostile;
-// Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart.
+// Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart,
+// PostgreSQL clusters run as the postgres user.
 mod harness_selftest;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
 mod imap_session;

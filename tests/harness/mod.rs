@@ -18,6 +18,9 @@
 //! UIDPLUS, SPECIAL-USE, separator `/`; no Postfix): the same helpers work on either, so a test
 //! written for a `&TestEnv` runs on both servers. Cyrus wakes IDLE clients at once.
 //!
+//! [`Postgres`] is a PostgreSQL cluster of a test's own (for the shared store), run as the
+//! `postgres` user on a free loopback port.
+//!
 //! [`Proxy`] sits between tidings and a server to cut, stall or slow its connections, on
 //! command or when a byte pattern passes (see `proxy.rs`).
 //!
@@ -31,6 +34,7 @@ mod cyrus;
 mod garbage_proxy;
 mod mail;
 mod oauth;
+mod postgres;
 mod process;
 mod proxy;
 mod receiver;
@@ -51,6 +55,7 @@ use tokio_rustls::rustls::ClientConfig;
 pub use garbage_proxy::GarbageProxy;
 pub use mail::{ImapSession, Listed, MailboxInfo, message};
 pub use oauth::TokenEndpoint;
+pub use postgres::Postgres;
 pub use proxy::{Proxy, Side, Trigger};
 pub use receiver::{Receiver, Request};
 pub use servers::{CATCHALL, DOMAIN};
