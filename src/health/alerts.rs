@@ -1,5 +1,5 @@
-//! `alerts:`: telling a person when a watcher stays down (and when it is back), when a rule is
-//! disabled, and when actions are dead-lettered (failed for good, or uncertain).
+//! `alerts:`: telling a person when a watcher stays down (and when it is back), when a rule keeps
+//! failing or is disabled, and when actions are dead-lettered (failed for good, or uncertain).
 //!
 //! An alert is not sent from here: it is stored in the outbox as a webhook or a `send` action,
 //! and the account's lanes deliver it like any other, with their retries. Each alert's key
@@ -25,7 +25,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// One thing worth telling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alert {
-    /// `watcher_down`, `watcher_up`, `rule_disabled`, `actions_failed`.
+    /// `watcher_down`, `watcher_up`, `rule_failing`, `rule_disabled`, `actions_failed`.
     pub kind: &'static str,
     /// The account it concerns (the first account's lanes send alerts about no account).
     pub account: Option<String>,
@@ -60,9 +60,17 @@ pub struct Told {
     disabled: BTreeSet<String>,
     /// Failed and uncertain actions per account and state, as last seen.
     dead: BTreeMap<(String, &'static str), u64>,
+    /// Per rule: its error count when the current window began, and when that was.
+    failing: BTreeMap<String, (u64, DateTime<Utc>)>,
     /// The first look only takes the dead letters already there as known.
     primed: bool,
 }
+
+/// A rule that fails this often within [`FAILING_WINDOW`] is told about, even if it also works
+/// often enough in between never to be disabled (it fails on some kinds of mail only).
+pub const FAILING_AFTER: u64 = 10;
+/// See [`FAILING_AFTER`].
+pub const FAILING_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Alerter {
     /// Runs until `shutdown` turns true.
@@ -170,6 +178,25 @@ pub fn check(
                 data: json!({ "alert": "watcher_up", "account": account, "mailbox": mailbox, "since": since }),
                 account: Some(account),
             });
+        }
+    }
+    for (rule, counts) in health.rules() {
+        let (start, since) = *told.failing.entry(rule.clone()).or_insert((counts.errors, now));
+        let failed = counts.errors.saturating_sub(start);
+        if failed >= FAILING_AFTER {
+            alerts.push(Alert {
+                kind: "rule_failing",
+                account: None,
+                text: format!(
+                    "rule {rule} failed on {failed} messages since {}",
+                    since.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+                event: format!("failing:{rule}:{}", counts.errors),
+                data: json!({ "alert": "rule_failing", "rule": rule, "failures": failed, "since": since.to_rfc3339() }),
+            });
+            told.failing.insert(rule, (counts.errors, now));
+        } else if now - since >= FAILING_WINDOW {
+            told.failing.insert(rule, (counts.errors, now));
         }
     }
     told.disabled.retain(|rule| disabled.contains(rule));

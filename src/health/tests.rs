@@ -126,3 +126,30 @@ fn alerts_tell_each_outage_once_and_its_end_and_new_dead_letters_only() {
     assert!(alerts[2].text.starts_with("3 action(s) of account work failed for good"), "{alerts:?}");
     assert!(check(&health, &t, &disabled, &more_dead, &mut told, later).is_empty(), "nothing new");
 }
+
+#[test]
+fn a_rule_failing_often_within_the_window_is_told_once_per_batch_of_failures() {
+    use super::alerts::{FAILING_AFTER, FAILING_WINDOW, Told, check};
+    let health = Health::new(None);
+    let watcher = health.watcher("work", "INBOX");
+    watcher.watching(true);
+    let mut told = Told::default();
+    let now = Utc::now();
+    let fail = |n: u64| (0..n).for_each(|_| watcher.stored(1, [], ["flaky.rhai"]));
+    fail(1);
+    assert!(check(&health, &thresholds(60), &[], &[], &mut told, now).is_empty(), "the window starts");
+    fail(FAILING_AFTER - 1);
+    assert!(check(&health, &thresholds(60), &[], &[], &mut told, now).is_empty(), "not yet {FAILING_AFTER} more");
+    fail(1);
+    let alerts = check(&health, &thresholds(60), &[], &[], &mut told, now);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, "rule_failing");
+    assert!(alerts[0].text.starts_with(&format!("rule flaky.rhai failed on {FAILING_AFTER} messages since")));
+    assert!(check(&health, &thresholds(60), &[], &[], &mut told, now).is_empty(), "told once");
+    // Failures spread thinner than the window are not a rule that keeps failing.
+    fail(FAILING_AFTER - 1);
+    let later = now + FAILING_WINDOW;
+    assert!(check(&health, &thresholds(60), &[], &[], &mut told, later).is_empty(), "the window restarts");
+    fail(1);
+    assert!(check(&health, &thresholds(60), &[], &[], &mut told, later).is_empty(), "1 in the new window");
+}
