@@ -44,6 +44,9 @@ mod health;
 // Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
 // folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
 mod hostile;
+// Account leases with fencing epochs on a real PostgreSQL: expiry and takeover, stale owners'
+// writes refused, a takeover waiting for a write in progress, one winner of a race.
+mod leases;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart,
 // PostgreSQL clusters run as the postgres user.
 mod harness_selftest;

@@ -31,6 +31,7 @@ mod outbox;
 #[cfg(test)]
 mod outbox_tests;
 mod plans;
+pub mod postgres;
 mod reply_log;
 mod rule_failures;
 mod schedule_runs;
