@@ -44,9 +44,10 @@ mod health;
 // Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
 // folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
 mod hostile;
-// Account leases with fencing epochs on a real PostgreSQL: expiry and takeover, stale owners'
-// writes refused, a takeover waiting for a write in progress, one winner of a race.
-mod leases;
+// The shared store's PostgreSQL parts on the harness's own cluster: account leases with fencing
+// epochs (takeover, stale owners refused, a takeover waiting for a write, one winner of a race);
+// the schema's versions applied once by instances starting together.
+mod postgres;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart,
 // PostgreSQL clusters run as the postgres user.
 mod harness_selftest;

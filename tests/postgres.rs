@@ -1,11 +1,14 @@
-//! Account leases with fencing epochs on a real PostgreSQL (the harness's own cluster): a lease
-//! is held until it expires, then taken over with a new epoch; the old owner's renewal and its
-//! writes are refused; a takeover waits for a write in progress; of instances racing for an
-//! expired lease exactly one wins.
+//! The shared store's PostgreSQL parts on a real PostgreSQL (the harness's own cluster).
+//!
+//! Leases: a lease is held until it expires, then taken over with a new epoch; the old owner's
+//! renewal and its writes are refused; a takeover waits for a write in progress; of instances
+//! racing for an expired lease exactly one wins. Schema: the same numbered versions as SQLite,
+//! applied once even by instances starting together; a newer database is refused.
 
 use std::time::{Duration, Instant};
 
 use tidings::store::postgres::leases::{self, Error, Lease};
+use tidings::store::postgres::migrations;
 use tokio_postgres::{Client, NoTls};
 
 use crate::harness::Postgres;
@@ -110,4 +113,41 @@ async fn of_three_instances_racing_for_an_expired_lease_exactly_one_wins() {
     }
     assert_eq!(won.len(), 1, "{won:?}");
     assert_eq!(won[0].epoch, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_is_applied_once_even_by_instances_starting_together() {
+    assert!(migrations::covers_every_version(), "a SQLite version without its PostgreSQL step");
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap().unwrap();
+    let mut starting = Vec::new();
+    for _ in 0..3 {
+        let mut client = connect(&pg).await;
+        starting.push(tokio::spawn(async move { migrations::migrate(&mut client).await.unwrap() }));
+    }
+    let mut applied = Vec::new();
+    for instance in starting {
+        applied.extend(instance.await.unwrap());
+    }
+    applied.sort_unstable();
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6], "each step applied by exactly one instance");
+    let mut client = connect(&pg).await;
+    assert!(migrations::migrate(&mut client).await.unwrap().is_empty(), "up to date: nothing to do");
+    let names: Vec<String> = client
+        .query("SELECT name FROM schema_migrations ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names.len(), 6);
+    assert_eq!(names[5], "health: watcher states, decided messages", "the names are SQLite's");
+    // Version 3 widened the states; the CHECK still refuses what is no state.
+    let insert = "INSERT INTO actions (idempotency_key, account, kind, payload, state, next_attempt_at, created_at, \
+                  updated_at, rule) VALUES ($1, 'a', 'reply', '{}', $2, 0, 0, 0, 'r.rhai')";
+    client.execute(insert, &[&"k1", &"sending"]).await.expect("a v3 state");
+    assert!(client.execute(insert, &[&"k2", &"bogus"]).await.is_err(), "not a state");
+    assert!(client.execute(insert, &[&"k1", &"pending"]).await.is_err(), "one action per key");
+    client.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)", &[]).await.unwrap();
+    let newer = migrations::migrate(&mut client).await.unwrap_err().to_string();
+    assert!(newer.contains("its schema is at version 99, newer than this tidings knows (6)"), "{newer}");
 }
