@@ -28,7 +28,7 @@ mod ops;
 pub mod retry;
 mod search;
 mod subscribed;
-mod trust;
+pub(crate) mod trust;
 mod types;
 mod uidset;
 mod wire;

@@ -93,7 +93,7 @@ fn tls_config(trust: &Trust, at: &str) -> Result<ClientConfig, Error> {
 }
 
 /// Every certificate in a PEM file as a root; at least one must be there.
-fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, io::Error> {
+pub(crate) fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, io::Error> {
     let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {

@@ -34,7 +34,7 @@ mod cyrus;
 mod garbage_proxy;
 mod mail;
 mod oauth;
-mod postgres;
+pub mod postgres;
 mod process;
 mod proxy;
 mod receiver;

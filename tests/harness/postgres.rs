@@ -23,6 +23,8 @@ pub struct Postgres {
     pub port: u16,
     /// The temp dir: data directory, socket, log.
     pub dir: PathBuf,
+    /// The CA that signed the server's certificate (for localhost and 127.0.0.1); TLS is on.
+    pub ca_file: PathBuf,
     server: Supervised,
     _janitor: Janitor,
 }
@@ -61,7 +63,10 @@ impl Postgres {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("tidings-pg-").tempdir_in("/tmp")?.keep();
         let janitor = Janitor::start(&dir)?;
-        run(&["chown".into(), "postgres:postgres".into(), dir.display().to_string()])?;
+        let pki = super::tls::Pki::write(&dir)?;
+        run(&["chown".into(), "-R".into(), "postgres:postgres".into(), dir.display().to_string()])?;
+        // PostgreSQL refuses a key file others can read.
+        run(&["chmod".into(), "600".into(), pki.key_file.display().to_string()])?;
         let data = dir.join("data");
         let (initdb, server) = (bin.join("initdb"), bin.join("postgres"));
         run(&as_postgres(&[
@@ -90,11 +95,17 @@ impl Postgres {
             // The tests kill tidings, never PostgreSQL or the machine: syncing buys them nothing.
             "-c",
             "fsync=off",
+            "-c",
+            "ssl=on",
+            "-c",
+            &format!("ssl_cert_file={}", pki.cert_file.display()),
+            "-c",
+            &format!("ssl_key_file={}", pki.key_file.display()),
         ]);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let server = Supervised::spawn("postgres", &argv, &log, &janitor)?;
         wait_ready(&server, &[(port, Probe::Accepts)], std::slice::from_ref(&log))?;
-        let pg = Postgres { port, dir, server, _janitor: janitor };
+        let pg = Postgres { port, dir, ca_file: pki.ca_file, server, _janitor: janitor };
         pg.wait_accepting(&log)?;
         pg.psql("postgres", "CREATE DATABASE tidings")?;
         Ok(pg)

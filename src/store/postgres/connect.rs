@@ -1,0 +1,60 @@
+//! Connections to the shared PostgreSQL: a pool (deadpool) whose connections use rustls with the
+//! ring provider, like every other connection tidings makes. The server's certificate is
+//! checked against the platform's roots, or only the CAs of a `ca_file`, and must name the host.
+//! The URL's `sslmode` decides whether TLS is required (`require`), tried (`prefer`, the
+//! default) or not used (`disable`). The URL may hold a password: no error here repeats it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::crypto::ring;
+
+/// Why no pool could be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL does not parse (the message never repeats it: it may hold a password).
+    #[error("cannot read the PostgreSQL URL of `state:`")]
+    Url(#[source] tokio_postgres::Error),
+    /// The CA file could not be read or holds no certificate.
+    #[error("cannot read CA file {path} for PostgreSQL")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// rustls could not be set up.
+    #[error("cannot set up TLS for PostgreSQL")]
+    Tls(#[source] tokio_rustls::rustls::Error),
+    /// The pool could not be built.
+    #[error("cannot set up the PostgreSQL connection pool")]
+    Pool(#[source] deadpool_postgres::BuildError),
+}
+
+/// A pool of at most `size` connections to `url`, trusting `ca_file`'s CAs when given, else
+/// the platform's. Connections are opened when first used.
+pub fn pool(url: &str, ca_file: Option<&Path>, size: usize) -> Result<Pool, Error> {
+    let config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
+    let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?;
+    let tls = match ca_file {
+        Some(path) => {
+            let ca_error = |source| Error::CaFile { path: path.to_owned(), source };
+            let pem = std::fs::read(path).map_err(ca_error)?;
+            let roots = crate::imap::trust::roots_from_pem(&pem).map_err(ca_error)?;
+            builder.with_root_certificates(roots)
+        }
+        None => builder.with_platform_verifier().map_err(Error::Tls)?,
+    }
+    .with_no_client_auth();
+    // Fast recycling: a connection that broke shows on its next use, which the caller retries.
+    let manager = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = Manager::from_config(config, MakeRustlsConnect::new(tls), manager);
+    Pool::builder(manager).max_size(size).build().map_err(Error::Pool)
+}
