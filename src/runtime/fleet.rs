@@ -114,6 +114,8 @@ impl Fleet {
             }
             if self.running.contains_key(name) {
                 self.stop(name).await;
+                // Its new watchers report afresh; a mailbox it no longer watches must not linger.
+                prepared.health.forget_account(name);
                 changes.changed.push(name.to_owned());
             } else {
                 changes.added.push(name.to_owned());
