@@ -77,7 +77,7 @@ impl Alerter {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut told = Told::default();
         loop {
-            match self.store.outbox_groups().await {
+            match self.store.outbox_groups_in(&[ActionState::Failed, ActionState::Uncertain]).await {
                 Ok(outbox) => {
                     let dead: Vec<_> = outbox
                         .iter()

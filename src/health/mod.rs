@@ -138,7 +138,7 @@ impl Health {
     }
 
     /// Counts what the rules did with one message: `matched` decided something, `failed` failed.
-    pub fn rules_ran<'a>(&self, matched: impl IntoIterator<Item = &'a str>, failed: impl IntoIterator<Item = &'a str>) {
+    fn rules_ran<'a>(&self, matched: impl IntoIterator<Item = &'a str>, failed: impl IntoIterator<Item = &'a str>) {
         let mut board = self.lock();
         for rule in matched {
             counts(&mut board, rule).hits += 1;

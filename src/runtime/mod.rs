@@ -286,13 +286,18 @@ pub async fn run_once(config: Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// The daemon's lock file beside the state file (`tidings status` looks at it too).
+pub fn lock_path(state: &Path) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
 /// Takes an exclusive lock beside the state file for the daemon's lifetime: two daemons on one
 /// store would both watch the same mailboxes and both run the same actions. The OS drops the
 /// lock when the process dies, so a crash never leaves a stale lock behind.
 fn lock(state: &Path) -> Result<File, Error> {
-    let mut name = state.as_os_str().to_owned();
-    name.push(".lock");
-    let path = PathBuf::from(name);
+    let path = lock_path(state);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::LockFile { path: path.clone(), source })?;
     }

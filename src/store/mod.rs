@@ -49,7 +49,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{Damage, Error};
-pub use history::{Decided, MessageHistory, MessageQuery, bare as bare_message_id};
+pub use history::{Decided, MessageHistory, MessageQuery};
 pub use outbox::OutboxGroup;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
@@ -318,31 +318,42 @@ impl Store {
     /// Actions counted by account, kind and state, with the oldest due time of the pending ones
     /// (for `/metrics`, `/healthz` and `tidings status`).
     pub async fn outbox_groups(&self) -> Result<Vec<OutboxGroup>> {
-        self.call(|conn| outbox::groups(conn).map_err(|source| Error::Outbox { verb: "count", source })).await
+        self.outbox_groups_in(&ActionState::ALL).await
+    }
+
+    /// [`Store::outbox_groups`] for the actions in `states` only (the alerts, every few seconds,
+    /// want the dead letters, not a scan of every action ever stored).
+    pub async fn outbox_groups_in(&self, states: &[ActionState]) -> Result<Vec<OutboxGroup>> {
+        let states = states.to_vec();
+        self.call(move |conn| outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source }))
+            .await
     }
 
     /// Records a watcher's state without waiting for it: the write is queued behind every
     /// store call made before, so states are written in the order reported. A failure is
     /// logged; `tidings status` then shows an older state, nothing else depends on it.
     pub fn report_watcher(&self, record: WatcherRecord) {
-        let job: sqlite::Job = Box::new(move |conn| {
+        self.post(move |conn| {
             if let Err(error) = watchers::set(conn, &record) {
                 tracing::warn!(%error, account = %record.account, mailbox = %record.mailbox, "cannot record the watcher's state in the store");
             }
         });
+    }
+
+    /// Queues `work` on the store thread without waiting for it (see [`Store::report_watcher`]).
+    fn post(&self, work: impl FnOnce(&mut Connection) + Send + 'static) {
         // The store thread is gone only at shutdown, when there is no one to report to.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.send(Box::new(work));
     }
 
     /// Forgets the watcher states of `account` (removed by a reload), without waiting.
     pub fn forget_watchers(&self, account: &str) {
         let account = account.to_owned();
-        let job: sqlite::Job = Box::new(move |conn| {
+        self.post(move |conn| {
             if let Err(error) = watchers::forget(conn, &account) {
                 tracing::warn!(%error, %account, "cannot forget the watcher states of a removed account");
             }
         });
-        let _ = self.jobs.send(job);
     }
 
     /// Forgets the watcher states a previous daemon left (called at start).

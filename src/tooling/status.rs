@@ -110,10 +110,8 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
 
 /// Whether a daemon holds the lock beside the state file (see `runtime::lock`).
 fn daemon_running(state: &Path) -> bool {
-    let mut name = state.as_os_str().to_owned();
-    name.push(".lock");
     // Opened read-only and never created: looking must not leave a file behind.
-    match std::fs::File::open(PathBuf::from(name)) {
+    match std::fs::File::open(crate::runtime::lock_path(state)) {
         Ok(file) => match file.try_lock_shared() {
             Ok(()) => false,
             Err(std::fs::TryLockError::WouldBlock) => true,
