@@ -32,8 +32,8 @@ async fn fenced_write(client: &mut Client, lease: &Lease, what: &str) -> Result<
 
 async fn setup() -> (Postgres, Client) {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap().unwrap();
-    let client = connect(&pg).await;
-    leases::create(&client).await.unwrap();
+    let mut client = connect(&pg).await;
+    migrations::migrate(&mut client).await.unwrap();
     client.batch_execute("CREATE TABLE writes (account TEXT NOT NULL, what TEXT NOT NULL)").await.unwrap();
     (pg, client)
 }

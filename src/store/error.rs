@@ -184,6 +184,36 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// A statement on the shared PostgreSQL store failed (or its transaction did not commit);
+    /// nothing of that call was stored.
+    #[error("cannot {what} (PostgreSQL store)")]
+    Postgres {
+        /// What was being done, naming the account, mailbox, action or schedule:
+        /// "commit plan for work/INBOX", "claim due actions of account work".
+        what: String,
+        /// Why.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No connection to the shared PostgreSQL store could be had (down, refused, pool closed).
+    #[error("cannot connect to the PostgreSQL store")]
+    Pool(#[source] deadpool_postgres::PoolError),
+    /// The PostgreSQL store could not be set up (its URL, CA file or TLS).
+    #[error("cannot open the PostgreSQL store")]
+    Connect(#[source] super::postgres::connect::Error),
+    /// The PostgreSQL store's schema could not be brought up to date.
+    #[error("cannot open the PostgreSQL store")]
+    PgMigrate(#[source] super::postgres::migrations::Error),
+    /// A fleet instance wrote for an account whose lease another instance took over (a stale
+    /// epoch), or a lease operation failed: the write was refused, nothing was stored.
+    #[error(transparent)]
+    Lease(#[from] super::postgres::leases::Error),
+    /// A fleet instance wrote for an account it holds no lease on.
+    #[error("cannot write for account {account}: this instance holds no lease on it")]
+    NotHeld {
+        /// The account.
+        account: String,
+    },
     /// An operation on the outbox as a whole failed.
     #[error("cannot {verb} outbox")]
     Outbox {

@@ -35,6 +35,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "schedules: collected items, run outcomes", sql: V4 },
     Migration { version: 5, name: "gmail: messages seen by X-GM-MSGID", sql: V5 },
     Migration { version: 6, name: "health: watcher states, decided messages", sql: V6 },
+    Migration { version: 7, name: "fleet: instances, account leases", sql: V7 },
 ];
 
 /// What `tidings status` and `tidings history` read. `watchers` is the daemon's last word on
@@ -67,6 +68,27 @@ CREATE TABLE messages (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX messages_by_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX messages_by_uid ON messages (uid);
+";
+
+/// A fleet shares a PostgreSQL store (`store::postgres`); a SQLite store has one instance and
+/// never fills these tables. They are here so that version 7 means the same tables on both.
+const V7: &str = "
+CREATE TABLE instances (
+    id           TEXT    PRIMARY KEY,
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE leases (
+    account      TEXT    PRIMARY KEY,
+    owner        TEXT    NOT NULL,
+    epoch        INTEGER NOT NULL CHECK (epoch > 0),
+    expires_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+) STRICT;
 ";
 
 /// Gmail shows one message in every folder of its labels (INBOX, `Receipts`, `[Gmail]/All

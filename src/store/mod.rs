@@ -39,10 +39,13 @@ mod sending;
 #[cfg(test)]
 mod sending_tests;
 mod sqlite;
+#[cfg(test)]
+mod test_backends;
 mod types;
 mod watchers;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -61,11 +64,18 @@ pub use watchers::WatcherRecord;
 /// The result of a store operation.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A handle to the store; cheap to clone, all clones share one connection thread, which
-/// ends (closing the file) when the last clone is dropped.
+/// A handle to the store; cheap to clone. On SQLite all clones share one connection thread,
+/// which ends (closing the file) when the last clone is dropped; on PostgreSQL they share one
+/// connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    jobs: mpsc::UnboundedSender<sqlite::Job>,
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(mpsc::UnboundedSender<sqlite::Job>),
+    Postgres(Arc<postgres::PgStore>),
 }
 
 /// An account and kinds, owned, to move onto the store thread.
@@ -79,13 +89,35 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Store> {
         let path = path.to_path_buf();
         let jobs = sqlite::start(move || sqlite::open_file(&path)).await?;
-        Ok(Store { jobs })
+        Ok(Store { backend: Backend::Sqlite(jobs) })
+    }
+
+    /// Opens the shared PostgreSQL store at `url` (trusting `ca_file`'s CAs, else the
+    /// platform's) and migrates it. `fleet`: the daemon of a fleet, whose checkpoint and outbox
+    /// writes are fenced by the leases it holds; `None`: a tool (`tidings outbox`, `status`)
+    /// acting for a person, unfenced.
+    pub async fn open_postgres(url: &str, ca_file: Option<&Path>, fleet: Option<postgres::Member>) -> Result<Store> {
+        let pg = postgres::PgStore::open(url, ca_file, fleet).await?;
+        Ok(Store { backend: Backend::Postgres(Arc::new(pg)) })
+    }
+
+    /// The PostgreSQL backend, if this store is one.
+    fn pg(&self) -> Option<&postgres::PgStore> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// The fleet side of a shared store (instances and leases); `None` on SQLite.
+    pub fn fleet(&self) -> Option<&postgres::PgStore> {
+        self.pg()
     }
 
     /// Opens a private, empty store in memory (for tests), with the same schema.
     pub async fn open_in_memory() -> Result<Store> {
         let jobs = sqlite::start(sqlite::open_memory).await?;
-        Ok(Store { jobs })
+        Ok(Store { backend: Backend::Sqlite(jobs) })
     }
 
     /// Runs `work` on the store thread and waits for its result. If the caller stops
@@ -100,12 +132,17 @@ impl Store {
             // The caller may have stopped waiting; the work is done either way.
             let _ = reply_tx.send(work(conn));
         });
-        self.jobs.send(job).map_err(|_| Error::Stopped)?;
+        // Every method asks `pg()` first: only a SQLite store gets here.
+        let Backend::Sqlite(jobs) = &self.backend else { return Err(Error::Stopped) };
+        jobs.send(job).map_err(|_| Error::Stopped)?;
         reply_rx.await.map_err(|_| Error::Stopped)?
     }
 
     /// The checkpoint of `account`/`mailbox`, if one was stored.
     pub async fn checkpoint(&self, account: &str, mailbox: &str) -> Result<Option<Checkpoint>> {
+        if let Some(pg) = self.pg() {
+            return pg.checkpoint(account, mailbox).await;
+        }
         let (account, mailbox) = (account.to_owned(), mailbox.to_owned());
         self.call(move |conn| {
             checkpoints::get(conn, &account, &mailbox).map_err(|source| Error::ReadCheckpoint {
@@ -120,6 +157,9 @@ impl Store {
     /// Stores a baseline checkpoint (first sight of a mailbox, or a new UIDVALIDITY).
     /// Under the same UIDVALIDITY it refuses a lower uid ([`Error::CheckpointBackwards`]).
     pub async fn set_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.set_checkpoint(checkpoint).await;
+        }
         let checkpoint = checkpoint.clone();
         self.call(move |conn| checkpoints::set(conn, &checkpoint)).await
     }
@@ -130,6 +170,9 @@ impl Store {
     /// the actions inserted. Refuses a checkpoint that goes backwards, or whose UIDVALIDITY
     /// differs from the stored one (re-baseline with [`Store::set_checkpoint`] first).
     pub async fn commit_plan(&self, checkpoint: &Checkpoint, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
+        if let Some(pg) = self.pg() {
+            return pg.commit_plan(checkpoint, actions).await;
+        }
         let checkpoint = checkpoint.clone();
         self.call(move |conn| plans::commit_for_mailbox(conn, &checkpoint, &actions)).await
     }
@@ -138,6 +181,9 @@ impl Store {
     /// Keys already stored are skipped: the same fire run again after a crash adds nothing.
     /// Returns the ids of the actions inserted.
     pub async fn commit_schedule_chunk(&self, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
+        if let Some(pg) = self.pg() {
+            return pg.commit_schedule_chunk(actions).await;
+        }
         self.call(move |conn| plans::commit_schedule_chunk(conn, &actions)).await
     }
 
@@ -146,12 +192,18 @@ impl Store {
     /// forward (never back) and records the outcome. A fire time earlier than the stored one
     /// stores the actions and consumes, but records neither the time nor the outcome.
     pub async fn finish_schedule_run(&self, run: ScheduleRun) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.finish_schedule_run(run).await;
+        }
         self.call(move |conn| plans::finish_schedule_run(conn, &run)).await
     }
 
     /// Up to `limit` items live rules collected for `account` and no run consumed yet, oldest
     /// first, by name.
     pub async fn collected(&self, account: &str, limit: usize) -> Result<Collected> {
+        if let Some(pg) = self.pg() {
+            return pg.collected(account, limit).await;
+        }
         let account = account.to_owned();
         self.call(move |conn| {
             collected::waiting(conn, &account, limit).map_err(|source| Error::ReadCollected { account, source })
@@ -162,6 +214,9 @@ impl Store {
     /// Every schedule that ran, by name: its last fire time and, when recorded, that run's
     /// outcome (`tidings schedules`).
     pub async fn schedule_runs(&self) -> Result<Vec<LastRun>> {
+        if let Some(pg) = self.pg() {
+            return pg.schedule_runs().await;
+        }
         self.call(|conn| schedule_runs::all(conn)).await
     }
 
@@ -173,6 +228,9 @@ impl Store {
         fired_at: DateTime<Utc>,
         actions: Vec<NewAction>,
     ) -> Result<Vec<ActionId>> {
+        if let Some(pg) = self.pg() {
+            return pg.commit_schedule_plan(name, fired_at, actions).await;
+        }
         let name = name.to_owned();
         self.call(move |conn| plans::commit_for_schedule(conn, &name, fired_at, &actions)).await
     }
@@ -180,6 +238,9 @@ impl Store {
     /// Claims up to `limit` pending actions due at `now`: marks them in flight (claimed at
     /// `now`, attempts + 1) and returns them, soonest due first.
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_due(now, limit).await;
+        }
         let any = outbox::Filter { account: None, kinds: None };
         self.call(move |conn| outbox::claim_due(conn, any, now, limit)).await
     }
@@ -194,6 +255,9 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_due_for(account, kinds, now, limit).await;
+        }
         let (account, kinds) = owned(account, kinds);
         self.call(move |conn| {
             outbox::claim_due(conn, outbox::Filter { account: Some(&account), kinds: Some(&kinds) }, now, limit)
@@ -203,6 +267,9 @@ impl Store {
 
     /// When the next pending action of `account` of the given `kinds` is due, if any.
     pub async fn next_due(&self, account: &str, kinds: &[&str]) -> Result<Option<DateTime<Utc>>> {
+        if let Some(pg) = self.pg() {
+            return pg.next_due(account, kinds).await;
+        }
         let (account, kinds) = owned(account, kinds);
         self.call(move |conn| outbox::next_due(conn, outbox::Filter { account: Some(&account), kinds: Some(&kinds) }))
             .await
@@ -210,17 +277,26 @@ impl Store {
 
     /// Puts an uncertain action back to pending (only for actions safe to run twice).
     pub async fn requeue_uncertain(&self, id: ActionId) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.requeue_uncertain(id).await;
+        }
         self.call(move |conn| outbox::requeue_uncertain(conn, id)).await
     }
 
     /// Stores the plans of a batch of messages and moves their checkpoints, in one
     /// transaction; see [`Store::commit_plan`] for the rules each one follows.
     pub async fn commit_plans(&self, plans: Vec<MessagePlan>) -> Result<Vec<ActionId>> {
+        if let Some(pg) = self.pg() {
+            return pg.commit_plans(plans).await;
+        }
         self.call(move |conn| plans::commit_batch(conn, &plans)).await
     }
 
     /// The newest `limit` rule failures, newest first.
     pub async fn recent_rule_failures(&self, limit: usize) -> Result<Vec<RuleFailureRecord>> {
+        if let Some(pg) = self.pg() {
+            return pg.recent_rule_failures(limit).await;
+        }
         self.call(move |conn| {
             rule_failures::recent(conn, limit)
                 .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
@@ -231,11 +307,17 @@ impl Store {
     /// Records what came of running an in-flight (or sending) action; [`Error::NotInFlight`]
     /// otherwise.
     pub async fn record_outcome(&self, id: ActionId, outcome: Outcome) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.record_outcome(id, outcome).await;
+        }
         self.call(move |conn| outbox::record_outcome(conn, id, &outcome)).await
     }
 
     /// Records the outcomes of several in-flight (or sending) actions at once: all or none.
     pub async fn record_outcomes(&self, outcomes: Vec<(ActionId, Outcome)>) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.record_outcomes(outcomes).await;
+        }
         self.call(move |conn| outbox::record_outcomes(conn, &outcomes)).await
     }
 
@@ -246,6 +328,9 @@ impl Store {
     /// Call once at start-up, before any claim, and only in the process that runs the
     /// executors: an action claimed by a live executor would be taken from it too.
     pub async fn recover_in_flight(&self) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.recover_in_flight().await;
+        }
         self.call(|conn| outbox::recover_in_flight(conn)).await
     }
 
@@ -254,18 +339,27 @@ impl Store {
     /// reply log and marks the action `sending`, all in one transaction. When they do not,
     /// the action is settled (suppressed, or failed with how to retry) and the gate says why.
     pub async fn begin_send(&self, id: ActionId, start: SendStart) -> Result<SendGate> {
+        if let Some(pg) = self.pg() {
+            return pg.begin_send(id, start).await;
+        }
         self.call(move |conn| sending::begin_send(conn, id, &start)).await
     }
 
     /// The server refused the mail of sending action `id`, so nothing was sent: records
     /// `outcome` ([`Outcome::Retry`] or [`Outcome::Failed`]) and takes its reply-log row back.
     pub async fn abort_send(&self, id: ActionId, outcome: Outcome) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.abort_send(id, outcome).await;
+        }
         self.call(move |conn| sending::abort_send(conn, id, &outcome)).await
     }
 
     /// The SMTP transaction of sending action `id` broke off: the mail may be out. The action
     /// becomes uncertain, is never resent automatically, and keeps counting towards the caps.
     pub async fn mark_uncertain(&self, id: ActionId, error: impl Into<String>) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.mark_uncertain(id, error).await;
+        }
         let error = error.into();
         self.call(move |conn| sending::mark_uncertain(conn, id, &error)).await
     }
@@ -274,43 +368,67 @@ impl Store {
     /// folder) in the same transaction. Returns the follow-up's id (`None` without one, or when
     /// its key was already stored).
     pub async fn complete_with(&self, id: ActionId, follow_up: Option<NewAction>) -> Result<Option<ActionId>> {
+        if let Some(pg) = self.pg() {
+            return pg.complete_with(id, follow_up).await;
+        }
         self.call(move |conn| sending::complete_with(conn, id, follow_up.as_ref())).await
     }
 
     /// Puts failed or uncertain action `id` back to pending, due now, with its attempts reset
     /// (`tidings outbox retry`); returns it. Any other state is [`Error::WrongState`].
     pub async fn retry(&self, id: ActionId) -> Result<Action> {
+        if let Some(pg) = self.pg() {
+            return pg.retry(id).await;
+        }
         self.call(move |conn| by_hand::retry(conn, id)).await
     }
 
     /// Puts every failed and uncertain action back to pending; returns them, oldest first.
     pub async fn retry_all(&self) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.retry_all().await;
+        }
         self.call(|conn| by_hand::retry_all(conn)).await
     }
 
     /// Drops pending, failed or uncertain action `id`: it is never run (`tidings outbox
     /// drop`); returns it. Any other state is [`Error::WrongState`].
     pub async fn drop_action(&self, id: ActionId) -> Result<Action> {
+        if let Some(pg) = self.pg() {
+            return pg.drop_action(id).await;
+        }
         self.call(move |conn| by_hand::drop_action(conn, id)).await
     }
 
     /// One action by id.
     pub async fn action(&self, id: ActionId) -> Result<Option<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.action(id).await;
+        }
         self.call(move |conn| outbox::get(conn, id)).await
     }
 
     /// How many actions are in each state.
     pub async fn outbox_counts(&self) -> Result<OutboxCounts> {
+        if let Some(pg) = self.pg() {
+            return pg.outbox_counts().await;
+        }
         self.call(|conn| outbox::counts(conn)).await
     }
 
     /// Up to `limit` actions in `state` (`None`: any state), newest first.
     pub async fn list_outbox(&self, state: Option<ActionState>, limit: usize) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.list_outbox(state, limit).await;
+        }
         self.call(move |conn| outbox::list(conn, state, limit)).await
     }
 
     /// Up to `limit` actions in any of `states`, newest first.
     pub async fn list_outbox_in(&self, states: &[ActionState], limit: usize) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.list_outbox_in(states, limit).await;
+        }
         let states = states.to_vec();
         self.call(move |conn| outbox::list_in(conn, &states, limit)).await
     }
@@ -324,6 +442,9 @@ impl Store {
     /// [`Store::outbox_groups`] for the actions in `states` only (the alerts, every few seconds,
     /// want the dead letters, not a scan of every action ever stored).
     pub async fn outbox_groups_in(&self, states: &[ActionState]) -> Result<Vec<OutboxGroup>> {
+        if let Some(pg) = self.pg() {
+            return pg.outbox_groups_in(states).await;
+        }
         let states = states.to_vec();
         self.call(move |conn| outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source }))
             .await
@@ -333,6 +454,9 @@ impl Store {
     /// store call made before, so states are written in the order reported. A failure is
     /// logged; `tidings status` then shows an older state, nothing else depends on it.
     pub fn report_watcher(&self, record: WatcherRecord) {
+        if let Some(pg) = self.pg() {
+            return pg.report_watcher(record);
+        }
         self.post(move |conn| {
             if let Err(error) = watchers::set(conn, &record) {
                 tracing::warn!(%error, account = %record.account, mailbox = %record.mailbox, "cannot record the watcher's state in the store");
@@ -343,11 +467,16 @@ impl Store {
     /// Queues `work` on the store thread without waiting for it (see [`Store::report_watcher`]).
     fn post(&self, work: impl FnOnce(&mut Connection) + Send + 'static) {
         // The store thread is gone only at shutdown, when there is no one to report to.
-        let _ = self.jobs.send(Box::new(work));
+        if let Backend::Sqlite(jobs) = &self.backend {
+            let _ = jobs.send(Box::new(work));
+        }
     }
 
     /// Forgets the watcher states of `account` (removed by a reload), without waiting.
     pub fn forget_watchers(&self, account: &str) {
+        if let Some(pg) = self.pg() {
+            return pg.forget_watchers(account);
+        }
         let account = account.to_owned();
         self.post(move |conn| {
             if let Err(error) = watchers::forget(conn, &account) {
@@ -358,6 +487,9 @@ impl Store {
 
     /// Forgets the watcher states a previous daemon left (called at start).
     pub async fn clear_watchers(&self) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.clear_watchers().await;
+        }
         self.call(|conn| {
             watchers::clear(conn).map_err(|source| Error::Report { verb: "clear the watcher states", source })
         })
@@ -366,6 +498,9 @@ impl Store {
 
     /// The watcher states the daemon last reported.
     pub async fn watchers(&self) -> Result<Vec<WatcherRecord>> {
+        if let Some(pg) = self.pg() {
+            return pg.watchers().await;
+        }
         self.call(|conn| {
             watchers::all(conn).map_err(|source| Error::Report { verb: "read the watcher states", source })
         })
@@ -374,6 +509,9 @@ impl Store {
 
     /// Every checkpoint (mailbox position, and when it last moved).
     pub async fn checkpoints(&self) -> Result<Vec<(Checkpoint, DateTime<Utc>)>> {
+        if let Some(pg) = self.pg() {
+            return pg.checkpoints().await;
+        }
         self.call(|conn| {
             checkpoints::all(conn).map_err(|source| Error::Report { verb: "read the checkpoints", source })
         })
@@ -382,6 +520,9 @@ impl Store {
 
     /// The decided messages `query` names, with their actions and rule failures.
     pub async fn history(&self, query: MessageQuery) -> Result<Vec<MessageHistory>> {
+        if let Some(pg) = self.pg() {
+            return pg.history(query).await;
+        }
         self.call(move |conn| {
             history::find(conn, &query)
                 .map_err(|source| Error::Report { verb: "read the history of a message", source })
@@ -391,24 +532,36 @@ impl Store {
 
     /// When `account` last sent an automatic reply to `sender` for rule `handle`.
     pub async fn last_reply(&self, account: &str, handle: &str, sender: &str) -> Result<Option<DateTime<Utc>>> {
+        if let Some(pg) = self.pg() {
+            return pg.last_reply(account, handle, sender).await;
+        }
         let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
         self.call(move |conn| reply_log::last(conn, &account, &handle, &sender)).await
     }
 
     /// Records that `account` sent an automatic reply to `sender` for rule `handle` at `at`.
     pub async fn record_reply(&self, account: &str, handle: &str, sender: &str, at: DateTime<Utc>) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.record_reply(account, handle, sender, at).await;
+        }
         let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
         self.call(move |conn| reply_log::record(conn, &account, &handle, &sender, at)).await
     }
 
     /// How many automatic replies `account` sent at or after `since`.
     pub async fn count_sent_since(&self, account: &str, since: DateTime<Utc>) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.count_sent_since(account, since).await;
+        }
         let account = account.to_owned();
         self.call(move |conn| reply_log::count_since(conn, &account, since)).await
     }
 
     /// When schedule `name` last fired.
     pub async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        if let Some(pg) = self.pg() {
+            return pg.last_schedule_run(name).await;
+        }
         let name = name.to_owned();
         self.call(move |conn| schedule_runs::last(conn, &name)).await
     }
@@ -416,6 +569,9 @@ impl Store {
     /// Records that schedule `name` fired at `fired_at`; an earlier time than the one stored
     /// is ignored, so the stored run only moves forward.
     pub async fn record_schedule_run(&self, name: &str, fired_at: DateTime<Utc>) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.record_schedule_run(name, fired_at).await;
+        }
         let name = name.to_owned();
         self.call(move |conn| schedule_runs::record(conn, &name, fired_at)).await
     }

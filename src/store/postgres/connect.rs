@@ -39,6 +39,8 @@ pub enum Error {
 /// A pool of at most `size` connections to `url`, trusting `ca_file`'s CAs when given, else
 /// the platform's. Connections are opened when first used.
 pub fn pool(url: &str, ca_file: Option<&Path>, size: usize) -> Result<Pool, Error> {
+    let (url, root_cert) = split_root_cert(url);
+    let ca_file = ca_file.or(root_cert.as_deref());
     let config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
     let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -57,4 +59,38 @@ pub fn pool(url: &str, ca_file: Option<&Path>, size: usize) -> Result<Pool, Erro
     let manager = ManagerConfig { recycling_method: RecyclingMethod::Fast };
     let manager = Manager::from_config(config, MakeRustlsConnect::new(tls), manager);
     Pool::builder(manager).max_size(size).build().map_err(Error::Pool)
+}
+
+/// Takes libpq's `sslrootcert=<file>` out of a URL's query (tokio-postgres refuses options it
+/// does not know), so `state:` alone can name the CA a private PostgreSQL is signed by.
+pub fn split_root_cert(url: &str) -> (String, Option<PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let mut root_cert = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("sslrootcert=") {
+            Some(file) => {
+                root_cert = Some(PathBuf::from(file));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (url, root_cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url_and_the_rest_kept() {
+        let (url, ca) = split_root_cert("postgres://t@db/x?sslmode=require&sslrootcert=/etc/ca.pem&connect_timeout=5");
+        assert_eq!(url, "postgres://t@db/x?sslmode=require&connect_timeout=5");
+        assert_eq!(ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let (url, ca) = split_root_cert("postgres://t@db/x?sslrootcert=/ca.pem");
+        assert_eq!((url.as_str(), ca.as_deref()), ("postgres://t@db/x", Some(Path::new("/ca.pem"))));
+        assert_eq!(split_root_cert("postgres://t@db/x"), ("postgres://t@db/x".to_owned(), None));
+    }
 }

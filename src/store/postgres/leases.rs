@@ -12,18 +12,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::GenericClient;
 
-/// The table; part of the PostgreSQL schema once the store's migrations come.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS leases (
-    account      TEXT        PRIMARY KEY,
-    owner        TEXT        NOT NULL,
-    epoch        BIGINT      NOT NULL CHECK (epoch > 0),
-    expires_at   TIMESTAMPTZ NOT NULL,
-    heartbeat_at TIMESTAMPTZ NOT NULL
-);
-";
 
 /// Why a lease operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +56,6 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Creates the table if it is missing.
-pub async fn create(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute(SCHEMA).await
-}
 
 fn interval(ttl: Duration) -> f64 {
     ttl.as_secs_f64()

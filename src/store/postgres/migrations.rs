@@ -15,7 +15,7 @@ use crate::store::migrations::MIGRATIONS;
 const LOCK: i64 = 0x7469_6467;
 
 /// Version by version, the SQL of each step.
-const STEPS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+const STEPS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7)];
 
 const SCHEMA_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -157,6 +157,28 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX messages_by_uid ON messages (uid);
+";
+
+/// Instances heartbeat in `instances`; each account is worked by the holder of its lease (see
+/// `leases`). Times here are the database's (`now()`), so instances' clocks need not agree.
+const V7: &str = "
+CREATE TABLE instances (
+    id           TEXT        PRIMARY KEY,
+    host         TEXT        NOT NULL,
+    pid          BIGINT      NOT NULL,
+    started_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE leases (
+    account      TEXT        PRIMARY KEY,
+    owner        TEXT        NOT NULL,
+    epoch        BIGINT      NOT NULL CHECK (epoch > 0),
+    expires_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX leases_by_owner ON leases (owner);
 ";
 
 /// Why the schema could not be brought up to date.

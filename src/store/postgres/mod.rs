@@ -1,12 +1,19 @@
 //! The PostgreSQL side of the store, for a fleet of instances sharing one database (issue 10).
 //!
-//! Built so far: a connection pool over rustls ([`connect`]), account leases with fencing
-//! epochs ([`leases`]), each instance's fair share of the accounts ([`share`]) and the schema's
-//! numbered versions in PostgreSQL's dialect ([`migrations`]). Not built yet: the store's methods on PostgreSQL (checkpoints, outbox,
-//! ...) and the runtime choosing the backend from `state:`; until then nothing outside the
-//! tests uses this module.
+//! [`PgStore`] implements every method of `Store` on PostgreSQL (the files beside this one are
+//! named as the SQLite ones), over a connection pool with rustls ([`connect`]), with the same
+//! numbered schema versions ([`migrations`]). A fleet member's writes for an account are
+//! fenced by the lease it holds ([`leases`]); [`fleet`] is what the runtime uses to join the
+//! fleet, heartbeat, claim and give up accounts, with each instance's fair share from [`share`].
 
 pub mod connect;
+pub mod fleet;
 pub mod leases;
 pub mod migrations;
+mod outbox_stub;
+mod plans_stub;
 pub mod share;
+mod store;
+
+pub use store::{Member, PgStore, POOL_SIZE};
+pub(crate) use store::db;

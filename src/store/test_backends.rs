@@ -1,0 +1,64 @@
+//! The store's tests run on both backends: every test that goes through [`Store`] asks
+//! [`each`] for its stores and runs its body on each, an in-memory SQLite one and a fresh
+//! database on a real PostgreSQL. The PostgreSQL is the integration tests' own harness (its
+//! files are compiled in here): one cluster per test binary, started on first use, as the
+//! `postgres` user, on a free loopback port, removed when the binary ends.
+//!
+//! Without PostgreSQL's binaries the PostgreSQL half is skipped, loudly, except under CI
+//! (`CI=true`), where it fails: CI installs them (tests/install-deps.sh).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::Store;
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../tests/harness/process.rs"]
+mod process;
+#[allow(dead_code, unused_imports)]
+#[path = "../../tests/harness/tls.rs"]
+mod tls;
+#[allow(dead_code, unused_imports)]
+#[path = "../../tests/harness/postgres.rs"]
+mod postgres;
+
+pub(super) use postgres::Postgres;
+
+/// The cluster of this test binary; `None` when PostgreSQL is not installed (outside CI).
+pub(super) fn cluster() -> Option<&'static Postgres> {
+    static CLUSTER: OnceLock<Option<Postgres>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| match Postgres::start() {
+            Ok(pg) => Some(pg),
+            Err(error) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("PostgreSQL is needed for the store tests under CI: {error:#}")
+            }
+            Err(error) => {
+                eprintln!("!!! SKIPPED: the store tests on PostgreSQL (cannot start it: {error:#})");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// A new, empty database on the cluster; its URL.
+pub(super) fn fresh_database(pg: &Postgres) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let name = format!("store_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    pg.psql("postgres", &format!("CREATE DATABASE {name}")).expect("cannot create a test database");
+    pg.url(&name)
+}
+
+/// The stores a test runs on, named: SQLite in memory, and PostgreSQL (a fresh database,
+/// opened as a tool would, unfenced) when it is available.
+pub(super) async fn each() -> Vec<(&'static str, Store)> {
+    let mut stores = vec![("sqlite", Store::open_in_memory().await.expect("cannot open SQLite in memory"))];
+    let pg = tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
+        .await
+        .expect("the PostgreSQL starter panicked");
+    if let Some((url, ca_file)) = pg {
+        let store = Store::open_postgres(&url, Some(&ca_file), None).await.expect("cannot open the PostgreSQL store");
+        stores.push(("postgres", store));
+    }
+    stores
+}
