@@ -232,7 +232,7 @@ fn history(path: &std::path::Path, query: tidings::store::MessageQuery, json: bo
     let found = runtime.block_on(tooling::status::history(&config.state, query.clone(), json, &mut out))?;
     out.flush().context("cannot write the report")?;
     if found == 0 {
-        eprintln!("tidings: no decided message found for {query} in {}", config.state.display());
+        eprintln!("tidings: no decided message found for {query} in {}", config.state);
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,7 @@ mod daemon;
 // the deadlines; Dovecot, Postfix and the receiver down under load; SIGKILLs at random moments.
 // Each ends with an exact accounting (delivered, processed, duplicates, uncertain).
 mod faults;
+mod fleet;
 // Inputs kept from fuzzing (findings and a corpus sample) through the fuzz targets' own code
 // (fuzz/src/lib.rs): config loader, message view, rule bridge. No servers.
 mod fuzz_regressions;

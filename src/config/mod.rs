@@ -13,12 +13,14 @@ pub mod budget;
 pub mod command;
 pub mod diagnostics;
 pub mod duration;
+pub mod fleet;
 pub mod fingerprint;
 pub mod monitor;
 pub mod oauth2;
 pub mod provider;
 pub mod schedule;
 pub mod secret;
+pub mod state;
 pub mod template;
 pub mod tree;
 pub mod webhook;
@@ -35,11 +37,13 @@ pub use budget::ConnectionPlan;
 pub use command::Command;
 pub use diagnostics::Problem;
 pub use fingerprint::Fingerprint;
+pub use fleet::Fleet;
 pub use monitor::{AlertMail, Alerts, Http, Thresholds};
 pub use oauth2::OAuth2;
 pub use provider::Provider;
 pub use schedule::{CatchUp, Run, Schedule, Search};
 pub use secret::{Secret, SecretSource};
+pub use state::State;
 pub use template::Template;
 pub use webhook::{Include, Webhook};
 
@@ -56,8 +60,8 @@ pub struct Config {
     pub rules_dir: PathBuf,
     /// The directory of plugin modules that rules import.
     pub plugins_dir: PathBuf,
-    /// The SQLite store.
-    pub state: PathBuf,
+    /// Where the store lives: a SQLite file, or a shared PostgreSQL database.
+    pub state: State,
     /// Webhook endpoints by name.
     pub webhooks: BTreeMap<String, Webhook>,
     /// Commands rules may run, by name.
@@ -70,6 +74,8 @@ pub struct Config {
     pub http: Option<Http>,
     /// When a watcher or the outbox counts as unhealthy.
     pub health: Thresholds,
+    /// Lease timings with a shared (PostgreSQL) store.
+    pub fleet: Fleet,
     /// Where alerts go, when anywhere.
     pub alerts: Option<Alerts>,
 }
@@ -155,6 +161,7 @@ const TOP_KEYS: &[&str] = &[
     "http",
     "health",
     "alerts",
+    "fleet",
 ];
 const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
 
@@ -243,9 +250,10 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
     };
     let rules_dir = dir("rules", "rules", problems);
     let plugins_dir = dir("plugins", "plugins", problems);
+    let state_dir = xdg_dir("XDG_STATE_HOME", ".local/state").join("tidings");
     let state = match top.get("state") {
-        Some(n) => diagnostics::string(n, "state", problems).map(|p| base.join(p)),
-        None => Some(xdg_dir("XDG_STATE_HOME", ".local/state").join("tidings").join("state.db")),
+        Some(n) => diagnostics::string(n, "state", problems).map(|p| State::parse(&p, base)),
+        None => Some(State::File(state_dir.join("state.db"))),
     };
     let mut accounts = Vec::new();
     let mut names = Vec::new();
@@ -259,7 +267,7 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
     if let Some(state) = &state {
         for account in &mut accounts {
             if let Some(oauth2) = account.oauth2.as_mut() {
-                oauth2.place_store(&account.name, state);
+                oauth2.place_store(&account.name, &state.local_dir(&state_dir));
             }
         }
     }
@@ -293,6 +301,10 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         Some(node) => monitor::thresholds(node, problems)?,
         None => Thresholds::default(),
     };
+    let fleet = match top.get("fleet") {
+        Some(node) => fleet::validate(node, problems)?,
+        None => Fleet::default(),
+    };
     let alerts = match top.get("alerts") {
         Some(node) => {
             let endpoints: Vec<&str> = webhooks.keys().map(String::as_str).collect();
@@ -314,6 +326,7 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         limits: limits?,
         http,
         health,
+        fleet,
         alerts,
         path: path.to_owned(),
         accounts,

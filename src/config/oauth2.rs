@@ -114,10 +114,10 @@ impl Provider {
 
 impl OAuth2 {
     /// Decides where a rotated refresh token from the environment is kept: `oauth2-<account>.token`
-    /// in the state database's directory. A token from a file is written back to that file.
-    pub fn place_store(&mut self, account: &str, state: &Path) {
+    /// in `dir` (the state file's directory, or the state directory with a shared store). A token
+    /// from a file is written back to that file.
+    pub fn place_store(&mut self, account: &str, dir: &Path) {
         if let SecretSource::Env(_) = self.refresh_token {
-            let dir = state.parent().unwrap_or(Path::new("."));
             self.store = dir.join(format!("oauth2-{account}.token"));
         }
     }

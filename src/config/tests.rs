@@ -128,7 +128,7 @@ webhooks:
             Mailbox { name: "Lists/rust".into(), backfill: Backfill::All },
         ]
     );
-    assert_eq!(config.state, Path::new("/etc/tidings/var/state.db"));
+    assert_eq!(config.state.file(), Some(Path::new("/etc/tidings/var/state.db")));
     let chat = &config.webhooks["chat"];
     assert_eq!(chat.timeout, Duration::from_secs(10));
     let headers: Vec<(&str, &str)> = chat.headers.iter().map(|(n, t)| (n.as_str(), t.source())).collect();

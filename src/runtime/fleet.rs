@@ -48,7 +48,7 @@ impl Fleet {
         }
     }
 
-    fn start(&mut self, prepared: &Prepared, account: &Account) {
+    pub(super) fn start(&mut self, prepared: &Prepared, account: &Account) {
         let Some(worker) = worker(prepared, account, true, &self.locks) else { return };
         let Some(password) = prepared.secrets.passwords.get(&account.name).cloned() else { return };
         let (stop, stopping) = watch::channel(false);
@@ -63,7 +63,7 @@ impl Fleet {
     }
 
     /// Stops one account at a safe point (aborting it after the shutdown deadline).
-    async fn stop(&mut self, name: &str) {
+    pub(super) async fn stop(&mut self, name: &str) {
         let Some(mut running) = self.running.remove(name) else { return };
         let _ = running.stop.send(true);
         if tokio::time::timeout(SHUTDOWN_DEADLINE, &mut running.task).await.is_err() {
@@ -89,12 +89,26 @@ impl Fleet {
         self.running.clear();
     }
 
+    /// Whether `name` is running.
+    pub(super) fn runs(&self, name: &str) -> bool {
+        self.running.contains_key(name)
+    }
+
     /// Applies `prepared`'s (new) accounts: starts the added ones, stops the removed ones,
     /// restarts those whose settings, schedules or password changed, and leaves the rest
     /// running untouched.
     pub(super) async fn apply(&mut self, prepared: &Prepared) -> Changes {
         let mut changes = Changes::default();
-        let wanted: BTreeMap<&str, &Account> = prepared.config.accounts.iter().map(|a| (a.name.as_str(), a)).collect();
+        // A fleet member runs only the accounts it holds leases on; its next round claims
+        // added ones and releases removed ones (see `membership`).
+        let held = prepared.store.fleet().and_then(|pg| pg.held());
+        let wanted: BTreeMap<&str, &Account> = prepared
+            .config
+            .accounts
+            .iter()
+            .filter(|a| held.as_ref().is_none_or(|held| held.contains(&a.name)))
+            .map(|a| (a.name.as_str(), a))
+            .collect();
         let gone: Vec<String> = self.running.keys().filter(|n| !wanted.contains_key(n.as_str())).cloned().collect();
         for name in gone {
             self.stop(&name).await;

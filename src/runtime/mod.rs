@@ -11,6 +11,7 @@
 pub mod account;
 mod fleet;
 mod limits;
+mod membership;
 mod private_files;
 
 use std::fs::{File, TryLockError};
@@ -58,6 +59,15 @@ pub enum Error {
     /// A `--once` run failed.
     #[error("cannot finish the run")]
     Once(#[source] Box<crate::Error>),
+    /// `--once` on a shared store: the fleet's daemons own its accounts through leases.
+    #[error(
+        "cannot run --once on the shared store {state}: a fleet's accounts are worked by its daemons, each holding \
+         leases; run `tidings` (the daemon) instead"
+    )]
+    OnceShared {
+        /// The store.
+        state: crate::config::State,
+    },
 }
 
 /// Everything start-up prepares, before any connection.
@@ -72,7 +82,8 @@ struct Prepared {
     webhooks: Arc<Webhooks>,
     /// What the watchers report, for `/healthz` and `/metrics`.
     health: Health,
-    _lock: File,
+    /// The lock beside a SQLite store; a shared store's leases do that work.
+    _lock: Option<File>,
 }
 
 /// Start-up order matters: rules compile and secrets resolve before the store is touched and
@@ -87,9 +98,14 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     };
     let secrets = config.resolve_secrets().map_err(|e| Error::Start(Box::new(e.into())))?;
     let webhooks = Arc::new(Webhooks::new(&config, &secrets).map_err(|e| Error::Start(Box::new(e.into())))?);
-    let lock = lock(&config.state)?;
-    let store = Store::open(&config.state).await.map_err(|e| Error::Start(Box::new(e.into())))?;
-    recover(&store).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    let lock = config.state.file().map(lock).transpose()?;
+    // A daemon on a shared store is a fleet member; `--once` never gets here with one.
+    let member = (reload && lock.is_none()).then(|| membership::member(&config));
+    let store = Store::open_at(&config.state, member).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    if store.fleet().is_none() {
+        // A fleet member recovers each account when it takes the account's lease.
+        recover(&store, None).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    }
     private_files::warn_if_open(&config);
     // The states a previous daemon left are stale; this one reports its own.
     store.clear_watchers().await.map_err(|e| Error::Start(Box::new(e.into())))?;
@@ -109,8 +125,14 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
 /// Every uncertain action of a safe kind is requeued, not only those found in flight now: a
 /// start killed between marking them uncertain and requeueing them would otherwise leave them
 /// stuck, their messages never moved.
-async fn recover(store: &Store) -> Result<(), crate::store::Error> {
-    for action in store.recover_in_flight().await? {
+///
+/// `account`: only that account's actions (a fleet member taking it over); `None`: all.
+async fn recover(store: &Store, account: Option<&str>) -> Result<(), crate::store::Error> {
+    let recovered = match account {
+        Some(account) => store.recover_in_flight_of(account).await?,
+        None => store.recover_in_flight().await?,
+    };
+    for action in recovered {
         if action.state == ActionState::Pending {
             tracing::info!(id = %action.id, kind = %action.kind, account = %action.account, "mail was claimed but not being sent at the last stop; requeued");
         } else if crate::plan::MAIL_KINDS.contains(&action.kind.as_str()) {
@@ -120,7 +142,7 @@ async fn recover(store: &Store) -> Result<(), crate::store::Error> {
         }
     }
     for action in store.list_outbox(Some(ActionState::Uncertain), usize::MAX).await? {
-        if safe_to_repeat(&action.kind) {
+        if safe_to_repeat(&action.kind) && account.is_none_or(|a| a == action.account) {
             store.requeue_uncertain(action.id).await?;
             tracing::info!(id = %action.id, kind = %action.kind, "action was in flight at the last stop; safe to repeat, requeued");
         }
@@ -181,7 +203,12 @@ pub async fn run(
         tasks.spawn(alerter.run(stopping.clone()));
     }
     let mut fleet = Fleet::default();
-    fleet.start_all(&prepared);
+    let mut membership = prepared.store.fleet().is_some().then(|| membership::Membership::new(&prepared.config));
+    if membership.is_none() {
+        fleet.start_all(&prepared);
+    }
+    let mut heartbeat = tokio::time::interval(prepared.config.fleet.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if let Some(reloader) = prepared.reloader.take() {
         tasks.spawn(reloader.run(stopping.clone()));
     }
@@ -189,7 +216,8 @@ pub async fn run(
         accounts = prepared.config.accounts.len(),
         rules = prepared.rules.get().live.len(),
         schedules = prepared.config.schedules.len(),
-        state = %prepared.config.state.display(),
+        state = %prepared.config.state,
+        fleet = membership.is_some(),
         "tidings started"
     );
     tokio::pin!(shutdown);
@@ -197,11 +225,23 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             Some(()) = reloads.recv() => reload(&mut prepared, &mut fleet).await,
+            _ = heartbeat.tick(), if membership.is_some() => {
+                if let Some(membership) = membership.as_mut() {
+                    membership.round(&prepared, &mut fleet).await;
+                }
+            }
         }
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
     fleet.stop_all().await;
+    if let Some(pg) = prepared.store.fleet() {
+        // Others take the accounts over at once instead of after the lease runs out.
+        match pg.leave().await {
+            Ok(()) => tracing::info!("left the fleet; leases released"),
+            Err(error) => tracing::warn!(error = %crate::exec::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own"),
+        }
+    }
     let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "tasks did not stop in time; aborting them");
@@ -276,6 +316,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 /// run: a pass has no clock to fire them on, and running each at every pass would fire them at
 /// whatever times cron calls `--once`.
 pub async fn run_once(config: Config) -> Result<(), Error> {
+    if config.state.file().is_none() {
+        return Err(Error::OnceShared { state: config.state });
+    }
     let prepared = prepare(config, false).await?;
     let locks = SweepLocks::default();
     for account in &prepared.config.accounts {
@@ -331,7 +374,7 @@ mod tests {
         assert_eq!(store.claim_due(chrono::Utc::now(), 10).await.unwrap().len(), 3);
         // The killed start: everything in flight became uncertain, nothing was requeued yet.
         assert_eq!(store.recover_in_flight().await.unwrap().len(), 3);
-        recover(&store).await.unwrap();
+        recover(&store, None).await.unwrap();
         let counts = store.outbox_counts().await.unwrap();
         assert_eq!((counts.pending, counts.uncertain), (2, 1), "{counts:?}");
         let uncertain = store.list_outbox(Some(ActionState::Uncertain), 10).await.unwrap();
@@ -363,14 +406,14 @@ mod tests {
         };
         assert_eq!(store.begin_send(reply, start).await.unwrap(), SendGate::Go);
         // The crash: nothing was recorded; the next start recovers.
-        recover(&store).await.unwrap();
+        recover(&store, None).await.unwrap();
         let pending = store.list_outbox(Some(ActionState::Pending), 10).await.unwrap();
         let mut requeued: Vec<&str> = pending.iter().map(|a| a.kind.as_str()).collect();
         requeued.sort_unstable();
         assert_eq!(requeued, ["command", "forward", "save_sent", "send", "webhook"]);
         let uncertain = store.list_outbox(Some(ActionState::Uncertain), 10).await.unwrap();
         assert_eq!((uncertain.len(), uncertain[0].id), (1, reply), "the reply that was sending stays uncertain");
-        recover(&store).await.unwrap();
+        recover(&store, None).await.unwrap();
         assert_eq!(store.outbox_counts().await.unwrap().uncertain, 1, "a second start does not resend it either");
     }
 }

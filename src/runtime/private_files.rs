@@ -62,8 +62,9 @@ fn private_files(config: &Config) -> Vec<(String, PathBuf)> {
             files.push((format!("the rotated OAuth2 token of account `{}`", account.name), oauth.store.clone()));
         }
     }
+    let Some(state) = config.state.file() else { return files };
     for suffix in ["", "-wal", "-shm", ".lock"] {
-        let mut name = config.state.as_os_str().to_owned();
+        let mut name = state.as_os_str().to_owned();
         name.push(suffix);
         files.push(("the state file".to_owned(), PathBuf::from(name)));
     }

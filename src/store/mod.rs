@@ -101,6 +101,15 @@ impl Store {
         Ok(Store { backend: Backend::Postgres(Arc::new(pg)) })
     }
 
+    /// Opens the store `state` names: its SQLite file, or the shared PostgreSQL database (as
+    /// fleet `member`, or as a tool when `None`; see [`Store::open_postgres`]).
+    pub async fn open_at(state: &crate::config::State, member: Option<postgres::Member>) -> Result<Store> {
+        match state {
+            crate::config::State::File(path) => Store::open(path).await,
+            crate::config::State::Postgres(url) => Store::open_postgres(url, None, member).await,
+        }
+    }
+
     /// The PostgreSQL backend, if this store is one.
     fn pg(&self) -> Option<&postgres::PgStore> {
         match &self.backend {
@@ -574,5 +583,11 @@ impl Store {
         }
         let name = name.to_owned();
         self.call(move |conn| schedule_runs::record(conn, &name, fired_at)).await
+    }
+
+    /// TEMPORARY until the outbox branch merges.
+    pub async fn recover_in_flight_of(&self, account: &str) -> Result<Vec<Action>> {
+        let _ = account;
+        self.recover_in_flight().await
     }
 }

@@ -11,11 +11,11 @@
 //! its target instead: the webhook endpoint, the command, the first recipient, the mailbox.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::config::State;
 use crate::store::{self, Action, ActionId, ActionState, OutboxCounts, Store};
 
 /// Why the outbox could not be shown or changed.
@@ -24,8 +24,8 @@ pub enum Error {
     /// The config's state file does not exist: tidings never ran with this config.
     #[error("cannot open the outbox: there is no store at {path} (tidings has not run with this config yet)")]
     NoStore {
-        /// The state path from the config.
-        path: PathBuf,
+        /// The state from the config.
+        path: State,
     },
     /// The store could not be opened or read.
     #[error("cannot read the outbox")]
@@ -66,18 +66,18 @@ pub struct Changed {
 }
 
 /// Opens the store at `state` if there is one.
-async fn open(state: &Path) -> Result<Option<Store>, Error> {
-    if !state.exists() {
+async fn open(state: &State) -> Result<Option<Store>, Error> {
+    if state.file().is_some_and(|path| !path.exists()) {
         return Ok(None);
     }
-    Store::open(state).await.map(Some).map_err(Error::Store)
+    Store::open_at(state, None).await.map(Some).map_err(Error::Store)
 }
 
 /// Lists the outbox of the store at `state` to `out`.
-pub async fn list(state: &Path, options: ListOptions, out: &mut dyn Write) -> Result<(), Error> {
+pub async fn list(state: &State, options: ListOptions, out: &mut dyn Write) -> Result<(), Error> {
     let Some(store) = open(state).await? else {
         if !options.json {
-            writeln!(out, "the outbox is empty: there is no store at {} yet", state.display()).map_err(Error::Write)?;
+            writeln!(out, "the outbox is empty: there is no store at {} yet", state).map_err(Error::Write)?;
         }
         return Ok(());
     };
@@ -95,8 +95,8 @@ pub async fn list(state: &Path, options: ListOptions, out: &mut dyn Write) -> Re
 }
 
 /// Retries the actions `which` names; see [`Changed`].
-pub async fn retry(state: &Path, which: &Which, out: &mut dyn Write, err: &mut dyn Write) -> Result<Changed, Error> {
-    let Some(store) = open(state).await? else { return Err(Error::NoStore { path: state.to_owned() }) };
+pub async fn retry(state: &State, which: &Which, out: &mut dyn Write, err: &mut dyn Write) -> Result<Changed, Error> {
+    let Some(store) = open(state).await? else { return Err(Error::NoStore { path: state.clone() }) };
     let mut changed = Changed::default();
     match which {
         Which::All => {
@@ -129,8 +129,8 @@ pub async fn retry(state: &Path, which: &Which, out: &mut dyn Write, err: &mut d
 }
 
 /// Drops the actions `ids`; see [`Changed`].
-pub async fn drop(state: &Path, ids: &[ActionId], out: &mut dyn Write, err: &mut dyn Write) -> Result<Changed, Error> {
-    let Some(store) = open(state).await? else { return Err(Error::NoStore { path: state.to_owned() }) };
+pub async fn drop(state: &State, ids: &[ActionId], out: &mut dyn Write, err: &mut dyn Write) -> Result<Changed, Error> {
+    let Some(store) = open(state).await? else { return Err(Error::NoStore { path: state.clone() }) };
     let mut changed = Changed::default();
     for id in ids {
         match store.drop_action(*id).await {

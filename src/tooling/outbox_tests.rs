@@ -1,9 +1,12 @@
 //! `tidings outbox`: targets, the table, the summary, and retry/drop against a store file.
 
+use std::path::Path;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::config::State;
 use crate::store::{NewAction, Outcome};
 
 const T0: i64 = 1_700_000_000_000;
@@ -179,7 +182,7 @@ async fn listing_shows_what_needs_doing_and_all_with_all() {
     let path = dir.path().join("tidings.db");
     let ids = store_with_rows(&path).await;
     let mut out = Vec::new();
-    list(&path, ListOptions { all: false, json: false, limit: 100 }, &mut out).await.unwrap();
+    list(&State::File(path.clone()), ListOptions { all: false, json: false, limit: 100 }, &mut out).await.unwrap();
     let out = text(out);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("ID  ACCOUNT"), "{out}");
@@ -190,7 +193,7 @@ async fn listing_shows_what_needs_doing_and_all_with_all() {
     assert!(!out.contains("move"), "done actions are not listed without --all");
 
     let mut json = Vec::new();
-    list(&path, ListOptions { all: true, json: true, limit: 100 }, &mut json).await.unwrap();
+    list(&State::File(path.clone()), ListOptions { all: true, json: true, limit: 100 }, &mut json).await.unwrap();
     let ids_listed: Vec<i64> =
         text(json).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_i64().unwrap()).collect();
     assert_eq!(ids_listed, ids.iter().map(|id| id.0).collect::<Vec<_>>(), "oldest first, done ones too");
@@ -201,9 +204,9 @@ async fn without_a_store_nothing_is_listed_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state").join("tidings.db");
     let mut out = Vec::new();
-    list(&path, ListOptions { all: false, json: false, limit: 100 }, &mut out).await.unwrap();
+    list(&State::File(path.clone()), ListOptions { all: false, json: false, limit: 100 }, &mut out).await.unwrap();
     assert!(text(out).starts_with("the outbox is empty: there is no store at"));
-    let error = retry(&path, &Which::All, &mut Vec::new(), &mut Vec::new()).await.unwrap_err();
+    let error = retry(&State::File(path.clone()), &Which::All, &mut Vec::new(), &mut Vec::new()).await.unwrap_err();
     assert!(matches!(error, Error::NoStore { .. }), "{error}");
     assert!(!path.exists() && !dir.path().join("state").exists());
 }
@@ -215,7 +218,7 @@ async fn retry_and_drop_report_each_action_and_refuse_the_wrong_ones() {
     let ids = store_with_rows(&path).await;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     // The reply is pending (recovered mail that never began sending): only the webhook retries.
-    let changed = retry(&path, &Which::Ids(vec![ids[0], ids[2], ActionId(99)]), &mut out, &mut err).await.unwrap();
+    let changed = retry(&State::File(path.clone()), &Which::Ids(vec![ids[0], ids[2], ActionId(99)]), &mut out, &mut err).await.unwrap();
     assert_eq!(changed, Changed { changed: 1, refused: 2 });
     assert_eq!(text(out), format!("action {} (webhook ops) is pending again, due now\n", ids[0]));
     assert_eq!(
@@ -227,11 +230,11 @@ async fn retry_and_drop_report_each_action_and_refuse_the_wrong_ones() {
         )
     );
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let changed = drop(&path, &[ids[3], ids[2]], &mut out, &mut err).await.unwrap();
+    let changed = drop(&State::File(path.clone()), &[ids[3], ids[2]], &mut out, &mut err).await.unwrap();
     assert_eq!(changed, Changed { changed: 1, refused: 1 });
     assert_eq!(text(out), format!("action {} (copy Keep) dropped: it will not run\n", ids[3]));
     let mut out = Vec::new();
-    assert_eq!(retry(&path, &Which::All, &mut out, &mut Vec::new()).await.unwrap(), Changed::default());
+    assert_eq!(retry(&State::File(path.clone()), &Which::All, &mut out, &mut Vec::new()).await.unwrap(), Changed::default());
     assert_eq!(text(out), "nothing to retry: no action is failed or uncertain\n");
 }
 

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Run, Schedule};
 use crate::source::schedule::fires;
+use crate::config::State;
 use crate::store::{self, LastRun, RunOutcome, Store};
 
 /// How many upcoming fires are listed per schedule.
@@ -35,9 +36,9 @@ pub enum Error {
 }
 
 /// Lists `schedules` with their last runs from the store at `state` (if there is one) to `out`.
-pub async fn list(schedules: &[Schedule], state: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error> {
-    let runs = if state.exists() {
-        let store = Store::open(state).await.map_err(Error::Store)?;
+pub async fn list(schedules: &[Schedule], state: &State, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let runs = if state.file().is_none_or(Path::exists) {
+        let store = Store::open_at(state, None).await.map_err(Error::Store)?;
         store.schedule_runs().await.map_err(Error::Store)?
     } else {
         Vec::new()

@@ -171,7 +171,7 @@ async fn without_a_store_every_schedule_is_never_run_and_no_store_is_made() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
     let mut out = Vec::new();
-    list(&schedules(), &state, false, &mut out).await.unwrap();
+    list(&schedules(), &crate::config::State::File(state.clone()), false, &mut out).await.unwrap();
     let got = String::from_utf8(out).unwrap();
     assert_eq!(got.matches("last:  never run").count(), 2, "{got}");
     assert!(!state.exists());
@@ -186,7 +186,7 @@ async fn with_a_store_the_last_run_is_read_from_it() {
     store.record_schedule_run("archive", fired).await.unwrap();
     drop(store);
     let mut out = Vec::new();
-    list(&schedules(), &state, false, &mut out).await.unwrap();
+    list(&schedules(), &crate::config::State::File(state.clone()), false, &mut out).await.unwrap();
     let got = String::from_utf8(out).unwrap();
     assert!(got.contains("last:  Fri 2025-10-24 07:00:00 +02:00: ran (no outcome recorded)"), "{got}");
 }

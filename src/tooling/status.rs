@@ -15,8 +15,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::outbox::{one_line, span, target};
-use crate::config::Config;
+use crate::config::{Config, State};
 use crate::health::{self, Conn, Seen, Verdict};
+use crate::store::postgres::fleet::FleetView;
 use crate::store::{self, Checkpoint, MessageHistory, MessageQuery, OutboxGroup, Store, WatcherRecord};
 
 /// Why status or history could not be shown.
@@ -44,11 +45,11 @@ pub enum Error {
     Write(#[source] std::io::Error),
 }
 
-async fn open(state: &Path, what: &'static str) -> Result<Store, Error> {
-    if !state.exists() {
-        return Err(Error::NoStore { what, path: state.to_owned() });
+async fn open(state: &State, what: &'static str) -> Result<Store, Error> {
+    if let Some(path) = state.file().filter(|path| !path.exists()) {
+        return Err(Error::NoStore { what, path: path.to_owned() });
     }
-    Store::open(state).await.map_err(|source| Error::Store { what, source })
+    Store::open_at(state, None).await.map_err(|source| Error::Store { what, source })
 }
 
 /// One mailbox's line of the status.
@@ -65,6 +66,8 @@ struct Status {
     outbox: Vec<OutboxGroup>,
     failures: Vec<store::RuleFailureRecord>,
     verdict: Verdict,
+    /// The instances sharing a PostgreSQL store; `None` with a SQLite one.
+    fleet: Option<FleetView>,
 }
 
 /// Writes the status of the daemon using `config` to `out`; returns whether it is healthy.
@@ -82,7 +85,15 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
         let key = (checkpoint.account.clone(), checkpoint.mailbox.clone());
         rows.entry(key).or_default().checkpoint = Some((checkpoint, at));
     }
-    let running = daemon_running(&config.state);
+    let fleet = match store.fleet() {
+        Some(pg) => Some(pg.view().await.map_err(err)?),
+        None => None,
+    };
+    let running = match (&fleet, config.state.file()) {
+        (Some(fleet), _) => fleet.instances.iter().any(|i| i.alive),
+        (None, Some(file)) => daemon_running(file),
+        (None, None) => false,
+    };
     for watcher in store.watchers().await.map_err(err)? {
         let key = (watcher.account.clone(), watcher.mailbox.clone());
         rows.entry(key).or_default().watcher = Some(watcher);
@@ -96,13 +107,16 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
             let conn = Conn::parse(&w.state)?;
             Some(Seen { account, mailbox, conn, since: w.since, last_error: w.last_error.as_deref() })
         });
-        health::judge(now, &config.health, seen, &outbox)
+        let mut verdict = health::judge(now, &config.health, seen, &outbox);
+        let unheld = fleet.iter().flat_map(|f| &f.unheld).filter(|a| config.accounts.iter().any(|c| &c.name == *a));
+        verdict.problems.extend(unheld.map(|a| format!("account {a} is held by no live instance")));
+        verdict
+    } else if fleet.is_some() {
+        Verdict { problems: vec![format!("no instance of the fleet on {} is running", config.state)] }
     } else {
-        Verdict {
-            problems: vec![format!("the daemon is not running (no lock held on {}.lock)", config.state.display())],
-        }
+        Verdict { problems: vec![format!("the daemon is not running (no lock held on {}.lock)", config.state)] }
     };
-    let status = Status { running, rows, outbox, failures, verdict };
+    let status = Status { running, rows, outbox, failures, verdict, fleet };
     let written = if json { write_json(&status, now, out) } else { write_text(&status, now, out) };
     written.map_err(Error::Write)?;
     Ok(status.verdict.is_healthy())
@@ -151,6 +165,9 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
         .collect();
     table(out, &header, &rows)?;
     writeln!(out)?;
+    if let Some(fleet) = &status.fleet {
+        write_fleet(fleet, now, out)?;
+    }
     let mut accounts: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for g in &status.outbox {
         let mut cell = format!("{} {} {}", g.count, g.kind, g.state);
@@ -181,6 +198,50 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
         }
     }
     Ok(())
+}
+
+/// The instances of a fleet, each with its heartbeat and the accounts it holds.
+fn write_fleet(fleet: &FleetView, now: DateTime<Utc>, out: &mut dyn Write) -> std::io::Result<()> {
+    let header = ["INSTANCE", "STATE", "HEARTBEAT", "UP", "ACCOUNTS"];
+    let rows: Vec<[String; 5]> = fleet
+        .instances
+        .iter()
+        .map(|i| {
+            let accounts: Vec<String> = i.accounts.iter().map(|(a, epoch, _)| format!("{a}#{epoch}")).collect();
+            [
+                i.id.clone(),
+                if i.alive { "live" } else { "EXPIRED" }.to_owned(),
+                format!("{} ago", span(now - i.heartbeat_at)),
+                span(now - i.started_at),
+                format!("{}: {}", accounts.len(), accounts.join(" ")),
+            ]
+        })
+        .collect();
+    table(out, &header, &rows)?;
+    if !fleet.unheld.is_empty() {
+        writeln!(out, "held by no live instance: {}", fleet.unheld.join(" "))?;
+    }
+    writeln!(out)
+}
+
+fn fleet_json(fleet: &FleetView) -> Value {
+    let instances: Vec<Value> = fleet
+        .instances
+        .iter()
+        .map(|i| {
+            let accounts: Vec<Value> = i
+                .accounts
+                .iter()
+                .map(|(a, epoch, expires)| json!({"account": a, "epoch": epoch, "expires_at": expires.to_rfc3339()}))
+                .collect();
+            json!({
+                "id": i.id, "host": i.host, "pid": i.pid, "alive": i.alive,
+                "started_at": i.started_at.to_rfc3339(), "heartbeat_at": i.heartbeat_at.to_rfc3339(),
+                "accounts": accounts,
+            })
+        })
+        .collect();
+    json!({"instances": instances, "unheld": fleet.unheld})
 }
 
 fn write_json(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::io::Result<()> {
@@ -232,6 +293,7 @@ fn write_json(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
         "mailboxes": mailboxes,
         "outbox": outbox,
         "rule_failures": failures,
+        "fleet": status.fleet.as_ref().map(fleet_json),
     });
     writeln!(out, "{report}")
 }
@@ -256,7 +318,7 @@ fn table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[Strin
 }
 
 /// Writes what happened to the messages `query` names; returns how many were found.
-pub async fn history(state: &Path, query: MessageQuery, json: bool, out: &mut dyn Write) -> Result<usize, Error> {
+pub async fn history(state: &State, query: MessageQuery, json: bool, out: &mut dyn Write) -> Result<usize, Error> {
     const WHAT: &str = "the history";
     let store = open(state, WHAT).await?;
     let found = store.history(query).await.map_err(|source| Error::Store { what: WHAT, source })?;
