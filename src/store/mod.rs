@@ -40,7 +40,7 @@ mod sending;
 mod sending_tests;
 mod sqlite;
 #[cfg(test)]
-mod test_backends;
+pub(crate) mod test_backends;
 mod types;
 mod watchers;
 

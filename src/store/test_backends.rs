@@ -22,10 +22,10 @@ mod tls;
 #[path = "../../tests/harness/postgres.rs"]
 mod postgres;
 
-pub(super) use postgres::Postgres;
+pub(crate) use postgres::Postgres;
 
 /// The cluster of this test binary; `None` when PostgreSQL is not installed (outside CI).
-pub(super) fn cluster() -> Option<&'static Postgres> {
+pub(crate) fn cluster() -> Option<&'static Postgres> {
     static CLUSTER: OnceLock<Option<Postgres>> = OnceLock::new();
     CLUSTER
         .get_or_init(|| match Postgres::start() {
@@ -42,7 +42,7 @@ pub(super) fn cluster() -> Option<&'static Postgres> {
 }
 
 /// A new, empty database on the cluster; its URL.
-pub(super) fn fresh_database(pg: &Postgres) -> String {
+pub(crate) fn fresh_database(pg: &Postgres) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let name = format!("store_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     pg.psql("postgres", &format!("CREATE DATABASE {name}")).expect("cannot create a test database");
@@ -51,7 +51,7 @@ pub(super) fn fresh_database(pg: &Postgres) -> String {
 
 /// The stores a test runs on, named: SQLite in memory, and PostgreSQL (a fresh database,
 /// opened as a tool would, unfenced) when it is available.
-pub(super) async fn each() -> Vec<(&'static str, Store)> {
+pub(crate) async fn each() -> Vec<(&'static str, Store)> {
     let mut stores = vec![("sqlite", Store::open_in_memory().await.expect("cannot open SQLite in memory"))];
     let pg = tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
         .await

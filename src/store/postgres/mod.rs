@@ -8,6 +8,8 @@
 
 pub mod connect;
 pub mod fleet;
+#[cfg(test)]
+mod fleet_tests;
 pub mod leases;
 pub mod migrations;
 mod outbox_stub;
