@@ -175,6 +175,6 @@ fn failures_of(conn: &Connection, m: &MessageHistory) -> rusqlite::Result<Vec<Ru
 }
 
 /// A Message-ID as stored: without surrounding whitespace and angle brackets.
-fn bare(id: &str) -> String {
+pub(super) fn bare(id: &str) -> String {
     id.trim().trim_start_matches('<').trim_end_matches('>').to_owned()
 }
