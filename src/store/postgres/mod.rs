@@ -21,6 +21,8 @@ mod rule_failures;
 mod schedule_runs;
 pub mod share;
 mod store;
+#[cfg(test)]
+pub(crate) mod test_outbox;
 mod watchers;
 mod writer;
 
