@@ -117,7 +117,10 @@ mod tests {
         for (backend, store) in test_backends::each().await {
             store.set_checkpoint(&cp(7, 10)).await.unwrap();
             let error = store.set_checkpoint(&cp(7, 9)).await.unwrap_err();
-            assert!(matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }), "{backend}: {error:?}");
+            assert!(
+                matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }),
+                "{backend}: {error:?}"
+            );
             assert_eq!(
                 error.to_string(),
                 "cannot move checkpoint work/INBOX backwards from uid 10 to 9 (uidvalidity 7)",

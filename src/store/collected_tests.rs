@@ -166,7 +166,8 @@ async fn runs_list_the_last_fire_with_its_outcome_which_only_moves_forward() {
         store.finish_schedule_run(failed.clone()).await.unwrap();
         store.record_schedule_run("sweep", at(T0)).await.unwrap();
         let runs = store.schedule_runs().await.unwrap();
-        let expected = [("daily".to_owned(), at(fire), Some(failed.outcome.clone())), ("sweep".to_owned(), at(T0), None)];
+        let expected =
+            [("daily".to_owned(), at(fire), Some(failed.outcome.clone())), ("sweep".to_owned(), at(T0), None)];
         assert_eq!(runs, expected, "{backend}");
         // A late finish of an earlier fire changes neither the time nor the outcome shown.
         store.finish_schedule_run(digest_run(T0, &Collected::default())).await.unwrap();

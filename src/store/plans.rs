@@ -207,9 +207,15 @@ mod tests {
         for (backend, store) in test_backends::each().await {
             store.commit_plan(&cp(7, 10), vec![act("a", 10)]).await.unwrap();
             let error = store.commit_plan(&cp(7, 9), vec![act("b", 9)]).await.unwrap_err();
-            assert!(matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }), "{backend}: {error:?}");
+            assert!(
+                matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }),
+                "{backend}: {error:?}"
+            );
             let error = store.commit_plan(&cp(8, 11), vec![act("c", 11)]).await.unwrap_err();
-            assert!(matches!(error, Error::UidValidityMismatch { stored: 7, requested: 8, .. }), "{backend}: {error:?}");
+            assert!(
+                matches!(error, Error::UidValidityMismatch { stored: 7, requested: 8, .. }),
+                "{backend}: {error:?}"
+            );
             assert_eq!(test_outbox::pending(&store).await, 1, "{backend}: only a was stored");
             assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)), "{backend}");
             store.set_checkpoint(&cp(8, 0)).await.unwrap();
@@ -236,7 +242,10 @@ mod tests {
             let lists = store.checkpoint("work", "Lists").await.unwrap().map(|c| c.last_uid);
             assert_eq!(lists, Some(5), "{backend}");
             let error = store.commit_plans(vec![plan("Lists", 6), plan("INBOX", 2)]).await.unwrap_err();
-            assert!(matches!(error, Error::CheckpointBackwards { stored: 3, requested: 2, .. }), "{backend}: {error:?}");
+            assert!(
+                matches!(error, Error::CheckpointBackwards { stored: 3, requested: 2, .. }),
+                "{backend}: {error:?}"
+            );
             let lists = store.checkpoint("work", "Lists").await.unwrap().map(|c| c.last_uid);
             assert_eq!(lists, Some(5), "{backend}: the batch's first plan was rolled back too");
             assert_eq!(test_outbox::actions(&store).await.len(), 4, "{backend}");

@@ -17,7 +17,8 @@ pub(crate) async fn actions(store: &Store) -> Vec<Action> {
         return all;
     };
     let client = pg.client().await.expect("cannot connect to the PostgreSQL store");
-    let rows = client.query(&format!("SELECT {COLUMNS} FROM actions ORDER BY id"), &[]).await.expect("cannot read actions");
+    let rows =
+        client.query(&format!("SELECT {COLUMNS} FROM actions ORDER BY id"), &[]).await.expect("cannot read actions");
     rows.iter().map(|row| action(row).expect("cannot decode an action")).collect()
 }
 
