@@ -10,6 +10,8 @@ mod checkpoints;
 mod codec;
 mod collected;
 pub mod connect;
+#[cfg(test)]
+mod fencing_tests;
 pub mod fleet;
 mod gmail_seen;
 mod history;
