@@ -54,6 +54,22 @@ pub(super) fn ensure_forward(stored: Option<&Checkpoint>, next: &Checkpoint) -> 
     }
 }
 
+/// Refuses a plan's checkpoint that does not continue the stored one: another UIDVALIDITY (the
+/// mailbox must be re-baselined with `set` first), or a lower uid ([`ensure_forward`]).
+pub(super) fn ensure_continues(stored: Option<&Checkpoint>, next: &Checkpoint) -> Result<(), Error> {
+    if let Some(stored) = stored
+        && stored.uidvalidity != next.uidvalidity
+    {
+        return Err(Error::UidValidityMismatch {
+            account: next.account.clone(),
+            mailbox: next.mailbox.clone(),
+            stored: stored.uidvalidity,
+            requested: next.uidvalidity,
+        });
+    }
+    ensure_forward(stored, next)
+}
+
 /// Writes `checkpoint` unconditionally; callers check [`ensure_forward`] first.
 pub(super) fn upsert(conn: &Connection, checkpoint: &Checkpoint, now: DateTime<Utc>) -> rusqlite::Result<()> {
     conn.prepare_cached(

@@ -56,17 +56,7 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
                 checkpoints::get(&tx, &checkpoint.account, &checkpoint.mailbox).map_err(error)?
             }
         };
-        if let Some(stored) = &stored
-            && stored.uidvalidity != checkpoint.uidvalidity
-        {
-            return Err(Error::UidValidityMismatch {
-                account: checkpoint.account.clone(),
-                mailbox: checkpoint.mailbox.clone(),
-                stored: stored.uidvalidity,
-                requested: checkpoint.uidvalidity,
-            });
-        }
-        checkpoints::ensure_forward(stored.as_ref(), checkpoint)?;
+        checkpoints::ensure_continues(stored.as_ref(), checkpoint)?;
         let first = match plan.gmail_msgid {
             Some(msgid) => gmail_seen::first_sighting(&tx, checkpoint, msgid, now).map_err(error)?,
             None => true,

@@ -41,6 +41,16 @@ async fn take_over(store: &Store, account: &str) {
     assert_eq!(client.execute(sql, &[&account]).await.unwrap(), 1);
 }
 
+/// Member "a" of a fleet on a fresh database, holding account "work", whose INBOX has one
+/// plan stored (uid 1).
+async fn holding_work() -> Option<Store> {
+    let (url, ca_file) = database().await?;
+    let store = member(&url, &ca_file, "a").await;
+    hold(&store, "work").await;
+    store.commit_plan(&cp("work", 1), vec![act("work", "w1")]).await.unwrap();
+    Some(store)
+}
+
 fn cp(account: &str, last_uid: u32) -> Checkpoint {
     Checkpoint { account: account.into(), mailbox: "INBOX".into(), uidvalidity: 7, last_uid }
 }
@@ -72,10 +82,7 @@ fn accounts(watchers: &[WatcherRecord]) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_member_writes_only_for_the_accounts_whose_current_lease_it_holds() {
-    let Some((url, ca_file)) = database().await else { return };
-    let store = member(&url, &ca_file, "a").await;
-    hold(&store, "work").await;
-    store.commit_plan(&cp("work", 1), vec![act("work", "w1")]).await.unwrap();
+    let Some(store) = holding_work().await else { return };
     let error = store.commit_plan(&cp("home", 1), vec![act("home", "h1")]).await.unwrap_err();
     assert!(matches!(error, Error::NotHeld { .. }), "{error:?}");
     // A batch with one account not held stores nothing, not even the held one's plan.
@@ -114,10 +121,7 @@ async fn a_member_writes_only_for_the_accounts_whose_current_lease_it_holds() {
 
 #[tokio::test]
 async fn after_a_takeover_the_old_owners_writes_are_refused() {
-    let Some((url, ca_file)) = database().await else { return };
-    let store = member(&url, &ca_file, "a").await;
-    hold(&store, "work").await;
-    store.commit_plan(&cp("work", 1), vec![act("work", "w1")]).await.unwrap();
+    let Some(store) = holding_work().await else { return };
     store.report_watcher(watcher("work"));
     assert_eq!(accounts(&store.watchers().await.unwrap()), ["work"]);
     take_over(&store, "work").await;

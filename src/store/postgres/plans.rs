@@ -13,9 +13,9 @@ use tokio_postgres::GenericClient;
 
 use super::codec::millis;
 use super::{PgStore, checkpoints, collected, db, gmail_seen, history, rule_failures, schedule_runs};
-use crate::store::checkpoints::ensure_forward;
+use crate::store::checkpoints::ensure_continues;
 use crate::store::collected::KIND as COLLECT;
-use crate::store::{ActionId, Checkpoint, Error, MessagePlan, NewAction, Result, ScheduleRun};
+use crate::store::{ActionId, Checkpoint, MessagePlan, NewAction, Result, ScheduleRun};
 
 impl PgStore {
     /// Stores the plan of a message and moves its mailbox checkpoint, in one transaction.
@@ -64,17 +64,7 @@ impl PgStore {
                     checkpoints::get(tx, &checkpoint.account, &checkpoint.mailbox, true).await.map_err(db(what))?
                 }
             };
-            if let Some(stored) = &stored
-                && stored.uidvalidity != checkpoint.uidvalidity
-            {
-                return Err(Error::UidValidityMismatch {
-                    account: checkpoint.account.clone(),
-                    mailbox: checkpoint.mailbox.clone(),
-                    stored: stored.uidvalidity,
-                    requested: checkpoint.uidvalidity,
-                });
-            }
-            ensure_forward(stored.as_ref(), checkpoint)?;
+            ensure_continues(stored.as_ref(), checkpoint)?;
             let first = match plan.gmail_msgid {
                 Some(msgid) => gmail_seen::first_sighting(tx, checkpoint, msgid, now).await.map_err(db(what))?,
                 None => true,
