@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::Store;
 
 #[allow(dead_code, unused_imports)]
-#[path = "../../tests/harness/postgres.rs"]
-mod postgres;
-#[allow(dead_code, unused_imports)]
 #[path = "../../tests/harness/process.rs"]
 mod process;
 #[allow(dead_code, unused_imports)]
 #[path = "../../tests/harness/tls.rs"]
 mod tls;
+#[allow(dead_code, unused_imports)]
+#[path = "../../tests/harness/postgres.rs"]
+mod postgres;
 
 pub(super) use postgres::Postgres;
 

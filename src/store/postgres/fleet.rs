@@ -1,1 +1,1 @@
-pub(super) fn _x() {}
+pub(super) fn _x(){}

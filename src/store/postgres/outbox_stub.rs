@@ -134,13 +134,7 @@ impl PgStore {
     }
 
     /// Records that `account` sent an automatic reply to `sender` for rule `handle` at `at`.
-    pub(crate) async fn record_reply(
-        &self,
-        account: &str,
-        handle: &str,
-        sender: &str,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
+    pub(crate) async fn record_reply(&self, account: &str, handle: &str, sender: &str, at: DateTime<Utc>) -> Result<()> {
         todo!("PostgreSQL: record_reply")
     }
 
