@@ -39,7 +39,7 @@ pub(super) async fn record(
 
 /// An action as `SELECT {COLUMNS} FROM actions` reads it: the same as the outbox's row reader
 /// (the outbox helper's), to be merged into it.
-pub(crate) fn action(row: &Row) -> std::result::Result<Action, tokio_postgres::Error> {
+pub(super) fn action(row: &Row) -> std::result::Result<Action, tokio_postgres::Error> {
     Ok(Action {
         id: crate::store::ActionId(row.try_get(0)?),
         key: row.try_get(1)?,

@@ -13,14 +13,14 @@ type Job = Box<dyn FnOnce(Pool) -> Pin<Box<dyn Future<Output = ()> + Send>> + Se
 
 /// The queue of posted writes.
 #[derive(Debug)]
-pub(crate) struct Writer {
+pub(super) struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Writer {
     /// Starts the task that runs the posted writes on connections of `pool`, on the current
     /// runtime; it ends when the store (this sender) is dropped.
-    pub(crate) fn start(pool: Pool) -> Writer {
+    pub(super) fn start(pool: Pool) -> Writer {
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move {
             while let Some(job) = queue.recv().await {
