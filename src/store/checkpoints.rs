@@ -54,6 +54,22 @@ pub(super) fn ensure_forward(stored: Option<&Checkpoint>, next: &Checkpoint) -> 
     }
 }
 
+/// Refuses a plan's checkpoint that does not continue the stored one: another UIDVALIDITY (the
+/// mailbox must be re-baselined with `set` first), or a lower uid ([`ensure_forward`]).
+pub(super) fn ensure_continues(stored: Option<&Checkpoint>, next: &Checkpoint) -> Result<(), Error> {
+    if let Some(stored) = stored
+        && stored.uidvalidity != next.uidvalidity
+    {
+        return Err(Error::UidValidityMismatch {
+            account: next.account.clone(),
+            mailbox: next.mailbox.clone(),
+            stored: stored.uidvalidity,
+            requested: next.uidvalidity,
+        });
+    }
+    ensure_forward(stored, next)
+}
+
 /// Writes `checkpoint` unconditionally; callers check [`ensure_forward`] first.
 pub(super) fn upsert(conn: &Connection, checkpoint: &Checkpoint, now: DateTime<Utc>) -> rusqlite::Result<()> {
     conn.prepare_cached(
@@ -88,7 +104,8 @@ pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<(Checkpoint, DateTi
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{Checkpoint, Error, Store};
+    use crate::store::test_backends;
+    use crate::store::{Checkpoint, Error};
 
     fn cp(uidvalidity: u32, last_uid: u32) -> Checkpoint {
         Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity, last_uid }
@@ -96,32 +113,48 @@ mod tests {
 
     #[tokio::test]
     async fn checkpoint_round_trips_per_mailbox() {
-        let store = Store::open_in_memory().await.unwrap();
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), None);
-        store.set_checkpoint(&cp(7, 10)).await.unwrap();
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)));
-        assert_eq!(store.checkpoint("work", "Archive").await.unwrap(), None);
-        assert_eq!(store.checkpoint("home", "INBOX").await.unwrap(), None);
+        for (backend, store) in test_backends::each().await {
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), None, "{backend}");
+            store.set_checkpoint(&cp(7, 10)).await.unwrap();
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)), "{backend}");
+            assert_eq!(store.checkpoint("work", "Archive").await.unwrap(), None, "{backend}");
+            assert_eq!(store.checkpoint("home", "INBOX").await.unwrap(), None, "{backend}");
+            // UIDs use all 32 bits.
+            let top = Checkpoint { account: "home".into(), uidvalidity: u32::MAX, last_uid: u32::MAX, ..cp(0, 0) };
+            store.set_checkpoint(&top).await.unwrap();
+            assert_eq!(store.checkpoint("home", "INBOX").await.unwrap().as_ref(), Some(&top), "{backend}");
+            let listed: Vec<Checkpoint> = store.checkpoints().await.unwrap().into_iter().map(|(c, _)| c).collect();
+            assert_eq!(listed, [top, cp(7, 10)], "{backend}: by account");
+        }
     }
 
     #[tokio::test]
     async fn checkpoint_cannot_go_backwards_within_a_uidvalidity() {
-        let store = Store::open_in_memory().await.unwrap();
-        store.set_checkpoint(&cp(7, 10)).await.unwrap();
-        let error = store.set_checkpoint(&cp(7, 9)).await.unwrap_err();
-        assert!(matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }), "{error:?}");
-        assert_eq!(error.to_string(), "cannot move checkpoint work/INBOX backwards from uid 10 to 9 (uidvalidity 7)");
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)));
-        store.set_checkpoint(&cp(7, 10)).await.unwrap();
-        store.set_checkpoint(&cp(7, 11)).await.unwrap();
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 11)));
+        for (backend, store) in test_backends::each().await {
+            store.set_checkpoint(&cp(7, 10)).await.unwrap();
+            let error = store.set_checkpoint(&cp(7, 9)).await.unwrap_err();
+            assert!(
+                matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }),
+                "{backend}: {error:?}"
+            );
+            assert_eq!(
+                error.to_string(),
+                "cannot move checkpoint work/INBOX backwards from uid 10 to 9 (uidvalidity 7)",
+                "{backend}"
+            );
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)), "{backend}");
+            store.set_checkpoint(&cp(7, 10)).await.unwrap();
+            store.set_checkpoint(&cp(7, 11)).await.unwrap();
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 11)), "{backend}");
+        }
     }
 
     #[tokio::test]
     async fn new_uidvalidity_rebaselines_at_any_uid() {
-        let store = Store::open_in_memory().await.unwrap();
-        store.set_checkpoint(&cp(7, 500)).await.unwrap();
-        store.set_checkpoint(&cp(8, 3)).await.unwrap();
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(8, 3)));
+        for (backend, store) in test_backends::each().await {
+            store.set_checkpoint(&cp(7, 500)).await.unwrap();
+            store.set_checkpoint(&cp(8, 3)).await.unwrap();
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(8, 3)), "{backend}");
+        }
     }
 }

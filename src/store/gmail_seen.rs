@@ -37,7 +37,9 @@ pub(super) fn first_sighting(
 mod tests {
     use serde_json::json;
 
-    use crate::store::{Checkpoint, MessagePlan, NewAction, Store};
+    use crate::store::postgres::test_outbox;
+    use crate::store::test_backends;
+    use crate::store::{Checkpoint, MessagePlan, NewAction};
 
     /// The plan of message `msgid` seen as `uid` in `mailbox`: one action and one rule failure.
     fn plan(mailbox: &str, uid: u32, msgid: Option<u64>) -> MessagePlan {
@@ -55,24 +57,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_seen_in_a_second_label_folder_stores_nothing_but_its_checkpoint() {
-        let store = Store::open_in_memory().await.unwrap();
-        assert_eq!(store.commit_plans(vec![plan("INBOX", 3, Some(99))]).await.unwrap().len(), 1);
-        // The same sighting committed again (a retry after a crash) is still the first one.
-        assert_eq!(store.commit_plans(vec![plan("INBOX", 3, Some(99))]).await.unwrap().len(), 0, "key known");
-        assert_eq!(store.list_outbox(None, 10).await.unwrap().len(), 1);
-        let failures = store.recent_rule_failures(10).await.unwrap().len();
-        // Through another label folder: the checkpoint moves, nothing else is stored.
-        assert!(store.commit_plans(vec![plan("Receipts", 12, Some(99))]).await.unwrap().is_empty());
-        assert_eq!(store.checkpoint("gmail", "Receipts").await.unwrap().map(|c| c.last_uid), Some(12));
-        assert_eq!(store.list_outbox(None, 10).await.unwrap().len(), 1);
-        assert_eq!(store.recent_rule_failures(10).await.unwrap().len(), failures, "no failure stored either");
-        // Another message there, and messages without an id (other servers), are planned as usual.
-        assert_eq!(store.commit_plans(vec![plan("Receipts", 13, Some(100))]).await.unwrap().len(), 1);
-        assert_eq!(store.commit_plans(vec![plan("Other", 1, None), plan("Other", 2, None)]).await.unwrap().len(), 2);
-        // Accounts are apart: the same id in another account is another message.
-        let mut other = plan("INBOX", 3, Some(99));
-        other.checkpoint.account = "work".into();
-        other.actions = vec![NewAction::new("work-3", "work", "archive", json!({})).for_message("INBOX", 7, 3)];
-        assert_eq!(store.commit_plans(vec![other]).await.unwrap().len(), 1);
+        for (backend, store) in test_backends::each().await {
+            assert_eq!(store.commit_plans(vec![plan("INBOX", 3, Some(99))]).await.unwrap().len(), 1, "{backend}");
+            // The same sighting committed again (a retry after a crash) is still the first one.
+            let again = store.commit_plans(vec![plan("INBOX", 3, Some(99))]).await.unwrap();
+            assert_eq!(again.len(), 0, "{backend}: key known");
+            assert_eq!(test_outbox::actions(&store).await.len(), 1, "{backend}");
+            let failures = store.recent_rule_failures(10).await.unwrap().len();
+            // Through another label folder: the checkpoint moves, nothing else is stored.
+            assert!(store.commit_plans(vec![plan("Receipts", 12, Some(99))]).await.unwrap().is_empty(), "{backend}");
+            let receipts = store.checkpoint("gmail", "Receipts").await.unwrap().map(|c| c.last_uid);
+            assert_eq!(receipts, Some(12), "{backend}");
+            assert_eq!(test_outbox::actions(&store).await.len(), 1, "{backend}");
+            let now = store.recent_rule_failures(10).await.unwrap().len();
+            assert_eq!(now, failures, "{backend}: no failure stored either");
+            // Another message there, and messages without an id (other servers), are planned as usual.
+            assert_eq!(store.commit_plans(vec![plan("Receipts", 13, Some(100))]).await.unwrap().len(), 1, "{backend}");
+            let others = store.commit_plans(vec![plan("Other", 1, None), plan("Other", 2, None)]).await.unwrap();
+            assert_eq!(others.len(), 2, "{backend}");
+            // Accounts are apart: the same id in another account is another message.
+            let mut other = plan("INBOX", 3, Some(99));
+            other.checkpoint.account = "work".into();
+            other.actions = vec![NewAction::new("work-3", "work", "archive", json!({})).for_message("INBOX", 7, 3)];
+            assert_eq!(store.commit_plans(vec![other]).await.unwrap().len(), 1, "{backend}");
+            // Ids use all 64 bits.
+            assert_eq!(store.commit_plans(vec![plan("INBOX", 4, Some(u64::MAX))]).await.unwrap().len(), 1, "{backend}");
+            let seen_again = store.commit_plans(vec![plan("Receipts", 14, Some(u64::MAX))]).await.unwrap();
+            assert!(seen_again.is_empty(), "{backend}");
+        }
     }
 }

@@ -56,17 +56,7 @@ pub(super) fn commit_batch(conn: &mut Connection, plans: &[MessagePlan]) -> Resu
                 checkpoints::get(&tx, &checkpoint.account, &checkpoint.mailbox).map_err(error)?
             }
         };
-        if let Some(stored) = &stored
-            && stored.uidvalidity != checkpoint.uidvalidity
-        {
-            return Err(Error::UidValidityMismatch {
-                account: checkpoint.account.clone(),
-                mailbox: checkpoint.mailbox.clone(),
-                stored: stored.uidvalidity,
-                requested: checkpoint.uidvalidity,
-            });
-        }
-        checkpoints::ensure_forward(stored.as_ref(), checkpoint)?;
+        checkpoints::ensure_continues(stored.as_ref(), checkpoint)?;
         let first = match plan.gmail_msgid {
             Some(msgid) => gmail_seen::first_sighting(&tx, checkpoint, msgid, now).map_err(error)?,
             None => true,
@@ -138,7 +128,9 @@ fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 mod tests {
     use serde_json::json;
 
-    use crate::store::{ActionState, Checkpoint, Error, NewAction, Store};
+    use crate::store::postgres::test_outbox;
+    use crate::store::test_backends;
+    use crate::store::{ActionState, Checkpoint, Error, NewAction};
 
     fn cp(uidvalidity: u32, last_uid: u32) -> Checkpoint {
         Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity, last_uid }
@@ -150,61 +142,103 @@ mod tests {
 
     #[tokio::test]
     async fn commit_plan_stores_actions_and_moves_checkpoint() {
-        let store = Store::open_in_memory().await.unwrap();
-        let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("b", 5)]).await.unwrap();
-        assert_eq!(ids.len(), 2);
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 5)));
-        let stored = store.action(ids[0]).await.unwrap().unwrap();
-        assert_eq!(stored.key, "a");
-        assert_eq!(stored.payload, json!({"key": "a"}));
-        assert_eq!((stored.mailbox.as_deref(), stored.uidvalidity, stored.uid), (Some("INBOX"), Some(7), Some(5)));
-        assert_eq!((stored.state, stored.attempts, stored.claimed_at), (ActionState::Pending, 0, None));
-        assert_eq!(stored.next_attempt_at, stored.created_at);
-        // A message that matched no rule still moves the checkpoint.
-        assert!(store.commit_plan(&cp(7, 6), vec![]).await.unwrap().is_empty());
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 6)));
+        for (backend, store) in test_backends::each().await {
+            let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("b", 5).by_rule("r.rhai")]).await.unwrap();
+            assert_eq!(ids.len(), 2, "{backend}");
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 5)), "{backend}");
+            let stored = test_outbox::get(&store, ids[0]).await.unwrap();
+            assert_eq!((stored.key.as_str(), stored.payload), ("a", json!({"key": "a"})), "{backend}");
+            let position = (stored.mailbox.as_deref(), stored.uidvalidity, stored.uid);
+            assert_eq!(position, (Some("INBOX"), Some(7), Some(5)), "{backend}");
+            let fresh = (stored.state, stored.attempts, stored.claimed_at, stored.rule);
+            assert_eq!(fresh, (ActionState::Pending, 0, None, None), "{backend}");
+            assert_eq!(stored.next_attempt_at, stored.created_at, "{backend}");
+            let b = test_outbox::get(&store, ids[1]).await.unwrap();
+            assert_eq!(b.rule.as_deref(), Some("r.rhai"), "{backend}");
+            // A message that matched no rule still moves the checkpoint.
+            assert!(store.commit_plan(&cp(7, 6), vec![]).await.unwrap().is_empty(), "{backend}");
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 6)), "{backend}");
+        }
     }
 
     #[tokio::test]
     async fn same_key_twice_is_one_action_and_the_first_wins() {
-        let store = Store::open_in_memory().await.unwrap();
-        let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("a", 5)]).await.unwrap();
-        assert_eq!(ids.len(), 1);
-        let mut changed = act("a", 5);
-        changed.payload = json!({"changed": true});
-        let again = store.commit_plan(&cp(7, 5), vec![changed, act("b", 5)]).await.unwrap();
-        assert_eq!(again.len(), 1, "only b is new");
-        let all = store.list_outbox(None, 10).await.unwrap();
-        assert_eq!(all.len(), 2);
-        let a = all.iter().find(|action| action.key == "a").unwrap();
-        assert_eq!((a.id, &a.payload), (ids[0], &json!({"key": "a"})));
+        for (backend, store) in test_backends::each().await {
+            let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("a", 5)]).await.unwrap();
+            assert_eq!(ids.len(), 1, "{backend}");
+            let mut changed = act("a", 5);
+            changed.payload = json!({"changed": true});
+            let again = store.commit_plan(&cp(7, 5), vec![changed, act("b", 5)]).await.unwrap();
+            assert_eq!(again.len(), 1, "{backend}: only b is new");
+            let all = test_outbox::actions(&store).await;
+            assert_eq!(all.len(), 2, "{backend}");
+            let a = all.iter().find(|action| action.key == "a").unwrap();
+            assert_eq!((a.id, &a.payload), (ids[0], &json!({"key": "a"})), "{backend}");
+        }
     }
 
     #[tokio::test]
     async fn failed_commit_stores_nothing_and_keeps_the_checkpoint() {
-        let store = Store::open_in_memory().await.unwrap();
-        store.set_checkpoint(&cp(7, 4)).await.unwrap();
-        let mut broken = act("broken", 5);
-        broken.uidvalidity = None; // a uid without its UIDVALIDITY violates the schema
-        let error = store.commit_plan(&cp(7, 5), vec![act("good", 5), broken]).await.unwrap_err();
-        assert!(matches!(error, Error::Plan { .. }), "{error:?}");
-        assert_eq!(error.to_string(), "cannot commit plan for work/INBOX");
-        assert_eq!(store.outbox_counts().await.unwrap().pending, 0);
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 4)));
+        for (backend, store) in test_backends::each().await {
+            store.set_checkpoint(&cp(7, 4)).await.unwrap();
+            let mut broken = act("broken", 5);
+            broken.uidvalidity = None; // a uid without its UIDVALIDITY violates the schema
+            let error = store.commit_plan(&cp(7, 5), vec![act("good", 5), broken]).await.unwrap_err();
+            assert!(matches!(error, Error::Plan { .. } | Error::Postgres { .. }), "{backend}: {error:?}");
+            let message = error.to_string();
+            assert!(message.starts_with("cannot commit plan for work/INBOX"), "{backend}: {message}");
+            assert_eq!(test_outbox::pending(&store).await, 0, "{backend}");
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 4)), "{backend}");
+        }
     }
 
     #[tokio::test]
     async fn commit_plan_refuses_backwards_and_stale_uidvalidity() {
-        let store = Store::open_in_memory().await.unwrap();
-        store.commit_plan(&cp(7, 10), vec![act("a", 10)]).await.unwrap();
-        let error = store.commit_plan(&cp(7, 9), vec![act("b", 9)]).await.unwrap_err();
-        assert!(matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }), "{error:?}");
-        let error = store.commit_plan(&cp(8, 11), vec![act("c", 11)]).await.unwrap_err();
-        assert!(matches!(error, Error::UidValidityMismatch { stored: 7, requested: 8, .. }), "{error:?}");
-        assert_eq!(store.outbox_counts().await.unwrap().pending, 1, "only a was stored");
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)));
-        store.set_checkpoint(&cp(8, 0)).await.unwrap();
-        store.commit_plan(&cp(8, 1), vec![act("c", 1)]).await.unwrap();
-        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(8, 1)));
+        for (backend, store) in test_backends::each().await {
+            store.commit_plan(&cp(7, 10), vec![act("a", 10)]).await.unwrap();
+            let error = store.commit_plan(&cp(7, 9), vec![act("b", 9)]).await.unwrap_err();
+            assert!(
+                matches!(error, Error::CheckpointBackwards { stored: 10, requested: 9, .. }),
+                "{backend}: {error:?}"
+            );
+            let error = store.commit_plan(&cp(8, 11), vec![act("c", 11)]).await.unwrap_err();
+            assert!(
+                matches!(error, Error::UidValidityMismatch { stored: 7, requested: 8, .. }),
+                "{backend}: {error:?}"
+            );
+            assert_eq!(test_outbox::pending(&store).await, 1, "{backend}: only a was stored");
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)), "{backend}");
+            store.set_checkpoint(&cp(8, 0)).await.unwrap();
+            store.commit_plan(&cp(8, 1), vec![act("c", 1)]).await.unwrap();
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(8, 1)), "{backend}");
+        }
+    }
+
+    /// A batch over two mailboxes moves each one's checkpoint, and a bad plan anywhere in it
+    /// stores none of it.
+    #[tokio::test]
+    async fn a_batch_is_all_or_nothing_across_mailboxes() {
+        for (backend, store) in test_backends::each().await {
+            let plan = |mailbox: &str, uid: u32| crate::store::MessagePlan {
+                checkpoint: Checkpoint { mailbox: mailbox.into(), ..cp(7, uid) },
+                actions: vec![NewAction::new(format!("{mailbox}-{uid}"), "work", "move", json!({}))],
+                failures: Vec::new(),
+                gmail_msgid: None,
+                decided: Default::default(),
+            };
+            let batch = vec![plan("INBOX", 1), plan("INBOX", 2), plan("Lists", 5), plan("INBOX", 3)];
+            assert_eq!(store.commit_plans(batch).await.unwrap().len(), 4, "{backend}");
+            assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 3)), "{backend}");
+            let lists = store.checkpoint("work", "Lists").await.unwrap().map(|c| c.last_uid);
+            assert_eq!(lists, Some(5), "{backend}");
+            let error = store.commit_plans(vec![plan("Lists", 6), plan("INBOX", 2)]).await.unwrap_err();
+            assert!(
+                matches!(error, Error::CheckpointBackwards { stored: 3, requested: 2, .. }),
+                "{backend}: {error:?}"
+            );
+            let lists = store.checkpoint("work", "Lists").await.unwrap().map(|c| c.last_uid);
+            assert_eq!(lists, Some(5), "{backend}: the batch's first plan was rolled back too");
+            assert_eq!(test_outbox::actions(&store).await.len(), 4, "{backend}");
+        }
     }
 }

@@ -6,16 +6,29 @@
 //! fenced by the lease it holds ([`leases`]); [`fleet`] is what the runtime uses to join the
 //! fleet, heartbeat, claim and give up accounts, with each instance's fair share from [`share`].
 
+mod checkpoints;
+mod codec;
+mod collected;
 pub mod connect;
+#[cfg(test)]
+mod fencing_tests;
 pub mod fleet;
 #[cfg(test)]
 mod fleet_tests;
+mod gmail_seen;
+mod history;
 pub mod leases;
 pub mod migrations;
 mod outbox_stub;
-mod plans_stub;
+mod plans;
+mod rule_failures;
+mod schedule_runs;
 pub mod share;
 mod store;
+#[cfg(test)]
+pub(crate) mod test_outbox;
+mod watchers;
+mod writer;
 
-pub use store::{Member, PgStore, POOL_SIZE};
 pub(crate) use store::db;
+pub use store::{Member, POOL_SIZE, PgStore};

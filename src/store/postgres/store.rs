@@ -13,6 +13,7 @@ use std::time::Duration;
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::GenericClient;
 
+use super::writer::Writer;
 use super::{connect, leases, migrations};
 use crate::store::{ActionId, Error, Result};
 
@@ -40,6 +41,8 @@ pub struct PgStore {
     pool: Pool,
     /// `Some` in a fleet member: its identity and the epochs of the leases it holds.
     fleet: Option<Fleet>,
+    /// The fire-and-forget writes (watcher states), in the order posted.
+    pub(super) writer: Writer,
 }
 
 #[derive(Debug)]
@@ -60,7 +63,11 @@ impl PgStore {
     /// fences its writes from now on.
     pub(crate) async fn open(url: &str, ca_file: Option<&Path>, member: Option<Member>) -> Result<PgStore> {
         let pool = connect::pool(url, ca_file, POOL_SIZE).map_err(Error::Connect)?;
-        let store = PgStore { pool, fleet: member.map(|member| Fleet { member, epochs: Mutex::default() }) };
+        let store = PgStore {
+            writer: Writer::start(pool.clone()),
+            pool,
+            fleet: member.map(|member| Fleet { member, epochs: Mutex::default() }),
+        };
         let mut client = store.client().await?;
         migrations::migrate(&mut client).await.map_err(Error::PgMigrate)?;
         Ok(store)
