@@ -331,7 +331,18 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.recover_in_flight().await;
         }
-        self.call(|conn| outbox::recover_in_flight(conn)).await
+        self.call(|conn| outbox::recover_in_flight(conn, None)).await
+    }
+
+    /// [`Store::recover_in_flight`] for the actions of `account` only: a fleet member calls it
+    /// when it takes an account over, since the instance that worked it before may have died
+    /// with actions claimed (the accounts it keeps working are left alone).
+    pub async fn recover_in_flight_of(&self, account: &str) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.recover_in_flight_of(account).await;
+        }
+        let account = account.to_owned();
+        self.call(move |conn| outbox::recover_in_flight(conn, Some(&account))).await
     }
 
     /// Right before the SMTP transaction of the in-flight mail action `id`: checks "once per

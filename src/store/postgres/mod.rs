@@ -6,14 +6,18 @@
 //! fenced by the lease it holds ([`leases`]); [`fleet`] is what the runtime uses to join the
 //! fleet, heartbeat, claim and give up accounts, with each instance's fair share from [`share`].
 
+mod by_hand;
+mod codec;
 pub mod connect;
 pub mod fleet;
 pub mod leases;
 pub mod migrations;
-mod outbox_stub;
+mod outbox;
 mod plans_stub;
+mod reply_log;
+mod sending;
 pub mod share;
 mod store;
 
-pub use store::{Member, PgStore, POOL_SIZE};
 pub(crate) use store::db;
+pub use store::{Member, POOL_SIZE, PgStore};
