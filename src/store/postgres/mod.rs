@@ -13,6 +13,8 @@ pub mod fleet;
 pub mod leases;
 pub mod migrations;
 mod outbox;
+#[cfg(test)]
+mod outbox_tests;
 mod plans_stub;
 mod reply_log;
 mod sending;
