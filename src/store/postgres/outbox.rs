@@ -241,9 +241,12 @@ impl PgStore {
 
     /// Records the outcomes of several in-flight (or sending) actions at once: all or none.
     pub(crate) async fn record_outcomes(&self, outcomes: Vec<(ActionId, Outcome)>) -> Result<()> {
-        let what = || {
-            let ids: Vec<String> = outcomes.iter().map(|(id, _)| id.to_string()).collect();
-            format!("record the outcomes of actions {}", ids.join(", "))
+        let what = || match outcomes.as_slice() {
+            [(id, _)] => format!("record outcome of action {id}"),
+            _ => {
+                let ids: Vec<String> = outcomes.iter().map(|(id, _)| id.to_string()).collect();
+                format!("record the outcomes of actions {}", ids.join(", "))
+            }
         };
         let mut client = self.client().await?;
         let tx = begin(&mut client).await.map_err(db(what))?;
@@ -275,7 +278,8 @@ impl PgStore {
 
     /// Settles what is claimed of `accounts` (`None`: of every account), each account fenced.
     async fn recover(&self, accounts: Option<Vec<String>>) -> Result<Vec<Action>> {
-        let what = || match &accounts {
+        let what = || match accounts.as_deref() {
+            Some([account]) => format!("recover in-flight actions of account {account}"),
             Some(accounts) => format!("recover in-flight actions of accounts {}", accounts.join(", ")),
             None => "recover in-flight actions".to_owned(),
         };

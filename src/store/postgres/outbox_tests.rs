@@ -140,6 +140,7 @@ async fn a_fleet_member_whose_lease_was_taken_over_cannot_write_for_the_account(
     stale(member.begin_send(ids[1], start.clone()).await, "work");
     stale(member.complete_with(ids[1], None).await, "work");
     stale(member.retry(ids[0]).await, "work");
+    stale(member.retry_all().await, "work");
     stale(member.drop_action(ids[3]).await, "work");
     stale(member.claim_due_for("work", &["webhook"], Utc::now(), 10).await, "work");
     stale(member.claim_due(Utc::now(), 10).await, "work");
