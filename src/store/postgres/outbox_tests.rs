@@ -116,6 +116,10 @@ async fn a_fleet_member_claims_recovers_and_writes_only_for_the_accounts_it_hold
     member.record_reply("work", "h", "a@x.org", Utc::now()).await.unwrap();
     // A person's tool is not a fleet member: it acts on any account.
     tool.record_outcome(home[0], Outcome::Done).await.unwrap();
+    tool.record_outcome(home[1], Outcome::Failed { error: "500".into() }).await.unwrap();
+    let retried: Vec<_> = member.retry_all().await.unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(retried, [work[1]], "the uncertain one of work, not the failed one of home");
+    assert_eq!(tool.action(home[1]).await.unwrap().unwrap().state, ActionState::Failed);
 }
 
 #[tokio::test]
