@@ -157,3 +157,46 @@ async fn a_fleet_member_whose_lease_was_taken_over_cannot_write_for_the_account(
     assert_eq!(tool.count_sent_since("work", Utc::now() - chrono::Duration::days(1)).await.unwrap(), 0);
     assert_eq!(tool.begin_send(ids[1], start).await.unwrap(), SendGate::Go, "the unfenced tool still may");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sending_at_once_never_pass_the_daily_cap_together() {
+    let Some((store, url, ca_file)) = shared().await else { return };
+    let actions: Vec<_> = (0..40).map(|i| NewAction::new(format!("send-{i}"), "work", "send", json!({}))).collect();
+    let ids = store.fleet().unwrap().insert_actions(&actions).await.unwrap();
+    assert_eq!(store.claim_due(Utc::now(), 40).await.unwrap().len(), 40);
+    let other = Store::open_postgres(&url, Some(&ca_file), None).await.unwrap();
+    let now = Utc::now();
+    let sender = |store: Store, ids: Vec<ActionId>| {
+        tokio::spawn(async move {
+            let mut sent = 0;
+            for id in ids {
+                let start = SendStart {
+                    account: "work".into(),
+                    kind: "send".into(),
+                    once_per: None,
+                    daily_limit: 10,
+                    recipient: format!("{id}@x.org"),
+                    now,
+                };
+                if store.begin_send(id, start).await.unwrap() == SendGate::Go {
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    // Eight senders at once, four per instance, each with every eighth action: all of them
+    // reach the cap's last slots together.
+    let mut senders = Vec::new();
+    for task in 0..8 {
+        let mine: Vec<_> = ids.iter().copied().skip(task).step_by(8).collect();
+        senders.push(sender(if task % 2 == 0 { store.clone() } else { other.clone() }, mine));
+    }
+    let mut sent = 0;
+    for task in senders {
+        sent += task.await.unwrap();
+    }
+    assert_eq!(sent, 10, "the gate let through more than the cap");
+    assert_eq!(store.count_sent_since("work", now - chrono::Duration::days(1)).await.unwrap(), 10);
+    assert_eq!(store.outbox_counts().await.unwrap().failed, 30);
+}
