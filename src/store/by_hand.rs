@@ -15,12 +15,16 @@ use super::types::{Action, ActionId, ActionState};
 /// that the listing still says why it needed one.
 const TO_PENDING: &str = "state = 'pending', attempts = 0, next_attempt_at = ?1, claimed_at = NULL, updated_at = ?1";
 
-const RETRYABLE: &[ActionState] = &[ActionState::Failed, ActionState::Uncertain];
-const DROPPABLE: &[ActionState] = &[ActionState::Pending, ActionState::Failed, ActionState::Uncertain];
+/// What a person may retry, and why anything else is refused (both backends).
+pub(super) const RETRYABLE: &[ActionState] = &[ActionState::Failed, ActionState::Uncertain];
+pub(super) const ONLY_RETRYABLE: &str = "only failed or uncertain actions can be retried";
+/// What a person may drop, and why anything else is refused (both backends).
+pub(super) const DROPPABLE: &[ActionState] = &[ActionState::Pending, ActionState::Failed, ActionState::Uncertain];
+pub(super) const ONLY_DROPPABLE: &str = "only pending, failed or uncertain actions can be dropped";
 
 /// Puts a failed or uncertain action back to pending, due now; returns it as it is now.
 pub(super) fn retry(conn: &Connection, id: ActionId) -> Result<Action, Error> {
-    change(conn, id, "retry", TO_PENDING, RETRYABLE, "only failed or uncertain actions can be retried")
+    change(conn, id, "retry", TO_PENDING, RETRYABLE, ONLY_RETRYABLE)
 }
 
 /// Puts every failed and uncertain action back to pending; returns them, oldest first.
@@ -37,8 +41,7 @@ pub(super) fn retry_all(conn: &Connection) -> Result<Vec<Action>, Error> {
 
 /// Drops a pending, failed or uncertain action: it is never run; returns it as it is now.
 pub(super) fn drop_action(conn: &Connection, id: ActionId) -> Result<Action, Error> {
-    let allowed = "only pending, failed or uncertain actions can be dropped";
-    change(conn, id, "drop", "state = 'dropped', claimed_at = NULL, updated_at = ?1", DROPPABLE, allowed)
+    change(conn, id, "drop", "state = 'dropped', claimed_at = NULL, updated_at = ?1", DROPPABLE, ONLY_DROPPABLE)
 }
 
 /// Applies `set` (with `?1` = now) to action `id` if it is in one of the states `from`.

@@ -340,7 +340,18 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.recover_in_flight().await;
         }
-        self.call(|conn| outbox::recover_in_flight(conn)).await
+        self.call(|conn| outbox::recover_in_flight(conn, None)).await
+    }
+
+    /// [`Store::recover_in_flight`] for the actions of `account` only: a fleet member calls it
+    /// when it takes an account over, since the instance that worked it before may have died
+    /// with actions claimed (the accounts it keeps working are left alone).
+    pub async fn recover_in_flight_of(&self, account: &str) -> Result<Vec<Action>> {
+        if let Some(pg) = self.pg() {
+            return pg.recover_in_flight_of(account).await;
+        }
+        let account = account.to_owned();
+        self.call(move |conn| outbox::recover_in_flight(conn, Some(&account))).await
     }
 
     /// Right before the SMTP transaction of the in-flight mail action `id`: checks "once per
@@ -583,11 +594,5 @@ impl Store {
         }
         let name = name.to_owned();
         self.call(move |conn| schedule_runs::record(conn, &name, fired_at)).await
-    }
-
-    /// TEMPORARY until the outbox branch merges.
-    pub async fn recover_in_flight_of(&self, account: &str) -> Result<Vec<Action>> {
-        let _ = account;
-        self.recover_in_flight().await
     }
 }

@@ -152,14 +152,8 @@ pub(super) fn set_outcome(
     outcome: &Outcome,
     from: &[ActionState],
 ) -> Result<bool, Error> {
-    let (state, next_attempt_at, error_text) = match outcome {
-        Outcome::Done => (ActionState::Done, None, None),
-        Outcome::Retry { next_attempt_at, error } => {
-            (ActionState::Pending, Some(Millis(*next_attempt_at)), Some(error.as_str()))
-        }
-        Outcome::Failed { error } => (ActionState::Failed, None, Some(error.as_str())),
-        Outcome::Suppressed { reason } => (ActionState::Suppressed, None, Some(reason.as_str())),
-    };
+    let (state, next_attempt_at, error_text) = outcome_columns(outcome);
+    let next_attempt_at = next_attempt_at.map(Millis);
     let changed = conn
         .prepare_cached(
             "UPDATE actions SET state = ?2, \
@@ -175,6 +169,19 @@ pub(super) fn set_outcome(
     Ok(changed > 0)
 }
 
+/// What `outcome` writes (on both backends): the new state, the next attempt of a retry, and
+/// the text for `last_error`; `None` leaves a column as it is.
+pub(super) fn outcome_columns(outcome: &Outcome) -> (ActionState, Option<DateTime<Utc>>, Option<&str>) {
+    match outcome {
+        Outcome::Done => (ActionState::Done, None, None),
+        Outcome::Retry { next_attempt_at, error } => {
+            (ActionState::Pending, Some(*next_attempt_at), Some(error.as_str()))
+        }
+        Outcome::Failed { error } => (ActionState::Failed, None, Some(error.as_str())),
+        Outcome::Suppressed { reason } => (ActionState::Suppressed, None, Some(reason.as_str())),
+    }
+}
+
 /// States as a JSON array of their names, for `json_each`.
 pub(super) fn states_json(states: &[ActionState]) -> String {
     serde_json::Value::from(states.iter().map(|s| s.as_str()).collect::<Vec<_>>()).to_string()
@@ -188,7 +195,8 @@ pub(super) fn state_of(conn: &Connection, id: ActionId) -> rusqlite::Result<Opti
 /// Settles what a crash left claimed, and returns those actions in their new state: mail still
 /// `in_flight` is pending again (its SMTP transaction starts only after `sending` is on disk,
 /// so nothing was sent); mail `sending` and every other kind in flight become uncertain.
-pub(super) fn recover_in_flight(conn: &Connection) -> Result<Vec<Action>, Error> {
+/// `account`: only that account's actions (`None`: every account's).
+pub(super) fn recover_in_flight(conn: &Connection, account: Option<&str>) -> Result<Vec<Action>, Error> {
     let sql = format!(
         "UPDATE actions SET \
              state = CASE WHEN state = 'in_flight' AND kind IN (SELECT value FROM json_each(?2)) \
@@ -196,13 +204,13 @@ pub(super) fn recover_in_flight(conn: &Connection) -> Result<Vec<Action>, Error>
              claimed_at = CASE WHEN state = 'in_flight' AND kind IN (SELECT value FROM json_each(?2)) \
                           THEN NULL ELSE claimed_at END, \
              updated_at = ?1 \
-         WHERE state IN ('in_flight', 'sending') \
+         WHERE state IN ('in_flight', 'sending') AND (?3 IS NULL OR account = ?3) \
          RETURNING {COLUMNS}"
     );
     let mail_kinds = serde_json::Value::from(crate::plan::MAIL_KINDS.to_vec()).to_string();
     let mut recovered: Vec<Action> = conn
         .prepare(&sql)
-        .and_then(|mut stmt| stmt.query_map((Millis(Utc::now()), mail_kinds), action)?.collect())
+        .and_then(|mut stmt| stmt.query_map((Millis(Utc::now()), mail_kinds, account), action)?.collect())
         .map_err(|source| Error::Outbox { verb: "recover in-flight actions in", source })?;
     recovered.sort_by_key(|a| a.id);
     Ok(recovered)

@@ -69,6 +69,56 @@ fn error(verb: &'static str, id: ActionId) -> impl Fn(rusqlite::Error) -> Error 
     move |source| Error::Action { verb, id, source }
 }
 
+/// Why [`begin_send`] refuses an action that is not claimed.
+pub(super) const ONLY_CLAIMED: &str = "only a claimed (in_flight) action can be sent";
+/// Why [`abort_send`] refuses an action that is not sending.
+pub(super) const ONLY_SENDING_ABORTED: &str = "only a sending action can be aborted";
+/// Why [`mark_uncertain`] refuses an action that is not sending.
+pub(super) const ONLY_SENDING_UNCERTAIN: &str = "only a sending action can become uncertain";
+
+/// Whether a reply at `at` to the sender of `once` stops one at `now` (both backends).
+pub(super) fn within_period(once: &OncePer, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    at > now - Duration::days(i64::from(once.days))
+}
+
+/// Why a reply was suppressed: the sender got one at `at`.
+pub(super) fn already_replied(once: &OncePer, at: DateTime<Utc>) -> String {
+    format!(
+        "already replied to {} at {} (at most one reply per {} day{} for handle {:?})",
+        once.sender,
+        at.format("%Y-%m-%d %H:%M:%S UTC"),
+        once.days,
+        if once.days == 1 { "" } else { "s" },
+        once.handle,
+    )
+}
+
+/// Why action `id` failed: its account sent `sent` messages in the last 24 hours; says how to
+/// retry it.
+pub(super) fn over_daily_limit(id: ActionId, start: &SendStart, sent: u64) -> String {
+    format!(
+        "daily send limit reached: account {} sent {sent} messages in the 24 hours before {} \
+         (daily_send_limit {}); retry with `tidings outbox retry {id}` once it sent fewer, or raise the limit",
+        start.account,
+        start.now.format("%Y-%m-%d %H:%M:%S UTC"),
+        start.daily_limit,
+    )
+}
+
+/// The `(handle, sender)` of a send's reply-log row: a reply's handle and sender, or no handle
+/// and the recipient of a forward or a new message.
+pub(super) fn log_entry(start: &SendStart) -> (&str, &str) {
+    match &start.once_per {
+        Some(once) => (once.handle.as_str(), once.sender.as_str()),
+        None => ("", start.recipient.as_str()),
+    }
+}
+
+/// The start of the 24 hours the daily cap counts.
+pub(super) fn day_before(start: &SendStart) -> DateTime<Utc> {
+    start.now - Duration::hours(24)
+}
+
 /// The gate in front of an SMTP transaction; see the module documentation.
 pub(super) fn begin_send(conn: &mut Connection, id: ActionId, start: &SendStart) -> Result<SendGate, Error> {
     const VERB: &str = "begin sending";
@@ -76,39 +126,19 @@ pub(super) fn begin_send(conn: &mut Connection, id: ActionId, start: &SendStart)
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&sql_error)?;
     let found = outbox::state_of(&tx, id).map_err(&sql_error)?;
     if found != Some(ActionState::InFlight) {
-        return Err(Error::WrongState {
-            verb: VERB,
-            id,
-            found,
-            allowed: "only a claimed (in_flight) action can be sent",
-        });
+        return Err(Error::WrongState { verb: VERB, id, found, allowed: ONLY_CLAIMED });
     }
     if let Some(once) = &start.once_per
         && let Some(at) = last_reply(&tx, id, start, once).map_err(&sql_error)?
-        && at > start.now - Duration::days(i64::from(once.days))
+        && within_period(once, at, start.now)
     {
-        let reason = format!(
-            "already replied to {} at {} (at most one reply per {} day{} for handle {:?})",
-            once.sender,
-            at.format("%Y-%m-%d %H:%M:%S UTC"),
-            once.days,
-            if once.days == 1 { "" } else { "s" },
-            once.handle,
-        );
-        settle(&tx, id, &Outcome::Suppressed { reason })?;
+        settle(&tx, id, &Outcome::Suppressed { reason: already_replied(once, at) })?;
         tx.commit().map_err(&sql_error)?;
         return Ok(SendGate::AlreadyReplied { at });
     }
     let sent = sent_in_last_day(&tx, id, start).map_err(&sql_error)?;
     if sent >= u64::from(start.daily_limit) {
-        let error = format!(
-            "daily send limit reached: account {} sent {sent} messages in the 24 hours before {} \
-             (daily_send_limit {}); retry with `tidings outbox retry {id}` once it sent fewer, or raise the limit",
-            start.account,
-            start.now.format("%Y-%m-%d %H:%M:%S UTC"),
-            start.daily_limit,
-        );
-        settle(&tx, id, &Outcome::Failed { error })?;
+        settle(&tx, id, &Outcome::Failed { error: over_daily_limit(id, start, sent) })?;
         tx.commit().map_err(&sql_error)?;
         return Ok(SendGate::OverDailyLimit { sent, limit: start.daily_limit });
     }
@@ -138,15 +168,12 @@ fn last_reply(
 /// How many messages the account sent in the 24 hours before `start.now`, this action aside.
 fn sent_in_last_day(conn: &Connection, id: ActionId, start: &SendStart) -> rusqlite::Result<u64> {
     conn.prepare_cached("SELECT COUNT(*) FROM reply_log WHERE account = ?1 AND sent_at > ?2 AND action_id IS NOT ?3")?
-        .query_row((&start.account, Millis(start.now - Duration::hours(24)), id), |row| codec::count(row, 0))
+        .query_row((&start.account, Millis(day_before(start)), id), |row| codec::count(row, 0))
 }
 
 /// Writes the reply-log row of this send: one per action, replacing an earlier attempt's.
 fn log_send(conn: &Connection, id: ActionId, start: &SendStart) -> rusqlite::Result<()> {
-    let (handle, sender) = match &start.once_per {
-        Some(once) => (once.handle.as_str(), once.sender.as_str()),
-        None => ("", start.recipient.as_str()),
-    };
+    let (handle, sender) = log_entry(start);
     conn.prepare_cached("DELETE FROM reply_log WHERE action_id = ?1")?.execute([id])?;
     conn.prepare_cached(
         "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -170,7 +197,7 @@ pub(super) fn abort_send(conn: &mut Connection, id: ActionId, outcome: &Outcome)
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&sql_error)?;
     if !outbox::set_outcome(&tx, id, outcome, &[ActionState::Sending])? {
         let found = outbox::state_of(&tx, id).map_err(&sql_error)?;
-        return Err(Error::WrongState { verb: VERB, id, found, allowed: "only a sending action can be aborted" });
+        return Err(Error::WrongState { verb: VERB, id, found, allowed: ONLY_SENDING_ABORTED });
     }
     tx.execute("DELETE FROM reply_log WHERE action_id = ?1", [id]).map_err(&sql_error)?;
     tx.commit().map_err(&sql_error)
@@ -189,7 +216,7 @@ pub(super) fn mark_uncertain(conn: &Connection, id: ActionId, error_text: &str) 
         .map_err(error(VERB, id))?;
     if changed == 0 {
         let found = outbox::state_of(conn, id).map_err(error(VERB, id))?;
-        return Err(Error::WrongState { verb: VERB, id, found, allowed: "only a sending action can become uncertain" });
+        return Err(Error::WrongState { verb: VERB, id, found, allowed: ONLY_SENDING_UNCERTAIN });
     }
     Ok(())
 }

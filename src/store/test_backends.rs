@@ -7,20 +7,21 @@
 //! Without PostgreSQL's binaries the PostgreSQL half is skipped, loudly, except under CI
 //! (`CI=true`), where it fails: CI installs them (tests/install-deps.sh).
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::Store;
 
 #[allow(dead_code, unused_imports)]
+#[path = "../../tests/harness/postgres.rs"]
+mod postgres;
+#[allow(dead_code, unused_imports)]
 #[path = "../../tests/harness/process.rs"]
 mod process;
 #[allow(dead_code, unused_imports)]
 #[path = "../../tests/harness/tls.rs"]
 mod tls;
-#[allow(dead_code, unused_imports)]
-#[path = "../../tests/harness/postgres.rs"]
-mod postgres;
 
 pub(crate) use postgres::Postgres;
 
@@ -49,16 +50,50 @@ pub(crate) fn fresh_database(pg: &Postgres) -> String {
     pg.url(&name)
 }
 
+/// A fresh database on the cluster (started on first use): its URL and the CA file to trust;
+/// `None` when PostgreSQL is not installed (outside CI).
+pub(super) async fn database() -> Option<(String, PathBuf)> {
+    tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
+        .await
+        .expect("the PostgreSQL starter panicked")
+}
+
 /// The stores a test runs on, named: SQLite in memory, and PostgreSQL (a fresh database,
 /// opened as a tool would, unfenced) when it is available.
 pub(crate) async fn each() -> Vec<(&'static str, Store)> {
     let mut stores = vec![("sqlite", Store::open_in_memory().await.expect("cannot open SQLite in memory"))];
-    let pg = tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
-        .await
-        .expect("the PostgreSQL starter panicked");
-    if let Some((url, ca_file)) = pg {
+    if let Some((url, ca_file)) = database().await {
         let store = Store::open_postgres(&url, Some(&ca_file), None).await.expect("cannot open the PostgreSQL store");
         stores.push(("postgres", store));
+    }
+    stores
+}
+
+/// A store a test can open again, as a restarted process would: a SQLite file in a temp dir,
+/// or a PostgreSQL database (each opening a new pool).
+pub(super) enum Reopenable {
+    /// The file, in a temp dir removed with it.
+    Sqlite(tempfile::TempDir),
+    /// The database's URL and CA file.
+    Postgres(String, PathBuf),
+}
+
+impl Reopenable {
+    /// A new handle on the store, sharing nothing with earlier ones but what is stored.
+    pub(super) async fn open(&self) -> Store {
+        match self {
+            Reopenable::Sqlite(dir) => Store::open(&dir.path().join("tidings.db")).await,
+            Reopenable::Postgres(url, ca_file) => Store::open_postgres(url, Some(ca_file), None).await,
+        }
+        .expect("cannot open the store again")
+    }
+}
+
+/// [`each`] for tests of what survives a restart: the stores as [`Reopenable`]s.
+pub(super) async fn each_reopenable() -> Vec<(&'static str, Reopenable)> {
+    let mut stores = vec![("sqlite", Reopenable::Sqlite(tempfile::tempdir().expect("cannot create a temp dir")))];
+    if let Some((url, ca_file)) = database().await {
+        stores.push(("postgres", Reopenable::Postgres(url, ca_file)));
     }
     stores
 }

@@ -1,9 +1,11 @@
-//! How the store's values sit in PostgreSQL columns, read back with their range checked.
+//! How values sit in PostgreSQL columns: the same encoding as on SQLite (see `store::codec`), so
+//! both backends hold the same numbers. Times are BIGINT unix milliseconds; UIDs, UIDVALIDITYs,
+//! attempts and counts are unsigned numbers in BIGINT; states are their lowercase names.
 //!
-//! The schema keeps SQLite's types (see `migrations`): times are unix milliseconds in BIGINT,
-//! UIDs, UIDVALIDITYs and counts are BIGINT. A value outside its Rust type's range (a UID over
-//! 2^32, a negative count) is a decoding error of that column, never a silently wrapped number;
-//! going through `FromSql` makes it a `tokio_postgres::Error` like any other failed read.
+//! A value that does not convert back (a UID over 2^32, a negative count, a time out of range)
+//! is a column error of the statement, never a silently wrapped number: going through `FromSql`
+//! makes it a `tokio_postgres::Error` like any other failed read, which reaches the caller as the
+//! statement's [`crate::store::Error::Postgres`].
 
 use std::error::Error as StdError;
 
@@ -13,15 +15,18 @@ use tokio_postgres::types::{FromSql, Type};
 
 use crate::store::ActionState;
 
-type Boxed = Box<dyn StdError + Sync + Send>;
+type Failure = Box<dyn StdError + Sync + Send>;
 
-/// A BIGINT of unix milliseconds.
-struct Millis(DateTime<Utc>);
+/// A time as stored: unix milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Millis(pub DateTime<Utc>);
 
 impl<'a> FromSql<'a> for Millis {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Boxed> {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Failure> {
         let millis = i64::from_sql(ty, raw)?;
-        DateTime::from_timestamp_millis(millis).map(Millis).ok_or_else(|| format!("{millis} ms is no time").into())
+        DateTime::from_timestamp_millis(millis)
+            .map(Millis)
+            .ok_or_else(|| format!("time {millis} ms out of range").into())
     }
 
     fn accepts(ty: &Type) -> bool {
@@ -29,16 +34,17 @@ impl<'a> FromSql<'a> for Millis {
     }
 }
 
-/// A BIGINT that must fit `T` (`u32` for UIDs, `u64` for counts).
-struct Int<T>(T);
+/// An unsigned number (a UID, a count, ...) stored in a signed BIGINT.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Unsigned<T>(pub T);
 
-impl<'a, T> FromSql<'a> for Int<T>
+impl<'a, T> FromSql<'a> for Unsigned<T>
 where
     T: TryFrom<i64>,
     T::Error: StdError + Sync + Send + 'static,
 {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Boxed> {
-        Ok(Int(T::try_from(i64::from_sql(ty, raw)?)?))
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Failure> {
+        Ok(Unsigned(T::try_from(i64::from_sql(ty, raw)?)?))
     }
 
     fn accepts(ty: &Type) -> bool {
@@ -46,17 +52,19 @@ where
     }
 }
 
-/// An action state by its stored name.
-struct State(ActionState);
-
-impl<'a> FromSql<'a> for State {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Boxed> {
-        Ok(State(<&str as FromSql>::from_sql(ty, raw)?.parse()?))
+impl<'a> FromSql<'a> for ActionState {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Failure> {
+        Ok(<&str as FromSql>::from_sql(ty, raw)?.parse()?)
     }
 
     fn accepts(ty: &Type) -> bool {
         <&str as FromSql>::accepts(ty)
     }
+}
+
+/// The names of `states`, for `state = ANY($n)`.
+pub(super) fn names(states: &[ActionState]) -> Vec<&'static str> {
+    states.iter().map(|s| s.as_str()).collect()
 }
 
 /// A time to store: unix milliseconds.
@@ -85,7 +93,7 @@ where
     T: TryFrom<i64>,
     T::Error: StdError + Sync + Send + 'static,
 {
-    row.try_get::<_, Int<T>>(idx).map(|n| n.0)
+    row.try_get::<_, Unsigned<T>>(idx).map(|n| n.0)
 }
 
 /// Column `idx` of `row`: a BIGINT that fits `T`, or NULL.
@@ -94,10 +102,10 @@ where
     T: TryFrom<i64>,
     T::Error: StdError + Sync + Send + 'static,
 {
-    row.try_get::<_, Option<Int<T>>>(idx).map(|n| n.map(|n| n.0))
+    row.try_get::<_, Option<Unsigned<T>>>(idx).map(|n| n.map(|n| n.0))
 }
 
 /// Column `idx` of `row`: an action state.
 pub(super) fn state(row: &Row, idx: usize) -> Result<ActionState, tokio_postgres::Error> {
-    row.try_get::<_, State>(idx).map(|s| s.0)
+    row.try_get::<_, ActionState>(idx)
 }

@@ -6,6 +6,7 @@
 //! fenced by the lease it holds ([`leases`]); [`fleet`] is what the runtime uses to join the
 //! fleet, heartbeat, claim and give up accounts, with each instance's fair share from [`share`].
 
+mod by_hand;
 mod checkpoints;
 mod codec;
 mod collected;
@@ -19,10 +20,14 @@ mod gmail_seen;
 mod history;
 pub mod leases;
 pub mod migrations;
-mod outbox_stub;
+mod outbox;
+#[cfg(test)]
+mod outbox_tests;
 mod plans;
+mod reply_log;
 mod rule_failures;
 mod schedule_runs;
+mod sending;
 pub mod share;
 mod store;
 #[cfg(test)]
