@@ -23,9 +23,13 @@ use crate::harness::{Postgres, Receiver, TestEnv, User, message};
 
 const ACCOUNTS: usize = 24;
 const INSTANCES: usize = 3;
-/// Short, so the test takes a minute; the defaults (30 s / 10 s) behave the same, slower.
-const LEASE: Duration = Duration::from_secs(4);
-const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Short, so the test takes half a minute; `TIDINGS_LONG=1` runs it with the defaults (30 s / 10 s).
+fn timings() -> (Duration, Duration) {
+    match std::env::var("TIDINGS_LONG") {
+        Ok(_) => (Duration::from_secs(30), Duration::from_secs(10)),
+        Err(_) => (Duration::from_secs(4), Duration::from_secs(1)),
+    }
+}
 
 const RULE: &str = r#"
 if msg.subject.starts_with("fleet ") {
@@ -65,8 +69,8 @@ impl World {
             url = pg.url("tidings"),
             ca = pg.ca_file.display(),
             plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins").display(),
-            lease = LEASE.as_secs(),
-            beat = HEARTBEAT.as_secs(),
+            lease = timings().0.as_secs(),
+            beat = timings().1.as_secs(),
             hook = receiver.url("/hook"),
         );
         for (i, user) in users.iter().enumerate() {
@@ -154,14 +158,19 @@ fn held_by(holders: &BTreeMap<String, u32>, pid: u32) -> BTreeSet<String> {
 
 /// Waits until none of `accounts` is held by `pid` and all are held by others; how long.
 fn wait_taken_over(world: &World, accounts: &BTreeSet<String>, pid: u32, since: Instant, logs: &[&Daemon]) -> Duration {
+    let (lease, _) = timings();
     loop {
         let holders = world.holders();
         if accounts.iter().all(|a| holders.get(a).is_some_and(|p| *p != pid)) {
             return since.elapsed();
         }
-        if since.elapsed() > LEASE * 5 {
+        if since.elapsed() > lease * 5 {
             let logs: Vec<String> = logs.iter().map(|d| d.log()).collect();
-            panic!("{accounts:?} not taken over from {pid} within {:?}: {holders:?}\n{}", LEASE * 5, logs.join("\n---\n"));
+            panic!(
+                "{accounts:?} not taken over from {pid} within {:?}: {holders:?}\n{}",
+                lease * 5,
+                logs.join("\n---\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -201,9 +210,8 @@ impl Accounting {
         a.not_moved = subjects.iter().filter(|s| !moved.contains_key(*s)).take(5).cloned().collect();
         let one = |sql: &str| -> usize { world.pg.psql("tidings", sql).unwrap().trim().parse().unwrap() };
         a.decided_rows = one("SELECT count(*) FROM messages");
-        a.decided_twice = one(
-            "SELECT count(*) FROM (SELECT message_id FROM messages GROUP BY message_id HAVING count(*) > 1) AS d",
-        );
+        a.decided_twice =
+            one("SELECT count(*) FROM (SELECT message_id FROM messages GROUP BY message_id HAVING count(*) > 1) AS d");
         a.move_actions = one("SELECT count(*) FROM actions WHERE kind = 'move'");
         a.open_actions = one("SELECT count(*) FROM actions WHERE state NOT IN ('done', 'dropped', 'suppressed')");
         let mut hooks: BTreeMap<String, usize> = BTreeMap::new();
@@ -244,12 +252,13 @@ async fn settle(world: &World, subjects: &BTreeSet<String>, daemons: &[&Daemon])
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_and_rebalances() {
+    let (lease, heartbeat) = timings();
     let world = tokio::task::spawn_blocking(World::new).await.unwrap();
     let mut subjects = BTreeSet::new();
 
     // 1. Three instances share the accounts.
     let (a, b, c) = (world.start(), world.start(), world.start());
-    let spread = world.wait_spread(&[a.pid(), b.pid(), c.pid()], &[&a, &b, &c], Duration::from_secs(30));
+    let spread = world.wait_spread(&[a.pid(), b.pid(), c.pid()], &[&a, &b, &c], lease * 8);
     eprintln!("fleet: 24 accounts spread 8/8/8 over 3 instances {spread:?} after the last start");
     for i in 0..ACCOUNTS {
         subjects.insert(world.deliver("start", i, 0).await);
@@ -275,11 +284,17 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
         subjects.insert(world.deliver("handover", i, 2).await);
     }
     let handover_time = wait_taken_over(&world, &a_accounts, a_pid, killed, &[&b, &c]);
-    eprintln!("fleet: SIGKILL -> all {} accounts of the killed instance claimed by others: {handover_time:?} (lease {LEASE:?}, heartbeat {HEARTBEAT:?})", a_accounts.len());
+    eprintln!(
+        "fleet: SIGKILL -> all {} accounts of the killed instance claimed by others: {handover_time:?} (lease {lease:?}, heartbeat {heartbeat:?})",
+        a_accounts.len()
+    );
     // The lease was last renewed up to a heartbeat before the kill.
-    let earliest = LEASE - HEARTBEAT - Duration::from_millis(500);
+    let earliest = lease - heartbeat - Duration::from_millis(500);
     assert!(handover_time >= earliest, "taken over before the lease ran out: {handover_time:?}");
-    assert!(handover_time <= LEASE + HEARTBEAT * 3, "handover took {handover_time:?}, more than the lease and a few heartbeats");
+    assert!(
+        handover_time <= lease + heartbeat * 4,
+        "handover took {handover_time:?}, more than the lease and a few heartbeats"
+    );
     let after_kill = settle(&world, &subjects, &[&b, &c]).await;
     eprintln!("fleet: after the kill: {after_kill:?}");
 
@@ -287,7 +302,7 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
     let holders = world.holders();
     let b_accounts = held_by(&holders, b.pid());
     world.receiver.set_delay(Duration::from_secs(3));
-    let before = world.receiver.requests().len();
+    let before = world.receiver.arrived();
     let mut frozen_subjects = Vec::new();
     for account in &b_accounts {
         let i: usize = account[1..].parse().unwrap();
@@ -297,7 +312,7 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
     }
     // Wait until `b` has sent those webhooks (and waits for the answers), then freeze it.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while world.receiver.requests().len() < before + b_accounts.len() {
+    while world.receiver.arrived() < before + b_accounts.len() {
         assert!(Instant::now() < deadline, "b's webhooks did not arrive:\n{}", b.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -305,7 +320,10 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
     let frozen = Instant::now();
     world.receiver.set_delay(Duration::ZERO);
     let freeze_time = wait_taken_over(&world, &b_accounts, b.pid(), frozen, &[&c]);
-    eprintln!("fleet: SIGSTOP -> all {} accounts of the frozen instance claimed by the other: {freeze_time:?}", b_accounts.len());
+    eprintln!(
+        "fleet: SIGSTOP -> all {} accounts of the frozen instance claimed by the other: {freeze_time:?}",
+        b_accounts.len()
+    );
     for (n, account) in b_accounts.iter().enumerate() {
         let i: usize = account[1..].parse().unwrap();
         subjects.insert(world.deliver("frozen", i, n).await);
@@ -314,9 +332,14 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
     signal(&b, "-CONT");
     // At SIGCONT its webhook answers arrive and it records their outcomes: refused.
     b.wait_log_count("lease was taken over by another instance", b_accounts.len(), Duration::from_secs(20));
-    std::thread::sleep(HEARTBEAT * 2);
+    std::thread::sleep(heartbeat * 2);
     let b_log = b.log();
-    let refused = b_log.lines().filter(|l| l.contains("is stale") || l.contains("holds no lease on it")).count();
+    let refused: Vec<&str> =
+        b_log.lines().filter(|l| l.contains("is stale") || l.contains("holds no lease on it")).collect();
+    for line in refused.iter().take(4) {
+        eprintln!("fleet: refused: {line}");
+    }
+    let refused = refused.len();
     let lost = b_log.matches("lease was taken over by another instance").count();
     eprintln!(
         "fleet: after the freeze: {after_freeze:?}; the frozen instance logged {refused} refused late writes and gave up {lost} accounts"
@@ -326,7 +349,7 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
 
     // 4. Restart the killed one: 8/8/8 again.
     let a2 = world.start();
-    let rebalance = world.wait_spread(&[a2.pid(), b.pid(), c.pid()], &[&a2, &b, &c], Duration::from_secs(30));
+    let rebalance = world.wait_spread(&[a2.pid(), b.pid(), c.pid()], &[&a2, &b, &c], lease * 8);
     eprintln!("fleet: a restarted instance took its share: 8/8/8 after {rebalance:?}");
     for i in 0..ACCOUNTS {
         subjects.insert(world.deliver("rebalanced", i, 0).await);
@@ -342,6 +365,27 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
     assert_eq!(end.hooks, end.delivered, "{end:?}");
     // Only webhooks in flight at the kill or the freeze may have gone out twice.
     assert!(end.hook_duplicates <= a_accounts.len() + frozen_subjects.len(), "{end:?}");
+
+    // `tidings status` on the shared store: the three instances, 8 accounts each, every account's
+    // watcher as its holder reported it.
+    let status = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["status", "--json", "--config"])
+        .arg(&world.config)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json prints JSON");
+    let instances = report["fleet"]["instances"].as_array().expect("a fleet section");
+    let live: Vec<(u64, usize)> = instances
+        .iter()
+        .filter(|i| i["alive"] == true)
+        .map(|i| (i["pid"].as_u64().unwrap(), i["accounts"].as_array().unwrap().len()))
+        .collect();
+    let mut pids: Vec<u64> = [a2.pid(), b.pid(), c.pid()].into_iter().map(u64::from).collect();
+    pids.sort();
+    assert_eq!(live.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>(), pids.into_iter().collect(), "{report}");
+    assert!(live.iter().all(|(_, n)| *n == ACCOUNTS / INSTANCES), "{report}");
+    assert_eq!(report["mailboxes"].as_array().unwrap().len(), ACCOUNTS, "{report}");
+    assert!(status.status.success() && report["healthy"] == true, "{report}");
 
     for daemon in [a2, b, c] {
         let (status, log) = daemon.stop();

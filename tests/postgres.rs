@@ -158,7 +158,7 @@ async fn the_pool_speaks_tls_verified_with_the_ca_file_and_refuses_an_unknown_ca
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap().unwrap();
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("postgres://{}@{host}:{}/tidings?sslmode=require", crate::harness::postgres::ROLE, pg.port);
-        let pool = connect::pool(&url, Some(&pg.ca_file), 2).unwrap();
+        let pool = connect::pool(&url, Some(&pg.ca_file), 2, Duration::from_secs(5)).unwrap();
         let client = pool.get().await.unwrap_or_else(|e| panic!("{host}: {e:?}\n{}", pg.log_tail()));
         let row =
             client.query_one("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap();
@@ -167,9 +167,9 @@ async fn the_pool_speaks_tls_verified_with_the_ca_file_and_refuses_an_unknown_ca
     }
     // The platform's roots do not know the harness's CA: refused, not downgraded.
     let url = format!("{}?sslmode=require", pg.url("tidings"));
-    let refused = connect::pool(&url, None, 1).unwrap().get().await.map(|_| ()).unwrap_err();
+    let refused = connect::pool(&url, None, 1, Duration::from_secs(5)).unwrap().get().await.map(|_| ()).unwrap_err();
     assert!(format!("{refused:?}").contains("UnknownIssuer"), "{refused:?}");
     // A URL that does not parse is refused without repeating it (it may hold a password).
-    let bad = connect::pool("postgres://me:s3cret@127.0.0.1:notaport/x", None, 1).unwrap_err();
+    let bad = connect::pool("postgres://me:s3cret@127.0.0.1:notaport/x", None, 1, Duration::from_secs(5)).unwrap_err();
     assert!(!format!("{bad} {bad:?}").contains("s3cret"), "{bad:?}");
 }

@@ -484,8 +484,9 @@ fn http_health_and_alerts_are_read_and_checked_against_webhooks_and_accounts() {
 #[test]
 fn a_postgres_state_and_fleet_timings_are_read_and_checked() {
     let base = "accounts:\n  work:\n    imap: { host: imap.example.com }\n    username: me\n    password_env: P\n";
-    let config = load(&format!("{base}state: \"postgres://t:pw@db/tidings\"\nfleet: {{ lease: 12s, heartbeat: 4s }}\n"))
-        .unwrap();
+    let config =
+        load(&format!("{base}state: \"postgres://t:pw@db/tidings\"\nfleet: {{ lease: 12s, heartbeat: 4s }}\n"))
+            .unwrap();
     assert_eq!(config.state, crate::config::State::Postgres("postgres://t:pw@db/tidings".into()));
     assert_eq!((config.fleet.lease, config.fleet.heartbeat), (Duration::from_secs(12), Duration::from_secs(4)));
     assert_eq!(load(base).unwrap().fleet, crate::config::Fleet::default());

@@ -89,7 +89,9 @@ impl Membership {
             stop(prepared, fleet, account).await;
             match pg.release(account).await {
                 Ok(()) => tracing::info!(%account, live, "account given up to rebalance the fleet"),
-                Err(error) => tracing::warn!(%account, error = %error_chain(&error), "cannot release the account's lease; it expires on its own"),
+                Err(error) => {
+                    tracing::warn!(%account, error = %error_chain(&error), "cannot release the account's lease; it expires on its own")
+                }
             }
         }
         for name in &moves.claim {

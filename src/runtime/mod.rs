@@ -239,7 +239,9 @@ pub async fn run(
         // Others take the accounts over at once instead of after the lease runs out.
         match pg.leave().await {
             Ok(()) => tracing::info!("left the fleet; leases released"),
-            Err(error) => tracing::warn!(error = %crate::exec::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own"),
+            Err(error) => {
+                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own")
+            }
         }
     }
     let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;

@@ -218,7 +218,10 @@ async fn retry_and_drop_report_each_action_and_refuse_the_wrong_ones() {
     let ids = store_with_rows(&path).await;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     // The reply is pending (recovered mail that never began sending): only the webhook retries.
-    let changed = retry(&State::File(path.clone()), &Which::Ids(vec![ids[0], ids[2], ActionId(99)]), &mut out, &mut err).await.unwrap();
+    let changed =
+        retry(&State::File(path.clone()), &Which::Ids(vec![ids[0], ids[2], ActionId(99)]), &mut out, &mut err)
+            .await
+            .unwrap();
     assert_eq!(changed, Changed { changed: 1, refused: 2 });
     assert_eq!(text(out), format!("action {} (webhook ops) is pending again, due now\n", ids[0]));
     assert_eq!(
@@ -234,7 +237,10 @@ async fn retry_and_drop_report_each_action_and_refuse_the_wrong_ones() {
     assert_eq!(changed, Changed { changed: 1, refused: 1 });
     assert_eq!(text(out), format!("action {} (copy Keep) dropped: it will not run\n", ids[3]));
     let mut out = Vec::new();
-    assert_eq!(retry(&State::File(path.clone()), &Which::All, &mut out, &mut Vec::new()).await.unwrap(), Changed::default());
+    assert_eq!(
+        retry(&State::File(path.clone()), &Which::All, &mut out, &mut Vec::new()).await.unwrap(),
+        Changed::default()
+    );
     assert_eq!(text(out), "nothing to retry: no action is failed or uncertain\n");
 }
 

@@ -13,9 +13,9 @@ use chrono::{DateTime, Local, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
+use crate::config::State;
 use crate::config::{Run, Schedule};
 use crate::source::schedule::fires;
-use crate::config::State;
 use crate::store::{self, LastRun, RunOutcome, Store};
 
 /// How many upcoming fires are listed per schedule.

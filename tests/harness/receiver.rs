@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,6 +47,8 @@ struct Shared {
     /// Milliseconds to wait before answering.
     delay_ms: AtomicU64,
     stop: AtomicBool,
+    /// Requests read in full, counted before any delay (recorded ones are counted after it).
+    arrived: AtomicUsize,
 }
 
 /// The receiver; dropping it closes the port.
@@ -67,6 +69,7 @@ impl Receiver {
             status: AtomicU16::new(200),
             delay_ms: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            arrived: AtomicUsize::new(0),
         });
         let acceptor = Some(spawn_acceptor(listener, shared.clone()));
         Receiver { port, shared, acceptor }
@@ -113,6 +116,12 @@ impl Receiver {
             }
         };
         self.acceptor = Some(spawn_acceptor(listener, self.shared.clone()));
+    }
+
+    /// How many requests arrived so far, including those still waiting out a delay (which
+    /// [`Receiver::requests`] lists only once answered).
+    pub fn arrived(&self) -> usize {
+        self.shared.arrived.load(Ordering::SeqCst)
     }
 
     /// Every request received so far.
@@ -193,6 +202,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             // Down: the request is not recorded and gets no answer.
             return writer.shutdown(Shutdown::Both);
         }
+        shared.arrived.fetch_add(1, Ordering::SeqCst);
         let delay = shared.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
             std::thread::sleep(Duration::from_millis(delay));

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rustls_platform_verifier::BuilderVerifierExt;
@@ -38,10 +39,23 @@ pub enum Error {
 
 /// A pool of at most `size` connections to `url`, trusting `ca_file`'s CAs when given, else
 /// the platform's. Connections are opened when first used.
-pub fn pool(url: &str, ca_file: Option<&Path>, size: usize) -> Result<Pool, Error> {
+/// A session idle inside a transaction for `idle_in_transaction` is ended by the server (a
+/// fleet member passes half its lease, so a frozen holder's locks are gone before its lease).
+pub fn pool(url: &str, ca_file: Option<&Path>, size: usize, idle_in_transaction: Duration) -> Result<Pool, Error> {
     let (url, root_cert) = split_root_cert(url);
     let ca_file = ca_file.or(root_cert.as_deref());
-    let config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
+    // Every store transaction runs its statements back to back: a session idle inside one is a
+    // client that stalled (a frozen VM, a SIGSTOP) while holding row locks, which would keep a
+    // takeover of its accounts waiting for as long as it stays frozen. The server ends such a
+    // session after this long, releasing its locks; the stalled writes are lost, as the fencing
+    // epoch would refuse them anyway.
+    let idle = format!("-c idle_in_transaction_session_timeout={}", idle_in_transaction.as_millis().max(1));
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {idle}"),
+        None => idle,
+    };
+    config.options(&options);
     let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?;

@@ -126,10 +126,17 @@ impl PgStore {
     /// Claims `account` if it is free or its lease expired; its epoch when claimed.
     pub async fn claim(&self, account: &str) -> Result<Option<i64>> {
         let fleet = self.member()?;
-        let client = self.client().await?;
-        let Some(lease) = leases::claim(&**client, account, &fleet.member.id, fleet.member.lease).await? else {
+        let mut client = self.client().await?;
+        let what = || format!("claim the lease of account {account}");
+        let tx = client.transaction().await.map_err(db(what))?;
+        // A claim waits for a write holding the lease row (see `leases::fence`); not for longer
+        // than a quarter lease, so a round never stalls this member's own heartbeats.
+        let wait = (fleet.member.lease / 4).as_millis().max(1);
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = {wait}")).await.map_err(db(what))?;
+        let Some(lease) = leases::claim(&*tx, account, &fleet.member.id, fleet.member.lease).await? else {
             return Ok(None);
         };
+        tx.commit().await.map_err(db(what))?;
         fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).insert(account.to_owned(), lease.epoch);
         Ok(Some(lease.epoch))
     }

@@ -16,9 +16,8 @@ fn member(id: &str, lease: Duration) -> Member {
 
 /// `n` members of one fresh database; `None` when PostgreSQL is not installed (outside CI).
 async fn members(ids: &[&str], lease: Duration) -> Option<(Vec<Store>, Store)> {
-    let (url, ca) = tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
-        .await
-        .unwrap()?;
+    let (url, ca) =
+        tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone()))).await.unwrap()?;
     let mut stores = Vec::new();
     for id in ids {
         stores.push(Store::open_postgres(&url, Some(&ca), Some(member(id, lease))).await.unwrap());
@@ -100,7 +99,11 @@ async fn heartbeats_keep_leases_and_the_fleet_view_shows_who_holds_what() {
     }
     assert_eq!(pg2.claim("a").await.unwrap(), None);
     let (live, taken) = pg2.others().await.unwrap();
-    assert_eq!((live, taken.into_iter().collect::<Vec<_>>()), (2, vec!["a".to_owned(), "b".to_owned()]), "one, and itself");
+    assert_eq!(
+        (live, taken.into_iter().collect::<Vec<_>>()),
+        (2, vec!["a".to_owned(), "b".to_owned()]),
+        "one, and itself"
+    );
 
     let view = tool.fleet().unwrap().view().await.unwrap();
     let by_id: Vec<(&str, bool, Vec<&str>)> = view

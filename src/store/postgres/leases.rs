@@ -14,7 +14,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
-
 /// Why a lease operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,7 +54,6 @@ pub struct Lease {
     /// When it expires unless renewed (the database's clock).
     pub expires_at: DateTime<Utc>,
 }
-
 
 fn interval(ttl: Duration) -> f64 {
     ttl.as_secs_f64()

@@ -22,6 +22,9 @@ use crate::store::{ActionId, Error, Result};
 /// instance, not the number of accounts (see docs/scaling.md).
 pub const POOL_SIZE: usize = 16;
 
+/// How long a tool's session may sit idle inside a transaction (see `connect::pool`).
+const TOOL_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(15);
+
 /// Who a fleet member is, and how long its leases run.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -62,7 +65,8 @@ impl PgStore {
     /// Connects (the URL may carry `sslrootcert=<file>`), migrates, and, for a fleet member,
     /// fences its writes from now on.
     pub(crate) async fn open(url: &str, ca_file: Option<&Path>, member: Option<Member>) -> Result<PgStore> {
-        let pool = connect::pool(url, ca_file, POOL_SIZE).map_err(Error::Connect)?;
+        let idle = member.as_ref().map_or(TOOL_IDLE_IN_TRANSACTION, |m| m.lease / 2);
+        let pool = connect::pool(url, ca_file, POOL_SIZE, idle).map_err(Error::Connect)?;
         let store = PgStore {
             writer: Writer::start(pool.clone()),
             pool,
