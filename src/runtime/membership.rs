@@ -14,6 +14,9 @@ use crate::config::Config;
 use crate::exec::error_chain;
 use crate::store::postgres::{Member, share};
 
+/// How often one round looks again after losing claims to another instance.
+const MAX_PASSES: usize = 4;
+
 /// Who this instance is: host, pid and start time (unique even when a pid is reused).
 pub(super) fn member(config: &Config) -> Member {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -71,9 +74,26 @@ impl Membership {
                 return;
             }
         }
+        // Instances that decide at the same moment pick the same free accounts by name; the
+        // losers of those races look again at once rather than a heartbeat later.
+        for _ in 0..MAX_PASSES {
+            match self.rebalance(prepared, fleet).await {
+                Some(0) | None => break,
+                Some(_raced) => continue,
+            }
+        }
+    }
+
+    /// Moves towards this instance's fair share; how many claims another instance won (`None`:
+    /// the fleet could not be read).
+    async fn rebalance(&self, prepared: &Prepared, fleet: &mut Fleet) -> Option<usize> {
+        let pg = prepared.store.fleet()?;
         let (live, taken) = match pg.others().await {
             Ok(others) => others,
-            Err(error) => return tracing::warn!(error = %error_chain(&error), "cannot read the fleet"),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "cannot read the fleet");
+                return None;
+            }
         };
         // Accounts without a password cannot run: never claim them.
         let accounts: BTreeSet<String> = prepared
@@ -94,10 +114,14 @@ impl Membership {
                 }
             }
         }
+        let mut raced = 0;
         for name in &moves.claim {
             let epoch = match pg.claim(name).await {
                 Ok(Some(epoch)) => epoch,
-                Ok(None) => continue, // another instance was faster
+                Ok(None) => {
+                    raced += 1;
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(account = %name, error = %error_chain(&error), "cannot claim the account");
                     continue;
@@ -115,6 +139,7 @@ impl Membership {
                 tracing::info!(account = %name, epoch, live, "account claimed");
             }
         }
+        Some(raced)
     }
 }
 

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use super::postgres::test_outbox;
 use super::{Checkpoint, Collected, NewAction, RunOutcome, ScheduleRun, Store, test_backends};
 
 fn at(millis: i64) -> DateTime<Utc> {
@@ -61,7 +60,7 @@ fn digest_run(fired: i64, read: &Collected) -> ScheduleRun {
 async fn a_live_collect_is_stored_as_an_item_never_in_the_outbox_and_once_per_key() {
     for (backend, store) in test_backends::each().await {
         live(&store, "work", 1, "digest", json!({"subject": "one"})).await;
-        let outbox = test_outbox::actions(&store).await;
+        let outbox = test_backends::actions(&store).await;
         assert_eq!(outbox.len(), 1, "{backend}: only the flag is an outbox action");
         assert!(outbox.iter().all(|a| a.kind != "collect"), "{backend}");
         // The same message's plan stored again (a batch replayed) adds no second item.
@@ -91,7 +90,7 @@ async fn a_run_consumes_only_what_it_read_so_an_item_collected_meanwhile_waits_f
         assert_eq!(left.items["other"], [json!("kept")], "{backend}: a name the rule did not read stays");
         let home = store.collected("home", 100).await.unwrap();
         assert_eq!(home.items["digest"], [json!("home")], "{backend}: another account's");
-        assert_eq!(test_outbox::pending(&store).await, 6, "{backend}: five flags and one summary");
+        assert_eq!(test_backends::pending(&store).await, 6, "{backend}: five flags and one summary");
         // A consumed item's key is still known: replaying message 1 does not bring it back.
         store.commit_plan(&cp("work", 4), vec![collect("work", 1, "digest", json!(1))]).await.unwrap();
         assert_eq!(store.collected("work", 100).await.unwrap().items["digest"], [json!(4)], "{backend}");
@@ -111,7 +110,7 @@ async fn a_crash_before_the_run_finishes_leaves_the_items_and_the_rerun_sends_on
         // The restart runs the same fire again: the same keys, so one summary in all.
         let reread = store.collected("work", 100).await.unwrap();
         store.finish_schedule_run(digest_run(T0, &reread)).await.unwrap();
-        let summaries = test_outbox::actions(&store).await.into_iter().filter(|a| a.kind == "send").count();
+        let summaries = test_backends::actions(&store).await.into_iter().filter(|a| a.kind == "send").count();
         assert_eq!(summaries, 1, "{backend}");
         assert_eq!(store.collected("work", 100).await.unwrap(), Collected::default(), "{backend}");
         assert_eq!(store.last_schedule_run("daily").await.unwrap(), Some(at(T0)), "{backend}");

@@ -37,7 +37,6 @@ pub(super) fn first_sighting(
 mod tests {
     use serde_json::json;
 
-    use crate::store::postgres::test_outbox;
     use crate::store::test_backends;
     use crate::store::{Checkpoint, MessagePlan, NewAction};
 
@@ -62,13 +61,13 @@ mod tests {
             // The same sighting committed again (a retry after a crash) is still the first one.
             let again = store.commit_plans(vec![plan("INBOX", 3, Some(99))]).await.unwrap();
             assert_eq!(again.len(), 0, "{backend}: key known");
-            assert_eq!(test_outbox::actions(&store).await.len(), 1, "{backend}");
+            assert_eq!(test_backends::actions(&store).await.len(), 1, "{backend}");
             let failures = store.recent_rule_failures(10).await.unwrap().len();
             // Through another label folder: the checkpoint moves, nothing else is stored.
             assert!(store.commit_plans(vec![plan("Receipts", 12, Some(99))]).await.unwrap().is_empty(), "{backend}");
             let receipts = store.checkpoint("gmail", "Receipts").await.unwrap().map(|c| c.last_uid);
             assert_eq!(receipts, Some(12), "{backend}");
-            assert_eq!(test_outbox::actions(&store).await.len(), 1, "{backend}");
+            assert_eq!(test_backends::actions(&store).await.len(), 1, "{backend}");
             let now = store.recent_rule_failures(10).await.unwrap().len();
             assert_eq!(now, failures, "{backend}: no failure stored either");
             // Another message there, and messages without an id (other servers), are planned as usual.

@@ -12,14 +12,9 @@ fn at(millis: i64) -> DateTime<Utc> {
 
 const T0: i64 = 1_700_000_000_000;
 
-/// Stores `actions` as a plan would; the ids inserted. On PostgreSQL through `insert_all`
-/// itself: its plans are written apart from the outbox (`postgres/plans_stub.rs` at the time of
-/// writing), and these tests are about the outbox.
+/// Stores `actions` as a plan would; the ids inserted.
 pub(super) async fn store_actions(store: &Store, actions: Vec<NewAction>) -> Vec<ActionId> {
-    match store.pg() {
-        Some(pg) => pg.insert_actions(&actions).await.unwrap(),
-        None => store.commit_schedule_chunk(actions).await.unwrap(),
-    }
+    store.commit_schedule_chunk(actions).await.unwrap()
 }
 
 /// Stores one action per `(key, due)` and returns their ids in order.

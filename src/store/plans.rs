@@ -128,7 +128,6 @@ fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 mod tests {
     use serde_json::json;
 
-    use crate::store::postgres::test_outbox;
     use crate::store::test_backends;
     use crate::store::{ActionState, Checkpoint, Error, NewAction};
 
@@ -146,14 +145,14 @@ mod tests {
             let ids = store.commit_plan(&cp(7, 5), vec![act("a", 5), act("b", 5).by_rule("r.rhai")]).await.unwrap();
             assert_eq!(ids.len(), 2, "{backend}");
             assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 5)), "{backend}");
-            let stored = test_outbox::get(&store, ids[0]).await.unwrap();
+            let stored = store.action(ids[0]).await.unwrap().unwrap();
             assert_eq!((stored.key.as_str(), stored.payload), ("a", json!({"key": "a"})), "{backend}");
             let position = (stored.mailbox.as_deref(), stored.uidvalidity, stored.uid);
             assert_eq!(position, (Some("INBOX"), Some(7), Some(5)), "{backend}");
             let fresh = (stored.state, stored.attempts, stored.claimed_at, stored.rule);
             assert_eq!(fresh, (ActionState::Pending, 0, None, None), "{backend}");
             assert_eq!(stored.next_attempt_at, stored.created_at, "{backend}");
-            let b = test_outbox::get(&store, ids[1]).await.unwrap();
+            let b = store.action(ids[1]).await.unwrap().unwrap();
             assert_eq!(b.rule.as_deref(), Some("r.rhai"), "{backend}");
             // A message that matched no rule still moves the checkpoint.
             assert!(store.commit_plan(&cp(7, 6), vec![]).await.unwrap().is_empty(), "{backend}");
@@ -170,7 +169,7 @@ mod tests {
             changed.payload = json!({"changed": true});
             let again = store.commit_plan(&cp(7, 5), vec![changed, act("b", 5)]).await.unwrap();
             assert_eq!(again.len(), 1, "{backend}: only b is new");
-            let all = test_outbox::actions(&store).await;
+            let all = test_backends::actions(&store).await;
             assert_eq!(all.len(), 2, "{backend}");
             let a = all.iter().find(|action| action.key == "a").unwrap();
             assert_eq!((a.id, &a.payload), (ids[0], &json!({"key": "a"})), "{backend}");
@@ -187,7 +186,7 @@ mod tests {
             assert!(matches!(error, Error::Plan { .. } | Error::Postgres { .. }), "{backend}: {error:?}");
             let message = error.to_string();
             assert!(message.starts_with("cannot commit plan for work/INBOX"), "{backend}: {message}");
-            assert_eq!(test_outbox::pending(&store).await, 0, "{backend}");
+            assert_eq!(test_backends::pending(&store).await, 0, "{backend}");
             assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 4)), "{backend}");
         }
     }
@@ -206,7 +205,7 @@ mod tests {
                 matches!(error, Error::UidValidityMismatch { stored: 7, requested: 8, .. }),
                 "{backend}: {error:?}"
             );
-            assert_eq!(test_outbox::pending(&store).await, 1, "{backend}: only a was stored");
+            assert_eq!(test_backends::pending(&store).await, 1, "{backend}: only a was stored");
             assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(cp(7, 10)), "{backend}");
             store.set_checkpoint(&cp(8, 0)).await.unwrap();
             store.commit_plan(&cp(8, 1), vec![act("c", 1)]).await.unwrap();
@@ -238,7 +237,7 @@ mod tests {
             );
             let lists = store.checkpoint("work", "Lists").await.unwrap().map(|c| c.last_uid);
             assert_eq!(lists, Some(5), "{backend}: the batch's first plan was rolled back too");
-            assert_eq!(test_outbox::actions(&store).await.len(), 4, "{backend}");
+            assert_eq!(test_backends::actions(&store).await.len(), 4, "{backend}");
         }
     }
 }

@@ -104,7 +104,6 @@ mod tests {
     use chrono::{DateTime, Duration, Utc};
     use serde_json::json;
 
-    use crate::store::postgres::test_outbox;
     use crate::store::{NewAction, test_backends};
 
     fn at(millis: i64) -> DateTime<Utc> {
@@ -137,7 +136,7 @@ mod tests {
             assert_eq!(store.last_schedule_run("digest").await.unwrap(), Some(t), "{backend}");
             let again = store.commit_schedule_plan("digest", t, vec![action]).await.unwrap();
             assert!(again.is_empty(), "{backend}: the same run planned twice stores nothing new");
-            assert_eq!(test_outbox::pending(&store).await, 1, "{backend}");
+            assert_eq!(test_backends::pending(&store).await, 1, "{backend}");
         }
     }
 }

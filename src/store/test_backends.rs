@@ -97,3 +97,15 @@ pub(super) async fn each_reopenable() -> Vec<(&'static str, Reopenable)> {
     }
     stores
 }
+
+/// Every action in `store`, oldest first (for tests that look at what a plan stored).
+pub(crate) async fn actions(store: &Store) -> Vec<super::Action> {
+    let mut all = store.list_outbox(None, usize::MAX).await.expect("cannot list the outbox");
+    all.reverse();
+    all
+}
+
+/// How many actions are pending.
+pub(crate) async fn pending(store: &Store) -> usize {
+    usize::try_from(store.outbox_counts().await.expect("cannot count the outbox").pending).unwrap_or(usize::MAX)
+}

@@ -95,17 +95,3 @@ where
 {
     row.try_get::<_, Unsigned<T>>(idx).map(|n| n.0)
 }
-
-/// Column `idx` of `row`: a BIGINT that fits `T`, or NULL.
-pub(super) fn int_opt<T>(row: &Row, idx: usize) -> Result<Option<T>, tokio_postgres::Error>
-where
-    T: TryFrom<i64>,
-    T::Error: StdError + Sync + Send + 'static,
-{
-    row.try_get::<_, Option<Unsigned<T>>>(idx).map(|n| n.map(|n| n.0))
-}
-
-/// Column `idx` of `row`: an action state.
-pub(super) fn state(row: &Row, idx: usize) -> Result<ActionState, tokio_postgres::Error> {
-    row.try_get::<_, ActionState>(idx)
-}

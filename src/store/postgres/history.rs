@@ -8,7 +8,7 @@ use super::codec::{self, millis};
 use super::{PgStore, db, rule_failures};
 use crate::store::history::bare;
 use crate::store::outbox::COLUMNS;
-use crate::store::{Action, Checkpoint, Decided, MessageHistory, MessageQuery, Result};
+use crate::store::{Checkpoint, Decided, MessageHistory, MessageQuery, Result};
 
 /// Records the message `decided` in the mailbox of `checkpoint`. A message decided again (a
 /// crash before its checkpoint moved) keeps its first record.
@@ -35,29 +35,6 @@ pub(super) async fn record(
     )
     .await?;
     Ok(())
-}
-
-/// An action as `SELECT {COLUMNS} FROM actions` reads it: the same as the outbox's row reader
-/// (the outbox helper's), to be merged into it.
-pub(super) fn action(row: &Row) -> std::result::Result<Action, tokio_postgres::Error> {
-    Ok(Action {
-        id: crate::store::ActionId(row.try_get(0)?),
-        key: row.try_get(1)?,
-        account: row.try_get(2)?,
-        mailbox: row.try_get(3)?,
-        uidvalidity: codec::int_opt(row, 4)?,
-        uid: codec::int_opt(row, 5)?,
-        kind: row.try_get(6)?,
-        payload: row.try_get(7)?,
-        state: codec::state(row, 8)?,
-        attempts: codec::int(row, 9)?,
-        next_attempt_at: codec::time(row, 10)?,
-        claimed_at: codec::time_opt(row, 11)?,
-        last_error: row.try_get(12)?,
-        created_at: codec::time(row, 13)?,
-        updated_at: codec::time(row, 14)?,
-        rule: row.try_get(15)?,
-    })
 }
 
 /// A decided message as the `SELECT` of [`PgStore::history`] reads it, without its actions and
@@ -114,7 +91,7 @@ async fn find(
         let mut m = message(row)?;
         let key: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&m.account, &m.mailbox, &i64::from(m.uidvalidity), &i64::from(m.uid)];
-        m.actions = client.query(&actions, &key).await?.iter().map(action).collect::<std::result::Result<_, _>>()?;
+        m.actions = super::outbox::actions(&client.query(&actions, &key).await?)?;
         m.failures = client
             .query(&failures, &key)
             .await?

@@ -30,8 +30,6 @@ mod schedule_runs;
 mod sending;
 pub mod share;
 mod store;
-#[cfg(test)]
-pub(crate) mod test_outbox;
 mod watchers;
 mod writer;
 

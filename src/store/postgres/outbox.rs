@@ -413,17 +413,3 @@ async fn claim(
 fn qualified(columns: &str, table: &str) -> String {
     columns.split(',').map(|c| format!("{table}.{}", c.trim())).collect::<Vec<_>>().join(", ")
 }
-
-#[cfg(test)]
-impl PgStore {
-    /// Stores `actions` as a plan would, in one transaction, unfenced (for the outbox's tests,
-    /// which need actions but not a plan); the ids inserted.
-    pub(crate) async fn insert_actions(&self, actions: &[NewAction]) -> Result<Vec<ActionId>> {
-        let what = || "insert actions".to_owned();
-        let mut client = self.client().await?;
-        let tx = begin(&mut client).await.map_err(db(what))?;
-        let ids = insert_all(&tx, actions, Utc::now()).await.map_err(db(what))?;
-        tx.commit().await.map_err(db(what))?;
-        Ok(ids)
-    }
-}

@@ -24,7 +24,7 @@ async fn shared() -> Option<(Store, String, std::path::PathBuf)> {
 async fn due(store: &Store, account: &str, n: usize) -> Vec<ActionId> {
     let actions: Vec<_> =
         (0..n).map(|i| NewAction::new(format!("{account}-{i}"), account, "webhook", json!({}))).collect();
-    store.fleet().unwrap().insert_actions(&actions).await.unwrap()
+    store.commit_schedule_chunk(actions).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +162,7 @@ async fn a_fleet_member_whose_lease_was_taken_over_cannot_write_for_the_account(
 async fn instances_sending_at_once_never_pass_the_daily_cap_together() {
     let Some((store, url, ca_file)) = shared().await else { return };
     let actions: Vec<_> = (0..40).map(|i| NewAction::new(format!("send-{i}"), "work", "send", json!({}))).collect();
-    let ids = store.fleet().unwrap().insert_actions(&actions).await.unwrap();
+    let ids = store.commit_schedule_chunk(actions).await.unwrap();
     assert_eq!(store.claim_due(Utc::now(), 40).await.unwrap().len(), 40);
     let other = Store::open_postgres(&url, Some(&ca_file), None).await.unwrap();
     let now = Utc::now();

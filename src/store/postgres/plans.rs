@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 
-use super::codec::millis;
 use super::{PgStore, checkpoints, collected, db, gmail_seen, history, rule_failures, schedule_runs};
 use crate::store::checkpoints::ensure_continues;
 use crate::store::collected::KIND as COLLECT;
@@ -156,52 +155,5 @@ async fn store_actions(
     let (collect, outbound): (Vec<&NewAction>, Vec<&NewAction>) = actions.iter().partition(|a| a.kind == COLLECT);
     collected::insert_all(tx, &collect, now).await?;
     let outbound: Vec<NewAction> = outbound.into_iter().cloned().collect();
-    insert_actions(tx, &outbound, now).await
-}
-
-/// Inserts `actions` as pending; a key already stored is skipped. Returns the ids of the rows
-/// inserted, in the order of `actions`. Runs inside the caller's transaction.
-///
-/// The same as outbox::insert_all (the outbox helper's), to be merged into it.
-async fn insert_actions(
-    tx: &impl tokio_postgres::GenericClient,
-    actions: &[NewAction],
-    now: DateTime<Utc>,
-) -> std::result::Result<Vec<ActionId>, tokio_postgres::Error> {
-    if actions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let insert = tx
-        .prepare(
-            "INSERT INTO actions (idempotency_key, account, mailbox, uidvalidity, uid, kind, \
-             payload, state, attempts, next_attempt_at, created_at, updated_at, rule) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, $9, $10) \
-             ON CONFLICT (idempotency_key) DO NOTHING \
-             RETURNING id",
-        )
-        .await?;
-    let mut ids = Vec::with_capacity(actions.len());
-    for new in actions {
-        let row = tx
-            .query_opt(
-                &insert,
-                &[
-                    &new.key,
-                    &new.account,
-                    &new.mailbox,
-                    &new.uidvalidity.map(i64::from),
-                    &new.uid.map(i64::from),
-                    &new.kind,
-                    &new.payload,
-                    &millis(new.not_before.unwrap_or(now)),
-                    &millis(now),
-                    &new.rule,
-                ],
-            )
-            .await?;
-        if let Some(row) = row {
-            ids.push(ActionId(row.try_get(0)?));
-        }
-    }
-    Ok(ids)
+    super::outbox::insert_all(tx, &outbound, now).await
 }
