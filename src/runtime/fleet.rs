@@ -64,34 +64,34 @@ impl Fleet {
 
     /// Stops one account at a safe point (aborting it after the shutdown deadline).
     pub(super) async fn stop(&mut self, name: &str) {
-        let Some(mut running) = self.running.remove(name) else { return };
-        let _ = running.stop.send(true);
-        if tokio::time::timeout(SHUTDOWN_DEADLINE, &mut running.task).await.is_err() {
-            tracing::warn!(account = name, deadline = ?SHUTDOWN_DEADLINE, "account did not stop in time; aborting it");
-            running.task.abort();
-        }
+        self.stop_many(&[name.to_owned()]).await;
     }
 
     /// Stops every account at a safe point, all at once, aborting what is left at the deadline.
     pub(super) async fn stop_all(&mut self) {
-        for running in self.running.values() {
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        self.stop_many(&names).await;
+    }
+
+    /// Stops the accounts `names` (those running) at a safe point, all at once: a fleet member
+    /// giving up several accounts must be done well within its lease, not one deadline each.
+    pub(super) async fn stop_many(&mut self, names: &[String]) {
+        let mut stopping: Vec<(String, Running)> =
+            names.iter().filter_map(|name| Some((name.clone(), self.running.remove(name)?))).collect();
+        for (_, running) in &stopping {
             let _ = running.stop.send(true);
         }
         let all = async {
-            for running in self.running.values_mut() {
+            for (_, running) in &mut stopping {
                 let _ = (&mut running.task).await;
             }
         };
         if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
-            tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "accounts did not stop in time; aborting them");
-            self.running.values().for_each(|r| r.task.abort());
+            let late: Vec<&str> =
+                stopping.iter().filter(|(_, r)| !r.task.is_finished()).map(|(n, _)| n.as_str()).collect();
+            tracing::warn!(accounts = ?late, deadline = ?SHUTDOWN_DEADLINE, "accounts did not stop in time; aborting them");
+            stopping.iter().for_each(|(_, r)| r.task.abort());
         }
-        self.running.clear();
-    }
-
-    /// Whether `name` is running.
-    pub(super) fn runs(&self, name: &str) -> bool {
-        self.running.contains_key(name)
     }
 
     /// Applies `prepared`'s (new) accounts: starts the added ones, stops the removed ones,

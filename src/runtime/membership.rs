@@ -57,10 +57,10 @@ impl Membership {
         match pg.heartbeat().await {
             Ok(lost) => {
                 self.last_beat = Instant::now();
-                for account in lost {
+                for account in &lost {
                     tracing::warn!(%account, "the account's lease was taken over by another instance (this one stalled past it); stopping it");
-                    stop(prepared, fleet, &account).await;
                 }
+                stop(prepared, fleet, &lost).await;
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "cannot renew the leases");
@@ -105,8 +105,8 @@ impl Membership {
             .collect();
         let mine: BTreeSet<String> = pg.held().unwrap_or_default().into_iter().collect();
         let moves = share::moves(&accounts, &mine, &taken, live);
+        stop(prepared, fleet, &moves.release).await;
         for account in &moves.release {
-            stop(prepared, fleet, account).await;
             match pg.release(account).await {
                 Ok(()) => tracing::info!(%account, live, "account given up to rebalance the fleet"),
                 Err(error) => {
@@ -143,10 +143,10 @@ impl Membership {
     }
 }
 
-/// Stops `account`'s worker (if it runs) and forgets its health.
-async fn stop(prepared: &Prepared, fleet: &mut Fleet, account: &str) {
-    if fleet.runs(account) {
-        fleet.stop(account).await;
+/// Stops the workers of `accounts` (those running), all at once, and forgets their health.
+async fn stop(prepared: &Prepared, fleet: &mut Fleet, accounts: &[String]) {
+    fleet.stop_many(accounts).await;
+    for account in accounts {
+        prepared.health.forget_account(account);
     }
-    prepared.health.forget_account(account);
 }

@@ -88,10 +88,16 @@ impl PgStore {
         .map_err(db(what))?;
         let renewed: BTreeSet<String> = tx
             .query(
-                "UPDATE leases l SET expires_at = now() + make_interval(secs => $4), heartbeat_at = now() \
-                 FROM unnest($1::text[], $2::bigint[]) AS h(account, epoch) \
-                 WHERE l.account = h.account AND l.epoch = h.epoch AND l.owner = $3 \
-                 RETURNING l.account",
+                // Rows locked in the order writes fence them (byte order, as `fence_each`), so a
+                // heartbeat and a write for several accounts never wait on each other in a cycle.
+                "WITH held AS ( \
+                     SELECT l.account FROM leases l \
+                     JOIN unnest($1::text[], $2::bigint[]) AS h(account, epoch) \
+                       ON l.account = h.account AND l.epoch = h.epoch \
+                     WHERE l.owner = $3 ORDER BY l.account COLLATE \"C\" FOR UPDATE OF l) \
+                 UPDATE leases SET expires_at = now() + make_interval(secs => $4), heartbeat_at = now() \
+                 FROM held WHERE leases.account = held.account \
+                 RETURNING leases.account",
                 &[&accounts, &epochs, &m.id, &secs(m.lease)],
             )
             .await
