@@ -120,7 +120,7 @@ impl Alerter {
             };
             actions.push(action(&alert.event, "mail", &mail.account, &Action::Send(message)));
         }
-        if let Err(error) = self.store.commit_schedule_chunk(actions).await {
+        if let Err(error) = self.store.commit_alerts(actions).await {
             tracing::error!(error = %crate::exec::error_chain(&error), alert = alert.kind, "cannot store an alert; it is not sent");
         }
     }

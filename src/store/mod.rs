@@ -196,6 +196,17 @@ impl Store {
         self.call(move |conn| plans::commit_schedule_chunk(conn, &actions)).await
     }
 
+    /// Stores the actions that tell an alert (keyed by the alert's event, so instances of a fleet
+    /// telling the same thing store it once). On a shared store they are not fenced: an alert is
+    /// news about the fleet, not a step of an account's mail, and whichever instance holds the
+    /// account it goes through claims and sends it. Returns the ids of the actions inserted.
+    pub async fn commit_alerts(&self, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
+        if let Some(pg) = self.pg() {
+            return pg.commit_alerts(actions).await;
+        }
+        self.call(move |conn| plans::commit_schedule_chunk(conn, &actions)).await
+    }
+
     /// Finishes a schedule run, in one transaction: stores its last actions, consumes the
     /// collected items its rule read (up to the id it loaded), moves the schedule's fire time
     /// forward (never back) and records the outcome. A fire time earlier than the stored one

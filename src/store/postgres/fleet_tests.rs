@@ -136,4 +136,10 @@ async fn a_tool_writes_unfenced_and_a_member_claims_only_what_it_holds() {
     let claimed = one.claim_due(chrono::Utc::now(), 10).await.unwrap();
     assert_eq!(claimed.iter().map(|a| a.account.as_str()).collect::<Vec<_>>(), ["work"]);
     assert_eq!(tool.claim_due(chrono::Utc::now(), 10).await.unwrap().len(), 1, "the tool takes home's");
+    // An alert about an account it does not hold is stored (once, by key); a plan is not.
+    let alert = || NewAction::new("alert/watcher_down/home/INBOX/1", "home", "webhook", json!({}));
+    let refused = one.commit_schedule_chunk(vec![alert()]).await.unwrap_err();
+    assert!(matches!(refused, Error::NotHeld { .. }), "{refused}");
+    assert_eq!(one.commit_alerts(vec![alert()]).await.unwrap().len(), 1);
+    assert_eq!(tool.commit_alerts(vec![alert()]).await.unwrap().len(), 0, "the same alert from another instance");
 }

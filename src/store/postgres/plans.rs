@@ -87,10 +87,26 @@ impl PgStore {
     /// run itself is recorded by [`PgStore::finish_schedule_run`]. Returns the ids of the
     /// actions inserted.
     pub(crate) async fn commit_schedule_chunk(&self, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
-        let what = || "commit plan for a schedule run".to_owned();
+        self.insert_actions(actions, true, || "commit plan for a schedule run".to_owned()).await
+    }
+
+    /// Stores alert actions without fencing them (see `Store::commit_alerts`).
+    pub(crate) async fn commit_alerts(&self, actions: Vec<NewAction>) -> Result<Vec<ActionId>> {
+        self.insert_actions(actions, false, || "store alerts".to_owned()).await
+    }
+
+    /// Stores `actions` in one transaction, fenced by their accounts when `fenced`.
+    async fn insert_actions(
+        &self,
+        actions: Vec<NewAction>,
+        fenced: bool,
+        what: impl Fn() -> String + Copy,
+    ) -> Result<Vec<ActionId>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db(what))?;
-        self.fence_each(&*tx, actions.iter().map(|a| a.account.as_str())).await?;
+        if fenced {
+            self.fence_each(&*tx, actions.iter().map(|a| a.account.as_str())).await?;
+        }
         let ids = store_actions(&*tx, &actions, Utc::now()).await.map_err(db(what))?;
         tx.commit().await.map_err(db(what))?;
         Ok(ids)
