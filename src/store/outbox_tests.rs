@@ -349,12 +349,10 @@ async fn only_uncertain_actions_can_be_requeued() {
     }
 }
 
-/// SQLite only: `commit_plans` is the plans' (on PostgreSQL, `postgres/plans_stub.rs` at the
-/// time of writing); their tests run it on both backends.
+/// A batch of plans stores its actions, rule failures and checkpoint together, or nothing.
 #[tokio::test]
 async fn a_batch_of_plans_commits_actions_failures_and_checkpoints_together() {
     use super::{Checkpoint, MessagePlan};
-    let store = Store::open_in_memory().await.unwrap();
     let checkpoint =
         |uid| Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity: 9, last_uid: uid };
     let plan = |uid: u32, failures: Vec<(String, String)>| MessagePlan {
@@ -364,17 +362,19 @@ async fn a_batch_of_plans_commits_actions_failures_and_checkpoints_together() {
         gmail_msgid: None,
         decided: Default::default(),
     };
-    let ids = store
-        .commit_plans(vec![plan(3, vec![]), plan(5, vec![("r.rhai".into(), "boom".into())]), plan(8, vec![])])
-        .await
-        .unwrap();
-    assert_eq!(ids.len(), 3);
-    assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint(8)));
-    let failures = store.recent_rule_failures(10).await.unwrap();
-    assert_eq!((failures.len(), failures[0].uid, failures[0].rule.as_str()), (1, 5, "r.rhai"));
-    // A batch that would move the checkpoint backwards stores nothing at all.
-    let err = store.commit_plans(vec![plan(9, vec![]), plan(4, vec![])]).await.unwrap_err();
-    assert!(matches!(err, Error::CheckpointBackwards { .. }), "{err}");
-    assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint(8)));
-    assert_eq!(store.outbox_counts().await.unwrap().pending, 3);
+    for (backend, store) in super::test_backends::each().await {
+        let ids = store
+            .commit_plans(vec![plan(3, vec![]), plan(5, vec![("r.rhai".into(), "boom".into())]), plan(8, vec![])])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3, "{backend}");
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint(8)), "{backend}");
+        let failures = store.recent_rule_failures(10).await.unwrap();
+        assert_eq!((failures.len(), failures[0].uid, failures[0].rule.as_str()), (1, 5, "r.rhai"), "{backend}");
+        // A batch that would move the checkpoint backwards stores nothing at all.
+        let err = store.commit_plans(vec![plan(9, vec![]), plan(4, vec![])]).await.unwrap_err();
+        assert!(matches!(err, Error::CheckpointBackwards { .. }), "{backend}: {err}");
+        assert_eq!(store.checkpoint("work", "INBOX").await.unwrap(), Some(checkpoint(8)), "{backend}");
+        assert_eq!(store.outbox_counts().await.unwrap().pending, 3, "{backend}");
+    }
 }
