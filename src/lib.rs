@@ -18,8 +18,9 @@
 //!   or delete) and keyed so that storing it twice stores it once.
 //! - [`rules`]: the Rhai engine and the rule scripts, compiled at start-up so that a bad rule
 //!   fails before any mail is touched.
-//! - [`store`]: the embedded SQLite store: mailbox checkpoints, the action outbox, the reply
-//!   log and schedule runs. Everything that must survive a crash goes through it.
+//! - [`store`]: mailbox checkpoints, the action outbox, the reply log and schedule runs, in an
+//!   embedded SQLite file or, for a fleet of instances, a shared PostgreSQL database whose
+//!   writes are fenced by account leases. Everything that must survive a crash goes through it.
 //! - [`source`]: the triggers: a watcher per mailbox (catch up from the checkpoint, then IDLE
 //!   or poll) and the cron schedules with their server-side sweeps.
 //! - [`exec`]: the executors that carry out stored actions exactly once: IMAP operations in
@@ -27,7 +28,8 @@
 //! - [`health`]: what every watcher's connection is doing and what happened, for `/healthz`,
 //!   `/metrics` (the optional HTTP listener) and `tidings status`.
 //! - [`runtime`]: `run(config, shutdown)`, the daemon; the shutdown trigger is a future so that
-//!   `main` and tests decide when to stop.
+//!   `main` and tests decide when to stop. On a shared store it is a fleet member: it claims its
+//!   share of the accounts and takes over those of instances that died.
 //! - [`telemetry`]: the tracing subscriber and the span and field names used everywhere.
 //! - [`tooling`]: `tidings test` (rules over `.eml` files and fixtures, no network) and
 //!   `tidings dry-run` (rules over a real mailbox, read-only): what the pipeline would do.

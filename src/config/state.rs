@@ -10,7 +10,7 @@ pub enum State {
     /// A SQLite file.
     File(PathBuf),
     /// A PostgreSQL URL (`postgres://` or `postgresql://`); it may hold a password, so it is
-    /// never shown as written (see [`State::fmt`]).
+    /// never shown as written (its `Display` and `Debug` hide the password).
     Postgres(String),
 }
 

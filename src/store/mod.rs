@@ -2,19 +2,20 @@
 //!
 //! It keeps everything that must survive a crash: mailbox checkpoints, the action outbox,
 //! the reply log, schedule runs and what live rules collected for them, in one SQLite file in
-//! WAL mode. A call returns only once
-//! its write is committed and synced to disk, so whatever the store acknowledged survives a
-//! crash or a power loss.
+//! WAL mode, or in a PostgreSQL database shared by a fleet of instances. A call returns only
+//! once its write is committed (and, on SQLite, synced to disk), so whatever the store
+//! acknowledged survives a crash or a power loss.
 //!
 //! What it must not do: run actions, talk to servers, evaluate rules, or decide policy (how
 //! long to back off, how many replies are too many): it records, callers decide. It never
 //! recreates, truncates or "repairs" a file it cannot read, and it never opens a store
 //! written by a newer tidings: both are errors that name the file and leave it untouched.
 //!
-//! [`Store`] is the one interface to the rest of the crate. The SQLite backend behind it
-//! (the `sqlite` thread and one file per table group) is private, so a PostgreSQL backend
-//! for fleets of instances can come in behind the same methods and the same numbered schema
-//! versions (see `migrations`).
+//! [`Store`] is the one interface to the rest of the crate. Behind it, either the SQLite backend
+//! (the `sqlite` thread and one file per table group, private) or [`postgres::PgStore`] (the
+//! same methods, the same numbered schema versions, see `migrations`); every method asks which
+//! first. On PostgreSQL a fleet member's checkpoint and outbox writes are fenced by the account
+//! leases it holds (see `postgres`); the store tests run on both backends (`test_backends`).
 
 mod backup;
 mod by_hand;

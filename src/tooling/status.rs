@@ -383,3 +383,43 @@ fn history_json(m: &MessageHistory) -> Value {
         "rule_failures": failures,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::store::postgres::fleet::Instance;
+
+    #[test]
+    fn the_fleet_shows_each_instance_its_heartbeat_and_accounts_and_what_no_one_holds() {
+        let now = Utc::now();
+        let instance = |id: &str, alive, accounts: &[(&str, i64)]| Instance {
+            id: id.to_owned(),
+            host: "h".to_owned(),
+            pid: 7,
+            started_at: now - TimeDelta::minutes(5),
+            heartbeat_at: now - TimeDelta::seconds(3),
+            alive,
+            accounts: accounts.iter().map(|(a, e)| ((*a).to_owned(), *e, now)).collect(),
+        };
+        let fleet = FleetView {
+            instances: vec![instance("h/1/a", true, &[("work", 3), ("home", 1)]), instance("h/2/b", false, &[])],
+            unheld: vec!["shop".to_owned()],
+        };
+        let mut out = Vec::new();
+        write_fleet(&fleet, now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("INSTANCE") && lines[0].contains("HEARTBEAT"), "{text}");
+        assert!(
+            lines[1].starts_with("h/1/a") && lines[1].contains("live") && lines[1].ends_with("2: work#3 home#1"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("h/2/b") && lines[2].contains("EXPIRED") && lines[2].contains("0:"), "{text}");
+        assert_eq!(lines[3], "held by no live instance: shop", "{text}");
+        let json = fleet_json(&fleet);
+        assert_eq!(json["instances"][0]["accounts"][0]["epoch"], 3);
+        assert_eq!(json["unheld"][0], "shop");
+    }
+}
