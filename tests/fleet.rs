@@ -7,7 +7,9 @@
 //! 3. freeze: another instance is SIGSTOPped while its webhooks are in flight, for longer than
 //!    its lease; the others take its accounts over and sort the mail delivered meanwhile; at
 //!    SIGCONT its late writes (the webhooks' outcomes) are refused by the epoch check;
-//! 4. rebalance: the killed instance is started again; the accounts spread 8/8/8 again.
+//! 4. rebalance: the killed instance is started again; the accounts spread 8/8/8 again;
+//! 5. PostgreSQL restarts while mail arrives (down for two heartbeats, less than a lease):
+//!    the accounts whose store writes failed are started afresh and the mail is sorted.
 //!
 //! Then the accounting, over every message delivered: moved exactly once, nothing left in an
 //! INBOX, one decided-message row and one move action each in the store, webhooks at least once
@@ -253,7 +255,7 @@ async fn settle(world: &World, subjects: &BTreeSet<String>, daemons: &[&Daemon])
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_and_rebalances() {
     let (lease, heartbeat) = timings();
-    let world = tokio::task::spawn_blocking(World::new).await.unwrap();
+    let mut world = tokio::task::spawn_blocking(World::new).await.unwrap();
     let mut subjects = BTreeSet::new();
 
     // 1. Three instances share the accounts.
@@ -354,8 +356,21 @@ async fn a_fleet_hands_over_a_dead_or_frozen_instance_s_accounts_exactly_once_an
     for i in 0..ACCOUNTS {
         subjects.insert(world.deliver("rebalanced", i, 0).await);
     }
+    settle(&world, &subjects, &[&a2, &b, &c]).await;
+
+    // 5. PostgreSQL restarts under the fleet (an outage shorter than a lease): the accounts
+    // whose writes failed meanwhile are started afresh, and the mail is sorted once.
+    let down = Instant::now();
+    world.pg.stop();
+    for i in 0..ACCOUNTS {
+        subjects.insert(world.deliver("outage", i, 0).await);
+    }
+    std::thread::sleep((heartbeat * 2).saturating_sub(down.elapsed()));
+    world.pg.restart().expect("restart PostgreSQL");
+    eprintln!("fleet: PostgreSQL down for {:?}", down.elapsed());
     let end = settle(&world, &subjects, &[&a2, &b, &c]).await;
-    eprintln!("fleet: end: {end:?}");
+    let restarted: usize = [&a2, &b, &c].iter().map(|d| d.log().matches("started afresh").count()).sum();
+    eprintln!("fleet: end: {end:?}; accounts started afresh after the outage: {restarted}");
 
     // Exactly once, over everything delivered.
     assert_eq!(end.moved_once, end.delivered, "{end:?}");

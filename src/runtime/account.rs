@@ -161,12 +161,17 @@ impl AccountWorker {
     }
 
     /// Runs the watchers and the executor until `shutdown`. A failing task is logged; the others
-    /// (and other accounts) go on.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// (and other accounts) go on, except on a shared store, where a failed task (a store that
+    /// could not be reached, a lease taken over) ends the whole account: the fleet member starts
+    /// it afresh at its next round if it still holds the account (see `runtime::membership`).
+    pub async fn run(self, mut outer: watch::Receiver<bool>) {
         let span = crate::telemetry::account_span(&self.account.name);
         let wake = Arc::new(Wake::default());
         let mut tasks = JoinSet::new();
-        let Some(mailboxes) = self.mailboxes(&mut shutdown).instrument(span.clone()).await else { return };
+        let whole = self.store.fleet().is_some();
+        let (stop_all, shutdown) = watch::channel(*outer.borrow());
+        let mut stopping = *outer.borrow();
+        let Some(mailboxes) = self.mailboxes(&mut outer).instrument(span.clone()).await else { return };
         let plan = span.in_scope(|| self.connection_plan(&mailboxes));
         for mailbox in &plan.idle {
             let watcher = self.watcher(mailbox, &wake);
@@ -213,13 +218,39 @@ impl AccountWorker {
             async move { events.run_events(notify, shutdown).await.map_err(crate::Error::from) }
                 .instrument(span.clone()),
         );
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    span.in_scope(|| tracing::error!(error = %crate::exec::error_chain(&error), "account task stopped"))
+        loop {
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                changed = outer.changed(), if !stopping => {
+                    stopping = changed.is_err() || *outer.borrow();
+                    if stopping {
+                        let _ = stop_all.send(true);
+                    }
+                    continue;
                 }
-                Err(panic) => span.in_scope(|| tracing::error!(%panic, "account task panicked")),
+            };
+            let failed = match joined {
+                None => break,
+                Some(Ok(Ok(()))) => false,
+                Some(Ok(Err(error))) => {
+                    span.in_scope(
+                        || tracing::error!(error = %crate::exec::error_chain(&error), "account task stopped"),
+                    );
+                    true
+                }
+                Some(Err(panic)) => {
+                    span.in_scope(|| tracing::error!(%panic, "account task panicked"));
+                    true
+                }
+            };
+            if failed && whole && !stopping {
+                span.in_scope(|| {
+                    tracing::warn!(
+                        "stopping the account's other tasks; it is started afresh while this instance holds it"
+                    )
+                });
+                stopping = true;
+                let _ = stop_all.send(true);
             }
         }
     }

@@ -94,6 +94,24 @@ impl Fleet {
         }
     }
 
+    /// Starts afresh every account among `held` whose worker ended by itself (on a shared store
+    /// a failed task ends the account, see `AccountWorker::run`); returns their names.
+    pub(super) fn restart_ended(&mut self, prepared: &Prepared, held: &[String]) -> Vec<String> {
+        let ended: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, running)| running.task.is_finished() && held.contains(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &ended {
+            self.running.remove(name);
+            if let Some(account) = prepared.config.accounts.iter().find(|a| &a.name == name) {
+                self.start(prepared, account);
+            }
+        }
+        ended
+    }
+
     /// Applies `prepared`'s (new) accounts: starts the added ones, stops the removed ones,
     /// restarts those whose settings, schedules or password changed, and leaves the rest
     /// running untouched.

@@ -61,6 +61,9 @@ impl Membership {
                     tracing::warn!(%account, "the account's lease was taken over by another instance (this one stalled past it); stopping it");
                 }
                 stop(prepared, fleet, &lost).await;
+                for account in fleet.restart_ended(prepared, &pg.held().unwrap_or_default()) {
+                    tracing::warn!(%account, "the account's worker had ended after a failure; started afresh");
+                }
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "cannot renew the leases");

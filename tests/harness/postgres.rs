@@ -26,7 +26,9 @@ pub struct Postgres {
     /// The CA that signed the server's certificate (for localhost and 127.0.0.1); TLS is on.
     pub ca_file: PathBuf,
     server: Supervised,
-    _janitor: Janitor,
+    /// How the server was started (for [`Postgres::restart`]).
+    argv: Vec<String>,
+    janitor: Janitor,
 }
 
 /// Where Debian keeps the server binaries: /usr/lib/postgresql/<major>/bin, newest first.
@@ -102,10 +104,10 @@ impl Postgres {
             "-c",
             &format!("ssl_key_file={}", pki.key_file.display()),
         ]);
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let server = Supervised::spawn("postgres", &argv, &log, &janitor)?;
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let server = Supervised::spawn("postgres", &args, &log, &janitor)?;
         wait_ready(&server, &[(port, Probe::Accepts)], std::slice::from_ref(&log))?;
-        let pg = Postgres { port, dir, ca_file: pki.ca_file, server, _janitor: janitor };
+        let pg = Postgres { port, dir, ca_file: pki.ca_file, server, argv, janitor };
         pg.wait_accepting(&log)?;
         pg.psql("postgres", "CREATE DATABASE tidings")?;
         Ok(pg)
@@ -155,8 +157,19 @@ impl Postgres {
         log_tails(&[self.dir.join("postgres.log")], 30)
     }
 
-    /// Stops the server and waits until it is gone.
+    /// Stops the server (a fast shutdown: clients are disconnected, open transactions rolled
+    /// back; SIGTERM would wait for every client to leave) and waits until it is gone.
     pub fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.server.pid.to_string()]).status();
         self.server.stop();
+    }
+
+    /// Starts the stopped server again, on the same data and port; ready when this returns.
+    pub fn restart(&mut self) -> Result<()> {
+        let log = self.dir.join("postgres.log");
+        let args: Vec<&str> = self.argv.iter().map(String::as_str).collect();
+        self.server = Supervised::spawn("postgres", &args, &log, &self.janitor)?;
+        wait_ready(&self.server, &[(self.port, Probe::Accepts)], std::slice::from_ref(&log))?;
+        self.wait_accepting(&log)
     }
 }
