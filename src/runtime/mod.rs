@@ -256,8 +256,9 @@ pub async fn run(
 /// start, removed ones stop, changed ones (settings, schedules, password) restart, and every
 /// other account keeps its sessions. A config that does not load, or whose secrets do not
 /// resolve, changes nothing. Settings shared by every account (state, rules, plugins, webhooks,
-/// commands, limits, http, health, alerts) are applied by a restart only; a reload says which
-/// of them changed.
+/// commands, limits, http, health, alerts, fleet) are applied by a restart only; a reload says
+/// which of them changed. A fleet member starts only the accounts it holds; its next round
+/// claims added accounts and gives up removed ones.
 async fn reload(prepared: &mut Prepared, fleet: &mut Fleet) {
     let path = prepared.config.path.clone();
     tracing::info!(config = %path.display(), "SIGHUP: reloading the config");
@@ -306,6 +307,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("http", old.http == new.http),
         ("health", old.health == new.health),
         ("alerts", old.alerts == new.alerts),
+        ("fleet", old.fleet == new.fleet),
     ]
     .into_iter()
     .filter(|(_, same)| !same)
