@@ -51,7 +51,7 @@ use chrono::Utc;
 use tidings::exec::IMAP_KINDS;
 use tidings::plan::Action as Planned;
 use tidings::store::postgres::{Member, POOL_SIZE};
-use tidings::store::{Checkpoint, Decided, MessagePlan, NewAction, Outcome, Store};
+use tidings::store::{ActionState, Checkpoint, Decided, MessagePlan, NewAction, Outcome, Store};
 
 use crate::footprint::{clock_ticks, cpu_ticks};
 use crate::harness::Postgres;
@@ -92,10 +92,17 @@ pub async fn run(table: &mut Table) -> Result<()> {
     let cpu0 = own_cpu()?;
     let life = live(&store, &names(accounts), messages).await?;
     let cpu = own_cpu()? - cpu0;
+    // Closing the last connection checkpoints the WAL into the file and removes it.
     drop(store);
+    let (file, wal) = (dir.path().join("state.db"), dir.path().join("state.db-wal"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wal.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bytes = std::fs::metadata(&file)?.len() as f64 / life.messages as f64;
     eprintln!(
         "store: SQLite (synchronous=FULL, ext4 under /tmp): {} messages in {:.2} s: {:.0} msg/s; life median {:.2} \
-         ms, p99 {:.2} ms; tidings CPU {:.0} us/msg; load average after it {}",
+         ms, p99 {:.2} ms; tidings CPU {:.0} us/msg; file {bytes:.0} bytes/msg; load average after it {}",
         life.messages,
         life.wall.as_secs_f64(),
         life.rate(),
@@ -107,7 +114,8 @@ pub async fn run(table: &mut Table) -> Result<()> {
     table.note(
         format!("store: SQLite, {accounts} account tasks x {messages} messages (fsync on every commit)"),
         format!(
-            "{:.0} msg/s ({} msg in {:.2} s); life median {:.2} ms, p99 {:.2} ms; tidings CPU {:.0} µs/msg",
+            "{:.0} msg/s ({} msg in {:.2} s); life median {:.2} ms, p99 {:.2} ms; tidings CPU {:.0} µs/msg; file \
+             {bytes:.0} bytes/msg",
             life.rate(),
             life.messages,
             life.wall.as_secs_f64(),
@@ -165,9 +173,12 @@ async fn pg_pass(pg: &Postgres, db: &str, accounts: usize, messages: u32, beat: 
     let fleet = store.fleet().context("a PostgreSQL store has a fleet side")?;
     fleet.join().await?;
     let names = names(accounts);
+    let claiming = Instant::now();
     for name in &names {
         ensure!(fleet.claim(name).await?.is_some(), "account {name} could not be claimed");
     }
+    let claims = claiming.elapsed();
+    let size0 = Sizes::read(pg, db)?;
     // Start from clean pages: what the pass dirties is written by the checkpoint after it.
     psql(pg, "postgres", "CHECKPOINT")?;
     tokio::time::sleep(STATS_FLUSH).await;
@@ -207,12 +218,26 @@ async fn pg_pass(pg: &Postgres, db: &str, accounts: usize, messages: u32, beat: 
     // What the pass dirtied (and the heartbeats and the vacuum, on the same pages) written out.
     psql(pg, "postgres", "CHECKPOINT")?;
     after.buffers = Stats::read(pg, db)?.buffers;
+    let size = Sizes::read(pg, db)?.minus(&size0);
+
+    // What taking an account over costs beside its claim, with the pass's actions stored: the
+    // runtime's `recover` settles what the last owner left in flight and lists the uncertain
+    // actions (of every account) to requeue those safe to repeat.
+    let recovering = Instant::now();
+    for name in &names {
+        ensure!(store.recover_in_flight_of(name).await?.is_empty(), "{name}: actions left in flight");
+        store.list_outbox(Some(ActionState::Uncertain), usize::MAX).await?;
+    }
+    let recovers = recovering.elapsed();
     fleet.leave().await?;
     drop(store);
     Ok(PgPass {
         accounts,
         life,
         load: after.minus(&before),
+        size,
+        claims,
+        recovers,
         beat_load,
         beats_under_load: beats,
         lone_beats: lone,
@@ -359,6 +384,12 @@ struct PgPass {
     own_cpu: f64,
     /// WAL bytes and wall time of a `VACUUM` of the database after the pass.
     vacuum: (i64, Duration),
+    /// What the pass added on disk (after its `VACUUM`).
+    size: Sizes,
+    /// Claiming every account, one after another, before the pass.
+    claims: Duration,
+    /// Recovering every account (as a takeover does) after the pass.
+    recovers: Duration,
 }
 
 impl PgPass {
@@ -430,9 +461,32 @@ impl PgPass {
         eprintln!("store:   per message: {load}");
         eprintln!("store:   CPU: {cpu}");
         eprintln!("store:   heartbeat: {beat}");
+        let a = self.accounts as f64;
+        let takeover = format!(
+            "claim {:.2} ms per account ({} claimed one after another); recover (settle in-flight, list uncertain) \
+             {:.2} ms per account with {} actions stored",
+            self.claims.as_secs_f64() * 1e3 / a,
+            self.accounts,
+            self.recovers.as_secs_f64() * 1e3 / a,
+            2 * self.life.messages
+        );
+        let z = &self.size;
+        let disk = format!(
+            "{:.0} bytes per message in the database after VACUUM (actions + 4 indexes {:.0}, messages + 3 indexes \
+             {:.0})",
+            per(z.database),
+            per(z.actions),
+            per(z.messages)
+        );
+        eprintln!("store:   takeover work: {takeover}");
+        eprintln!("store:   disk: {disk}");
         table.note(format!("store: PostgreSQL ({fsync}), {tasks}, fenced fleet member"), format!("{life}; {cpu}"));
         table.note(format!("store: PostgreSQL ({fsync}), {tasks}: database load per message"), load);
         table.note(format!("store: PostgreSQL ({fsync}), {tasks}: heartbeat"), beat);
+        table.note(
+            format!("store: PostgreSQL ({fsync}), {tasks}: takeover work and disk"),
+            format!("{takeover}; {disk}"),
+        );
     }
 }
 
@@ -480,6 +534,34 @@ impl Stats {
             wal_records: self.wal_records - earlier.wal_records,
             wal_fpi: self.wal_fpi - earlier.wal_fpi,
             buffers: self.buffers - earlier.buffers,
+        }
+    }
+}
+
+/// On-disk sizes in bytes (tables with their indexes and TOAST).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sizes {
+    actions: i64,
+    messages: i64,
+    database: i64,
+}
+
+impl Sizes {
+    fn read(pg: &Postgres, db: &str) -> Result<Sizes> {
+        let sql = "SELECT pg_total_relation_size('actions'), pg_total_relation_size('messages'), \
+                   pg_database_size(current_database())";
+        let out = psql(pg, db, sql)?;
+        let v: Vec<i64> =
+            out.trim().split('|').map(str::parse).collect::<Result<_, _>>().with_context(|| out.clone())?;
+        let [actions, messages, database] = v[..] else { bail!("unexpected sizes row {out:?}") };
+        Ok(Sizes { actions, messages, database })
+    }
+
+    fn minus(&self, earlier: &Sizes) -> Sizes {
+        Sizes {
+            actions: self.actions - earlier.actions,
+            messages: self.messages - earlier.messages,
+            database: self.database - earlier.database,
         }
     }
 }
