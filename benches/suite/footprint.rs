@@ -281,7 +281,7 @@ fn established_to(pid: u32, port: u16) -> Result<usize> {
 }
 
 /// utime + stime of every thread of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces: fields are counted after its closing parenthesis.
     let rest = stat.rsplit_once(')').context("unexpected /proc/PID/stat")?.1;

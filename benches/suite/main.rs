@@ -1,10 +1,11 @@
 //! The benchmark suite: `cargo bench --bench suite [-- PART...]`, PART one of `rules`,
-//! `backlog`, `push`, `footprint` (default: all, in that order). Each part measures, prints
-//! what it did as it goes, and adds rows to one table printed at the end, with each issue-8
-//! target and whether it was met. `benches/run` installs the servers and imapfilter first.
+//! `backlog`, `push`, `footprint`, `store` (default: all, in that order). Each part measures,
+//! prints what it did as it goes, and adds rows to one table printed at the end, with each
+//! issue-8 target and whether it was met. `benches/run` installs the servers and imapfilter first.
 //!
 //! The end-to-end parts run the release `tidings` binary against the test harness's real
-//! Dovecot (and Cyrus, Postfix) on loopback; nothing is mocked.
+//! Dovecot (and Cyrus, Postfix) on loopback; nothing is mocked. `store` drives the library's
+//! `Store` in this process against a temp SQLite file and the harness's real PostgreSQL.
 
 #[path = "../../tests/harness/mod.rs"]
 #[allow(dead_code, unused_imports)]
@@ -16,11 +17,12 @@ mod footprint;
 mod push;
 mod raw_imap;
 mod rules;
+mod store;
 mod table;
 
 use table::Table;
 
-const PARTS: &[&str] = &["rules", "backlog", "push", "footprint"];
+const PARTS: &[&str] = &["rules", "backlog", "push", "footprint", "store"];
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` (the test suite) runs this
@@ -49,6 +51,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("footprint") {
         runtime.block_on(footprint::run(&mut table))?;
+    }
+    if wanted("store") {
+        runtime.block_on(store::run(&mut table))?;
     }
     table.print();
     Ok(())

@@ -62,6 +62,13 @@ fn run(argv: &[String]) -> Result<String> {
 impl Postgres {
     /// Creates a cluster with a database `tidings` and starts it; ready when this returns.
     pub fn start() -> Result<Postgres> {
+        Postgres::start_with(&[])
+    }
+
+    /// [`Postgres::start`] with more server settings (`name=value`, each passed as `-c`), which
+    /// win over the defaults here: `fsync=on` for a benchmark of durable commits. The command
+    /// line wins over `ALTER SYSTEM`, so these cannot be changed on a running cluster.
+    pub fn start_with(settings: &[&str]) -> Result<Postgres> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("tidings-pg-").tempdir_in("/tmp")?.keep();
         let janitor = Janitor::start(&dir)?;
@@ -84,7 +91,7 @@ impl Postgres {
         ]))?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = dir.join("postgres.log");
-        let argv = as_postgres(&[
+        let mut argv = as_postgres(&[
             &server.display().to_string(),
             "-D",
             &data.display().to_string(),
@@ -104,6 +111,10 @@ impl Postgres {
             "-c",
             &format!("ssl_key_file={}", pki.key_file.display()),
         ]);
+        // The last of a setting given twice wins.
+        for setting in settings {
+            argv.extend(["-c".to_owned(), (*setting).to_owned()]);
+        }
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         let server = Supervised::spawn("postgres", &args, &log, &janitor)?;
         wait_ready(&server, &[(port, Probe::Accepts)], std::slice::from_ref(&log))?;
