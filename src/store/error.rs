@@ -208,6 +208,12 @@ pub enum Error {
     /// epoch), or a lease operation failed: the write was refused, nothing was stored.
     #[error(transparent)]
     Lease(#[from] super::postgres::leases::Error),
+    /// A lease operation was asked of a store opened as a tool, not as a fleet member.
+    #[error("cannot {verb}: the store was not opened as a member of a fleet")]
+    NotAMember {
+        /// What was asked: "claim a lease", "heartbeat", ...
+        verb: &'static str,
+    },
     /// A fleet instance wrote for an account it holds no lease on.
     #[error("cannot write for account {account}: this instance holds no lease on it")]
     NotHeld {

@@ -47,15 +47,15 @@ fn secs(duration: std::time::Duration) -> f64 {
 }
 
 impl PgStore {
-    fn member(&self) -> Result<&Fleet> {
-        // Only the daemon of a fleet opens the store as a member; a tool calling this is a bug.
-        self.fleet_state().ok_or_else(|| Error::NotHeld { account: "(not a fleet member)".into() })
+    /// This member's identity and leases; only the daemon of a fleet opens the store as one.
+    fn member(&self, verb: &'static str) -> Result<&Fleet> {
+        self.fleet_state().ok_or(Error::NotAMember { verb })
     }
 
     /// Joins the fleet (or refreshes this instance's row): the instance counts as live from now
     /// until its heartbeat expires.
     pub async fn join(&self) -> Result<()> {
-        let fleet = self.member()?;
+        let fleet = self.member("join the fleet")?;
         let m = &fleet.member;
         let client = self.client().await?;
         client
@@ -74,7 +74,7 @@ impl PgStore {
     /// transaction. Returns the accounts found taken over (a stall outlived their lease): they
     /// are forgotten here, so their writes are refused from now on; the caller stops them.
     pub async fn heartbeat(&self) -> Result<Vec<String>> {
-        let fleet = self.member()?;
+        let fleet = self.member("heartbeat")?;
         let m = &fleet.member;
         let (accounts, epochs): (Vec<String>, Vec<i64>) = self.holdings().into_iter().unzip();
         let mut client = self.client().await?;
@@ -131,7 +131,7 @@ impl PgStore {
 
     /// Claims `account` if it is free or its lease expired; its epoch when claimed.
     pub async fn claim(&self, account: &str) -> Result<Option<i64>> {
-        let fleet = self.member()?;
+        let fleet = self.member("claim a lease")?;
         let mut client = self.client().await?;
         let what = || format!("claim the lease of account {account}");
         let tx = client.transaction().await.map_err(db(what))?;
@@ -150,7 +150,7 @@ impl PgStore {
     /// Gives `account` up: its writes are refused from now on, and another instance may claim
     /// it at once. Call after its worker stopped.
     pub async fn release(&self, account: &str) -> Result<()> {
-        let fleet = self.member()?;
+        let fleet = self.member("release a lease")?;
         let Some(epoch) = fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).remove(account) else {
             return Ok(());
         };
@@ -168,7 +168,7 @@ impl PgStore {
     /// Leaves the fleet: gives up every lease and removes this instance's row (a clean stop;
     /// a crash leaves both to expire).
     pub async fn leave(&self) -> Result<()> {
-        let fleet = self.member()?;
+        let fleet = self.member("leave the fleet")?;
         for (account, _) in self.holdings() {
             self.release(&account).await?;
         }
@@ -183,7 +183,7 @@ impl PgStore {
     /// What a rebalance needs: the live instances (this one included) and the accounts other
     /// live holders have.
     pub async fn others(&self) -> Result<(usize, BTreeSet<String>)> {
-        let fleet = self.member()?;
+        let fleet = self.member("read the fleet")?;
         let client = self.client().await?;
         let what = || "read the fleet's instances and leases".to_owned();
         let live: i64 = client

@@ -143,3 +143,13 @@ async fn a_tool_writes_unfenced_and_a_member_claims_only_what_it_holds() {
     assert_eq!(one.commit_alerts(vec![alert()]).await.unwrap().len(), 1);
     assert_eq!(tool.commit_alerts(vec![alert()]).await.unwrap().len(), 0, "the same alert from another instance");
 }
+
+#[tokio::test]
+async fn a_tool_cannot_take_part_in_the_fleet() {
+    let Some((_, tool)) = members(&[], Duration::from_secs(30)).await else { return };
+    let pg = tool.fleet().unwrap();
+    let refused = pg.claim("work").await.unwrap_err();
+    assert!(matches!(refused, Error::NotAMember { verb: "claim a lease" }), "{refused}");
+    assert!(matches!(pg.heartbeat().await, Err(Error::NotAMember { .. })));
+    assert_eq!(pg.held(), None, "a tool writes for any account, fenced by nothing");
+}
