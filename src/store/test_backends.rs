@@ -52,7 +52,7 @@ pub(crate) fn fresh_database(pg: &Postgres) -> String {
 
 /// A fresh database on the cluster (started on first use): its URL and the CA file to trust;
 /// `None` when PostgreSQL is not installed (outside CI).
-pub(super) async fn database() -> Option<(String, PathBuf)> {
+pub(crate) async fn database() -> Option<(String, PathBuf)> {
     tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
         .await
         .expect("the PostgreSQL starter panicked")
@@ -108,4 +108,32 @@ pub(crate) async fn actions(store: &Store) -> Vec<super::Action> {
 /// How many actions are pending.
 pub(crate) async fn pending(store: &Store) -> usize {
     usize::try_from(store.outbox_counts().await.expect("cannot count the outbox").pending).unwrap_or(usize::MAX)
+}
+
+/// Fleet member `id` (its leases running `lease`) on the database at `url`, joined and holding
+/// the leases of `accounts`, claimed as the runtime claims them.
+pub(crate) async fn member(
+    url: &str,
+    ca_file: &std::path::Path,
+    id: &str,
+    lease: std::time::Duration,
+    accounts: &[&str],
+) -> Store {
+    let member = super::postgres::Member { id: id.to_owned(), host: "test".to_owned(), pid: 1, lease };
+    let store = Store::open_postgres(url, Some(ca_file), Some(member)).await.expect("cannot open the PostgreSQL store");
+    let pg = store.fleet().expect("a PostgreSQL store");
+    pg.join().await.expect("cannot join the fleet");
+    for account in accounts {
+        assert!(pg.claim(account).await.expect("cannot claim").is_some(), "the lease of {account} is held");
+    }
+    store
+}
+
+/// Another instance, `owner`, takes `account` over: its lease is made to expire and `owner`
+/// claims it, with the next epoch (through `tool`'s connection).
+pub(crate) async fn take_over(tool: &Store, account: &str, owner: &str) {
+    let client = tool.fleet().expect("a PostgreSQL store").client().await.unwrap();
+    client.execute("UPDATE leases SET expires_at = now() WHERE account = $1", &[&account]).await.unwrap();
+    let lease = super::postgres::leases::claim(&**client, account, owner, std::time::Duration::from_secs(60)).await;
+    assert!(lease.unwrap().is_some(), "the lease of {account} expired and was claimed by {owner}");
 }

@@ -6,47 +6,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Member, leases};
-use crate::store::test_backends::{cluster, fresh_database};
+use super::leases;
+use crate::store::test_backends::{database, member, take_over};
 use crate::store::{Checkpoint, Error, MessagePlan, NewAction, RunOutcome, ScheduleRun, Store, WatcherRecord};
 
 const LEASE: Duration = Duration::from_secs(60);
-
-/// A fresh database: its URL and CA file; `None` without PostgreSQL (outside CI).
-async fn database() -> Option<(String, std::path::PathBuf)> {
-    tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone())))
-        .await
-        .expect("the PostgreSQL starter panicked")
-}
-
-/// Fleet member `id` on the database at `url`.
-async fn member(url: &str, ca_file: &std::path::Path, id: &str) -> Store {
-    let member = Member { id: id.into(), host: "test".into(), pid: 1, lease: LEASE };
-    Store::open_postgres(url, Some(ca_file), Some(member)).await.expect("cannot open the PostgreSQL store")
-}
-
-/// Makes `store`'s member claim `account` and hold the lease (as the fleet runtime does).
-async fn hold(store: &Store, account: &str) {
-    let pg = store.fleet().unwrap();
-    let fleet = pg.fleet_state().unwrap();
-    let client = pg.client().await.unwrap();
-    let lease = leases::claim(&**client, account, &fleet.member.id, LEASE).await.unwrap().expect("the account is free");
-    fleet.epochs.lock().unwrap().insert(account.to_owned(), lease.epoch);
-}
-
-/// Another instance takes `account` over: its lease's epoch moves on.
-async fn take_over(store: &Store, account: &str) {
-    let client = store.fleet().unwrap().client().await.unwrap();
-    let sql = "UPDATE leases SET owner = 'other', epoch = epoch + 1 WHERE account = $1";
-    assert_eq!(client.execute(sql, &[&account]).await.unwrap(), 1);
-}
 
 /// Member "a" of a fleet on a fresh database, holding account "work", whose INBOX has one
 /// plan stored (uid 1).
 async fn holding_work() -> Option<Store> {
     let (url, ca_file) = database().await?;
-    let store = member(&url, &ca_file, "a").await;
-    hold(&store, "work").await;
+    let store = member(&url, &ca_file, "a", LEASE, &["work"]).await;
     store.commit_plan(&cp("work", 1), vec![act("work", "w1")]).await.unwrap();
     Some(store)
 }
@@ -124,7 +94,7 @@ async fn after_a_takeover_the_old_owners_writes_are_refused() {
     let Some(store) = holding_work().await else { return };
     store.report_watcher(watcher("work"));
     assert_eq!(accounts(&store.watchers().await.unwrap()), ["work"]);
-    take_over(&store, "work").await;
+    take_over(&store, "work", "other").await;
     let error = store.commit_plan(&cp("work", 2), vec![act("work", "w2")]).await.unwrap_err();
     assert!(matches!(error, Error::Lease(leases::Error::Stale { held: 1, current: 2, .. })), "{error:?}");
     let error = store.set_checkpoint(&cp("work", 3)).await.unwrap_err();
@@ -143,13 +113,12 @@ async fn after_a_takeover_the_old_owners_writes_are_refused() {
 async fn a_starting_member_clears_only_the_states_of_accounts_no_live_instance_holds() {
     let Some((url, ca_file)) = database().await else { return };
     let tool = Store::open_postgres(&url, Some(&ca_file), None).await.unwrap();
-    let other = member(&url, &ca_file, "b").await;
-    hold(&other, "work").await;
+    let other = member(&url, &ca_file, "b", LEASE, &["work"]).await;
     for account in ["gone", "work"] {
         tool.report_watcher(watcher(account));
     }
     assert_eq!(accounts(&tool.watchers().await.unwrap()), ["gone", "work"]);
-    let starting = member(&url, &ca_file, "a").await;
+    let starting = member(&url, &ca_file, "a", LEASE, &[]).await;
     starting.clear_watchers().await.unwrap();
     assert_eq!(accounts(&tool.watchers().await.unwrap()), ["work"], "b's account is kept");
     // Nor does a member forget what another live instance reports for an account.

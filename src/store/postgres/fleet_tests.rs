@@ -5,22 +5,17 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::store::postgres::{Member, leases};
-use crate::store::test_backends::{cluster, fresh_database};
+use crate::store::postgres::leases;
+use crate::store::test_backends::{database, member};
 use crate::store::{Checkpoint, Error, NewAction, Outcome, Store};
 
-/// A member with a short lease, so a test can let it expire.
-fn member(id: &str, lease: Duration) -> Member {
-    Member { id: id.to_owned(), host: "test".to_owned(), pid: 1, lease }
-}
-
-/// `n` members of one fresh database; `None` when PostgreSQL is not installed (outside CI).
+/// Members `ids` of one fresh database, with leases of `lease` and none held yet, and a tool's
+/// store on it; `None` when PostgreSQL is not installed (outside CI).
 async fn members(ids: &[&str], lease: Duration) -> Option<(Vec<Store>, Store)> {
-    let (url, ca) =
-        tokio::task::spawn_blocking(|| cluster().map(|pg| (fresh_database(pg), pg.ca_file.clone()))).await.unwrap()?;
+    let (url, ca) = database().await?;
     let mut stores = Vec::new();
     for id in ids {
-        stores.push(Store::open_postgres(&url, Some(&ca), Some(member(id, lease))).await.unwrap());
+        stores.push(member(&url, &ca, id, lease, &[]).await);
     }
     let tool = Store::open_postgres(&url, Some(&ca), None).await.unwrap();
     Some((stores, tool))
@@ -44,8 +39,6 @@ async fn a_member_writes_only_for_accounts_it_holds_and_not_after_a_takeover() {
     let Some((stores, tool)) = members(&["one", "two"], Duration::from_millis(600)).await else { return };
     let (one, two) = (&stores[0], &stores[1]);
     let (pg1, pg2) = (one.fleet().unwrap(), two.fleet().unwrap());
-    pg1.join().await.unwrap();
-    pg2.join().await.unwrap();
 
     let refused = one.commit_plan(&checkpoint(1), vec![flag(1)]).await.unwrap_err();
     assert!(matches!(refused, Error::NotHeld { ref account } if account == "work"), "{refused}");
@@ -86,8 +79,6 @@ async fn a_member_writes_only_for_accounts_it_holds_and_not_after_a_takeover() {
 async fn heartbeats_keep_leases_and_the_fleet_view_shows_who_holds_what() {
     let Some((stores, tool)) = members(&["one", "two"], Duration::from_millis(800)).await else { return };
     let (pg1, pg2) = (stores[0].fleet().unwrap(), stores[1].fleet().unwrap());
-    pg1.join().await.unwrap();
-    pg2.join().await.unwrap();
     for account in ["a", "b"] {
         assert!(pg1.claim(account).await.unwrap().is_some());
     }
@@ -125,7 +116,6 @@ async fn heartbeats_keep_leases_and_the_fleet_view_shows_who_holds_what() {
 async fn a_tool_writes_unfenced_and_a_member_claims_only_what_it_holds() {
     let Some((stores, tool)) = members(&["one"], Duration::from_secs(30)).await else { return };
     let one = &stores[0];
-    one.fleet().unwrap().join().await.unwrap();
     one.fleet().unwrap().claim("work").await.unwrap();
     one.commit_plan(&checkpoint(1), vec![flag(1)]).await.unwrap();
     // A person's tool is no member: it writes for any account.

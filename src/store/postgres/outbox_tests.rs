@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{Member, leases};
-use crate::store::test_backends::database;
+use super::leases;
+use crate::store::test_backends::{database, member, take_over};
 use crate::store::{ActionId, ActionState, Error, NewAction, Outcome, SendGate, SendStart, Store};
 
 /// A store on a fresh database, opened as a tool would (unfenced), and the means to open more
@@ -63,26 +63,6 @@ async fn instances_claiming_from_one_outbox_at_once_never_take_the_same_action()
     assert!(in_flight.iter().all(|a| (a.state, a.attempts) == (ActionState::InFlight, 1)), "each claimed once");
 }
 
-/// Opens a fleet member on `url` holding the leases of `accounts` (taken as the fleet would).
-async fn member(url: &str, ca_file: &std::path::Path, id: &str, accounts: &[&str]) -> Store {
-    let member = Member { id: id.into(), host: "test".into(), pid: 1, lease: Duration::from_secs(60) };
-    let store = Store::open_postgres(url, Some(ca_file), Some(member.clone())).await.unwrap();
-    let pg = store.fleet().unwrap();
-    let client = pg.client().await.unwrap();
-    for account in accounts {
-        let lease = leases::claim(&**client, account, id, member.lease).await.unwrap().expect("the lease is free");
-        pg.fleet_state().unwrap().epochs.lock().unwrap().insert(lease.account, lease.epoch);
-    }
-    store
-}
-
-/// Another instance takes `account` over: its lease expires, and `owner` claims it (a new epoch).
-async fn take_over(tool: &Store, account: &str, owner: &str) {
-    let client = tool.fleet().unwrap().client().await.unwrap();
-    client.execute("UPDATE leases SET expires_at = now() WHERE account = $1", &[&account]).await.unwrap();
-    leases::claim(&**client, account, owner, Duration::from_secs(60)).await.unwrap().expect("the lease expired");
-}
-
 fn not_held(result: Result<impl std::fmt::Debug, Error>, account: &str) {
     assert!(matches!(&result, Err(Error::NotHeld { account: a }) if a == account), "{result:?}");
 }
@@ -97,7 +77,7 @@ async fn a_fleet_member_claims_recovers_and_writes_only_for_the_accounts_it_hold
     let Some((tool, url, ca_file)) = shared().await else { return };
     let work = due(&tool, "work", 2).await;
     let home = due(&tool, "home", 2).await;
-    let member = member(&url, &ca_file, "a", &["work"]).await;
+    let member = member(&url, &ca_file, "a", Duration::from_secs(60), &["work"]).await;
 
     assert_eq!(member.claim_due(Utc::now(), 10).await.unwrap().len(), 2, "work's only");
     not_held(member.claim_due_for("home", &["webhook"], Utc::now(), 10).await, "home");
@@ -126,7 +106,7 @@ async fn a_fleet_member_claims_recovers_and_writes_only_for_the_accounts_it_hold
 async fn a_fleet_member_whose_lease_was_taken_over_cannot_write_for_the_account() {
     let Some((tool, url, ca_file)) = shared().await else { return };
     let ids = due(&tool, "work", 4).await;
-    let member = member(&url, &ca_file, "a", &["work"]).await;
+    let member = member(&url, &ca_file, "a", Duration::from_secs(60), &["work"]).await;
     let claimed = member.claim_due(Utc::now(), 3).await.unwrap();
     assert_eq!(claimed.len(), 3);
     member.record_outcome(ids[0], Outcome::Failed { error: "500".into() }).await.unwrap();
