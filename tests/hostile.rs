@@ -243,6 +243,11 @@ async fn an_unparseable_server_line_mid_idle_and_mid_fetch_is_reported_and_the_w
     let mut reconnects = 0;
     // The line IDLE wakes up with, then the answer to the watcher's header FETCH.
     for (n, needle) in [" EXISTS", "BODY[HEADER]"].into_iter().enumerate() {
+        // Once the watcher idles: mail it finds while catching up passes no IDLE to inject into.
+        crate::harness::wait_for(Duration::from_secs(20), "the watcher idling through the proxy", || async {
+            if proxy.idling() > 0 { Ok(()) } else { Err("no connection has sent IDLE") }
+        })
+        .await;
         proxy.arm(needle);
         next_message_is_sorted(env, &user, &daemon, n).await;
         assert_eq!(proxy.injected(), n + 1, "the garbage before {needle:?} was sent");

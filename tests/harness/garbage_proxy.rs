@@ -25,6 +25,8 @@ pub struct GarbageProxy {
     armed: Arc<Mutex<Option<String>>>,
     /// How many garbage lines were sent.
     injected: Arc<AtomicUsize>,
+    /// Connections open now that have sent IDLE (where an injection can happen).
+    idling: Arc<AtomicUsize>,
 }
 
 impl GarbageProxy {
@@ -35,6 +37,7 @@ impl GarbageProxy {
             port: listener.local_addr().unwrap().port(),
             armed: Arc::default(),
             injected: Arc::default(),
+            idling: Arc::default(),
         };
         let serving = proxy.clone();
         tokio::spawn(async move {
@@ -52,6 +55,12 @@ impl GarbageProxy {
         *self.armed.lock().unwrap() = Some(needle.to_owned());
     }
 
+    /// Connections open now that have sent IDLE: a test arms and delivers once the watcher is
+    /// idling, or the message may arrive through its catch-up, where nothing is injected.
+    pub fn idling(&self) -> usize {
+        self.idling.load(Ordering::SeqCst)
+    }
+
     /// Garbage lines sent so far.
     pub fn injected(&self) -> usize {
         self.injected.load(Ordering::SeqCst)
@@ -61,9 +70,12 @@ impl GarbageProxy {
         let (client_read, client_write) = client.into_split();
         let (server_read, server_write) = server.into_split();
         let idled = Arc::new(AtomicBool::new(false));
-        let upstream = tokio::spawn(to_server(client_read, server_write, idled.clone()));
-        self.to_client(server_read, client_write, idled).await;
+        let upstream = tokio::spawn(to_server(client_read, server_write, idled.clone(), self.idling.clone()));
+        self.to_client(server_read, client_write, idled.clone()).await;
         upstream.abort();
+        if idled.load(Ordering::SeqCst) {
+            self.idling.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Server to client, a line at a time (a literal's bytes are lines too, harmlessly).
@@ -99,15 +111,20 @@ impl GarbageProxy {
 }
 
 /// Client to server, byte for byte; notes when the client has sent `IDLE`.
-async fn to_server(mut client: OwnedReadHalf, mut server: OwnedWriteHalf, idled: Arc<AtomicBool>) {
+async fn to_server(
+    mut client: OwnedReadHalf,
+    mut server: OwnedWriteHalf,
+    idled: Arc<AtomicBool>,
+    idling: Arc<AtomicUsize>,
+) {
     let mut buf = vec![0; 64 * 1024];
     loop {
         let n = match client.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if buf[..n].windows(6).any(|w| w.eq_ignore_ascii_case(b" IDLE\r")) {
-            idled.store(true, Ordering::SeqCst);
+        if buf[..n].windows(6).any(|w| w.eq_ignore_ascii_case(b" IDLE\r")) && !idled.swap(true, Ordering::SeqCst) {
+            idling.fetch_add(1, Ordering::SeqCst);
         }
         if server.write_all(&buf[..n]).await.is_err() {
             return;
