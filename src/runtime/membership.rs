@@ -31,7 +31,10 @@ pub(super) fn member(config: &Config) -> Member {
 
 /// The state kept between rounds.
 pub(super) struct Membership {
-    lease: Duration,
+    /// How long without a heartbeat reaching the store before every account stops: just under
+    /// the lease (its last renewal runs out a lease after it), so the workers stop before
+    /// another instance can claim their accounts.
+    give_up_after: Duration,
     /// When a heartbeat last reached the store.
     last_beat: Instant,
     joined: bool,
@@ -39,7 +42,8 @@ pub(super) struct Membership {
 
 impl Membership {
     pub(super) fn new(config: &Config) -> Membership {
-        Membership { lease: config.fleet.lease, last_beat: Instant::now(), joined: false }
+        let give_up_after = config.fleet.lease.saturating_sub(config.fleet.heartbeat);
+        Membership { give_up_after, last_beat: Instant::now(), joined: false }
     }
 
     /// One round; failures are logged and the next round tries again.
@@ -67,10 +71,10 @@ impl Membership {
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "cannot renew the leases");
-                if self.last_beat.elapsed() >= self.lease {
-                    // Others may own the accounts by now; fencing refuses our writes anyway,
-                    // stopping the workers keeps them from touching the mailboxes too.
-                    tracing::error!(lease = ?self.lease, "no heartbeat reached the store for a whole lease; stopping every account until it does");
+                if self.last_beat.elapsed() >= self.give_up_after {
+                    // Others may claim the accounts any moment now; fencing would refuse our
+                    // writes anyway, stopping the workers keeps them off the mailboxes too.
+                    tracing::error!(after = ?self.give_up_after, "no heartbeat reached the store for almost a lease; stopping every account until one does");
                     pg.forget_leases();
                     fleet.stop_all().await;
                 }
