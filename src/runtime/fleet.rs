@@ -1,7 +1,7 @@
 //! The running accounts, each with its own stop switch, so that a reload (SIGHUP) can stop,
 //! start or restart one account while every other keeps its sessions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -96,11 +96,11 @@ impl Fleet {
 
     /// Starts afresh every account among `held` whose worker ended by itself (on a shared store
     /// a failed task ends the account, see `AccountWorker::run`); returns their names.
-    pub(super) fn restart_ended(&mut self, prepared: &Prepared, held: &[String]) -> Vec<String> {
+    pub(super) fn restart_ended(&mut self, prepared: &Prepared, held: &BTreeSet<String>) -> Vec<String> {
         let ended: Vec<String> = self
             .running
             .iter()
-            .filter(|(name, running)| running.task.is_finished() && held.contains(name))
+            .filter(|(name, running)| running.task.is_finished() && held.contains(*name))
             .map(|(name, _)| name.clone())
             .collect();
         for name in &ended {
@@ -119,7 +119,8 @@ impl Fleet {
         let mut changes = Changes::default();
         // A fleet member runs only the accounts it holds leases on; its next round claims
         // added ones and releases removed ones (see `membership`).
-        let held = prepared.store.fleet().and_then(|pg| pg.held());
+        let held: Option<BTreeSet<String>> =
+            prepared.store.fleet().and_then(|pg| pg.held()).map(|held| held.into_iter().collect());
         let wanted: BTreeMap<&str, &Account> = prepared
             .config
             .accounts

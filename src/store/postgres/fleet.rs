@@ -107,7 +107,7 @@ impl PgStore {
             .collect();
         tx.commit().await.map_err(db(what))?;
         let lost: Vec<String> = accounts.into_iter().filter(|a| !renewed.contains(a)).collect();
-        let mut epochs = fleet.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut epochs = fleet.epochs();
         for account in &lost {
             epochs.remove(account);
         }
@@ -116,16 +116,14 @@ impl PgStore {
 
     /// The leases held, as (account, epoch).
     fn holdings(&self) -> Vec<(String, i64)> {
-        self.fleet_state().map_or_else(Vec::new, |f| {
-            f.epochs.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(a, e)| (a.clone(), *e)).collect()
-        })
+        self.fleet_state().map_or_else(Vec::new, |f| f.epochs().iter().map(|(a, e)| (a.clone(), *e)).collect())
     }
 
     /// Forgets every lease held without telling the database (the member lost touch with it
     /// for longer than a lease: others may own the accounts by now).
     pub fn forget_leases(&self) {
         if let Some(fleet) = self.fleet_state() {
-            fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            fleet.epochs().clear();
         }
     }
 
@@ -143,7 +141,7 @@ impl PgStore {
             return Ok(None);
         };
         tx.commit().await.map_err(db(what))?;
-        fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).insert(account.to_owned(), lease.epoch);
+        fleet.epochs().insert(account.to_owned(), lease.epoch);
         Ok(Some(lease.epoch))
     }
 
@@ -151,7 +149,7 @@ impl PgStore {
     /// it at once. Call after its worker stopped.
     pub async fn release(&self, account: &str) -> Result<()> {
         let fleet = self.member("release a lease")?;
-        let Some(epoch) = fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).remove(account) else {
+        let Some(epoch) = fleet.epochs().remove(account) else {
             return Ok(());
         };
         let lease = leases::Lease {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
@@ -52,8 +52,16 @@ pub struct PgStore {
 pub(super) struct Fleet {
     pub(super) member: Member,
     /// Account -> epoch of the lease held; a std mutex: held for a map lookup, never across
-    /// an await.
-    pub(super) epochs: Mutex<HashMap<String, i64>>,
+    /// an await (see [`Fleet::epochs`]).
+    epochs: Mutex<HashMap<String, i64>>,
+}
+
+impl Fleet {
+    /// The epochs of the leases held, locked (a panic elsewhere leaves the map usable: each
+    /// change to it is a single insert or remove).
+    pub(super) fn epochs(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.epochs.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The error of statement `what` (a closure, so the message is built only on failure).
@@ -89,14 +97,14 @@ impl PgStore {
     /// The epoch of the lease this member holds on `account`.
     pub(super) fn epoch(&self, account: &str) -> Option<i64> {
         let fleet = self.fleet.as_ref()?;
-        fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).get(account).copied()
+        fleet.epochs().get(account).copied()
     }
 
     /// The accounts a fleet member may write for (the leases it holds); `None`: any account (a
     /// tool, or a store that is not a fleet member's).
     pub(crate) fn held(&self) -> Option<Vec<String>> {
         let fleet = self.fleet.as_ref()?;
-        Some(fleet.epochs.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect())
+        Some(fleet.epochs().keys().cloned().collect())
     }
 
     /// Inside the transaction `tx` of a write for `account`: a fleet member's write goes on only
