@@ -45,6 +45,9 @@ mod health;
 // Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
 // folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
 mod hostile;
+// Bounded memory through the daemon: a backlog of 200 x 9 MB with a rule reading the body,
+// caught up with a peak RSS (VmHWM) under 300 MB, every message moved once.
+mod memory;
 // The shared store's PostgreSQL parts on the harness's own cluster: account leases with fencing
 // epochs (takeover, stale owners refused, a takeover waiting for a write, one winner of a race);
 // the schema's versions applied once by instances starting together.
