@@ -120,12 +120,13 @@ impl Session {
     /// meanwhile is skipped. The sizes and flags of the group are known already, so the first
     /// step of a fetch is not repeated.
     pub async fn fetch_group(&mut self, groups: &mut Groups) -> Result<Option<Vec<Fetched>>> {
-        let group = groups.take();
-        if group.is_empty() {
+        if groups.is_empty() {
             return Ok(None);
         }
-        let what = format!("fetch {} messages whole in {}", group.len(), self.selected_name());
+        let what = format!("fetch messages whole in {}", self.selected_name());
         self.require_selected(&what)?;
+        let group = groups.take();
+        let what = format!("fetch {} messages whole in {}", group.len(), self.selected_name());
         self.fetch_bodies(&what, group, groups.max_bytes).await.map(Some)
     }
 
