@@ -91,6 +91,8 @@ async fn a_settled_action_keeps_where_it_went_but_not_what_it_said() {
         assert_eq!(payload(&store, ids[5]).await, json!({"mailbox": "Archive"}), "{backend}: a move holds no content");
         let target = crate::tooling::outbox::target(&store.action(ids[0]).await.unwrap().unwrap());
         assert_eq!(target, "ann@x.org", "{backend}: `tidings outbox` still says where it went");
+        let line = crate::tooling::outbox::json_line(&store.action(ids[0]).await.unwrap().unwrap(), Utc::now());
+        assert_eq!((line["target"].as_str(), line["content_dropped"].as_bool()), (Some("ann@x.org"), Some(true)));
 
         // A retried dead letter still has all it needs, and loses it once it is done.
         store.retry(ids[1]).await.unwrap();
