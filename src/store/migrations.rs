@@ -509,4 +509,26 @@ mod tests {
         assert!(insert("k", "{}").is_err(), "keys are unique");
         assert!(insert("other", "not json").is_err(), "data is JSON");
     }
+
+    #[test]
+    fn v8_keeps_old_reply_log_rows_as_long_as_any_reply_could_need_them() {
+        let mut conn = v2_store_with_rows();
+        conn.execute(
+            "INSERT INTO reply_log (account, handle, sender, sent_at) VALUES ('work', '', 'b@x.org', 200)",
+            [],
+        )
+        .unwrap();
+        migrate_to(&mut conn, Path::new(":memory:"), 7).unwrap();
+        conn.execute("UPDATE reply_log SET kind = 'send' WHERE sender = 'b@x.org'", []).unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT kind, keep_until FROM reply_log ORDER BY sent_at")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let day = 86_400_000;
+        assert_eq!(rows, [("reply".to_owned(), 100 + 3650 * day), ("send".to_owned(), 200 + day)]);
+    }
 }
