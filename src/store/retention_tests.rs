@@ -251,3 +251,32 @@ async fn the_reply_once_memory_outlives_a_shorter_retention() {
         assert_eq!(send_reply(&store, 4, "bob@x.org", 7, now).await, SendGate::Go, "{backend}: his period is over");
     }
 }
+
+/// Two instances of a fleet pruning the same PostgreSQL store at once: every row is deleted
+/// once, none is left, neither waits for the other's batches or fails.
+#[tokio::test]
+async fn instances_pruning_one_store_at_once_delete_each_row_once() {
+    let Some((url, ca_file)) = super::test_backends::database().await else { return };
+    let open = || Store::open_postgres(&url, Some(&ca_file), None);
+    let (a, b) = (open().await.unwrap(), open().await.unwrap());
+    const ROWS: usize = 1200;
+    let actions = (0..ROWS).map(|n| NewAction::new(format!("k{n}"), "work", "move", json!({"mailbox": "A"}))).collect();
+    a.commit_schedule_chunk(actions).await.unwrap();
+    let done = a.claim_due(Utc::now(), ROWS).await.unwrap().iter().map(|x| (x.id, Outcome::Done)).collect();
+    a.record_outcomes(done).await.unwrap();
+    let later = Utc::now() + Duration::seconds(1);
+    let prune_all = |store: Store| async move {
+        let mut total = 0;
+        loop {
+            let n = store.prune(Prunable::Actions, later, 100).await.unwrap();
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    };
+    let (by_a, by_b) = tokio::join!(tokio::spawn(prune_all(a.clone())), tokio::spawn(prune_all(b)));
+    let (by_a, by_b) = (by_a.unwrap(), by_b.unwrap());
+    assert_eq!(by_a + by_b, ROWS as u64, "each row deleted once ({by_a} + {by_b})");
+    assert_eq!(a.outbox_counts().await.unwrap().done, 0);
+}
