@@ -277,6 +277,7 @@ async fn instances_pruning_one_store_at_once_delete_each_row_once() {
     };
     let (by_a, by_b) = tokio::join!(tokio::spawn(prune_all(a.clone())), tokio::spawn(prune_all(b)));
     let (by_a, by_b) = (by_a.unwrap(), by_b.unwrap());
+    println!("two instances pruned {ROWS} rows at once: {by_a} and {by_b}");
     assert_eq!(by_a + by_b, ROWS as u64, "each row deleted once ({by_a} + {by_b})");
     assert_eq!(a.outbox_counts().await.unwrap().done, 0);
 }
