@@ -138,4 +138,17 @@ mod tests {
         assert!(pruner.pass(&mut stopping).await);
         assert_eq!(store.outbox_counts().await.unwrap().done, 0);
     }
+
+    /// Between passes the pruner sleeps `every`, and shutdown ends the sleep at once.
+    #[tokio::test]
+    async fn shutdown_stops_the_pruner_between_passes() {
+        let store = Store::open_in_memory().await.unwrap();
+        let (stop, stopping) = watch::channel(false);
+        let pruner = Pruner { store, retention: Retention::default() };
+        let running = tokio::spawn(pruner.run(stopping));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!running.is_finished(), "it waits an hour for its next pass");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running).await.expect("stopped at shutdown").unwrap();
+    }
 }

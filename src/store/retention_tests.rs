@@ -281,3 +281,36 @@ async fn instances_pruning_one_store_at_once_delete_each_row_once() {
     assert_eq!(by_a + by_b, ROWS as u64, "each row deleted once ({by_a} + {by_b})");
     assert_eq!(a.outbox_counts().await.unwrap().done, 0);
 }
+
+#[tokio::test]
+async fn consumed_collected_items_and_old_gmail_ids_go_waiting_items_stay() {
+    use super::{RunOutcome, ScheduleRun};
+    for (backend, store) in each().await {
+        let collect = |key: &str| NewAction::new(key, "work", "collect", json!({"name": "digest", "data": {"n": 1}}));
+        store.commit_schedule_chunk(vec![collect("c1"), collect("c2")]).await.unwrap();
+        let loaded = store.collected("work", 10).await.unwrap();
+        let now = Utc::now();
+        let outcome =
+            RunOutcome { started_at: now, finished_at: now, messages: 0, actions: 0, failures: 0, error: None };
+        let consume = Some(("work".to_owned(), vec!["digest".to_owned()], loaded.up_to));
+        let run = ScheduleRun { name: "digest".into(), fired_at: now, actions: Vec::new(), consume, outcome };
+        store.finish_schedule_run(run).await.unwrap();
+        store.commit_schedule_chunk(vec![collect("c3")]).await.unwrap();
+        let checkpoint = Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity: 9, last_uid: 1 };
+        let gmail = MessagePlan {
+            checkpoint,
+            actions: Vec::new(),
+            failures: Vec::new(),
+            gmail_msgid: Some(77),
+            decided: Default::default(),
+        };
+        store.commit_plans(vec![gmail]).await.unwrap();
+
+        let later = Utc::now() + Duration::seconds(1);
+        assert_eq!(store.prune(Prunable::Collected, later, 500).await.unwrap(), 2, "{backend}: the consumed two");
+        let waiting = store.collected("work", 10).await.unwrap();
+        assert_eq!(waiting.items["digest"].len(), 1, "{backend}: the waiting one stays");
+        assert_eq!(store.prune(Prunable::GmailSeen, later, 500).await.unwrap(), 1, "{backend}");
+        assert_eq!(store.prune(Prunable::GmailSeen, later, 500).await.unwrap(), 0, "{backend}");
+    }
+}
