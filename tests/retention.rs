@@ -26,6 +26,7 @@ async fn a_done_reply_keeps_no_content_and_pruning_keeps_the_reply_once_memory()
     let rows = settled(&setup, "reply", 1).await;
     assert_eq!(rows[0].state, ActionState::Done, "{rows:?}\n{}", daemon.log());
     let payload = &rows[0].payload;
+    println!("a done reply's stored payload: {} bytes: {payload}", payload.to_string().len());
     assert!(content_dropped(payload), "{payload}");
     assert!(!payload.to_string().contains("away until"), "the body is not kept: {payload}");
     assert!(payload.get("original").is_none(), "nor the original's headers: {payload}");
