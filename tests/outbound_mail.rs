@@ -12,7 +12,7 @@ use crate::daemon::{Daemon, Setup};
 use crate::harness::{TestEnv, User, wait_for};
 
 /// The account's SMTP settings: Postfix submission with STARTTLS, and its own address.
-fn smtp_account(env: &TestEnv, user: &User, extra: &str) -> String {
+pub(crate) fn smtp_account(env: &TestEnv, user: &User, extra: &str) -> String {
     format!(
         "smtp: {{ host: 127.0.0.1, port: {port}, tls: starttls }}\naddresses: [{address}]\n{extra}",
         port = env.submission_port,
@@ -21,7 +21,7 @@ fn smtp_account(env: &TestEnv, user: &User, extra: &str) -> String {
 }
 
 /// A message to the account from `from`, with extra header lines.
-fn mail(from: &str, to: &str, subject: &str, headers: &str) -> (String, Vec<u8>) {
+pub(crate) fn mail(from: &str, to: &str, subject: &str, headers: &str) -> (String, Vec<u8>) {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = format!("out{n}.{}@sender.tidings.test", std::process::id());
@@ -35,7 +35,7 @@ fn mail(from: &str, to: &str, subject: &str, headers: &str) -> (String, Vec<u8>)
 }
 
 /// The outbox rows of `kind`, once `n` of them are settled (not pending, in flight or sending).
-async fn settled(setup: &Setup, kind: &str, n: usize) -> Vec<Action> {
+pub(crate) async fn settled(setup: &Setup, kind: &str, n: usize) -> Vec<Action> {
     let state = setup.state();
     let kind = kind.to_owned();
     wait_for(Duration::from_secs(60), format!("{n} settled {kind} rows"), || {

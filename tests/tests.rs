@@ -39,6 +39,9 @@ mod outbound_corpus;
 // no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
 // trace-level log of a full run that sorts, replies and signs.
 mod outbound_events;
+// Retention through the daemon: a done reply keeps no content, and a pruning pass with a 1 s
+// retention deletes it but keeps the reply-once memory (a second message gets no reply).
+mod retention;
 // Health: /healthz unhealthy while Dovecot is down and healthy when it is back, /metrics parsed
 // as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
 mod health;

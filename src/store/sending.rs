@@ -114,6 +114,11 @@ pub(super) fn log_entry(start: &SendStart) -> (&str, &str) {
     }
 }
 
+/// Until when the reply-log row of this send is needed (see `retention::keep_until`).
+pub(super) fn log_keep_until(start: &SendStart) -> DateTime<Utc> {
+    super::retention::keep_until(start.now, start.once_per.as_ref().map(|once| once.days))
+}
+
 /// The start of the 24 hours the daily cap counts.
 pub(super) fn day_before(start: &SendStart) -> DateTime<Utc> {
     start.now - Duration::hours(24)
@@ -176,9 +181,18 @@ fn log_send(conn: &Connection, id: ActionId, start: &SendStart) -> rusqlite::Res
     let (handle, sender) = log_entry(start);
     conn.prepare_cached("DELETE FROM reply_log WHERE action_id = ?1")?.execute([id])?;
     conn.prepare_cached(
-        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind, keep_until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute((&start.account, handle, sender, Millis(start.now), id, &start.kind))?;
+    .execute((
+        &start.account,
+        handle,
+        sender,
+        Millis(start.now),
+        id,
+        &start.kind,
+        Millis(log_keep_until(start)),
+    ))?;
     Ok(())
 }
 

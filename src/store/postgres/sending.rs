@@ -14,7 +14,7 @@ use super::codec::{Millis, Unsigned};
 use super::outbox::{begin, insert_all, set_outcome, state_of};
 use super::{PgStore, db};
 use crate::store::sending::{
-    ONLY_CLAIMED, ONLY_SENDING_ABORTED, ONLY_SENDING_UNCERTAIN, already_replied, day_before, log_entry,
+    ONLY_CLAIMED, ONLY_SENDING_ABORTED, ONLY_SENDING_UNCERTAIN, already_replied, day_before, log_entry, log_keep_until,
     over_daily_limit, within_period,
 };
 use crate::store::{ActionId, ActionState, Error, NewAction, OncePer, Outcome, Result, SendGate, SendStart};
@@ -190,8 +190,17 @@ async fn log_send(
     let (handle, sender) = log_entry(start);
     tx.execute("DELETE FROM reply_log WHERE action_id = $1", &[&id.0]).await?;
     tx.execute(
-        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&start.account, &handle, &sender, &start.now.timestamp_millis(), &id.0, &start.kind],
+        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind, keep_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &start.account,
+            &handle,
+            &sender,
+            &start.now.timestamp_millis(),
+            &id.0,
+            &start.kind,
+            &log_keep_until(start).timestamp_millis(),
+        ],
     )
     .await?;
     Ok(())
