@@ -32,6 +32,7 @@ fn reply_to(sender: &str, handle: &str, now: DateTime<Utc>) -> SendStart {
         kind: "reply".into(),
         once_per: Some(OncePer { handle: handle.into(), sender: sender.into(), days: 7 }),
         daily_limit: 100,
+        forward_rate: None,
         recipient: sender.into(),
         now,
     }
@@ -43,6 +44,7 @@ fn send_to(recipient: &str, now: DateTime<Utc>, daily_limit: u32) -> SendStart {
         kind: "send".into(),
         once_per: None,
         daily_limit,
+        forward_rate: None,
         recipient: recipient.into(),
         now,
     }

@@ -161,6 +161,7 @@ mod tests {
             ));
             Action::Reply(crate::plan::Reply {
                 to: "a@b.example".into(),
+                unusable: None,
                 subject: "Re: x".into(),
                 body: "y".into(),
                 days: 7,

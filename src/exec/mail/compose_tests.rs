@@ -24,6 +24,7 @@ fn original() -> Original {
 fn a_reply() -> Reply {
     Reply {
         to: "ann@ann.example".into(),
+        unusable: None,
         subject: "Re: Question about the order".into(),
         body: "Thanks, I am away until Monday.\nJörg".into(),
         days: 7,

@@ -217,6 +217,15 @@ const PROPERTIES: &[Property] = &[
         |m| m.truncated().into(),
     ),
     (
+        "capped",
+        doc(
+            "msg.capped -> bool",
+            "A list in the message was longer than rules get and was cut: more than 1,000 addresses in To, Cc, Bcc or Reply-To, ids, Delivered-To, headers or attachments (or a body over 1 MiB). Not an error: the rule sees the first 1,000.",
+            r#"if msg.capped { label("huge-recipient-list"); }"#,
+        ),
+        |m| m.capped().into(),
+    ),
+    (
         "flags",
         doc(
             "msg.flags -> array of string",
