@@ -113,10 +113,7 @@ pub fn forward(forward: &Forward, from: &str, account: &Account) -> Result<Compo
     for to in &forward.to {
         builder = builder.to(mailbox(what, account, to)?);
     }
-    let mut builder = builder.raw_header(auto_submitted("auto-generated"));
-    for marker in super::guard::loop_markers(&forward.original, from) {
-        builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Loop"), marker));
-    }
+    let builder = builder.raw_header(auto_submitted("auto-generated"));
     let body = match &forward.attached {
         Some(encoded) => {
             let raw = base64::engine::general_purpose::STANDARD
@@ -127,7 +124,15 @@ pub fn forward(forward: &Forward, from: &str, account: &Account) -> Result<Compo
         }
         None => MultiPart::mixed().singlepart(SinglePart::plain(inline_forward(forward))),
     };
-    finish(what, account, builder, Content::Multi(body))
+    let mut composed = finish(what, account, builder, Content::Multi(body))?;
+    // lettre keeps one header per name, so the X-Loop lines go on top of the header block, where
+    // trace headers are: plain ASCII without spaces (see `loop_markers`), nothing to encode.
+    let markers: String = super::guard::loop_markers(&forward.original, from)
+        .iter()
+        .map(|marker| format!("X-Loop: {marker}\r\n"))
+        .collect();
+    composed.bytes.splice(0..0, markers.into_bytes());
+    Ok(composed)
 }
 
 /// A new message (a notice, a digest).
