@@ -144,7 +144,9 @@ fn the_real_auto_replies_in_the_corpus_get_no_reply() {
     // The out-of-office notices people's responders sent to lists, found by their subject.
     let out_of_office = eml_files(&real.join("spamassassin-easy_ham")).into_iter().filter(|f| {
         let raw = String::from_utf8_lossy(&std::fs::read(f).unwrap()).to_lowercase();
-        raw.lines().take_while(|l| !l.is_empty()).any(|l| l.starts_with("subject:") && (l.contains("out of office") || l.contains("out of the office")))
+        raw.lines()
+            .take_while(|l| !l.is_empty())
+            .any(|l| l.starts_with("subject:") && (l.contains("out of office") || l.contains("out of the office")))
     });
     files.extend(out_of_office);
     assert!(files.len() >= 12, "the corpus has its auto-replies: {files:?}");

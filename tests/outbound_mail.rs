@@ -292,7 +292,9 @@ async fn senders_who_break_reply_get_no_reply_and_switch_nothing_off() {
     let (_, log) = daemon.stop();
     let subjects: std::collections::BTreeSet<String> = hooks
         .iter()
-        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["data"]["s"].as_str().unwrap_or("").to_owned())
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["data"]["s"].as_str().unwrap_or("").to_owned()
+        })
         .collect();
     assert_eq!(subjects.len(), hostile + 1, "one webhook per message, none dropped: {subjects:?}\n{log}");
     assert_eq!((count(&rows, ActionState::Done), count(&rows, ActionState::Suppressed)), (1, hostile), "{rows:#?}");

@@ -417,7 +417,11 @@ impl MailLane {
                 return Ok(());
             }
             SendGate::OverForwardRate { sent, limit } => {
-                tracing::warn!(sent, limit, "forward suppressed: the account's forward_rate to this destination is reached");
+                tracing::warn!(
+                    sent,
+                    limit,
+                    "forward suppressed: the account's forward_rate to this destination is reached"
+                );
                 return Ok(());
             }
             SendGate::OverDailyLimit { sent, limit } => {

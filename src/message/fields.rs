@@ -525,6 +525,31 @@ mod tests {
     }
 
     #[test]
+    fn vacation_notices_marked_only_their_own_way_are_auto_submitted() {
+        let auto =
+            |headers: &[(&str, &'static str)]| Fields::derive(&raw(headers), Decoder::MailParser).is_auto_submitted;
+        assert!(auto(&[("X-Apple-Action", " VACATION\n"), ("Subject", " Nyaan\n")]));
+        assert!(auto(&[("Subject", " Automatic reply: Nyaan\n")]));
+        assert!(auto(&[("Subject", " AUTO: John is out of the office.\n")]));
+        assert!(auto(&[("X-MS-Exchange-Inbox-Rules-Loop", " a@b.example\n")]));
+        assert!(!auto(&[("X-Apple-Action", " FORWARD\n"), ("Subject", " About the office move\n")]));
+    }
+
+    #[test]
+    fn address_lists_and_ids_stop_at_the_limit_and_say_so() {
+        let to: String = (0..LIST_LIMIT + 5).map(|i| format!("u{i}@x.example")).collect::<Vec<_>>().join(", ");
+        let to: &'static str = Box::leak(format!(" {to}\n").into_boxed_str());
+        let f = Fields::derive(&raw(&[("To", to), ("Cc", " a@x.example\n")]), Decoder::MailParser);
+        assert_eq!((f.to.len(), f.cc.len(), f.lists_capped), (LIST_LIMIT, 1, true));
+        let f = Fields::derive(&raw(&[("To", " a@x.example\n")]), Decoder::MailParser);
+        assert!(!f.lists_capped);
+        let refs: String = (0..LIST_LIMIT + 1).map(|i| format!(" <{i}@x>")).collect();
+        let refs: &'static str = Box::leak(format!("{refs}\n").into_boxed_str());
+        let f = Fields::derive(&raw(&[("References", refs)]), Decoder::MailParser);
+        assert_eq!((f.references.len(), f.lists_capped), (LIST_LIMIT, true));
+    }
+
+    #[test]
     fn a_domain_with_control_characters_is_no_domain() {
         assert_eq!(normalize_address("<Ann@A.Example>"), ("Ann@a.example".to_owned(), "a.example".to_owned()));
         let (address, domain) = normalize_address("service@serv.\0\0.family.example.com");

@@ -171,7 +171,10 @@ async fn forwards_over_the_hourly_rate_to_a_destination_are_suppressed_outside_t
         let row = get(&store, ids[3]).await;
         assert_eq!(row.state, ActionState::Suppressed, "{backend}");
         let reason = row.last_error.unwrap_or_default();
-        assert!(reason.contains("forwarded 2 messages to b@x.org in the hour") && reason.contains("forward_rate 2"), "{backend}: {reason}");
+        assert!(
+            reason.contains("forwarded 2 messages to b@x.org in the hour") && reason.contains("forward_rate 2"),
+            "{backend}: {reason}"
+        );
         assert_eq!(logged(&store, ids[3]).await, None, "{backend}: a suppressed forward is not in the reply log");
         // Another destination is under its own rate; the daily cap (3) counts only what was sent.
         let other = store.begin_send(ids[4], forward("c@x.org", now + Duration::minutes(2))).await.unwrap();

@@ -115,9 +115,9 @@ impl Verdict {
             .enumerate()
             .filter_map(|(i, planned)| match &planned.action {
                 Action::Reply(reply) => guard::check_reply(reply, account).err().map(|s| (i, s.reason)),
-                Action::Forward(forward) => {
-                    account.and_then(|account| guard::check_forward(&forward.original, account).err()).map(|s| (i, s.reason))
-                }
+                Action::Forward(forward) => account
+                    .and_then(|account| guard::check_forward(&forward.original, account).err())
+                    .map(|s| (i, s.reason)),
                 _ => None,
             })
             .collect();

@@ -434,8 +434,7 @@ cases:
         std::fs::write(&fixture, FIXTURE).unwrap();
         let list = dir.path().join("list.eml");
         let raw = "Return-Path: <news@shop.example>\nFrom: news@shop.example\nTo: me@work.example\nPrecedence: bulk\nSubject: Deals\n\nx\n";
-        std::fs::write(&list, raw)
-            .unwrap();
+        std::fs::write(&list, raw).unwrap();
         let options =
             Options { paths: vec![list.clone(), fixture.clone()], mailbox: "INBOX".into(), ..Options::default() };
         let mut out = Vec::new();

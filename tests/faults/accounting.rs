@@ -37,7 +37,9 @@ pub async fn deliver(env: &TestEnv, user: &User, token: &str, n: usize) -> Deliv
         .find_map(|l| l.strip_prefix("Message-ID: <").and_then(|r| r.strip_suffix('>')).map(str::to_owned))
         .expect("message() writes a Message-ID");
     // The envelope sender is the From: a reply goes to it, once per sender.
-    env.deliver_lmtp_to(&sender, &[&user.address], &raw).await.unwrap_or_else(|e| panic!("delivering {subject}: {e:#}"));
+    env.deliver_lmtp_to(&sender, &[&user.address], &raw)
+        .await
+        .unwrap_or_else(|e| panic!("delivering {subject}: {e:#}"));
     Delivered { id, subject }
 }
 

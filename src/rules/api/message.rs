@@ -274,7 +274,7 @@ const PROPERTIES: &[Property] = &[
         "is_auto_submitted",
         doc(
             "msg.is_auto_submitted -> bool",
-            "Sent by a machine (Auto-Submitted, Precedence bulk/list/junk, List-*, an empty Return-Path ...): never auto-reply to it.",
+            "Sent by a machine (Auto-Submitted, Precedence bulk/list/junk, List-*, an empty Return-Path, X-Apple-Action: VACATION, X-Autoreply, an \"Auto reply:\"/\"Automatic reply:\"/\"Out of Office\" subject ...): never auto-reply to it.",
             r#"if !msg.is_auto_submitted { reply("I am away until Monday."); }"#,
         ),
         |m| m.is_auto_submitted().into(),

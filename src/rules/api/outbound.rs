@@ -201,7 +201,9 @@ fn recipient(view: &MessageView, original: &Original, target: Target) -> (String
                 )
             })
         }
-        Target::From => from.ok_or_else(|| format!("the message has no usable From address (From: {})", header("from"))),
+        Target::From => {
+            from.ok_or_else(|| format!("the message has no usable From address (From: {})", header("from")))
+        }
     };
     match found {
         Ok(address) => (address, None),

@@ -201,7 +201,7 @@ async fn forwarded_in_last_hour(
         .query_one(
             "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND handle = '' AND sender = $2 AND kind = 'forward' \
              AND sent_at > $3 AND action_id IS DISTINCT FROM $4",
-            &[&start.account, &start.recipient, &hour_before(&start).timestamp_millis(), &id.0],
+            &[&start.account, &start.recipient, &hour_before(start).timestamp_millis(), &id.0],
         )
         .await?;
     Ok(row.try_get::<_, Unsigned<u64>>(0)?.0)

@@ -66,10 +66,22 @@ fn a_reply_with_no_usable_address_is_recorded_with_the_reason_not_an_error() {
     let cases = [
         ("return-path", BARE, "the message has no Return-Path (envelope sender) to reply to"),
         ("return-path", "Return-Path: <>\r\nFrom: ann@example.org\r\n\r\nx\r\n", "the envelope sender is <>"),
-        ("return-path", "Return-Path: <not an address>\r\n\r\nx\r\n", "the envelope sender \"not an address\" is not a usable address"),
-        ("from", "From: \"Postmaster\" <>\r\nTo: me@example.com\r\n\r\nx\r\n", "no usable From address (From: \"\\\"Postmaster\\\" <>\")"),
+        (
+            "return-path",
+            "Return-Path: <not an address>\r\n\r\nx\r\n",
+            "the envelope sender \"not an address\" is not a usable address",
+        ),
+        (
+            "from",
+            "From: \"Postmaster\" <>\r\nTo: me@example.com\r\n\r\nx\r\n",
+            "no usable From address (From: \"\\\"Postmaster\\\" <>\")",
+        ),
         ("from", "To: me@example.com\r\nSubject: no from\r\n\r\nx\r\n", "no usable From address (From: none)"),
-        ("reply-to", "Reply-To: ,,,@@\r\nFrom: <>\r\n\r\nx\r\n", "no usable Reply-To or From address (Reply-To: \",,,@@\", From: \"<>\")"),
+        (
+            "reply-to",
+            "Reply-To: ,,,@@\r\nFrom: <>\r\n\r\nx\r\n",
+            "no usable Reply-To or From address (Reply-To: \",,,@@\", From: \"<>\")",
+        ),
     ];
     for (target, raw, reason) in cases {
         let got = actions(&rule.replace("TARGET", &format!("{target:?}")), raw);
