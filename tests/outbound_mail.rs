@@ -54,6 +54,17 @@ async fn settled(setup: &Setup, kind: &str, n: usize) -> Vec<Action> {
     .await
 }
 
+/// The raw text of the first message in `user`'s INBOX, once one arrived.
+async fn first_in_inbox(env: &TestEnv, user: &User, what: &str) -> String {
+    let listed = wait_for(Duration::from_secs(30), what, || async {
+        let listed = env.list(user, "INBOX").await?;
+        anyhow::ensure!(!listed.is_empty(), "nothing yet");
+        Ok::<_, anyhow::Error>(listed)
+    })
+    .await;
+    String::from_utf8(env.fetch_raw(user, "INBOX", listed[0].uid).await.unwrap()).unwrap()
+}
+
 /// A header's value, unfolded, from the header block of `raw`.
 fn header(raw: &str, name: &str) -> Option<String> {
     let head = raw.split("\r\n\r\n").next().unwrap_or(raw).replace("\r\n ", " ").replace("\r\n\t", " ");
@@ -75,13 +86,7 @@ async fn an_auto_reply_is_sent_once_threaded_and_saved_and_a_second_message_gets
 
     let (first_id, first) = mail(&ann.address, &me.address, "Lunch?", "");
     env.deliver_lmtp_to(&ann.address, &[&me.address], &first).await.unwrap();
-    let replies = wait_for(Duration::from_secs(30), "the reply in Ann's INBOX", || async {
-        let listed = env.list(&ann, "INBOX").await?;
-        anyhow::ensure!(!listed.is_empty(), "no reply yet");
-        Ok::<_, anyhow::Error>(listed)
-    })
-    .await;
-    let raw = String::from_utf8(env.fetch_raw(&ann, "INBOX", replies[0].uid).await.unwrap()).unwrap();
+    let raw = first_in_inbox(env, &ann, "the reply in Ann's INBOX").await;
     assert_eq!(header(&raw, "Subject").as_deref(), Some("Re: Lunch?"), "{raw}");
     assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{first_id}>")), "{raw}");
     let references = header(&raw, "References").unwrap_or_default();
@@ -228,14 +233,8 @@ async fn a_forward_as_attachment_carries_the_whole_original() {
     let daemon = Daemon::start(&setup.config, 1);
     let (id, raw) = mail("boss@example.com", &me.address, "Quarterly numbers", "X-Original-Marker: kept-intact\r\n");
     env.deliver_lmtp(&me, &raw).await.unwrap();
-    let got = wait_for(Duration::from_secs(30), "the forward in Ann's INBOX", || async {
-        let listed = env.list(&ann, "INBOX").await?;
-        anyhow::ensure!(!listed.is_empty(), "nothing yet");
-        Ok::<_, anyhow::Error>(listed)
-    })
-    .await;
+    let forwarded = first_in_inbox(env, &ann, "the forward in Ann's INBOX").await;
     daemon.stop();
-    let forwarded = String::from_utf8(env.fetch_raw(&ann, "INBOX", got[0].uid).await.unwrap()).unwrap();
     assert_eq!(header(&forwarded, "Auto-Submitted").as_deref(), Some("auto-generated"), "{forwarded}");
     assert!(header(&forwarded, "Subject").unwrap_or_default().contains("Quarterly numbers"), "{forwarded}");
     assert!(forwarded.contains("FYI, see attached."), "{forwarded}");
@@ -333,13 +332,7 @@ async fn a_vacation_reply_goes_to_the_envelope_sender_not_a_third_party_reply_to
     let (_, log) = daemon.stop();
     assert_eq!(rows[0].state, ActionState::Done, "{rows:#?}\n{log}");
     assert_eq!(rows[0].payload["to"], ann.address.as_str());
-    let inbox = wait_for(Duration::from_secs(30), "the vacation reply at Ann", || async {
-        let listed = env.list(&ann, "INBOX").await?;
-        anyhow::ensure!(!listed.is_empty(), "not yet");
-        Ok::<_, anyhow::Error>(listed)
-    })
-    .await;
-    let reply = String::from_utf8(env.fetch_raw(&ann, "INBOX", inbox[0].uid).await.unwrap()).unwrap();
+    let reply = first_in_inbox(env, &ann, "the vacation reply at Ann").await;
     assert!(reply.contains("Away this week."), "{reply}");
     assert!(env.list(&victim, "INBOX").await.unwrap().is_empty(), "nothing went to the Reply-To third party");
 }

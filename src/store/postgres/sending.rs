@@ -181,13 +181,17 @@ async fn sent_in_last_day(
     id: ActionId,
     start: &SendStart,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
-    let row = tx
-        .query_one(
-            "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND sent_at > $2 AND action_id IS DISTINCT FROM $3",
-            &[&start.account, &day_before(start).timestamp_millis(), &id.0],
-        )
-        .await?;
-    Ok(row.try_get::<_, Unsigned<u64>>(0)?.0)
+    let sql = "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND sent_at > $2 AND action_id IS DISTINCT FROM $3";
+    count(tx, sql, &[&start.account, &day_before(start).timestamp_millis(), &id.0]).await
+}
+
+/// The one count a query returns.
+async fn count(
+    tx: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    Ok(tx.query_one(sql, params).await?.try_get::<_, Unsigned<u64>>(0)?.0)
 }
 
 /// How many forwards the account sent to `start.recipient` in the hour before `start.now`,
@@ -197,14 +201,9 @@ async fn forwarded_in_last_hour(
     id: ActionId,
     start: &SendStart,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
-    let row = tx
-        .query_one(
-            "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND handle = '' AND sender = $2 AND kind = 'forward' \
-             AND sent_at > $3 AND action_id IS DISTINCT FROM $4",
-            &[&start.account, &start.recipient, &hour_before(start).timestamp_millis(), &id.0],
-        )
-        .await?;
-    Ok(row.try_get::<_, Unsigned<u64>>(0)?.0)
+    let sql = "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND handle = '' AND sender = $2 \
+               AND kind = 'forward' AND sent_at > $3 AND action_id IS DISTINCT FROM $4";
+    count(tx, sql, &[&start.account, &start.recipient, &hour_before(start).timestamp_millis(), &id.0]).await
 }
 
 /// Writes the reply-log row of this send: one per action, replacing an earlier attempt's.
