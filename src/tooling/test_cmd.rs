@@ -460,6 +460,22 @@ cases:
         assert!(text.contains("suppressed: expected [\"bulk\"], got []"), "{text}");
     }
 
+    /// A fixture asserts that a forward is stopped by this account's loop marker, and why.
+    #[test]
+    fn a_fixture_asserts_a_forward_the_loop_marker_stops() {
+        let (dir, config, _) = replying();
+        std::fs::write(dir.path().join("rules/away.rhai"), "forward(\"b@b.example\");\n").unwrap();
+        let rules = RuleSet::compile(&config).unwrap();
+        let fixture = dir.path().join("rules/tests/loop.yaml");
+        let yaml = "account: work\ncases:\n  - name: back from B with our marker\n    message: {raw: \"X-Loop: me@work.example\\nFrom: b@b.example\\nTo: me@work.example\\nSubject: x\\n\\nx\\n\"}\n    expect: [forward: {to: [b@b.example]}]\n    suppressed: [this account's loop marker]\n  - name: a fresh message\n    message: {raw: \"From: ann@ann.example\\nTo: me@work.example\\nSubject: x\\n\\nx\\n\"}\n    expect: [forward]\n    suppressed: []\n";
+        std::fs::write(&fixture, yaml).unwrap();
+        let options = Options { paths: vec![fixture], mailbox: "INBOX".into(), ..Options::default() };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(outcome.passed() && outcome.cases == 2, "{outcome:?}\n{text}");
+    }
+
     #[test]
     fn without_the_account_in_the_config_only_the_message_guards_apply() {
         let (_dir, config, rules) = replying();
