@@ -382,3 +382,31 @@ async fn a_forward_loop_between_two_accounts_ends_after_two_forwards_and_the_cap
     assert_eq!(notices.len(), 1, "{notices:?}");
     eprintln!("forward loop: A sent 1 forward and suppressed 1 (X-Loop), B sent 1; A's notice after it went out");
 }
+
+/// A message with 20,000 To addresses, to a rule that reads `msg.to` (Rhai refuses arrays over
+/// 10,000) and replies: the rule sees the first 1,000, `msg.capped` says so, nothing fails, the
+/// reply goes to the envelope sender.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_with_20000_recipients_is_capped_not_a_rule_failure() {
+    let env = TestEnv::shared();
+    let (me, ann) = (env.new_user(), env.new_user());
+    let receiver = Receiver::start();
+    let rule = r#"webhook("hook", #{ n: msg.to.len(), capped: msg.capped, mine: msg.to.some(|a| a.address == MY) });
+        reply("Got it.");"#;
+    let rule = rule.replace("MY", &format!("{:?}", me.address));
+    let top = format!("webhooks:\n  hook:\n    url: {}\n", receiver.url("/hook"));
+    let setup = Setup::with_top(env, &me, &[("big.rhai", &rule)], &smtp_account(env, &me, ""), &top);
+    let daemon = Daemon::start(&setup.config, 1);
+    let many: Vec<String> = (0..20_000).map(|i| format!("r{i}@many.tidings.test")).collect();
+    let to = format!("{}, {}", me.address, many.join(",\r\n "));
+    let (_, raw) = mail(&ann.address, &to, "to everybody", "");
+    env.deliver_lmtp_to(&ann.address, &[&me.address], &raw).await.unwrap();
+    let hooks = receiver.wait_for(1, Duration::from_secs(60));
+    let rows = settled(&setup, "reply", 1).await;
+    let (_, log) = daemon.stop();
+    let body: serde_json::Value = serde_json::from_slice(&hooks[0].body).unwrap();
+    assert_eq!(body["data"], serde_json::json!({ "n": 1000, "capped": true, "mine": true }), "{log}");
+    assert!(!log.contains("rule failed"), "{log}");
+    assert_eq!(rows[0].state, ActionState::Done, "{rows:#?}");
+    eprintln!("20,000 To addresses: msg.to.len() = {}, capped = {}", body["data"]["n"], body["data"]["capped"]);
+}
