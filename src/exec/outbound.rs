@@ -482,13 +482,16 @@ impl MailLane {
                 Ok(Ready { composed, once_per: Some(once_per), recipient: reply.to })
             }
             Planned::Forward(forward) => {
-                guard::check_forward(&forward.original, account)
+                guard::check_recipients(&forward.to, &[])
+                    .and_then(|()| guard::check_forward(&forward.original, account))
                     .map_err(|s| Outcome::Suppressed { reason: s.to_string() })?;
                 let from = guard::sender_address(account, forward.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::forward(&forward, &from, account).map_err(|e| failed(e.to_string()))?;
                 Ok(Ready { composed, once_per: None, recipient: forward.to.join(", ").to_lowercase() })
             }
             Planned::Send(message) => {
+                guard::check_recipients(&message.to, &message.cc)
+                    .map_err(|s| Outcome::Suppressed { reason: s.to_string() })?;
                 let from = guard::sender_address(account, message.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::send(&message, &from, account).map_err(|e| failed(e.to_string()))?;
                 Ok(Ready { composed, once_per: None, recipient: message.to.join(", ") })

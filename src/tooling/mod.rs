@@ -115,9 +115,11 @@ impl Verdict {
             .enumerate()
             .filter_map(|(i, planned)| match &planned.action {
                 Action::Reply(reply) => guard::check_reply(reply, account).err().map(|s| (i, s.reason)),
-                Action::Forward(forward) => account
-                    .and_then(|account| guard::check_forward(&forward.original, account).err())
+                Action::Forward(forward) => guard::check_recipients(&forward.to, &[])
+                    .and_then(|()| account.map_or(Ok(()), |account| guard::check_forward(&forward.original, account)))
+                    .err()
                     .map(|s| (i, s.reason)),
+                Action::Send(message) => guard::check_recipients(&message.to, &message.cc).err().map(|s| (i, s.reason)),
                 _ => None,
             })
             .collect();

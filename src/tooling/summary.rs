@@ -41,7 +41,7 @@ impl Summary {
             for (i, planned) in verdict.plan.actions.iter().enumerate() {
                 if verdict.suppressed(i).is_some() {
                     // Counted apart: a dry run over a list folder shows that no reply goes out.
-                    let by = if planned.action.kind() == "forward" { "its loop marker" } else { "the reply guards" };
+                    let by = if planned.action.kind() == "reply" { "the reply guards" } else { "the outbound guards" };
                     effects.insert(format!("{} suppressed by {by}", planned.action.kind()));
                 } else {
                     effects.extend(effect(&planned.action));

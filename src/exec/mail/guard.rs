@@ -35,6 +35,15 @@ pub fn check_reply(reply: &Reply, account: Option<&Account>) -> Result<(), Suppr
     }
 }
 
+/// Whether a forward or a new message has anybody to go to: a rule that took its addresses
+/// from the message (`forward(msg.from)`) may be left with none that is usable.
+pub fn check_recipients(to: &[String], cc: &[String]) -> Result<(), Suppressed> {
+    if to.is_empty() && cc.is_empty() {
+        return suppressed("no usable recipient: the addresses the rule took from the message are not usable");
+    }
+    Ok(())
+}
+
 /// Whether a forward may be sent: not when the message already carries this account's loop
 /// marker (`X-Loop: <one of its addresses>`), which a forward of this account adds. So a loop
 /// between two accounts (A forwards to B, B forwards back) stops at A after two forwards, as

@@ -106,14 +106,24 @@ impl Options {
         }
     }
 
-    /// One address or an array of them; `[]` when absent.
-    fn addresses(&self, key: &str) -> Result<Vec<String>> {
-        let Some(value) = self.map.get(key) else { return Ok(Vec::new()) };
+    /// One address or an array of them; `[]` when absent. An `Address` value comes from the
+    /// message (`msg.from`, `msg.reply_to[0]`), so one that is not usable is left out rather
+    /// than failing the rule: the second number says how many were. Text the rule wrote must be
+    /// an address.
+    fn recipients(&self, key: &str) -> Result<(Vec<String>, usize)> {
+        let Some(value) = self.map.get(key) else { return Ok((Vec::new(), 0)) };
         let items: Vec<Dynamic> = match value.read_lock::<Array>() {
             Some(list) => list.clone(),
             None => vec![value.clone()],
         };
-        items.iter().map(|item| address(self.what, key, item)).collect()
+        let (mut usable, mut dropped) = (Vec::new(), 0);
+        for item in &items {
+            match item.read_lock::<Address>() {
+                Some(a) if a.address.parse::<lettre::Address>().is_err() => dropped += 1,
+                _ => usable.push(address(self.what, key, item)?),
+            }
+        }
+        Ok((usable, dropped))
     }
 }
 
@@ -239,8 +249,10 @@ fn reply(options: Map) -> Result<()> {
 
 fn forward(options: Map) -> Result<()> {
     let o = Options::new("forward", options, &["to", "note", "attach", "from"])?;
-    let to = o.addresses("to")?;
-    if to.is_empty() {
+    // With no usable address left (all from the message), the forward is recorded and the outbox
+    // suppresses it, saying so.
+    let (to, dropped) = o.recipients("to")?;
+    if to.is_empty() && dropped == 0 {
         return Err(fail("forward: `to` is required"));
     }
     let (note, attach, from) = (o.text("note")?, o.flag("attach")?, o.address("from")?);
@@ -261,11 +273,11 @@ fn forward(options: Map) -> Result<()> {
 
 fn send(options: Map) -> Result<()> {
     let o = Options::new("send", options, &["to", "cc", "subject", "body", "html", "from", "at"])?;
-    let to = o.addresses("to")?;
-    if to.is_empty() {
+    let (to, dropped) = o.recipients("to")?;
+    if to.is_empty() && dropped == 0 {
         return Err(fail("send: `to` is required"));
     }
-    let cc = o.addresses("cc")?;
+    let (cc, _) = o.recipients("cc")?;
     let subject = o.line("subject")?.ok_or_else(|| fail("send: `subject` is required"))?;
     let body = o.required("body")?;
     let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
@@ -289,12 +301,12 @@ const FORWARD: Doc = doc(
 );
 const FORWARD_WITH: Doc = doc(
     "forward(#{ to, note, attach, from })",
-    "Forward with options: to (an address or an array of them), note (text above the message), attach (true: the whole original as a message/rfc822 attachment; a message over max_message_size goes inline, with a line that says so), from (one of the account's addresses). A forward carries X-Loop: <the account's address> and the X-Loop lines of the message forwarded; a message that already carries this account's is not forwarded again (suppressed), and forwards to one destination are limited per hour (forward_rate).",
+    "Forward with options: to (an address or an array of them; an Address from the message, such as msg.from, that is not usable is left out, and with nobody left the forward is suppressed, not a failure), note (text above the message), attach (true: the whole original as a message/rfc822 attachment; a message over max_message_size goes inline, with a line that says so), from (one of the account's addresses). A forward carries X-Loop: <the account's address> and the X-Loop lines of the message forwarded; a message that already carries this account's is not forwarded again (suppressed), and forwards to one destination are limited per hour (forward_rate).",
     r#"forward(#{ to: ["a@example.com", "b@example.com"], note: "FYI", attach: true })"#,
 );
 const SEND: Doc = doc(
     "send(#{ to, cc, subject, body, html, from, at })",
-    "Send a new message (a notice, a digest): to, subject and body required; cc, html, from (one of the account's addresses) and at (a Date or RFC 3339 text: not before then) optional. Control characters in the subject (a CR LF from msg.subject) become spaces.",
+    "Send a new message (a notice, a digest): to, subject and body required; cc, html, from (one of the account's addresses) and at (a Date or RFC 3339 text: not before then) optional. Control characters in the subject (a CR LF from msg.subject) become spaces; an Address from the message in to or cc that is not usable is left out (with nobody left the message is suppressed).",
     r#"send(#{ to: "me@example.com", subject: "Big attachment from " + msg.from, body: msg.subject })"#,
 );
 /// Registers the outbound actions, the mail ones here and the events in [`super::events`].

@@ -100,6 +100,27 @@ fn a_reply_with_no_usable_address_is_recorded_with_the_reason_not_an_error() {
     assert_eq!((reply.to.as_str(), reply.unusable.as_deref()), ("ann@example.org", None));
 }
 
+/// An `Address` from the message that is not usable is left out of a forward or a message; with
+/// nobody left the action is recorded and the outbox suppresses it. Text the rule wrote must
+/// still be an address.
+#[test]
+fn unusable_addresses_from_the_message_are_left_out_not_an_error() {
+    let raw = "From: \"Postmaster\" <>\r\nTo: me@example.com\r\nSubject: x\r\n\r\nx\r\n";
+    let got = actions(
+        r#"forward(#{ to: msg.from }); forward(#{ to: [msg.from, "b@example.com"] }); send(#{ to: msg.from, subject: "s", body: "b" });"#,
+        raw,
+    );
+    let [Action::Forward(alone), Action::Forward(with_b), Action::Send(message)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!((alone.to.len(), with_b.to.as_slice(), message.to.len()), (0, &["b@example.com".to_owned()][..], 0));
+    let guard = crate::exec::mail::guard::check_recipients;
+    assert!(guard(&alone.to, &[]).unwrap_err().reason.contains("no usable recipient"));
+    assert!(guard(&message.to, &message.cc).is_err());
+    assert_eq!(guard(&with_b.to, &[]), Ok(()));
+    assert!(error(r#"forward("Postmaster <>");"#, raw).contains("is not an address"), "the rule's own text is checked");
+}
+
 /// Header text from the message (an encoded CR LF in the Subject) is made one line, not refused.
 #[test]
 fn header_options_are_made_one_line() {
