@@ -4,7 +4,10 @@
 //! executors (SMTP, HTTP, process), never by the IMAP one. The message may have moved by then,
 //! so each action carries what it needs, captured here. Everything that can be checked without
 //! IO is checked here, so that a mistake fails the rule in `tidings test` rather than the action
-//! at 3 a.m.: option names and types, addresses, webhook names.
+//! at 3 a.m.: option names and types, addresses, webhook names. A mistake is the rule's, never the
+//! message's: what a sender writes (no usable envelope sender, a From of `<>`, a CR LF in the
+//! subject, 20,000 recipients) is recorded as it is, made one line, or left out, and the outbox
+//! suppresses what has nowhere to go, with the reason.
 //!
 //! Options are maps, since Rhai has no named arguments: `reply(#{ body: "...", days: 7 })`.
 
@@ -188,8 +191,8 @@ fn shown(value: &str) -> String {
     }
 }
 
-/// Where a reply to `view` goes, or why it cannot go anywhere: `(address, "")` or
-/// `("", reason)`. Never an error: the sender writes these headers, and a rule must not fail
+/// Where a reply to `view` goes, or why it cannot go anywhere: `(address, None)` or
+/// `("", Some(reason))`. Never an error: the sender writes these headers, and a rule must not fail
 /// on them (the reply is then a suppressed action that says why).
 fn recipient(view: &MessageView, original: &Original, target: Target) -> (String, Option<String>) {
     let usable = |a: &str| a.parse::<lettre::Address>().is_ok();
