@@ -30,9 +30,13 @@ mod harness;
 // budget, the rest polled on one connection.
 mod mailboxes;
 // Outbound, through the real daemon: auto-replies delivered by Postfix (threaded, once per
-// sender, saved to Sent), every reply guard, the daily limit.
+// sender, saved to Sent), every reply guard, the daily limit; replies go to the envelope sender
+// (30 senders who break reply() get none and every webhook still fires; the shipped vacation
+// rule never answers a third-party Reply-To); a forward loop between two accounts ends after two
+// forwards (X-Loop) and the daily cap stays usable; 20,000 To addresses are capped, not a failure.
 mod outbound_mail;
-// The corpus through a reply-to-everything rule: no reply to list, bulk, bounce or automatic mail.
+// The corpus through a reply-to-everything rule: no reply to list, bulk, bounce or automatic mail;
+// the real auto-replies (Apple, Exchange, Lotus Notes, AOL ...) are never answered.
 mod outbound_corpus;
 // Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,

@@ -413,6 +413,7 @@ mod tests {
             kind: "reply".into(),
             once_per,
             daily_limit: 5,
+            forward_rate: None,
             recipient: "s@x.org".into(),
             now,
         };

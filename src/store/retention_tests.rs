@@ -213,6 +213,7 @@ fn reply_start(sender: &str, days: u32, now: chrono::DateTime<Utc>) -> SendStart
         once_per: Some(OncePer { handle: "away".into(), sender: sender.into(), days }),
         daily_limit: 100,
         recipient: sender.into(),
+        forward_rate: None,
         now,
     }
 }
