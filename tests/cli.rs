@@ -1,6 +1,6 @@
 //! The `tidings` binary as a user runs it: `check` verdicts and exit codes, `run` start-up and
 //! clean shutdown on SIGTERM, and secrets that never reach the terminal; a password file open
-//! to others warned about, the state files created owner-only.
+//! to others warned about, the state files created owner-only; an empty state file refused.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -204,6 +204,31 @@ fn a_second_daemon_on_the_same_store_is_refused() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{stderr}");
     assert!(stderr.contains("another tidings daemon is running with the same state file"), "{stderr}");
+}
+
+/// A state file truncated to 0 bytes is refused, not taken as a new store (which would take
+/// the mail delivered meanwhile as old and forget who was replied to), and left as it was.
+#[test]
+fn run_refuses_an_empty_state_file_and_leaves_it_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "state: tidings.db\naccounts: {}\n");
+    let state = dir.path().join("tidings.db");
+    std::fs::write(&state, "").unwrap();
+    let before = std::fs::metadata(&state).unwrap();
+    let out = tidings().arg("run").arg("-c").arg(&path).env("NO_COLOR", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let expected = format!(
+        "cannot open store {}: the file is empty; it is not a tidings store (was it truncated?)",
+        state.display()
+    );
+    assert!(stderr.contains(&expected), "{expected:?} missing from:\n{stderr}");
+    assert!(stderr.contains("Put the store back from a backup"), "{stderr}");
+    let after = std::fs::metadata(&state).unwrap();
+    assert_eq!((after.len(), after.modified().unwrap(), after.ino()), (0, before.modified().unwrap(), before.ino()));
+    let wal = dir.path().join("tidings.db-wal");
+    assert!(!wal.exists(), "a WAL was made for the empty file");
 }
 
 #[test]

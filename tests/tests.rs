@@ -8,7 +8,8 @@
 // leaves an unreachable webhook pending, and still ends.
 mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
-// secrets kept out of logs, a password file open to others warned about, state files owner-only.
+// secrets kept out of logs, a password file open to others warned about, state files owner-only,
+// an empty (truncated) state file refused untouched.
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
