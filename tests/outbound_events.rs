@@ -1,6 +1,7 @@
 //! Webhooks and commands through the real daemon: signed payloads, a receiver that goes down or
-//! fails forever, SIGKILL during a burst, commands with stdin and a timeout, and no secret
-//! (password, OAuth2 tokens, webhook secret) in any log line of a full run at trace level.
+//! fails forever, SIGKILL during a burst, commands with stdin and a timeout (and with a config
+//! given as a bare file name), and no secret (password, OAuth2 tokens, webhook secret) in any
+//! log line of a full run at trace level.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -326,6 +327,42 @@ async fn a_command_gets_the_event_on_stdin_and_a_hanging_one_is_killed_at_its_ti
     assert_eq!(events[0]["data"], serde_json::json!({"who": "ann@example.com"}));
     assert_eq!(events[1]["data"], serde_json::json!({"who": "bob@example.com"}));
     assert_eq!(events[0]["version"], 1);
+}
+
+/// `--config tidings.yaml` from the config's directory (a bare file name, whose parent is ""):
+/// commands run in that directory, made absolute, rather than all failing in "".
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_run_when_the_config_is_given_as_a_bare_file_name() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let rule = r#"command("save", #{ who: msg.from });"#;
+    // A relative path in the command: it lands in the working directory tidings gives it.
+    let top =
+        "commands:\n  save:\n    run: [\"sh\", \"-c\", \"pwd > cwd.txt; cat > event.json\"]\n    max_attempts: 1\n";
+    let setup = Setup::with_top(env, &user, &[("cmd.rhai", rule)], "", top);
+    setup.baseline().await;
+    let daemon = Daemon::start_in(setup.dir.path(), Path::new("tidings.yaml"), 1);
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "hello", "x")).await.unwrap();
+    let state = setup.state();
+    let rows = wait_for(Duration::from_secs(30), "the command finished", || {
+        let state = state.clone();
+        async move {
+            let store = Store::open(&state).await?;
+            let rows = store.list_outbox(None, 10).await?;
+            let finished = rows.iter().any(|a| matches!(a.state, ActionState::Done | ActionState::Failed));
+            anyhow::ensure!(finished, "not yet: {rows:?}");
+            Ok::<_, anyhow::Error>(rows)
+        }
+    })
+    .await;
+    let (_, log) = daemon.stop();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].state, ActionState::Done, "{rows:?}\n{log}");
+    let event: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.dir.path().join("event.json")).unwrap()).unwrap();
+    assert_eq!(event["data"], serde_json::json!({"who": "ann@example.com"}));
+    let cwd = std::fs::read_to_string(setup.dir.path().join("cwd.txt")).unwrap();
+    assert_eq!(Path::new(cwd.trim()).canonicalize().unwrap(), setup.dir.path().canonicalize().unwrap());
 }
 
 /// Every secret of a full run stays out of every line of the log at the most verbose level
