@@ -99,6 +99,29 @@ async fn a_webhook_carries_a_signed_versioned_payload() {
     assert_eq!(request.header("content-type"), Some("application/json"));
 }
 
+/// A form-urlencoded template gets every value percent-encoded: a Subject `x&channel=evil`
+/// stays one value of `text`, it adds no `channel`; a header template keeps an encoded CR LF out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_template_keeps_the_message_inside_its_value() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    let extra = "content_type: application/x-www-form-urlencoded\ntemplate: 'text={{message.subject}}&channel=ops'\nheaders: { X-Subject: '{{message.subject}}' }";
+    let setup = setup_with_hook(env, &user, &receiver, extra);
+    let daemon = Daemon::start(&setup.config, 1);
+    let raw = message("ann@example.com", &user.address, "x&channel=evil =?utf-8?q?a=0D=0AX-Injected:_1?=", "x");
+    env.deliver_lmtp(&user, &raw).await.unwrap();
+    let got = receiver.wait_for(1, Duration::from_secs(30));
+    daemon.stop();
+    let request = &got[0];
+    verify(request);
+    let body = String::from_utf8_lossy(&request.body);
+    assert_eq!(body, "text=x%26channel%3Devil+a%0D%0AX-Injected%3A+1&channel=ops");
+    assert_eq!(request.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(request.header("x-subject"), Some("x&channel=evil a  X-Injected: 1"));
+    assert!(request.header("x-injected").is_none(), "{:?}", request.headers);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_receiver_that_is_down_for_a_while_gets_every_event_when_it_is_back() {
     let env = TestEnv::shared();

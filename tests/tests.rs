@@ -38,6 +38,7 @@ mod outbound_corpus;
 // Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
 // commands with `--config tidings.yaml` (a bare file name) run in the config's directory,
+// a form-urlencoded template percent-encodes a Subject `x&channel=evil` (no parameter added),
 // no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
 // trace-level log of a full run that sorts, replies and signs.
 mod outbound_events;
