@@ -19,6 +19,9 @@ mod daemon;
 // Each ends with an exact accounting (delivered, processed, duplicates, uncertain).
 mod faults;
 mod fleet;
+// A full disk under the SQLite store (a 2 MiB tmpfs filled while the daemon runs): the mail
+// delivered meanwhile kept, /healthz saying why, the account resuming by itself once space returns.
+mod disk_full;
 // Inputs kept from fuzzing (findings and a corpus sample) through the fuzz targets' own code
 // (fuzz/src/lib.rs): config loader, message view, rule bridge. No servers.
 mod fuzz_regressions;

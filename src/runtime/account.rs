@@ -160,15 +160,15 @@ impl AccountWorker {
         Ok(watched.into_iter().map(|f| Mailbox { name: f.name, backfill: self.account.backfill }).collect())
     }
 
-    /// Runs the watchers and the executor until `shutdown`. A failing task is logged; the others
-    /// (and other accounts) go on, except on a shared store, where a failed task (a store that
-    /// could not be reached, a lease taken over) ends the whole account: the fleet member starts
-    /// it afresh at its next round if it still holds the account (see `runtime::membership`).
+    /// Runs the watchers and the executor until `shutdown`. A failed task (a store write that
+    /// failed on a full disk, a store that could not be reached, a lease taken over) is logged and
+    /// ends the whole account, whose other tasks stop at safe points; other accounts go on. The
+    /// daemon starts it afresh with backoff (a fleet member only while it still holds the
+    /// account), so it resumes by itself once the cause is gone (see `Fleet::restart_ended`).
     pub async fn run(self, mut outer: watch::Receiver<bool>) {
         let span = crate::telemetry::account_span(&self.account.name);
         let wake = Arc::new(Wake::default());
         let mut tasks = JoinSet::new();
-        let whole = self.store.fleet().is_some();
         let (stop_all, shutdown) = watch::channel(*outer.borrow());
         let mut stopping = *outer.borrow();
         let Some(mailboxes) = self.mailboxes(&mut outer).instrument(span.clone()).await else { return };
@@ -243,11 +243,9 @@ impl AccountWorker {
                     true
                 }
             };
-            if failed && whole && !stopping {
+            if failed && !stopping {
                 span.in_scope(|| {
-                    tracing::warn!(
-                        "stopping the account's other tasks; it is started afresh while this instance holds it"
-                    )
+                    tracing::warn!("stopping the account's other tasks; it is started afresh after a pause")
                 });
                 stopping = true;
                 let _ = stop_all.send(true);

@@ -66,9 +66,7 @@ impl Membership {
                 }
                 stop(prepared, fleet, &lost).await;
                 let held: BTreeSet<String> = pg.held().unwrap_or_default().into_iter().collect();
-                for account in fleet.restart_ended(prepared, &held) {
-                    tracing::warn!(%account, "the account's worker had ended after a failure; started afresh");
-                }
+                fleet.restart_ended(prepared, Some(&held)).await;
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "cannot renew the leases");
