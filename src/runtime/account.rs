@@ -231,24 +231,35 @@ impl AccountWorker {
             };
             let failed = match joined {
                 None => break,
-                Some(Ok(Ok(()))) => false,
+                Some(Ok(Ok(()))) => None,
                 Some(Ok(Err(error))) => {
-                    span.in_scope(
-                        || tracing::error!(error = %crate::exec::error_chain(&error), "account task stopped"),
-                    );
-                    true
+                    let error = crate::exec::error_chain(&error);
+                    span.in_scope(|| tracing::error!(%error, "account task stopped"));
+                    Some(error)
                 }
                 Some(Err(panic)) => {
                     span.in_scope(|| tracing::error!(%panic, "account task panicked"));
-                    true
+                    Some(format!("a task panicked: {panic}"))
                 }
             };
-            if failed && !stopping {
+            if let Some(error) = failed.filter(|_| !stopping) {
                 span.in_scope(|| {
-                    tracing::warn!("stopping the account's other tasks; it is started afresh after a pause")
+                    tracing::warn!("stopping the account's other tasks; it is started again after a pause")
                 });
+                self.down_with_the_account(&error);
                 stopping = true;
                 let _ = stop_all.send(true);
+            }
+        }
+    }
+
+    /// The account's watchers still shown up are shown down with `error` (a failed watcher
+    /// already says why): until the account is started again none of them watches, and the
+    /// restart waits until these states can be written (see `Fleet::restart_ended`).
+    fn down_with_the_account(&self, error: &str) {
+        for ((account, mailbox), state) in self.health.watchers() {
+            if account == self.account.name && state.conn.is_up() {
+                self.health.watcher(&account, &mailbox).failed(&format!("stopped with the account: {error}"));
             }
         }
     }

@@ -21,6 +21,10 @@ const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
 /// The longest wait; an account that ran this long before it ended starts from the first again.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
 
+/// How early a restart may be, so that a check landing just before its time does not wait a
+/// whole round more.
+const RESTART_SLACK: Duration = Duration::from_millis(100);
+
 /// The wait before restart number `failures + 1` of failures in a row.
 fn restart_delay(failures: u32) -> Duration {
     FIRST_RESTART_DELAY.saturating_mul(1 << failures.min(16)).min(MAX_RESTART_DELAY)
@@ -138,7 +142,8 @@ impl Fleet {
                 tracing::warn!(account = %name, retry_in = ?delay, "the account's worker ended after a failure; starting it afresh after a pause");
                 now + delay
             });
-            if now >= retry_at {
+            // A tick a hair early is on time: else every wait would last a tick longer.
+            if retry_at.saturating_duration_since(now) <= RESTART_SLACK {
                 due.push(name.clone());
             }
         }
