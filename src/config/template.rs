@@ -326,14 +326,22 @@ mod tests {
         assert_eq!(t.render(&payload(), Escape::Header), "one  two Tab here \"quoted\" \\  ");
     }
 
+    /// `template` rendered over the test payload with the message's Subject `subject`.
+    fn render_with_subject(template: &str, subject: &str, escape: Escape) -> String {
+        let mut payload = payload();
+        payload["message"]["subject"] = json!(subject);
+        Template::parse(template).unwrap().render(&payload, escape)
+    }
+
     /// A form body: every value percent-encoded, so what a sender writes cannot add or change a
     /// parameter; the template's own `&` and `=` stay.
     #[test]
     fn form_bodies_percent_encode_every_value() {
-        let mut payload = payload();
-        payload["message"]["subject"] = json!("x&channel=evil 100% + ü=\r\n");
-        let t = Template::parse("text={{message.subject}}&to={{message.to}}&d={{data.deep | json}}").unwrap();
-        let body = t.render(&payload, Escape::Form);
+        let body = render_with_subject(
+            "text={{message.subject}}&to={{message.to}}&d={{data.deep | json}}",
+            "x&channel=evil 100% + ü=\r\n",
+            Escape::Form,
+        );
         assert_eq!(
             body,
             "text=x%26channel%3Devil+100%25+%2B+%C3%BC%3D%0D%0A&to=a%40x.example%2C+b%40x.example&d=%7B%22k%22%3A%5B1%2C2%5D%7D"
@@ -350,10 +358,11 @@ mod tests {
     /// A header value never holds CR or LF, whatever the message or the `| json` filter gives.
     #[test]
     fn header_values_hold_no_line_break_even_through_the_json_filter() {
-        let mut payload = payload();
-        payload["message"]["subject"] = json!("a\r\nX-Injected: 1");
-        let t = Template::parse("{{message.subject}} {{message.subject | json}} {{data | json}}").unwrap();
-        let value = t.render(&payload, Escape::Header);
+        let value = render_with_subject(
+            "{{message.subject}} {{message.subject | json}} {{data | json}}",
+            "a\r\nX-Injected: 1",
+            Escape::Header,
+        );
         assert!(!value.contains('\r') && !value.contains('\n'), "{value:?}");
         assert!(value.starts_with("a  X-Injected: 1 "), "{value:?}");
     }
