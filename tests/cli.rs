@@ -1,6 +1,7 @@
 //! The `tidings` binary as a user runs it: `check` verdicts and exit codes, `run` start-up and
 //! clean shutdown on SIGTERM, and secrets that never reach the terminal; a password file open
-//! to others warned about, the state files created owner-only; an empty state file refused.
+//! to others warned about, the state files created owner-only; an empty state file refused; a
+//! data file linking out of rules/data refused by check.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,23 @@ fn check_reports_a_broken_rule_with_its_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("sort.rhai:2:"), "{stderr}");
+}
+
+/// A data file that is a symlink out of `rules/data` (to `/etc/passwd`) fails `check`, naming
+/// the file and where it leads, as a plugin leading out does.
+#[test]
+fn check_refuses_a_data_file_leading_out_of_rules_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules/data")).unwrap();
+    let link = dir.path().join("rules/data/x.txt");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    let path = write_config(dir.path(), "accounts: {}\n");
+    let out = tidings().arg("check").arg("-c").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = format!("data file is outside the data directory: {} leads to /etc/passwd", link.display());
+    assert!(stderr.contains(&expected), "{expected:?} missing from:\n{stderr}");
+    assert!(!stderr.contains("root:"), "the target's content was shown:\n{stderr}");
 }
 
 #[test]

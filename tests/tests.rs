@@ -9,7 +9,7 @@
 mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs, a password file open to others warned about, state files owner-only,
-// an empty (truncated) state file refused untouched.
+// an empty (truncated) state file refused untouched, a data file linking out of rules/data refused.
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
