@@ -234,7 +234,17 @@ fn run_refuses_an_empty_state_file_and_leaves_it_alone() {
     let state = dir.path().join("tidings.db");
     std::fs::write(&state, "").unwrap();
     let before = std::fs::metadata(&state).unwrap();
-    let out = tidings().arg("run").arg("-c").arg(&path).env("NO_COLOR", "1").output().unwrap();
+    let mut child =
+        tidings().arg("run").arg("-c").arg(&path).env("NO_COLOR", "1").stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("tidings ran on an empty state file (still running after 20 s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     let expected = format!(
