@@ -65,8 +65,6 @@ impl Membership {
                     tracing::warn!(%account, "the account's lease was taken over by another instance (this one stalled past it); stopping it");
                 }
                 stop(prepared, fleet, &lost).await;
-                let held: BTreeSet<String> = pg.held().unwrap_or_default().into_iter().collect();
-                fleet.restart_ended(prepared, Some(&held)).await;
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "cannot renew the leases");

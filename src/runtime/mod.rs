@@ -15,6 +15,7 @@ mod limits;
 mod membership;
 mod private_files;
 
+use std::collections::BTreeSet;
 use std::fs::{File, TryLockError};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -214,7 +215,6 @@ pub async fn run(
     }
     let mut heartbeat = tokio::time::interval(prepared.config.fleet.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // A fleet member restarts ended accounts in its rounds (only those it still holds).
     let mut supervise = tokio::time::interval(SUPERVISE_INTERVAL);
     supervise.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if let Some(reloader) = prepared.reloader.take() {
@@ -238,7 +238,12 @@ pub async fn run(
                     membership.round(&prepared, &mut fleet).await;
                 }
             }
-            _ = supervise.tick(), if membership.is_none() => fleet.restart_ended(&prepared, None).await,
+            _ = supervise.tick() => {
+                // A fleet member restarts only the accounts it still holds.
+                let held: Option<BTreeSet<String>> =
+                    prepared.store.fleet().map(|pg| pg.held().unwrap_or_default().into_iter().collect());
+                fleet.restart_ended(&prepared, held.as_ref()).await;
+            }
         }
     }
     tracing::info!("shutting down");
