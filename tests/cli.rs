@@ -1,6 +1,7 @@
 //! The `tidings` binary as a user runs it: `check` verdicts and exit codes, `run` start-up and
 //! clean shutdown on SIGTERM, and secrets that never reach the terminal; a password file open
-//! to others warned about, the state files created owner-only.
+//! to others warned about, the state files created owner-only; an empty state file refused; a
+//! data file linking out of rules/data refused by check.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,23 @@ fn check_reports_a_broken_rule_with_its_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("sort.rhai:2:"), "{stderr}");
+}
+
+/// A data file that is a symlink out of `rules/data` (to `/etc/passwd`) fails `check`, naming
+/// the file and where it leads, as a plugin leading out does.
+#[test]
+fn check_refuses_a_data_file_leading_out_of_rules_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules/data")).unwrap();
+    let link = dir.path().join("rules/data/x.txt");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    let path = write_config(dir.path(), "accounts: {}\n");
+    let out = tidings().arg("check").arg("-c").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = format!("data file is outside the data directory: {} leads to /etc/passwd", link.display());
+    assert!(stderr.contains(&expected), "{expected:?} missing from:\n{stderr}");
+    assert!(!stderr.contains("root:"), "the target's content was shown:\n{stderr}");
 }
 
 #[test]
@@ -204,6 +222,41 @@ fn a_second_daemon_on_the_same_store_is_refused() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{stderr}");
     assert!(stderr.contains("another tidings daemon is running with the same state file"), "{stderr}");
+}
+
+/// A state file truncated to 0 bytes is refused, not taken as a new store (which would take
+/// the mail delivered meanwhile as old and forget who was replied to), and left as it was.
+#[test]
+fn run_refuses_an_empty_state_file_and_leaves_it_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "state: tidings.db\naccounts: {}\n");
+    let state = dir.path().join("tidings.db");
+    std::fs::write(&state, "").unwrap();
+    let before = std::fs::metadata(&state).unwrap();
+    let mut child =
+        tidings().arg("run").arg("-c").arg(&path).env("NO_COLOR", "1").stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("tidings ran on an empty state file (still running after 20 s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let expected = format!(
+        "cannot open store {}: the file is empty; it is not a tidings store (was it truncated?)",
+        state.display()
+    );
+    assert!(stderr.contains(&expected), "{expected:?} missing from:\n{stderr}");
+    assert!(stderr.contains("Put the store back from a backup"), "{stderr}");
+    let after = std::fs::metadata(&state).unwrap();
+    assert_eq!((after.len(), after.modified().unwrap(), after.ino()), (0, before.modified().unwrap(), before.ino()));
+    let wal = dir.path().join("tidings.db-wal");
+    assert!(!wal.exists(), "a WAL was made for the empty file");
 }
 
 #[test]

@@ -107,7 +107,21 @@ impl Daemon {
 
     /// [`Daemon::spawn`] with extra environment variables (they win over the defaults).
     pub fn spawn_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        Daemon::spawn_with(Command::new(env!("CARGO_BIN_EXE_tidings")), config, args, env)
+    }
+
+    /// [`Daemon::start`] from the working directory `dir`, `config` given as written there (a
+    /// bare `tidings.yaml`, as a user in that directory would type it).
+    pub fn start_in(dir: &Path, config: &Path, watchers: usize) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        command.current_dir(dir);
+        let daemon = Daemon::spawn_with(command, config, &["run"], &[]);
+        daemon.wait_log_count("watching uidvalidity", watchers, Duration::from_secs(20));
+        daemon
+    }
+
+    fn spawn_with(mut command: Command, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut child = command
             .args(args)
             .arg("--config")
             .arg(config)

@@ -22,12 +22,12 @@ if msg.subject.starts_with("sort-me") {
 "#;
 
 /// A free loopback port for the listener.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `GET path` on the listener: the status code and the body.
-fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+pub fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;

@@ -1,6 +1,7 @@
 //! Webhooks and commands through the real daemon: signed payloads, a receiver that goes down or
-//! fails forever, SIGKILL during a burst, commands with stdin and a timeout, and no secret
-//! (password, OAuth2 tokens, webhook secret) in any log line of a full run at trace level.
+//! fails forever, SIGKILL during a burst, commands with stdin and a timeout (and with a config
+//! given as a bare file name), and no secret (password, OAuth2 tokens, webhook secret) in any
+//! log line of a full run at trace level.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -70,18 +71,23 @@ fn outage() -> Duration {
     Duration::from_secs(secs)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_webhook_carries_a_signed_versioned_payload() {
+/// The request the receiver gets for one message from ann@example.com (`subject`, `text`)
+/// through the endpoint `hook` with `extra` settings.
+async fn one_request(extra: &str, subject: &str, text: &str) -> Request {
     let env = TestEnv::shared();
     let user = env.new_user();
     let receiver = Receiver::start();
-    let setup = setup_with_hook(env, &user, &receiver, "");
+    let setup = setup_with_hook(env, &user, &receiver, extra);
     let daemon = Daemon::start(&setup.config, 1);
-    let raw = message("ann@example.com", &user.address, "Invoice 4711", "Please pay.");
-    env.deliver_lmtp(&user, &raw).await.unwrap();
-    let got = receiver.wait_for(1, Duration::from_secs(30));
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, subject, text)).await.unwrap();
+    let mut got = receiver.wait_for(1, Duration::from_secs(30));
     daemon.stop();
-    let request = &got[0];
+    got.swap_remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_carries_a_signed_versioned_payload() {
+    let request = &one_request("", "Invoice 4711", "Please pay.").await;
     assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/hook"));
     verify(request);
     let payload = request.json();
@@ -96,6 +102,20 @@ async fn a_webhook_carries_a_signed_versioned_payload() {
     assert!(payload["message"]["snippet"].as_str().unwrap().contains("Please pay."), "{payload:#}");
     assert_eq!(payload["data"], serde_json::json!({"subject": "Invoice 4711", "n": 1}));
     assert_eq!(request.header("content-type"), Some("application/json"));
+}
+
+/// A form-urlencoded template gets every value percent-encoded: a Subject `x&channel=evil`
+/// stays one value of `text`, it adds no `channel`; a header template keeps an encoded CR LF out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_template_keeps_the_message_inside_its_value() {
+    let extra = "content_type: application/x-www-form-urlencoded\ntemplate: 'text={{message.subject}}&channel=ops'\nheaders: { X-Subject: '{{message.subject}}' }";
+    let request = &one_request(extra, "x&channel=evil =?utf-8?q?a=0D=0AX-Injected:_1?=", "x").await;
+    verify(request);
+    let body = String::from_utf8_lossy(&request.body);
+    assert_eq!(body, "text=x%26channel%3Devil+a%0D%0AX-Injected%3A+1&channel=ops");
+    assert_eq!(request.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(request.header("x-subject"), Some("x&channel=evil a  X-Injected: 1"));
+    assert!(request.header("x-injected").is_none(), "{:?}", request.headers);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,6 +300,24 @@ async fn sigkill_during_a_burst_of_webhooks_loses_no_event() {
     assert_eq!(subjects.len(), total, "one distinct event per message");
 }
 
+/// The setup's outbox once `done` says so of it (asked again for up to 30 s).
+async fn outbox_until(
+    setup: &Setup,
+    why: &str,
+    done: impl Fn(&[tidings::store::Action]) -> bool,
+) -> Vec<tidings::store::Action> {
+    let state = setup.state();
+    wait_for(Duration::from_secs(30), why, || {
+        let (state, done) = (state.clone(), &done);
+        async move {
+            let rows = Store::open(&state).await?.list_outbox(None, 100).await?;
+            anyhow::ensure!(done(&rows), "not yet: {rows:?}");
+            Ok::<_, anyhow::Error>(rows)
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_command_gets_the_event_on_stdin_and_a_hanging_one_is_killed_at_its_timeout() {
     let env = TestEnv::shared();
@@ -298,16 +336,8 @@ async fn a_command_gets_the_event_on_stdin_and_a_hanging_one_is_killed_at_its_ti
     env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "hello", "x")).await.unwrap();
     let started = Instant::now();
     env.deliver_lmtp(&user, &message("bob@example.com", &user.address, "hang", "x")).await.unwrap();
-    let state = setup.state();
-    let rows = wait_for(Duration::from_secs(30), "the hanging command given up", || {
-        let state = state.clone();
-        async move {
-            let store = Store::open(&state).await?;
-            let rows = store.list_outbox(None, 100).await?;
-            let hang = rows.iter().find(|a| a.payload["endpoint"] == "hang");
-            anyhow::ensure!(hang.is_some_and(|a| a.state == ActionState::Failed), "not yet: {rows:?}");
-            Ok::<_, anyhow::Error>(rows)
-        }
+    let rows = outbox_until(&setup, "the hanging command given up", |rows| {
+        rows.iter().any(|a| a.payload["endpoint"] == "hang" && a.state == ActionState::Failed)
     })
     .await;
     let took = started.elapsed();
@@ -326,6 +356,34 @@ async fn a_command_gets_the_event_on_stdin_and_a_hanging_one_is_killed_at_its_ti
     assert_eq!(events[0]["data"], serde_json::json!({"who": "ann@example.com"}));
     assert_eq!(events[1]["data"], serde_json::json!({"who": "bob@example.com"}));
     assert_eq!(events[0]["version"], 1);
+}
+
+/// `--config tidings.yaml` from the config's directory (a bare file name, whose parent is ""):
+/// commands run in that directory, made absolute, rather than all failing in "".
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_run_when_the_config_is_given_as_a_bare_file_name() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let rule = r#"command("save", #{ who: msg.from });"#;
+    // A relative path in the command: it lands in the working directory tidings gives it.
+    let top =
+        "commands:\n  save:\n    run: [\"sh\", \"-c\", \"pwd > cwd.txt; cat > event.json\"]\n    max_attempts: 1\n";
+    let setup = Setup::with_top(env, &user, &[("cmd.rhai", rule)], "", top);
+    setup.baseline().await;
+    let daemon = Daemon::start_in(setup.dir.path(), Path::new("tidings.yaml"), 1);
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "hello", "x")).await.unwrap();
+    let rows = outbox_until(&setup, "the command finished", |rows| {
+        rows.iter().any(|a| matches!(a.state, ActionState::Done | ActionState::Failed))
+    })
+    .await;
+    let (_, log) = daemon.stop();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].state, ActionState::Done, "{rows:?}\n{log}");
+    let event: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.dir.path().join("event.json")).unwrap()).unwrap();
+    assert_eq!(event["data"], serde_json::json!({"who": "ann@example.com"}));
+    let cwd = std::fs::read_to_string(setup.dir.path().join("cwd.txt")).unwrap();
+    assert_eq!(Path::new(cwd.trim()).canonicalize().unwrap(), setup.dir.path().canonicalize().unwrap());
 }
 
 /// Every secret of a full run stays out of every line of the log at the most verbose level

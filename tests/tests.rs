@@ -8,7 +8,8 @@
 // leaves an unreachable webhook pending, and still ends.
 mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
-// secrets kept out of logs, a password file open to others warned about, state files owner-only.
+// secrets kept out of logs, a password file open to others warned about, state files owner-only,
+// an empty (truncated) state file refused untouched, a data file linking out of rules/data refused.
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
@@ -18,6 +19,9 @@ mod daemon;
 // Each ends with an exact accounting (delivered, processed, duplicates, uncertain).
 mod faults;
 mod fleet;
+// A full disk under the SQLite store (a 2 MiB tmpfs filled while the daemon runs): the mail
+// delivered meanwhile kept, /healthz saying why, the account resuming by itself once space returns.
+mod disk_full;
 // Inputs kept from fuzzing (findings and a corpus sample) through the fuzz targets' own code
 // (fuzz/src/lib.rs): config loader, message view, rule bridge. No servers.
 mod fuzz_regressions;
@@ -40,6 +44,8 @@ mod outbound_mail;
 mod outbound_corpus;
 // Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
+// commands with `--config tidings.yaml` (a bare file name) run in the config's directory,
+// a form-urlencoded template percent-encodes a Subject `x&channel=evil` (no parameter added),
 // no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
 // trace-level log of a full run that sorts, replies and signs.
 mod outbound_events;

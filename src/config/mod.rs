@@ -193,7 +193,7 @@ impl Config {
         let root = tree::parse(text).map_err(|(pos, message)| {
             invalid(vec![Problem { pos, message: format!("not valid YAML: {message}"), hint: None }])
         })?;
-        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        let base = base_dir(path);
         let mut problems = Problems::default();
         let config = validate(&root, path, &base, &mut problems);
         let mut problems = problems.0;
@@ -245,6 +245,15 @@ pub struct Secrets {
     pub passwords: BTreeMap<String, Secret<String>>,
     /// Webhook signing secrets by endpoint name.
     pub webhooks: BTreeMap<String, Secret<String>>,
+}
+
+/// The directory relative paths in the config at `path` are read from: the config's own, made
+/// absolute. A bare `--config tidings.yaml` has the parent `""`, which as a command's working
+/// directory fails every command; and an absolute base means the same wherever it is used later.
+fn base_dir(path: &Path) -> PathBuf {
+    // `absolute` only fails without a working directory; the relative form is all there is then.
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    path.parent().filter(|dir| !dir.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
 fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems) -> Option<Config> {

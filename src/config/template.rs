@@ -7,8 +7,11 @@
 //!
 //! - `{{message.subject}}` inserts the value as text: strings as they are, numbers and booleans
 //!   as written, lists of plain values joined with `, `, null as nothing, maps as JSON. In a
-//!   JSON body the text is escaped for use inside a JSON string (`"{{message.subject}}"`).
-//! - `{{data | json}}` inserts the value as JSON (a string with its quotes, a map, `null`).
+//!   JSON body the text is escaped for use inside a JSON string (`"{{message.subject}}"`); in
+//!   a form body (`application/x-www-form-urlencoded`) it is percent-encoded, so a Subject
+//!   `x&channel=evil` stays one value instead of adding a parameter.
+//! - `{{data | json}}` inserts the value as JSON (a string with its quotes, a map, `null`),
+//!   percent-encoded too in a form body.
 
 use serde_json::Value;
 
@@ -60,6 +63,22 @@ pub enum Escape {
     Json,
     /// On one line, control characters dropped (header values).
     Header,
+    /// Percent-encoded as a form value (`application/x-www-form-urlencoded` bodies).
+    Form,
+}
+
+impl Escape {
+    /// How a body of `content_type` (the endpoint's) escapes its placeholders.
+    pub fn for_body(content_type: &str) -> Escape {
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if super::webhook::is_json(&essence) {
+            Escape::Json
+        } else if essence == "application/x-www-form-urlencoded" {
+            Escape::Form
+        } else {
+            Escape::None
+        }
+    }
 }
 
 impl Template {
@@ -115,7 +134,12 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Field { path, json: true } => {
-                    out.push_str(&lookup(payload, path).map_or_else(|| "null".to_owned(), Value::to_string));
+                    let json = lookup(payload, path).map_or_else(|| "null".to_owned(), Value::to_string);
+                    match escape {
+                        Escape::Form => form_encode(&json, &mut out),
+                        // JSON text has its control characters escaped: nothing to do for a header.
+                        Escape::None | Escape::Json | Escape::Header => out.push_str(&json),
+                    }
                 }
                 Part::Field { path, json: false } => {
                     let text = lookup(payload, path).map(plain).unwrap_or_default();
@@ -126,6 +150,7 @@ impl Template {
                             out.push_str(&quoted[1..quoted.len() - 1]);
                         }
                         Escape::Header => out.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c })),
+                        Escape::Form => form_encode(&text, &mut out),
                     }
                 }
             }
@@ -213,6 +238,24 @@ fn check_message_rest(field: &str, rest: &[String], dotted: &str) -> Result<(), 
     }
 }
 
+/// Appends `text` as the form-urlencoded serializer of the URL standard writes a value:
+/// ASCII letters, digits and `*-._` as they are, a space as `+`, every other byte of its UTF-8
+/// as `%XX`. `&`, `=`, `+` and `%` from a message can then never start another parameter.
+fn form_encode(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(char::from(byte)),
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
+        }
+    }
+}
+
 fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(value, |v, segment| match v {
         Value::Object(map) => map.get(segment),
@@ -281,6 +324,47 @@ mod tests {
     fn header_values_stay_on_one_line() {
         let t = Template::parse("{{data.multi}} {{message.subject}}").unwrap();
         assert_eq!(t.render(&payload(), Escape::Header), "one  two Tab here \"quoted\" \\  ");
+    }
+
+    /// `template` rendered over the test payload with the message's Subject `subject`.
+    fn render_with_subject(template: &str, subject: &str, escape: Escape) -> String {
+        let mut payload = payload();
+        payload["message"]["subject"] = json!(subject);
+        Template::parse(template).unwrap().render(&payload, escape)
+    }
+
+    /// A form body: every value percent-encoded, so what a sender writes cannot add or change a
+    /// parameter; the template's own `&` and `=` stay.
+    #[test]
+    fn form_bodies_percent_encode_every_value() {
+        let body = render_with_subject(
+            "text={{message.subject}}&to={{message.to}}&d={{data.deep | json}}",
+            "x&channel=evil 100% + ü=\r\n",
+            Escape::Form,
+        );
+        assert_eq!(
+            body,
+            "text=x%26channel%3Devil+100%25+%2B+%C3%BC%3D%0D%0A&to=a%40x.example%2C+b%40x.example&d=%7B%22k%22%3A%5B1%2C2%5D%7D"
+        );
+        let pairs: Vec<(&str, &str)> = body.split('&').map(|p| p.split_once('=').unwrap()).collect();
+        assert_eq!(pairs.iter().map(|p| p.0).collect::<Vec<_>>(), ["text", "to", "d"], "no parameter added");
+        assert_eq!(Escape::for_body("application/x-www-form-urlencoded; charset=utf-8"), Escape::Form);
+        assert_eq!(Escape::for_body("Application/X-WWW-Form-Urlencoded"), Escape::Form);
+        assert_eq!(Escape::for_body("application/json"), Escape::Json);
+        assert_eq!(Escape::for_body("application/problem+json; charset=utf-8"), Escape::Json);
+        assert_eq!(Escape::for_body("text/plain"), Escape::None);
+    }
+
+    /// A header value never holds CR or LF, whatever the message or the `| json` filter gives.
+    #[test]
+    fn header_values_hold_no_line_break_even_through_the_json_filter() {
+        let value = render_with_subject(
+            "{{message.subject}} {{message.subject | json}} {{data | json}}",
+            "a\r\nX-Injected: 1",
+            Escape::Header,
+        );
+        assert!(!value.contains('\r') && !value.contains('\n'), "{value:?}");
+        assert!(value.starts_with("a  X-Injected: 1 "), "{value:?}");
     }
 
     #[test]

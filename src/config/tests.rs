@@ -499,3 +499,27 @@ fn a_postgres_state_and_fleet_timings_are_read_and_checked() {
         assert!(found.iter().any(|p| p.message.contains(needle)), "{extra}: expected {needle:?}, got {found:#?}");
     }
 }
+
+/// `--config tidings.yaml` has the parent `""`: every relative path (rules, plugins, state,
+/// secrets, a command's working directory and program) is read from the working directory,
+/// made absolute, so a command does not run in `""` and fail.
+#[test]
+fn a_bare_config_file_name_anchors_relative_paths_at_the_working_directory() {
+    let cwd = std::env::current_dir().unwrap();
+    let yaml = "state: state.db\nwebhooks:\n  hook: { url: \"https://h.example/x\", secret_file: hook.key }\ncommands:\n  ls: { run: [ls] }\naccounts:\n  a:\n    imap: { host: h }\n    ca_file: ca.pem\n    username: u\n    password_file: pw\n";
+    for name in ["tidings.yaml", "./tidings.yaml"] {
+        let config = Config::from_yaml(yaml, Path::new(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.rules_dir, cwd.join("rules"), "{name}");
+        assert_eq!(config.plugins_dir, cwd.join("plugins"), "{name}");
+        assert_eq!(config.state.file(), Some(cwd.join("state.db").as_path()), "{name}");
+        assert_eq!(config.commands["ls"].dir, cwd, "{name}");
+        let account = &config.accounts[0];
+        assert_eq!(account.ca_file.as_deref(), Some(cwd.join("ca.pem").as_path()), "{name}");
+        assert_eq!(account.password, SecretSource::File(cwd.join("pw")), "{name}");
+        assert_eq!(config.webhooks["hook"].secret, Some(SecretSource::File(cwd.join("hook.key"))), "{name}");
+    }
+    // A relative directory is made absolute too.
+    let config = Config::from_yaml("commands:\n  ls: { run: [ls] }\n", Path::new("src/../tidings.yaml")).unwrap();
+    assert!(config.commands["ls"].dir.is_absolute(), "{:?}", config.commands["ls"].dir);
+    assert!(config.commands["ls"].dir.is_dir());
+}

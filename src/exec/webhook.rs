@@ -132,9 +132,7 @@ fn client() -> Result<reqwest::Client, Error> {
 pub fn body(hook: &Webhook, payload: &Value) -> Vec<u8> {
     match &hook.template {
         None => serde_json::to_vec(payload).unwrap_or_default(),
-        Some(template) => {
-            template.render(payload, if hook.is_json() { Escape::Json } else { Escape::None }).into_bytes()
-        }
+        Some(template) => template.render(payload, Escape::for_body(&hook.content_type)).into_bytes(),
     }
 }
 

@@ -6,7 +6,8 @@
 //! strings, numbers, booleans. Both are read when the rules are compiled or reloaded, and
 //! scripts (rules and plugins alike) read them with `data("NAME")`, which returns a copy: a
 //! script may change its copy, never what the next rule sees. A file that cannot be read or
-//! parsed fails the compile like a broken rule, with its file and line.
+//! parsed fails the compile like a broken rule, with its file and line. Like plugins, data
+//! files stay inside `rules/data`: one that leads out (a symlink to `/etc/passwd`) is refused.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -43,12 +44,21 @@ impl DataSet {
                 return set;
             }
         };
+        // Canonical once, so that a data directory that is itself a symlink stays allowed.
+        let root = match (files.is_empty(), dir.canonicalize()) {
+            (true, _) => PathBuf::new(),
+            (false, Ok(root)) => root,
+            (false, Err(e)) => {
+                errors.push(error(&dir, 0, 0, format!("cannot read data directory: {e}")));
+                return set;
+            }
+        };
         for (name, path) in files {
             if set.values.contains_key(&name) {
                 errors.push(error(&path, 0, 0, format!("a second data file named `{name}`; rename one")));
                 continue;
             }
-            let text = match read_text(&path) {
+            let text = match confined(&root, &path).and_then(|real| read_text(&path, &real)) {
                 Ok(text) => text,
                 Err(e) => {
                     errors.push(e);
@@ -114,9 +124,26 @@ fn entry_hidden(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
-/// The file's text; invalid UTF-8 is reported at the line where it starts.
-fn read_text(path: &Path) -> Result<String, CompileError> {
-    let bytes = std::fs::read(path).map_err(|e| error(path, 0, 0, format!("cannot read data file: {e}")))?;
+/// The real path of the data file `path`, refused when it leads out of the data directory
+/// `root` (canonical): a symlink there must not hand rules any file the daemon can read.
+fn confined(root: &Path, path: &Path) -> Result<PathBuf, CompileError> {
+    let real = path.canonicalize().map_err(|e| error(path, 0, 0, format!("cannot read data file: {e}")))?;
+    if real.starts_with(root) {
+        return Ok(real);
+    }
+    let message = format!(
+        "data file is outside the data directory: {} leads to {}; data files must be inside {}",
+        path.display(),
+        real.display(),
+        root.display()
+    );
+    Err(error(path, 0, 0, message))
+}
+
+/// The text of the data file `path`, read at its real path `real`; invalid UTF-8 is reported
+/// at the line where it starts.
+fn read_text(path: &Path, real: &Path) -> Result<String, CompileError> {
+    let bytes = std::fs::read(real).map_err(|e| error(path, 0, 0, format!("cannot read data file: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -147,3 +147,35 @@ fn an_unknown_data_name_fails_the_rule_saying_what_there_is() {
     assert!(error.contains("no data file named `vips` in rules/data/ (there are `vip`)"), "{error}");
     assert!(error.contains("line 1"), "{error}");
 }
+
+/// A symlink out of `rules/data` (to `/etc/passwd`, say) is refused at load naming the file
+/// and where it leads, like a plugin's; one to another file inside the folder, or a data folder
+/// that is itself a symlink, is fine.
+#[test]
+fn a_data_file_leading_out_of_the_data_directory_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", b"root:x:0:0\n");
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "data/inside.txt", b"a@example.com\n");
+    let data = dir.path().join(DIR);
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), data.join("x.txt")).unwrap();
+    std::os::unix::fs::symlink("inside.txt", data.join("alias.txt")).unwrap();
+    let mut errors = Vec::new();
+    let set = DataSet::load(dir.path(), &mut errors);
+    assert!(set.get("x").is_none(), "the outside file was read");
+    assert_eq!(strings(set.get("alias").unwrap()), ["a@example.com"]);
+    assert_eq!(where_(&errors), [("x.txt".to_owned(), 0, 0)], "{errors:?}");
+    let target = outside.path().canonicalize().unwrap().join("secret.txt");
+    let message = &errors[0].message;
+    assert!(message.starts_with("data file is outside the data directory: "), "{message}");
+    assert!(message.contains(&format!("{} leads to {}", data.join("x.txt").display(), target.display())), "{message}");
+
+    // The data folder itself a symlink to elsewhere: its files are inside it.
+    let rules = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&data, rules.path().join(DIR)).unwrap();
+    std::fs::remove_file(data.join("x.txt")).unwrap();
+    let mut errors = Vec::new();
+    let set = DataSet::load(rules.path(), &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(set.names(), ["alias", "inside"]);
+}

@@ -160,15 +160,15 @@ impl AccountWorker {
         Ok(watched.into_iter().map(|f| Mailbox { name: f.name, backfill: self.account.backfill }).collect())
     }
 
-    /// Runs the watchers and the executor until `shutdown`. A failing task is logged; the others
-    /// (and other accounts) go on, except on a shared store, where a failed task (a store that
-    /// could not be reached, a lease taken over) ends the whole account: the fleet member starts
-    /// it afresh at its next round if it still holds the account (see `runtime::membership`).
+    /// Runs the watchers and the executor until `shutdown`. A failed task (a store write that
+    /// failed on a full disk, a store that could not be reached, a lease taken over) is logged and
+    /// ends the whole account, whose other tasks stop at safe points; other accounts go on. The
+    /// daemon starts it afresh with backoff (a fleet member only while it still holds the
+    /// account), so it resumes by itself once the cause is gone (see `Fleet::restart_ended`).
     pub async fn run(self, mut outer: watch::Receiver<bool>) {
         let span = crate::telemetry::account_span(&self.account.name);
         let wake = Arc::new(Wake::default());
         let mut tasks = JoinSet::new();
-        let whole = self.store.fleet().is_some();
         let (stop_all, shutdown) = watch::channel(*outer.borrow());
         let mut stopping = *outer.borrow();
         let Some(mailboxes) = self.mailboxes(&mut outer).instrument(span.clone()).await else { return };
@@ -231,26 +231,35 @@ impl AccountWorker {
             };
             let failed = match joined {
                 None => break,
-                Some(Ok(Ok(()))) => false,
+                Some(Ok(Ok(()))) => None,
                 Some(Ok(Err(error))) => {
-                    span.in_scope(
-                        || tracing::error!(error = %crate::exec::error_chain(&error), "account task stopped"),
-                    );
-                    true
+                    let error = crate::exec::error_chain(&error);
+                    span.in_scope(|| tracing::error!(%error, "account task stopped"));
+                    Some(error)
                 }
                 Some(Err(panic)) => {
                     span.in_scope(|| tracing::error!(%panic, "account task panicked"));
-                    true
+                    Some(format!("a task panicked: {panic}"))
                 }
             };
-            if failed && whole && !stopping {
+            if let Some(error) = failed.filter(|_| !stopping) {
                 span.in_scope(|| {
-                    tracing::warn!(
-                        "stopping the account's other tasks; it is started afresh while this instance holds it"
-                    )
+                    tracing::warn!("stopping the account's other tasks; it is started again after a pause")
                 });
+                self.down_with_the_account(&error);
                 stopping = true;
                 let _ = stop_all.send(true);
+            }
+        }
+    }
+
+    /// The account's watchers still shown up are shown down with `error` (a failed watcher
+    /// already says why): until the account is started again none of them watches, and the
+    /// restart waits until these states can be written (see `Fleet::restart_ended`).
+    fn down_with_the_account(&self, error: &str) {
+        for ((account, mailbox), state) in self.health.watchers() {
+            if account == self.account.name && state.conn.is_up() {
+                self.health.watcher(&account, &mailbox).failed(&format!("stopped with the account: {error}"));
             }
         }
     }

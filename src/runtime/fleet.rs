@@ -1,14 +1,34 @@
 //! The running accounts, each with its own stop switch, so that a reload (SIGHUP) can stop,
-//! start or restart one account while every other keeps its sessions.
+//! start or restart one account while every other keeps its sessions; and the restart, with
+//! backoff, of an account whose worker ended after a failure (a full disk, a store that could
+//! not be reached), on either store: it resumes by itself once the cause is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Prepared, SHUTDOWN_DEADLINE, worker};
+use super::{Prepared, SHUTDOWN_DEADLINE, recover, worker};
 use crate::config::{Account, Config, Secret};
+use crate::exec::error_chain;
 use crate::source::schedule::SweepLocks;
+use crate::store::WatcherRecord;
+
+/// The first wait before an ended account is started again; it doubles with each failure in a
+/// row, up to [`MAX_RESTART_DELAY`].
+const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait; an account that ran this long before it ended starts from the first again.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+
+/// How early a restart may be, so that a check landing just before its time does not wait a
+/// whole round more.
+const RESTART_SLACK: Duration = Duration::from_millis(100);
+
+/// The wait before restart number `failures + 1` of failures in a row.
+fn restart_delay(failures: u32) -> Duration {
+    FIRST_RESTART_DELAY.saturating_mul(1 << failures.min(16)).min(MAX_RESTART_DELAY)
+}
 
 /// One running account and what it was started with.
 struct Running {
@@ -18,6 +38,11 @@ struct Running {
     password: Secret<String>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    started: Instant,
+    /// Restarts after failures in a row before this run.
+    failures: u32,
+    /// When an ended worker is started again; `None` while it runs.
+    retry_at: Option<Instant>,
 }
 
 /// Every running account, by name.
@@ -58,6 +83,9 @@ impl Fleet {
             password,
             stop,
             task: tokio::spawn(worker.run(stopping)),
+            started: Instant::now(),
+            failures: 0,
+            retry_at: None,
         };
         self.running.insert(account.name.clone(), running);
     }
@@ -94,22 +122,49 @@ impl Fleet {
         }
     }
 
-    /// Starts afresh every account among `held` whose worker ended by itself (on a shared store
-    /// a failed task ends the account, see `AccountWorker::run`); returns their names.
-    pub(super) fn restart_ended(&mut self, prepared: &Prepared, held: &BTreeSet<String>) -> Vec<String> {
-        let ended: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, running)| running.task.is_finished() && held.contains(*name))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in &ended {
-            self.running.remove(name);
-            if let Some(account) = prepared.config.accounts.iter().find(|a| &a.name == name) {
-                self.start(prepared, account);
+    /// Starts afresh the accounts whose worker ended by itself (a failed task ends the whole
+    /// account, see `AccountWorker::run`), among `held` on a shared store (`None`: all), each
+    /// once its backoff has passed: 1 s after the first failure, doubling up to a minute while
+    /// it keeps failing. Before it starts, the store must take its writes again ([`ready`]);
+    /// until it does (a disk still full), the account waits on, its watchers shown down.
+    pub(super) async fn restart_ended(&mut self, prepared: &Prepared, held: Option<&BTreeSet<String>>) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (name, running) in &mut self.running {
+            if !running.task.is_finished() || held.is_some_and(|held| !held.contains(name)) {
+                continue;
+            }
+            let retry_at = *running.retry_at.get_or_insert_with(|| {
+                if running.started.elapsed() >= MAX_RESTART_DELAY {
+                    running.failures = 0;
+                }
+                let delay = restart_delay(running.failures);
+                tracing::warn!(account = %name, retry_in = ?delay, "the account's worker ended after a failure; starting it afresh after a pause");
+                now + delay
+            });
+            // A tick a hair early is on time: else every wait would last a tick longer.
+            if retry_at.saturating_duration_since(now) <= RESTART_SLACK {
+                due.push(name.clone());
             }
         }
-        ended
+        for name in due {
+            let Some(account) = prepared.config.accounts.iter().find(|a| a.name == name).cloned() else { continue };
+            let Some(failures) = self.running.get(&name).map(|r| r.failures + 1) else { continue };
+            if let Err(error) = ready(prepared, &name).await {
+                let delay = restart_delay(failures);
+                tracing::warn!(account = %name, error = %error_chain(&error), retry_in = ?delay, "the store still refuses the account's writes; it stays stopped");
+                if let Some(running) = self.running.get_mut(&name) {
+                    (running.failures, running.retry_at) = (failures, Some(Instant::now() + delay));
+                }
+                continue;
+            }
+            self.running.remove(&name);
+            self.start(prepared, &account);
+            if let Some(running) = self.running.get_mut(&name) {
+                running.failures = failures;
+            }
+            tracing::warn!(account = %name, failures, "the account's worker had ended after a failure; started afresh");
+        }
     }
 
     /// Applies `prepared`'s (new) accounts: starts the added ones, stops the removed ones,
@@ -156,5 +211,42 @@ impl Fleet {
             self.start(prepared, account);
         }
         changes
+    }
+}
+
+/// Whether the ended account `name` may start again: its watchers that are down (the one that
+/// failed on a store write among them) have their state written, and what its workers left in
+/// flight is recovered as at start-up. Both are writes, so an error means the store still
+/// refuses them; starting now would only have a new watcher report itself up before failing
+/// again, so that health would show the account up between failures instead of down since the
+/// first one.
+async fn ready(prepared: &Prepared, name: &str) -> Result<(), crate::store::Error> {
+    for ((account, mailbox), state) in prepared.health.watchers() {
+        if account != name || state.conn.is_up() {
+            continue;
+        }
+        let record = WatcherRecord {
+            account,
+            mailbox,
+            state: state.conn.as_str().to_owned(),
+            since: state.since,
+            last_error: state.last_error,
+            reconnects: state.reconnects,
+            updated_at: chrono::Utc::now(),
+        };
+        prepared.store.record_watcher(record).await?;
+    }
+    recover(&prepared.store, Some(name)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_restart_delay_doubles_from_a_second_up_to_a_minute() {
+        let delays: Vec<u64> = (0..9).map(|n| super::restart_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(super::restart_delay(u32::MAX), Duration::from_secs(60));
     }
 }

@@ -65,10 +65,6 @@ impl Membership {
                     tracing::warn!(%account, "the account's lease was taken over by another instance (this one stalled past it); stopping it");
                 }
                 stop(prepared, fleet, &lost).await;
-                let held: BTreeSet<String> = pg.held().unwrap_or_default().into_iter().collect();
-                for account in fleet.restart_ended(prepared, &held) {
-                    tracing::warn!(%account, "the account's worker had ended after a failure; started afresh");
-                }
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "cannot renew the leases");

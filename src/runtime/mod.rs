@@ -2,8 +2,9 @@
 //!
 //! `shutdown` is a future (as in mini-redis): `main` passes Ctrl-C/SIGTERM, tests pass a channel,
 //! and nothing here decides on its own when to stop. Each account runs in its own tasks
-//! ([`account::AccountWorker`]), so one failing account never takes the others down, and each
-//! has its own stop switch, so that SIGHUP (a config reload) restarts only the accounts whose
+//! ([`account::AccountWorker`]), so one failing account never takes the others down (it is
+//! started again with backoff, so it resumes by itself once the cause, a full disk say, is
+//! gone), and each has its own stop switch, so that SIGHUP (a config reload) restarts only the accounts whose
 //! settings changed. Beside them a [`Reloader`] swaps in a new rule set when the rule, plugin
 //! or data files change; the watchers read the set in force per batch, so a rule reload never
 //! touches a connection.
@@ -15,6 +16,7 @@ mod membership;
 mod private_files;
 pub mod prune;
 
+use std::collections::BTreeSet;
 use std::fs::{File, TryLockError};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,10 @@ use fleet::Fleet;
 
 /// How long tasks get to reach a safe point after shutdown is asked for, before they are aborted.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often the daemon looks for accounts whose worker ended after a failure, to start them
+/// again once their backoff has passed (see `Fleet::restart_ended`).
+const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Errors that stop the daemon before or while it starts.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +218,8 @@ pub async fn run(
     }
     let mut heartbeat = tokio::time::interval(prepared.config.fleet.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut supervise = tokio::time::interval(SUPERVISE_INTERVAL);
+    supervise.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if let Some(reloader) = prepared.reloader.take() {
         tasks.spawn(reloader.run(stopping.clone()));
     }
@@ -232,6 +240,12 @@ pub async fn run(
                 if let Some(membership) = membership.as_mut() {
                     membership.round(&prepared, &mut fleet).await;
                 }
+            }
+            _ = supervise.tick() => {
+                // A fleet member restarts only the accounts it still holds.
+                let held: Option<BTreeSet<String>> =
+                    prepared.store.fleet().map(|pg| pg.held().unwrap_or_default().into_iter().collect());
+                fleet.restart_ended(&prepared, held.as_ref()).await;
             }
         }
     }

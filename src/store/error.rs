@@ -52,6 +52,18 @@ pub enum Error {
         #[source]
         source: Damage,
     },
+    /// The file is there but empty (0 bytes): truncated, or made by someone else. A store
+    /// tidings makes is never empty. Nothing was written to it.
+    #[error(
+        "cannot open store {path}: the file is empty; it is not a tidings store (was it truncated?). \
+         It was left untouched. Put the store back from a backup, or, to start afresh, move the \
+         file away: a new store takes the mail already in the mailboxes as old and has no memory \
+         of replies sent"
+    )]
+    Empty {
+        /// The store file.
+        path: PathBuf,
+    },
     /// The store was written by a newer tidings; this binary does not know its schema.
     #[error(
         "cannot open store {path}: its schema version {found} is newer than this tidings knows \
@@ -331,4 +343,8 @@ pub enum Damage {
     /// The database has tables but no tidings schema: another program's database.
     #[error("the database has tables but no tidings schema")]
     ForeignSchema,
+    /// A SQLite database with no tables at all: not a store tidings made (it makes a new
+    /// store whole before giving it its name).
+    #[error("the database is empty: it has no tidings schema")]
+    NoSchema,
 }

@@ -500,6 +500,20 @@ impl Store {
         });
     }
 
+    /// Records a watcher's state like [`Store::report_watcher`], but waits for the write and
+    /// returns its failure: the daemon writes the state of a watcher that stopped on a store
+    /// error before it starts the account again, so the write tells whether the store takes
+    /// writes again (a disk no longer full) before a new watcher reports itself up.
+    pub async fn record_watcher(&self, record: WatcherRecord) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.record_watcher(&record).await;
+        }
+        self.call(move |conn| {
+            watchers::set(conn, &record).map_err(|source| Error::Report { verb: "record a watcher's state", source })
+        })
+        .await
+    }
+
     /// Queues `work` on the store thread without waiting for it (see [`Store::report_watcher`]).
     fn post(&self, work: impl FnOnce(&mut Connection) + Send + 'static) {
         // The store thread is gone only at shutdown, when there is no one to report to.

@@ -6,11 +6,12 @@
 //! held across an `.await`; the prepared-statement cache stays warm on one connection; and
 //! when the last `Store` handle is dropped the thread ends and closes the file cleanly.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Damage, Error};
@@ -60,14 +61,26 @@ fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
 
 /// Opens (creating if needed) the store file and brings its schema up to date.
 ///
-/// Before anything is written the file is checked: not a database, damaged, another
-/// program's, or from a newer tidings are errors that leave it byte for byte as it was.
+/// Before anything is written the file is checked: empty, not a database, damaged, another
+/// program's, or from a newer tidings are errors that leave it byte for byte as it was. Only
+/// where no file exists is a new store made, whole, beside it and then linked into place
+/// ([`create_store`]), so an empty file at the path is never one tidings left: it was truncated,
+/// and taking it as new would take mail delivered meanwhile as old and forget who was replied to.
 pub(super) fn open_file(path: &Path) -> Result<Connection, Error> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
     }
-    create_private(path).map_err(|source| Error::CreateFile { path: path.to_path_buf(), source })?;
-    let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_store(path)?,
+        Err(source) => return Err(Error::CreateFile { path: path.to_path_buf(), source }),
+        Ok(meta) if meta.is_file() && meta.len() == 0 => return Err(Error::Empty { path: path.to_path_buf() }),
+        Ok(_) => {}
+    }
+    // Without CREATE: the file is there (made above, or found); if it went away meanwhile,
+    // opening fails rather than making an empty one.
+    let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+    let mut conn =
+        Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|source| configure_error(path, source))?;
     inspect(&conn, path)?;
     enable_wal(&conn, path)?;
@@ -82,15 +95,70 @@ pub(super) fn open_file(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
-/// Creates a missing store file owner-only (0600), leaving an existing one as it is. SQLite
-/// would create it 0644 less the umask, readable by every local user, and it gives its `-wal`
-/// and `-shm` files the mode of the database, so creating the database right covers all three.
+/// Makes a new store at `path`: initialised in an owner-only temporary file beside it, then
+/// linked into place under its name. A crash or a full disk meanwhile leaves at most the
+/// temporary file, never an empty or half-made store at `path`. Linking, unlike renaming, never
+/// replaces a store another tidings made at the same moment: that one is then opened instead.
+fn create_store(path: &Path) -> Result<(), Error> {
+    let temp = temp_path(path);
+    let created = fill_new(&temp, path).and_then(|()| {
+        let placed = match std::fs::hard_link(&temp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // A file system without hard links: a rename, which a racing start could overwrite.
+            Err(_) => std::fs::rename(&temp, path),
+            Ok(()) => Ok(()),
+        };
+        placed.and_then(|()| sync_parent(path)).map_err(|source| Error::CreateFile { path: path.to_path_buf(), source })
+    });
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut name = temp.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+    if created.is_ok() {
+        tracing::info!(path = %path.display(), "new store created");
+    }
+    created
+}
+
+/// `.<name>.<pid>-<n>.new` beside `path`: hidden, and one per process and attempt.
+fn temp_path(path: &Path) -> PathBuf {
+    static ATTEMPT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}-{attempt}.new", std::process::id()))
+}
+
+/// Creates `temp` owner-only and writes the whole schema into it. `path` names the store in
+/// errors: the temporary file is nobody's concern.
+fn fill_new(temp: &Path, path: &Path) -> Result<(), Error> {
+    // A leftover of this same pid (a crash, then a pid reused) holds nothing anyone needs.
+    let _ = std::fs::remove_file(temp);
+    create_private(temp).map_err(|source| Error::CreateFile { path: path.to_path_buf(), source })?;
+    let mut conn = Connection::open(temp).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    // The default rollback journal with synchronous FULL: every migration is on disk when it
+    // commits, and closing leaves no journal to carry over.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+        .map_err(|source| configure_error(path, source))?;
+    migrations::migrate(&mut conn, path)?;
+    conn.close().map_err(|(_, source)| Error::Open { path: path.to_path_buf(), source })
+}
+
+/// Makes the new name durable: a store that acknowledged commits must not vanish on power loss.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => std::fs::File::open(".")?.sync_all(),
+    }
+}
+
+/// Creates a store file owner-only (0600). SQLite would create it 0644 less the umask, readable
+/// by every local user, and it gives its `-wal` and `-shm` files the mode of the database, so
+/// creating the database right covers all three.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other.map(drop),
-    }
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
 }
 
 /// Opens a private in-memory store (for tests of other modules): same schema, no file.
@@ -120,8 +188,11 @@ fn inspect(conn: &Connection, path: &Path) -> Result<(), Error> {
     if app_id != 0 && app_id != migrations::APPLICATION_ID {
         return Err(not_a_store(Damage::ForeignApplication(app_id)));
     }
+    // A new store is made whole before it gets its name, so a file without the schema table is
+    // not one tidings is making: another program's database, or an empty one.
     match migrations::stored_version(conn).map_err(read_error)? {
         None if has_tables(conn).map_err(read_error)? => Err(not_a_store(Damage::ForeignSchema)),
+        None => Err(not_a_store(Damage::NoSchema)),
         Some(found) if found > migrations::latest() => {
             Err(Error::TooNew { path: path.to_path_buf(), found, known: migrations::latest() })
         }
@@ -390,6 +461,83 @@ mod tests {
         raw(&other).execute_batch("PRAGMA application_id = 1234;").unwrap();
         let damage = assert_refused_untouched(&other).await;
         assert!(matches!(damage, Damage::ForeignApplication(1234)), "{damage:?}");
+    }
+
+    /// A truncated store is not taken for a new one: mail delivered meanwhile would be taken as
+    /// old and the reply-once memory would be gone without a word.
+    #[tokio::test]
+    async fn an_empty_file_is_refused_untouched_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        drop(Store::open(&path).await.unwrap());
+        std::fs::File::create(&path).unwrap();
+        let error = Store::open(&path).await.unwrap_err();
+        assert!(matches!(&error, Error::Empty { path: p } if *p == path), "{error:?}");
+        let message = error.to_string();
+        for part in [
+            format!("cannot open store {}: the file is empty", path.display()),
+            "not a tidings store (was it truncated?)".to_owned(),
+            "left untouched".to_owned(),
+            "from a backup".to_owned(),
+            "move the file away".to_owned(),
+        ] {
+            assert!(message.contains(&part), "{part:?} missing from {message}");
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "the file was written to");
+    }
+
+    #[tokio::test]
+    async fn an_empty_sqlite_database_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidings.db");
+        // A valid header and no table: SQLite writes a page when a pragma changes the header.
+        raw(&path).execute_batch("PRAGMA user_version = 1;").unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        let damage = assert_refused_untouched(&path).await;
+        assert!(matches!(damage, Damage::NoSchema), "{damage:?}");
+    }
+
+    /// A new store is made beside its path and linked into place whole: what is left in the
+    /// directory is the store alone (and its WAL files), owner-only, with tidings' id.
+    #[tokio::test]
+    async fn a_new_store_leaves_no_temporary_file_and_carries_the_application_id() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidings.db");
+        let store = Store::open(&path).await.unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["tidings.db", "tidings.db-shm", "tidings.db-wal"]);
+        drop(store);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let id: i32 = raw(&path).pragma_query_value(None, "application_id", |r| r.get(0)).unwrap();
+        assert_eq!(id, migrations::APPLICATION_ID);
+    }
+
+    /// A store from before the application id was written (the id 0, tidings' tables) opens.
+    #[tokio::test]
+    async fn a_store_without_the_application_id_but_with_the_schema_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = old_store(&dir, migrations::latest());
+        conn.pragma_update(None, "application_id", 0).unwrap();
+        drop(conn);
+        drop(Store::open(&path).await.unwrap());
+        assert_eq!(migrations::stored_version(&raw(&path)).unwrap(), Some(migrations::latest()));
+    }
+
+    /// Two starts making the same new store at once: one store, both open it, nothing is lost.
+    #[tokio::test]
+    async fn two_opens_of_a_new_store_at_once_share_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidings.db");
+        let (a, b) = tokio::join!(Store::open(&path), Store::open(&path));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let checkpoint = Checkpoint { account: "a".into(), mailbox: "INBOX".into(), uidvalidity: 1, last_uid: 7 };
+        a.commit_plan(&checkpoint, vec![]).await.unwrap();
+        assert_eq!(b.checkpoint("a", "INBOX").await.unwrap(), Some(checkpoint));
     }
 
     #[tokio::test]

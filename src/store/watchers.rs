@@ -111,4 +111,17 @@ mod tests {
             assert!(store.watchers().await.unwrap().is_empty(), "{backend}: a report made before the clear is cleared");
         }
     }
+
+    /// The awaited write (the daemon's probe before it starts an account that failed on the
+    /// store again) lands after the reports posted before it, and replaces them.
+    #[tokio::test]
+    async fn a_recorded_state_is_written_when_the_call_returns_after_earlier_reports() {
+        for (backend, store) in test_backends::each().await {
+            for i in 0..20 {
+                store.report_watcher(report("work", i));
+            }
+            store.record_watcher(report("work", 23)).await.unwrap();
+            assert_eq!(store.watchers().await.unwrap(), [report("work", 23)], "{backend}");
+        }
+    }
 }

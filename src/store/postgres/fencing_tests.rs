@@ -107,6 +107,12 @@ async fn after_a_takeover_the_old_owners_writes_are_refused() {
     store.report_watcher(watcher("home"));
     let shown = store.watchers().await.unwrap();
     assert_eq!(shown.iter().map(|w| (w.account.as_str(), w.state.as_str())).collect::<Vec<_>>(), [("work", "polling")]);
+    // An awaited one is refused with its reason: stale for the account taken over, not held
+    // for one never claimed.
+    let error = store.record_watcher(watcher("work")).await.unwrap_err();
+    assert!(matches!(error, Error::Lease(leases::Error::Stale { .. })), "{error:?}");
+    let error = store.record_watcher(watcher("home")).await.unwrap_err();
+    assert!(matches!(error, Error::NotHeld { .. }), "{error:?}");
 }
 
 #[tokio::test]

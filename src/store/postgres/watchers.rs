@@ -16,8 +16,12 @@ use crate::store::{Error, Result, WatcherRecord};
 /// Stores `record`, replacing the mailbox's previous one; `epoch`: a fleet member's lease on the
 /// account, which must still be current.
 async fn set(pool: &Pool, record: &WatcherRecord, epoch: Option<i64>) -> Result<()> {
+    write(&mut pool.get().await.map_err(Error::Pool)?, record, epoch).await
+}
+
+/// [`set`] on a `client` at hand.
+async fn write(client: &mut deadpool_postgres::Object, record: &WatcherRecord, epoch: Option<i64>) -> Result<()> {
     let what = || format!("record the state of watcher {}/{}", record.account, record.mailbox);
-    let mut client = pool.get().await.map_err(Error::Pool)?;
     let tx = client.transaction().await.map_err(db(what))?;
     if let Some(epoch) = epoch {
         leases::fence(&*tx, &record.account, epoch).await?;
@@ -110,6 +114,19 @@ impl PgStore {
                 tracing::warn!(%error, %account, "cannot forget the watcher states of a removed account");
             }
         });
+    }
+
+    /// Records a watcher's state and waits for it, after the reports posted before it: a write
+    /// that must be known to have reached the store (see [`crate::store::Store::record_watcher`]).
+    pub(crate) async fn record_watcher(&self, record: &WatcherRecord) -> Result<()> {
+        let epoch = match self.fleet_state() {
+            None => None,
+            Some(_) => {
+                Some(self.epoch(&record.account).ok_or_else(|| Error::NotHeld { account: record.account.clone() })?)
+            }
+        };
+        self.writer.flush().await;
+        write(&mut self.client().await?, record, epoch).await
     }
 
     /// Forgets the watcher states a previous daemon left (called at start). In a fleet member,
