@@ -29,7 +29,6 @@ mod plugins_tests;
 #[cfg(test)]
 mod tests;
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,7 +38,7 @@ use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
 
-pub use evaluate::{DISABLE_AFTER, Evaluation, RuleFailure};
+pub use evaluate::{Evaluation, RuleFailure};
 pub use reload::CurrentRules;
 pub use scheduled::ScheduledEvaluation;
 pub use trigger::{Collected, Trigger};
@@ -51,9 +50,6 @@ pub struct Rule {
     pub name: String,
     /// The compiled script, imports included.
     pub ast: AST,
-    /// A hash of its source, the plugins and the data files: a reload that leaves it the same
-    /// leaves the rule "unchanged", and a rule disabled for failing stays disabled.
-    fingerprint: u64,
 }
 
 /// Every rule the config uses, compiled.
@@ -66,8 +62,6 @@ pub struct RuleSet {
     pub scheduled: Vec<Rule>,
     /// The sandbox limits evaluations run under.
     pub limits: Limits,
-    /// Failure counts, to disable a rule that keeps failing.
-    health: evaluate::Health,
     /// The resolver the rules' imports went through (its cache holds the compiled plugins).
     plugins: PluginResolver,
 }
@@ -142,30 +136,13 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(Error::Compile(errors));
         }
-        // Only now are all the plugins the rules use known.
-        let shared = (plugins.fingerprint(), data.fingerprint());
-        for rule in live.iter_mut().chain(scheduled.iter_mut()) {
-            rule.fingerprint = hash(&(rule.fingerprint, shared));
-        }
-        let health = evaluate::Health::default();
-        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), health, plugins })
+        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), plugins })
     }
 
     /// How many plugin files were compiled for these rules (each once, however many import it).
     pub fn plugins_compiled(&self) -> usize {
         self.plugins.compiled()
     }
-
-    /// Every rule, live and scheduled.
-    fn rules(&self) -> impl Iterator<Item = &Rule> {
-        self.live.iter().chain(&self.scheduled)
-    }
-}
-
-fn hash(value: &impl Hash) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// The `*.rhai` files directly in `dir`, sorted by name. A missing directory means no rules.
@@ -206,7 +183,7 @@ impl Compiler<'_> {
             }
         };
         match self.engine.compile_into_self_contained(&rule_scope(), &source) {
-            Ok(ast) => Some(Rule { name, ast, fingerprint: hash(&source) }),
+            Ok(ast) => Some(Rule { name, ast }),
             Err(e) => {
                 errors.push(self.locate(*e, path, &source));
                 None

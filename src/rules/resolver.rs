@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,8 +38,6 @@ struct Inner {
 struct Loaded {
     ast: AST,
     module: Shared<Module>,
-    /// A hash of its source, part of the rules' fingerprints.
-    hash: u64,
 }
 
 thread_local! {
@@ -64,17 +61,6 @@ impl PluginResolver {
     /// How many plugin files this resolver compiled: each at most once.
     pub fn compiled(&self) -> usize {
         self.inner.compiled.load(Ordering::Relaxed)
-    }
-
-    /// A hash over every plugin loaded so far (paths and sources): rules are "changed" by a
-    /// reload when this changes, so a fixed plugin re-enables the rules it broke.
-    pub fn fingerprint(&self) -> u64 {
-        let cache = self.lock();
-        let mut loaded: Vec<(&PathBuf, u64)> = cache.iter().map(|(path, l)| (path, l.hash)).collect();
-        loaded.sort();
-        let mut hasher = std::hash::DefaultHasher::new();
-        loaded.hash(&mut hasher);
-        hasher.finish()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Loaded>> {
@@ -127,9 +113,7 @@ impl PluginResolver {
         ast.set_source(name);
         // Top-level statements run once, here: a plugin is its functions and constants.
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
-        let mut hasher = std::hash::DefaultHasher::new();
-        source.hash(&mut hasher);
-        Ok(Loaded { ast, module: Shared::new(module), hash: hasher.finish() })
+        Ok(Loaded { ast, module: Shared::new(module) })
     }
 }
 

@@ -182,7 +182,6 @@ pub async fn run(
         let server = health::http::Server {
             health: prepared.health.clone(),
             store: prepared.store.clone(),
-            rules: prepared.rules.clone(),
             thresholds: prepared.config.health,
         };
         let listener = health::http::Listener::bind(http.listen, server)
@@ -196,7 +195,6 @@ pub async fn run(
             alerts: alerts.clone(),
             thresholds: prepared.config.health,
             health: prepared.health.clone(),
-            rules: prepared.rules.clone(),
             store: prepared.store.clone(),
             fallback_account: first.name.clone(),
         };

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::codec::Millis;
-use super::types::{Checkpoint, RuleFailureRecord};
+use super::types::{Checkpoint, FailingRule, RuleFailureRecord};
 
 /// Inserts the failures of the rules that ran on the message at `checkpoint`.
 pub(super) fn insert_all(
@@ -54,3 +54,30 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Ru
     })?
     .collect()
 }
+
+/// Per rule, the failures at or after `since`: how many, and the last one with its message's
+/// Message-ID. Sorted by rule.
+pub(super) fn since(conn: &Connection, since: DateTime<Utc>) -> rusqlite::Result<Vec<FailingRule>> {
+    let mut stmt = conn.prepare_cached(SINCE)?;
+    stmt.query_map([Millis(since)], |row| {
+        Ok(FailingRule {
+            rule: row.get(0)?,
+            failures: super::codec::count(row, 1)?,
+            last_error: row.get(2)?,
+            last_at: row.get::<_, Millis>(3)?.0,
+            account: row.get(4)?,
+            mailbox: row.get(5)?,
+            uid: row.get(6)?,
+            message_id: row.get(7)?,
+        })
+    })?
+    .collect()
+}
+
+/// The query of [`since`]: the newest failure of a rule is its row with the highest id.
+const SINCE: &str = "SELECT f.rule, n.failures, f.error, f.at, f.account, f.mailbox, f.uid, m.message_id \
+     FROM (SELECT rule, COUNT(*) AS failures, MAX(id) AS last FROM rule_failures WHERE at >= ?1 GROUP BY rule) n \
+     JOIN rule_failures f ON f.id = n.last \
+     LEFT JOIN messages m ON m.account = f.account AND m.mailbox = f.mailbox \
+     AND m.uidvalidity = f.uidvalidity AND m.uid = f.uid \
+     ORDER BY f.rule";
