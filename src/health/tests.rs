@@ -159,7 +159,10 @@ fn a_rule_starting_to_fail_is_told_once_until_it_stops_failing_for_the_window() 
     let alerts = check(&health, &thresholds(60), &failing, &[], &mut told, now);
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!((alerts[0].kind, alerts[0].account.as_deref()), ("rule_failing", Some("work")));
-    assert_eq!(alerts[0].text, "rule flaky.rhai is failing: on work/INBOX <bad@x>: cannot read the subject (line 2, position 5)");
+    assert_eq!(
+        alerts[0].text,
+        "rule flaky.rhai is failing: on work/INBOX <bad@x>: cannot read the subject (line 2, position 5)"
+    );
     assert_eq!(alerts[0].data["message_id"], "bad@x");
     let more = [failing_rule("known.rhai", 2), failing_rule("flaky.rhai", 40)];
     assert!(check(&health, &thresholds(60), &more, &[], &mut told, now).is_empty(), "told once while it fails");
@@ -180,7 +183,9 @@ fn a_rule_failing_now_or_a_dead_letter_degrades_and_healthz_answers_per_the_sett
     assert!(verdict.problems.is_empty(), "{verdict:?}");
     assert_eq!(
         verdict.degraded,
-        ["rule broken.rhai failed on 3 message(s) in the last hour, last on work/INBOX Message-ID <bad@x>: cannot read the subject (line 2, position 5)"]
+        [
+            "rule broken.rhai failed on 3 message(s) in the last hour, last on work/INBOX Message-ID <bad@x>: cannot read the subject (line 2, position 5)"
+        ]
     );
     assert!(verdict.answers_ok(&t), "degraded answers 200 by default");
     assert!(!verdict.answers_ok(&Thresholds { degraded_is_unhealthy: true, ..t }));
@@ -188,7 +193,8 @@ fn a_rule_failing_now_or_a_dead_letter_degrades_and_healthz_answers_per_the_sett
     assert!(body.starts_with("degraded\nrule broken.rhai failed on 3 message(s)"), "{body}");
     assert_eq!(super::http::healthz_body(&health.verdict(now, &t, &[], &[])), "ok\n");
 
-    let dead = |state| OutboxGroup { account: "work".into(), kind: "webhook".into(), state, count: 2, oldest_due: None };
+    let dead =
+        |state| OutboxGroup { account: "work".into(), kind: "webhook".into(), state, count: 2, oldest_due: None };
     let verdict = health.verdict(now, &t, &[dead(ActionState::Failed), dead(ActionState::Uncertain)], &[]);
     assert_eq!(verdict.severity(), Severity::Degraded);
     assert_eq!(

@@ -74,6 +74,10 @@ impl RuleSet {
     }
 
     fn attempt(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, Attempt> {
+        // Before the clock starts: waiting for a core, or compiling the slot's copy of the rule,
+        // is not the rule's time (see `slots`).
+        let slot = super::slots::SLOTS.take();
+        let ast = rule.copy(slot.index, &self.engine).map_err(Attempt::Copy)?;
         // Room for `msg` and a rule's usual handful of `let`s, without regrowing on each.
         let mut scope = Scope::with_capacity(16);
         // A schedule's rule without a message (`run: once`) sees `msg` as `()`.
@@ -93,8 +97,7 @@ impl RuleSet {
             collected: context.collected.clone(),
             read: std::collections::BTreeSet::new(),
         };
-        let (result, recorder) =
-            actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, &rule.ast));
+        let (result, recorder) = actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, ast));
         match result {
             Ok(()) => Ok(recorder),
             Err(err) if actions::is_stop(&err) => Ok(recorder),
@@ -125,6 +128,8 @@ enum Attempt {
     /// The engine panicked (a bug in rhai or in tidings, never the rule's fault alone): the
     /// message still gets a verdict and the watcher goes on.
     Panicked(String),
+    /// The slot's copy of the rule did not compile (it compiled once already: a bug).
+    Copy(String),
 }
 
 /// The name `msg`, made once rather than on every evaluation.
@@ -144,6 +149,7 @@ impl Attempt {
             Attempt::TimedOut => format!("stopped after the wall-clock limit of {:?}", limits.wall_time),
             Attempt::Failed(err) => describe(err, limits),
             Attempt::Panicked(text) => format!("the rule engine panicked: {text}"),
+            Attempt::Copy(text) => text.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod reload;
 pub mod resolver;
 pub mod scheduled;
+mod slots;
 pub mod trigger;
 
 #[cfg(test)]
@@ -30,7 +31,7 @@ mod plugins_tests;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Engine, EvalAltResult, Position, Scope};
 
@@ -48,8 +49,30 @@ pub use trigger::{Collected, Trigger};
 pub struct Rule {
     /// Its path relative to the rules directory, e.g. `newsletters.rhai`: the name in logs.
     pub name: String,
-    /// The compiled script, imports included.
+    /// The compiled script, imports included: the copy evaluation slot 0 runs.
     pub ast: AST,
+    /// Its source, for the other copies.
+    source: Arc<str>,
+    /// The copies the other evaluation slots run, compiled when a slot first needs one, with
+    /// plugins of their own (see `resolver`).
+    copies: Vec<OnceLock<Result<AST, String>>>,
+}
+
+impl Rule {
+    fn new(name: String, ast: AST, source: Arc<str>) -> Rule {
+        let copies = (1..slots::SLOTS.count()).map(|_| OnceLock::new()).collect();
+        Rule { name, ast, source, copies }
+    }
+
+    /// The copy slot `index` runs, compiled now if it is its first run.
+    fn copy(&self, index: usize, engine: &Engine) -> Result<&AST, String> {
+        let Some(copy) = index.checked_sub(1).and_then(|i| self.copies.get(i)) else { return Ok(&self.ast) };
+        let compiled = copy.get_or_init(|| {
+            PluginResolver::for_copy(index, || engine.compile_into_self_contained(&rule_scope(), &*self.source))
+                .map_err(|e| format!("cannot compile the rule's copy for evaluation slot {index}: {e}"))
+        });
+        compiled.as_ref().map_err(Clone::clone)
+    }
 }
 
 /// Every rule the config uses, compiled.
@@ -183,7 +206,7 @@ impl Compiler<'_> {
             }
         };
         match self.engine.compile_into_self_contained(&rule_scope(), &source) {
-            Ok(ast) => Some(Rule { name, ast }),
+            Ok(ast) => Some(Rule::new(name, ast, source.into())),
             Err(e) => {
                 errors.push(self.locate(*e, path, &source));
                 None

@@ -117,7 +117,11 @@ mod tests {
                 .iter()
                 .map(|f| (f.rule.as_str(), f.failures, f.last_error.as_str(), f.uid, f.message_id.as_deref()))
                 .collect();
-            assert_eq!(seen, [("a.rhai", 2, "oops 3", 3, None), ("b.rhai", 2, "bang 2", 2, Some("two@x"))], "{backend}");
+            assert_eq!(
+                seen,
+                [("a.rhai", 2, "oops 3", 3, None), ("b.rhai", 2, "bang 2", 2, Some("two@x"))],
+                "{backend}"
+            );
             assert!(failing.iter().all(|f| f.account == "work" && f.mailbox == "INBOX" && f.last_at >= before));
             let later = Utc::now() + TimeDelta::seconds(1);
             assert!(store.rule_failures_since(later).await.unwrap().is_empty(), "{backend}: none since then");
