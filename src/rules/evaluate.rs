@@ -56,7 +56,7 @@ impl RuleSet {
                 Err(error) => {
                     // Logged by the caller, once the evaluation is final: a message evaluated on
                     // its header first is evaluated again whole, and only that one counts.
-                    tracing::debug!(%error, "rule failed; its decisions for this message are dropped");
+                    tracing::debug!(%error, "rule failed in this evaluation");
                     evaluation.failures.push(RuleFailure { rule: rule.name.clone(), error });
                 }
             }
