@@ -22,7 +22,9 @@ move_to("Done");
 
 /// How many rule failures whose error contains `error` the daemon logged as final.
 fn failures_logged(log: &str, error: &str) -> usize {
-    log.lines().filter(|l| l.contains("rule failed; its decisions for this message are dropped") && l.contains(error)).count()
+    log.lines()
+        .filter(|l| l.contains("rule failed; its decisions for this message are dropped") && l.contains(error))
+        .count()
 }
 
 /// Waits until the message with `id` is in `folder` of `user`; how long that took from `since`.
@@ -119,11 +121,8 @@ async fn a_slow_rule_on_one_account_does_not_hold_up_another_accounts_move() {
     let original = std::fs::read_to_string(&setup.config).unwrap();
     let a_block = original.split_once("accounts:\n").unwrap().1.to_owned();
     std::fs::write(setup.dir.path().join("password-b"), &b.password).unwrap();
-    std::fs::set_permissions(
-        setup.dir.path().join("password-b"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    std::fs::set_permissions(setup.dir.path().join("password-b"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
     let b_block = a_block
         .replace("  t:\n", "  u:\n")
         .replace(&a.login, &b.login)
