@@ -441,6 +441,33 @@ mod tests {
     use crate::store::postgres::fleet::Instance;
 
     #[test]
+    fn rules_failing_now_show_each_rule_its_count_last_message_and_error() {
+        let now = Utc::now();
+        let failing = |rule: &str, failures, message_id: Option<&str>| FailingRule {
+            rule: rule.to_owned(),
+            failures,
+            last_error: "cannot read\n  the subject".to_owned(),
+            last_at: now - TimeDelta::minutes(3),
+            account: "work".to_owned(),
+            mailbox: "INBOX".to_owned(),
+            uid: 12,
+            message_id: message_id.map(str::to_owned),
+        };
+        let mut out = Vec::new();
+        write_failing(&[failing("a.rhai", 30, Some("x@y")), failing("b.rhai", 1, None)], now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "rules failing now (last hour):", "{text}");
+        assert!(lines[2].starts_with("RULE") && lines[2].ends_with("LAST ERROR"), "{text}");
+        assert!(lines[3].starts_with("a.rhai  30") && lines[3].contains("3m ago  work/INBOX <x@y>"), "{text}");
+        assert!(lines[3].ends_with("cannot read the subject"), "{text}");
+        assert!(lines[4].starts_with("b.rhai  1 ") && lines[4].contains("work/INBOX uid 12"), "{text}");
+        let mut none = Vec::new();
+        write_failing(&[], now, &mut none).unwrap();
+        assert!(none.is_empty(), "nothing when no rule is failing");
+    }
+
+    #[test]
     fn the_fleet_shows_each_instance_its_heartbeat_and_accounts_and_what_no_one_holds() {
         let now = Utc::now();
         let instance = |id: &str, alive, accounts: &[(&str, i64)]| Instance {
