@@ -25,7 +25,8 @@ async fn archive_moves_to_the_archive_folder_and_once_does_not_wait_for_outbound
     let env = TestEnv::shared();
     let user = env.new_user();
     let raw = message("ann@example.com", &user.address, "archive-me please", "x");
-    env.deliver_lmtp(&user, &raw).await.unwrap();
+    // The reply goes to the envelope sender, which LMTP's MAIL FROM makes the Return-Path.
+    env.deliver_lmtp_to("ann@example.com", &[&user.address], &raw).await.unwrap();
     let setup = Setup::new(env, &user, &[("archive.rhai", RULE)], "backfill: all");
     let config = std::fs::read_to_string(&setup.config).unwrap();
     std::fs::write(&setup.config, config + "webhooks:\n  hook: { url: \"http://127.0.0.1:1/x\" }\n").unwrap();

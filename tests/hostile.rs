@@ -61,7 +61,7 @@ fn assert_no_panic(log: &str) {
 }
 
 /// A message of about `size` bytes: headers, then lines of text.
-fn big_message(user: &User, subject: &str, size: usize) -> Vec<u8> {
+pub fn big_message(user: &User, subject: &str, size: usize) -> Vec<u8> {
     let mut raw = message("big@example.com", &user.address, subject, "start of a long body");
     let line = format!("{}\r\n", "0123456789".repeat(7));
     raw.reserve(size);

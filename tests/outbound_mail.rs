@@ -9,10 +9,10 @@ use std::time::Duration;
 use tidings::store::{Action, ActionState, Store};
 
 use crate::daemon::{Daemon, Setup};
-use crate::harness::{TestEnv, User, wait_for};
+use crate::harness::{Receiver, TestEnv, User, wait_for};
 
 /// The account's SMTP settings: Postfix submission with STARTTLS, and its own address.
-fn smtp_account(env: &TestEnv, user: &User, extra: &str) -> String {
+pub(crate) fn smtp_account(env: &TestEnv, user: &User, extra: &str) -> String {
     format!(
         "smtp: {{ host: 127.0.0.1, port: {port}, tls: starttls }}\naddresses: [{address}]\n{extra}",
         port = env.submission_port,
@@ -21,7 +21,7 @@ fn smtp_account(env: &TestEnv, user: &User, extra: &str) -> String {
 }
 
 /// A message to the account from `from`, with extra header lines.
-fn mail(from: &str, to: &str, subject: &str, headers: &str) -> (String, Vec<u8>) {
+pub(crate) fn mail(from: &str, to: &str, subject: &str, headers: &str) -> (String, Vec<u8>) {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = format!("out{n}.{}@sender.tidings.test", std::process::id());
@@ -35,7 +35,7 @@ fn mail(from: &str, to: &str, subject: &str, headers: &str) -> (String, Vec<u8>)
 }
 
 /// The outbox rows of `kind`, once `n` of them are settled (not pending, in flight or sending).
-async fn settled(setup: &Setup, kind: &str, n: usize) -> Vec<Action> {
+pub(crate) async fn settled(setup: &Setup, kind: &str, n: usize) -> Vec<Action> {
     let state = setup.state();
     let kind = kind.to_owned();
     wait_for(Duration::from_secs(60), format!("{n} settled {kind} rows"), || {
@@ -52,6 +52,17 @@ async fn settled(setup: &Setup, kind: &str, n: usize) -> Vec<Action> {
         }
     })
     .await
+}
+
+/// The raw text of the first message in `user`'s INBOX, once one arrived.
+async fn first_in_inbox(env: &TestEnv, user: &User, what: &str) -> String {
+    let listed = wait_for(Duration::from_secs(30), what, || async {
+        let listed = env.list(user, "INBOX").await?;
+        anyhow::ensure!(!listed.is_empty(), "nothing yet");
+        Ok::<_, anyhow::Error>(listed)
+    })
+    .await;
+    String::from_utf8(env.fetch_raw(user, "INBOX", listed[0].uid).await.unwrap()).unwrap()
 }
 
 /// A header's value, unfolded, from the header block of `raw`.
@@ -75,13 +86,7 @@ async fn an_auto_reply_is_sent_once_threaded_and_saved_and_a_second_message_gets
 
     let (first_id, first) = mail(&ann.address, &me.address, "Lunch?", "");
     env.deliver_lmtp_to(&ann.address, &[&me.address], &first).await.unwrap();
-    let replies = wait_for(Duration::from_secs(30), "the reply in Ann's INBOX", || async {
-        let listed = env.list(&ann, "INBOX").await?;
-        anyhow::ensure!(!listed.is_empty(), "no reply yet");
-        Ok::<_, anyhow::Error>(listed)
-    })
-    .await;
-    let raw = String::from_utf8(env.fetch_raw(&ann, "INBOX", replies[0].uid).await.unwrap()).unwrap();
+    let raw = first_in_inbox(env, &ann, "the reply in Ann's INBOX").await;
     assert_eq!(header(&raw, "Subject").as_deref(), Some("Re: Lunch?"), "{raw}");
     assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{first_id}>")), "{raw}");
     let references = header(&raw, "References").unwrap_or_default();
@@ -228,18 +233,180 @@ async fn a_forward_as_attachment_carries_the_whole_original() {
     let daemon = Daemon::start(&setup.config, 1);
     let (id, raw) = mail("boss@example.com", &me.address, "Quarterly numbers", "X-Original-Marker: kept-intact\r\n");
     env.deliver_lmtp(&me, &raw).await.unwrap();
-    let got = wait_for(Duration::from_secs(30), "the forward in Ann's INBOX", || async {
-        let listed = env.list(&ann, "INBOX").await?;
-        anyhow::ensure!(!listed.is_empty(), "nothing yet");
-        Ok::<_, anyhow::Error>(listed)
-    })
-    .await;
+    let forwarded = first_in_inbox(env, &ann, "the forward in Ann's INBOX").await;
     daemon.stop();
-    let forwarded = String::from_utf8(env.fetch_raw(&ann, "INBOX", got[0].uid).await.unwrap()).unwrap();
     assert_eq!(header(&forwarded, "Auto-Submitted").as_deref(), Some("auto-generated"), "{forwarded}");
     assert!(header(&forwarded, "Subject").unwrap_or_default().contains("Quarterly numbers"), "{forwarded}");
     assert!(forwarded.contains("FYI, see attached."), "{forwarded}");
     assert!(forwarded.to_lowercase().contains("message/rfc822"), "{forwarded}");
     assert!(forwarded.contains("X-Original-Marker: kept-intact"), "the original's own headers are inside: {forwarded}");
     assert!(forwarded.contains(&format!("<{id}>")), "{forwarded}");
+}
+
+/// The rows of `kind` settled so far, by state.
+fn count(rows: &[Action], state: ActionState) -> usize {
+    rows.iter().filter(|a| a.state == state).count()
+}
+
+/// 30 messages a sender shaped to break `reply()` (a null MAIL FROM, `From: "Postmaster" <>`, no
+/// From, a Reply-To that does not parse, a Reply-To naming a third party), then one legitimate
+/// message, to a rule that fires a webhook and replies: every message gets its webhook (the
+/// rule never failed), only the legitimate one is answered, at its envelope sender, and nothing
+/// reaches the third party.
+#[tokio::test(flavor = "multi_thread")]
+async fn senders_who_break_reply_get_no_reply_and_switch_nothing_off() {
+    let env = TestEnv::shared();
+    let (me, ann, victim) = (env.new_user(), env.new_user(), env.new_user());
+    let receiver = Receiver::start();
+    let rule = r#"webhook("hook", #{ s: msg.subject }); reply("I am away until Monday.");"#;
+    let top = format!("webhooks:\n  hook:\n    url: {}\n", receiver.url("/hook"));
+    let setup = Setup::with_top(env, &me, &[("away.rhai", rule)], &smtp_account(env, &me, ""), &top);
+    let daemon = Daemon::start(&setup.config, 1);
+    let third_party = format!("Reply-To: {}\r\n", victim.address);
+    let shapes: [(&str, String); 5] = [
+        ("\"Postmaster\" <>", String::new()),
+        ("\"Postmaster\" <>", third_party.clone()),
+        (ann.address.as_str(), third_party.clone()),
+        (ann.address.as_str(), "Reply-To: ,,,@@ <@>\r\n".to_owned()),
+        ("", third_party.clone()),
+    ];
+    let mut hostile = 0;
+    for n in 0..30 {
+        let (from, headers) = &shapes[n % shapes.len()];
+        let (_, raw) = mail(from, &me.address, &format!("hostile {n}"), headers);
+        // A From line of its own for the "no From" shape: `mail` always writes one.
+        let raw = if from.is_empty() {
+            String::from_utf8(raw).unwrap().replacen("From: \r\n", "", 1).into_bytes()
+        } else {
+            raw
+        };
+        env.deliver_lmtp_to("", &[&me.address], &raw).await.unwrap();
+        hostile += 1;
+    }
+    let (_, legit) = mail(&ann.address, &me.address, "a real question", &third_party);
+    env.deliver_lmtp_to(&ann.address, &[&me.address], &legit).await.unwrap();
+
+    let hooks = receiver.wait_for(hostile + 1, Duration::from_secs(60));
+    let rows = settled(&setup, "reply", hostile + 1).await;
+    let (_, log) = daemon.stop();
+    let subjects: std::collections::BTreeSet<String> = hooks
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["data"]["s"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert_eq!(subjects.len(), hostile + 1, "one webhook per message, none dropped: {subjects:?}\n{log}");
+    assert_eq!((count(&rows, ActionState::Done), count(&rows, ActionState::Suppressed)), (1, hostile), "{rows:#?}");
+    for row in rows.iter().filter(|a| a.state == ActionState::Suppressed) {
+        let reason = row.last_error.as_deref().unwrap_or_default();
+        assert!(reason.contains("envelope sender is <>"), "{reason}");
+    }
+    assert!(!log.contains("rule failed"), "no rule failed:\n{log}");
+    let answered = env.list(&ann, "INBOX").await.unwrap();
+    assert_eq!(answered.len(), 1, "Ann, the envelope sender of the real question, got one reply: {answered:?}");
+    assert_eq!(answered[0].subject.as_deref(), Some("Re: a real question"));
+    assert!(env.list(&victim, "INBOX").await.unwrap().is_empty(), "nothing went to the Reply-To third party");
+    eprintln!("{} webhooks, replies: 1 sent, {hostile} suppressed (envelope sender <>)", hooks.len());
+}
+
+/// The shipped out-of-office rule, switched on: its reply goes to the envelope sender, not to a
+/// Reply-To that names somebody else (RFC 3834 section 4).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vacation_reply_goes_to_the_envelope_sender_not_a_third_party_reply_to() {
+    let env = TestEnv::shared();
+    let (me, ann, victim) = (env.new_user(), env.new_user(), env.new_user());
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/60-out-of-office.rhai")).unwrap();
+    let setup = Setup::new(env, &me, &[("60-out-of-office.rhai", &shipped)], &smtp_account(env, &me, ""));
+    let now = chrono::Utc::now();
+    let data = format!(
+        "away:\n  from: \"{}\"\n  to: \"{}\"\n  text: \"Away this week.\"\n",
+        (now - chrono::Duration::days(1)).to_rfc3339(),
+        (now + chrono::Duration::days(1)).to_rfc3339()
+    );
+    std::fs::create_dir_all(setup.dir.path().join("rules/data")).unwrap();
+    std::fs::write(setup.dir.path().join("rules/data/out_of_office.yaml"), data).unwrap();
+    let daemon = Daemon::start(&setup.config, 1);
+    let (_, raw) = mail(&ann.address, &me.address, "Meeting?", &format!("Reply-To: {}\r\n", victim.address));
+    env.deliver_lmtp_to(&ann.address, &[&me.address], &raw).await.unwrap();
+    let rows = settled(&setup, "reply", 1).await;
+    let (_, log) = daemon.stop();
+    assert_eq!(rows[0].state, ActionState::Done, "{rows:#?}\n{log}");
+    assert_eq!(rows[0].payload["to"], ann.address.as_str());
+    let reply = first_in_inbox(env, &ann, "the vacation reply at Ann").await;
+    assert!(reply.contains("Away this week."), "{reply}");
+    assert!(env.list(&victim, "INBOX").await.unwrap().is_empty(), "nothing went to the Reply-To third party");
+}
+
+/// Two accounts whose rules forward everything to each other: A -> B -> A stops at A, whose loop
+/// marker the message carries by then: two forwards, not a flood up to the daily cap; a
+/// legitimate send after the loop still goes out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forward_loop_between_two_accounts_ends_after_two_forwards_and_the_cap_stays_usable() {
+    let env = TestEnv::shared();
+    let (a, b, ann) = (env.new_user(), env.new_user(), env.new_user());
+    let to_b = format!(
+        r#"if msg.subject.starts_with("notify") {{ send(#{{ to: "{ann}", subject: "notice", body: "x" }}); }} else {{ forward("{b}"); }}"#,
+        ann = ann.address,
+        b = b.address,
+    );
+    let to_a = format!(r#"forward("{}");"#, a.address);
+    let setup_a = Setup::new(env, &a, &[("fwd.rhai", &to_b)], &smtp_account(env, &a, "daily_send_limit: 3"));
+    let setup_b = Setup::new(env, &b, &[("fwd.rhai", &to_a)], &smtp_account(env, &b, "daily_send_limit: 3"));
+    let (daemon_a, daemon_b) = (Daemon::start(&setup_a.config, 1), Daemon::start(&setup_b.config, 1));
+    let (_, raw) = mail(&ann.address, &a.address, "ping-pong", "");
+    env.deliver_lmtp_to(&ann.address, &[&a.address], &raw).await.unwrap();
+
+    // A forwards it (1), B forwards that back (2), A suppresses the third.
+    let rows_a = settled(&setup_a, "forward", 2).await;
+    let rows_b = settled(&setup_b, "forward", 1).await;
+    assert_eq!((count(&rows_a, ActionState::Done), count(&rows_a, ActionState::Suppressed)), (1, 1), "{rows_a:#?}");
+    assert_eq!(count(&rows_b, ActionState::Done), 1, "{rows_b:#?}");
+    let stopped = rows_a.iter().find(|r| r.state == ActionState::Suppressed).unwrap();
+    let reason = stopped.last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("this account's loop marker") && reason.contains(&a.address), "{reason}");
+    // Nothing more moves for a while: the loop is over.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (inbox_a, inbox_b) = (env.list(&a, "INBOX").await.unwrap(), env.list(&b, "INBOX").await.unwrap());
+    assert_eq!((inbox_a.len(), inbox_b.len()), (2, 1), "the original and one forward at A, one at B");
+    let back = String::from_utf8(env.fetch_raw(&a, "INBOX", inbox_a[1].uid).await.unwrap()).unwrap();
+    let markers: Vec<&str> = back.lines().filter_map(|l| l.strip_prefix("X-Loop: ")).collect();
+    assert_eq!(markers, [a.address.as_str(), b.address.as_str()], "{back}");
+
+    // The daily cap (3) is not used up: a notice A sends now goes out.
+    let (_, notify) = mail(&ann.address, &a.address, "notify me", "");
+    env.deliver_lmtp_to(&ann.address, &[&a.address], &notify).await.unwrap();
+    let sent = settled(&setup_a, "send", 1).await;
+    let ((_, log_a), (_, log_b)) = (daemon_a.stop(), daemon_b.stop());
+    assert_eq!(sent[0].state, ActionState::Done, "{sent:#?}\n{log_a}\n{log_b}");
+    let notices = env.list(&ann, "INBOX").await.unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    eprintln!("forward loop: A sent 1 forward and suppressed 1 (X-Loop), B sent 1; A's notice after it went out");
+}
+
+/// A message with 20,000 To addresses, to a rule that reads `msg.to` (Rhai refuses arrays over
+/// 10,000) and replies: the rule sees the first 1,000, `msg.capped` says so, nothing fails, the
+/// reply goes to the envelope sender.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_with_20000_recipients_is_capped_not_a_rule_failure() {
+    let env = TestEnv::shared();
+    let (me, ann) = (env.new_user(), env.new_user());
+    let receiver = Receiver::start();
+    let rule = r#"webhook("hook", #{ n: msg.to.len(), capped: msg.capped, mine: msg.to.some(|a| a.address == MY) });
+        reply("Got it.");"#;
+    let rule = rule.replace("MY", &format!("{:?}", me.address));
+    let top = format!("webhooks:\n  hook:\n    url: {}\n", receiver.url("/hook"));
+    let setup = Setup::with_top(env, &me, &[("big.rhai", &rule)], &smtp_account(env, &me, ""), &top);
+    let daemon = Daemon::start(&setup.config, 1);
+    let many: Vec<String> = (0..20_000).map(|i| format!("r{i}@many.tidings.test")).collect();
+    let to = format!("{}, {}", me.address, many.join(",\r\n "));
+    let (_, raw) = mail(&ann.address, &to, "to everybody", "");
+    env.deliver_lmtp_to(&ann.address, &[&me.address], &raw).await.unwrap();
+    let hooks = receiver.wait_for(1, Duration::from_secs(60));
+    let rows = settled(&setup, "reply", 1).await;
+    let (_, log) = daemon.stop();
+    let body: serde_json::Value = serde_json::from_slice(&hooks[0].body).unwrap();
+    assert_eq!(body["data"], serde_json::json!({ "n": 1000, "capped": true, "mine": true }), "{log}");
+    assert!(!log.contains("rule failed"), "{log}");
+    assert_eq!(rows[0].state, ActionState::Done, "{rows:#?}");
+    eprintln!("20,000 To addresses: msg.to.len() = {}, capped = {}", body["data"]["n"], body["data"]["capped"]);
 }

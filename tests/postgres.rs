@@ -129,7 +129,7 @@ async fn the_schema_is_applied_once_even_by_instances_starting_together() {
         applied.extend(instance.await.unwrap());
     }
     applied.sort_unstable();
-    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7], "each step applied by exactly one instance");
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8], "each step applied by exactly one instance");
     let mut client = connect(&pg).await;
     assert!(migrations::migrate(&mut client).await.unwrap().is_empty(), "up to date: nothing to do");
     let names: Vec<String> = client
@@ -139,9 +139,10 @@ async fn the_schema_is_applied_once_even_by_instances_starting_together() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(names.len(), 7);
+    assert_eq!(names.len(), 8);
     assert_eq!(names[5], "health: watcher states, decided messages", "the names are SQLite's");
     assert_eq!(names[6], "fleet: instances, account leases");
+    assert_eq!(names[7], "retention: reply log expiry, pruning indexes");
     // Version 3 widened the states; the CHECK still refuses what is no state.
     let insert = "INSERT INTO actions (idempotency_key, account, kind, payload, state, next_attempt_at, created_at, \
                   updated_at, rule) VALUES ($1, 'a', 'reply', '{}', $2, 0, 0, 0, 'r.rhai')";
@@ -150,7 +151,7 @@ async fn the_schema_is_applied_once_even_by_instances_starting_together() {
     assert!(client.execute(insert, &[&"k1", &"pending"]).await.is_err(), "one action per key");
     client.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)", &[]).await.unwrap();
     let newer = migrations::migrate(&mut client).await.unwrap_err().to_string();
-    assert!(newer.contains("its schema is at version 99, newer than this tidings knows (7)"), "{newer}");
+    assert!(newer.contains("its schema is at version 99, newer than this tidings knows (8)"), "{newer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

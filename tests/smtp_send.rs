@@ -40,6 +40,7 @@ fn smtp(account: &Account, user: &User) -> Smtp {
 fn reply_to(me: &User, them: &User, subject: &str) -> Reply {
     Reply {
         to: them.address.clone(),
+        unusable: None,
         subject: format!("Re: {subject}"),
         body: "I am away until Monday. Grüße".into(),
         days: 7,

@@ -30,21 +30,31 @@ mod harness;
 // budget, the rest polled on one connection.
 mod mailboxes;
 // Outbound, through the real daemon: auto-replies delivered by Postfix (threaded, once per
-// sender, saved to Sent), every reply guard, the daily limit.
+// sender, saved to Sent), every reply guard, the daily limit; replies go to the envelope sender
+// (30 senders who break reply() get none and every webhook still fires; the shipped vacation
+// rule never answers a third-party Reply-To); a forward loop between two accounts ends after two
+// forwards (X-Loop) and the daily cap stays usable; 20,000 To addresses are capped, not a failure.
 mod outbound_mail;
-// The corpus through a reply-to-everything rule: no reply to list, bulk, bounce or automatic mail.
+// The corpus through a reply-to-everything rule: no reply to list, bulk, bounce or automatic mail;
+// the real auto-replies (Apple, Exchange, Lotus Notes, AOL ...) are never answered.
 mod outbound_corpus;
 // Webhooks and commands: signed payloads, receiver down then back, dead letters in `tidings
 // outbox`, SIGKILL during a burst (at least once, duplicates counted), command stdin and timeout,
 // no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
 // trace-level log of a full run that sorts, replies and signs.
 mod outbound_events;
+// Retention through the daemon: a done reply keeps no content, and a pruning pass with a 1 s
+// retention deletes it but keeps the reply-once memory (a second message gets no reply).
+mod retention;
 // Health: /healthz unhealthy while Dovecot is down and healthy when it is back, /metrics parsed
 // as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
 mod health;
 // Hostile input through the daemon: a 50 MB message, a 1 MB header, 10,000 MIME parts, odd
 // folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
 mod hostile;
+// Bounded memory through the daemon: a backlog of 200 x 9 MB with a rule reading the body,
+// caught up with a peak RSS (VmHWM) under 300 MB, every message moved once.
+mod memory;
 // The shared store's PostgreSQL parts on the harness's own cluster: account leases with fencing
 // epochs (takeover, stale owners refused, a takeover waiting for a write, one winner of a race);
 // the schema's versions applied once by instances starting together.

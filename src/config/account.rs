@@ -52,10 +52,16 @@ pub struct Account {
     pub save_sent: Option<SaveSent>,
     /// The most messages (replies, forwards, notices) the account sends in any 24 hours.
     pub daily_send_limit: u32,
+    /// The most forwards the account sends to one destination in any hour (`forward_rate`):
+    /// over it a forward is suppressed, not sent and not counted against `daily_send_limit`,
+    /// so a forwarding loop the X-Loop marker does not catch cannot use up the day's sends.
+    pub forward_rate: u32,
 }
 
 /// The messages an account sends in 24 hours when the config does not say.
 pub const DAILY_SEND_LIMIT: u32 = 100;
+/// The forwards an account sends to one destination in an hour when the config does not say.
+pub const FORWARD_RATE: u32 = 10;
 
 /// Where `save_sent` keeps a copy of each message sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +173,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "delete",
     "save_sent",
     "daily_send_limit",
+    "forward_rate",
     "connections",
     "imap_id",
 ];
@@ -268,9 +275,17 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         Some(n) => send_limit(n, &what, problems),
         None => Some(DAILY_SEND_LIMIT),
     };
+    let forward_rate = match fields.get("forward_rate") {
+        Some(n) => {
+            let why = "to keep rules from forwarding, remove the forward() calls";
+            read::count(n, &format!("{what}: forward_rate"), "forwards", 1, why, problems)
+        }
+        None => Some(FORWARD_RATE),
+    };
     Some(Account {
         save_sent: save_sent?,
         daily_send_limit: daily_send_limit?,
+        forward_rate: forward_rate?,
         rules: rules?,
         watch: watch?,
         name: name.to_owned(),

@@ -1,8 +1,8 @@
-//! The sending settings of an account: `save_sent` and `daily_send_limit`.
+//! The sending settings of an account: `save_sent`, `daily_send_limit` and `forward_rate`.
 
 use std::path::Path;
 
-use super::{DAILY_SEND_LIMIT, SaveSent};
+use super::{DAILY_SEND_LIMIT, FORWARD_RATE, SaveSent};
 use crate::config::{Config, Error, Problem};
 
 const BASE: &str = "accounts:\n  a:\n    imap: { host: h }\n    username: u\n    password_env: P\n";
@@ -65,4 +65,13 @@ fn a_bad_save_sent_is_reported_where_it_is() {
     let found = problems("    save_sent: []\n    daily_send_limit: 0\n");
     let lines: Vec<u32> = found.iter().map(|p| p.pos.line).collect();
     assert_eq!(lines, [6, 7], "{found:#?}");
+}
+
+#[test]
+fn forward_rate_is_10_an_hour_unless_the_account_says() {
+    assert_eq!(load("").unwrap().accounts[0].forward_rate, FORWARD_RATE);
+    assert_eq!(FORWARD_RATE, 10);
+    assert_eq!(load("    forward_rate: 2\n").unwrap().accounts[0].forward_rate, 2);
+    let found = problems("    forward_rate: 0\n");
+    assert!(found[0].message.contains("account `a`: forward_rate must be at least 1, found 0"), "{found:#?}");
 }

@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod monitor;
 pub mod oauth2;
 pub mod provider;
+pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod state;
@@ -41,6 +42,7 @@ pub use fleet::Fleet;
 pub use monitor::{AlertMail, Alerts, Http, Thresholds};
 pub use oauth2::OAuth2;
 pub use provider::Provider;
+pub use retention::Retention;
 pub use schedule::{CatchUp, Run, Schedule, Search};
 pub use secret::{Secret, SecretSource};
 pub use state::State;
@@ -78,6 +80,8 @@ pub struct Config {
     pub fleet: Fleet,
     /// Where alerts go, when anywhere.
     pub alerts: Option<Alerts>,
+    /// How long the store keeps settled actions, history and the reply log.
+    pub retention: Retention,
 }
 
 /// Bounds on one rule evaluation, so a runaway rule cannot stall a mailbox.
@@ -162,6 +166,7 @@ const TOP_KEYS: &[&str] = &[
     "health",
     "alerts",
     "fleet",
+    "retention",
 ];
 const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
 
@@ -305,6 +310,10 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         Some(node) => fleet::validate(node, problems)?,
         None => Fleet::default(),
     };
+    let retention = match top.get("retention") {
+        Some(node) => retention::validate(node, problems),
+        None => Some(Retention::default()),
+    };
     let alerts = match top.get("alerts") {
         Some(node) => {
             let endpoints: Vec<&str> = webhooks.keys().map(String::as_str).collect();
@@ -328,6 +337,7 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         health,
         fleet,
         alerts,
+        retention: retention?,
         path: path.to_owned(),
         accounts,
         rules_dir: rules_dir?,

@@ -406,6 +406,7 @@ impl MailLane {
             kind: row.kind.clone(),
             once_per: ready.once_per.clone(),
             daily_limit: out.account.daily_send_limit,
+            forward_rate: (row.kind == "forward").then_some(out.account.forward_rate),
             recipient: ready.recipient.clone(),
             now: Utc::now(),
         };
@@ -413,6 +414,14 @@ impl MailLane {
             SendGate::Go => {}
             SendGate::AlreadyReplied { at } => {
                 tracing::info!(replied_at = %at, "reply suppressed: this sender already had one within the period");
+                return Ok(());
+            }
+            SendGate::OverForwardRate { sent, limit } => {
+                tracing::warn!(
+                    sent,
+                    limit,
+                    "forward suppressed: the account's forward_rate to this destination is reached"
+                );
                 return Ok(());
             }
             SendGate::OverDailyLimit { sent, limit } => {
@@ -465,8 +474,7 @@ impl MailLane {
         let failed = |error: String| Outcome::Failed { error };
         match action {
             Planned::Reply(reply) => {
-                guard::check(&reply.original, &reply.to, account)
-                    .map_err(|s| Outcome::Suppressed { reason: s.to_string() })?;
+                guard::check_reply(&reply, Some(account)).map_err(|s| Outcome::Suppressed { reason: s.to_string() })?;
                 let from = guard::from_address(&reply.original, account, reply.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::reply(&reply, &from, account).map_err(|e| failed(e.to_string()))?;
                 let once_per =
@@ -474,11 +482,16 @@ impl MailLane {
                 Ok(Ready { composed, once_per: Some(once_per), recipient: reply.to })
             }
             Planned::Forward(forward) => {
+                guard::check_recipients(&forward.to, &[])
+                    .and_then(|()| guard::check_forward(&forward.original, account))
+                    .map_err(|s| Outcome::Suppressed { reason: s.to_string() })?;
                 let from = guard::sender_address(account, forward.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::forward(&forward, &from, account).map_err(|e| failed(e.to_string()))?;
-                Ok(Ready { composed, once_per: None, recipient: forward.to.join(", ") })
+                Ok(Ready { composed, once_per: None, recipient: forward.to.join(", ").to_lowercase() })
             }
             Planned::Send(message) => {
+                guard::check_recipients(&message.to, &message.cc)
+                    .map_err(|s| Outcome::Suppressed { reason: s.to_string() })?;
                 let from = guard::sender_address(account, message.from.as_deref()).map_err(failed)?;
                 let composed = mail::compose::send(&message, &from, account).map_err(|e| failed(e.to_string()))?;
                 Ok(Ready { composed, once_per: None, recipient: message.to.join(", ") })

@@ -5,8 +5,12 @@
 //! caller's limit comes with its header only (`truncated`). A burst of a hundred new
 //! messages is two FETCH commands. This module fetches what it is asked for; which messages
 //! matter and what happens to them is decided elsewhere.
+//!
+//! No fetch of bodies holds more than [`FETCH_BUDGET`] bytes (by RFC822.SIZE) beyond its first
+//! message: many messages are fetched as [`Groups`], one group at a time, so that the caller
+//! decides and drops one before it fetches the next, and memory does not grow with the backlog.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use async_imap::imap_proto::{AttributeValue, Response};
 use chrono::{DateTime, Utc};
@@ -18,8 +22,9 @@ use crate::message::{GmailAttrs, MessageKey};
 /// The most messages one [`Session::fetch_after`] returns (the oldest first); call it again
 /// from the highest UID returned until it returns nothing.
 pub const FETCH_LIMIT: usize = 500;
-/// The most message bytes (by RFC822.SIZE) one call loads, beyond the first message.
-const BYTE_BUDGET: u64 = 64 * 1024 * 1024;
+/// The most message bytes (by RFC822.SIZE) one fetch loads, beyond its first message (which
+/// may be up to the caller's `max_bytes` alone).
+pub const FETCH_BUDGET: u64 = 64 * 1024 * 1024;
 /// UIDs per body FETCH command.
 const BODY_BATCH: usize = 200;
 
@@ -88,39 +93,41 @@ impl Session {
         self.fetch_bodies(&what, metas, max_bytes).await
     }
 
-    /// The messages with these UIDs (for backfill and search results), ascending; UIDs that
-    /// do not exist are skipped. Pass at most a few hundred at a time: all are loaded.
+    /// The messages with these UIDs, ascending, as far as [`FETCH_BUDGET`] allows (the oldest,
+    /// at least one); UIDs that do not exist are skipped. To fetch them all, a group at a
+    /// time, use [`Session::groups`].
     pub async fn fetch_uids(&mut self, uids: &[u32], max_bytes: u64) -> Result<Vec<Fetched>> {
-        let what = format!("fetch {} messages by UID in {}", uids.len(), self.selected_name());
+        let mut groups = self.groups(uids, max_bytes).await?;
+        Ok(self.fetch_group(&mut groups).await?.unwrap_or_default())
+    }
+
+    /// The messages with these UIDs that exist, to be fetched whole group by group with
+    /// [`Session::fetch_group`]: one round trip for their sizes, nothing of their bytes yet.
+    pub async fn groups(&mut self, uids: &[u32], max_bytes: u64) -> Result<Groups> {
+        let what = format!("fetch the sizes of {} messages in {}", uids.len(), self.selected_name());
         self.require_selected(&what)?;
         let set = UidSet::new(uids.iter().copied());
         if set.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Groups::default());
         }
         let mut metas = self.fetch_meta(&what, set.chunks(MAX_SET_LEN)).await?;
         metas.retain(|m| set.contains(m.uid));
-        self.fetch_bodies(&what, metas, max_bytes).await
+        Ok(Groups { pending: metas.into(), max_bytes })
     }
 
-    /// Messages fetched before with their header only ([`Session::fetch_headers`]), now
-    /// whole, in one round trip: their sizes and flags are known already, so the first step
-    /// of [`Session::fetch_uids`] is not repeated (a webhook or reply decided on a header
-    /// would otherwise wait one more round trip to the server). A message over `max_bytes`
-    /// comes with its header only (`truncated`); one expunged meanwhile is skipped.
-    pub async fn fetch_whole(&mut self, known: &[Fetched], max_bytes: u64) -> Result<Vec<Fetched>> {
-        let what = format!("fetch {} messages whole in {}", known.len(), self.selected_name());
+    /// The next group of `groups`, whole (a message over their `max_bytes` with its header only,
+    /// `truncated`), in one round trip; `None` when all were fetched. A message expunged
+    /// meanwhile is skipped. The sizes and flags of the group are known already, so the first
+    /// step of a fetch is not repeated.
+    pub async fn fetch_group(&mut self, groups: &mut Groups) -> Result<Option<Vec<Fetched>>> {
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        let what = format!("fetch messages whole in {}", self.selected_name());
         self.require_selected(&what)?;
-        let metas = known
-            .iter()
-            .map(|f| Meta {
-                uid: f.uid,
-                flags: f.flags.clone(),
-                internal_date: f.internal_date,
-                size: f.size,
-                gmail: f.gmail.clone(),
-            })
-            .collect();
-        self.fetch_bodies(&what, metas, max_bytes).await
+        let group = groups.take();
+        let what = format!("fetch {} messages whole in {}", group.len(), self.selected_name());
+        self.fetch_bodies(&what, group, groups.max_bytes).await.map(Some)
     }
 
     /// The UIDs above `last_uid` in the selected mailbox, ascending: one `UID SEARCH`, so that
@@ -216,7 +223,7 @@ impl Session {
     }
 
     /// Step two: the bodies (or headers of the oversized), all batches pipelined under one
-    /// deadline that grows with the bytes expected.
+    /// deadline that grows with the bytes expected. Callers keep `metas` within the budget.
     async fn fetch_bodies(&mut self, what: &str, metas: Vec<Meta>, max_bytes: u64) -> Result<Vec<Fetched>> {
         if metas.is_empty() {
             return Ok(Vec::new());
@@ -253,18 +260,63 @@ impl Session {
     }
 }
 
-/// Keeps the oldest messages up to [`FETCH_LIMIT`] and [`BYTE_BUDGET`] (always the first).
+/// Keeps the oldest messages up to [`FETCH_LIMIT`] and [`FETCH_BUDGET`] (always the first).
 fn within_budget(metas: &mut Vec<Meta>, max_bytes: u64) {
+    metas.truncate(FETCH_LIMIT);
+    let keep = budget_prefix(metas.iter(), max_bytes);
+    metas.truncate(keep);
+}
+
+/// How many of the oldest `metas` fit [`FETCH_BUDGET`] together (at least one, if any): a
+/// message over `max_bytes` costs nothing, only its header is fetched.
+fn budget_prefix<'a>(metas: impl Iterator<Item = &'a Meta>, max_bytes: u64) -> usize {
     let mut total = 0u64;
-    let keep = metas
-        .iter()
-        .take(FETCH_LIMIT)
-        .take_while(|m| {
-            total = total.saturating_add(if m.size <= max_bytes { m.size } else { 0 });
-            total <= BYTE_BUDGET
-        })
-        .count();
-    metas.truncate(keep.max(1));
+    let mut count = 0;
+    for m in metas {
+        total = total.saturating_add(if m.size <= max_bytes { m.size } else { 0 });
+        if total > FETCH_BUDGET && count > 0 {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// Messages whose sizes are known, to be fetched whole a [`FETCH_BUDGET`] at a time
+/// ([`Session::fetch_group`]), oldest first.
+#[derive(Debug, Default)]
+pub struct Groups {
+    pending: VecDeque<Meta>,
+    max_bytes: u64,
+}
+
+impl Groups {
+    /// Messages fetched before with their header only ([`Session::fetch_headers`]), to be
+    /// fetched whole; their bytes are not kept here.
+    pub fn of_headers(known: Vec<Fetched>, max_bytes: u64) -> Groups {
+        let mut pending: Vec<Meta> = known
+            .into_iter()
+            .map(|f| Meta { uid: f.uid, flags: f.flags, internal_date: f.internal_date, size: f.size, gmail: f.gmail })
+            .collect();
+        pending.sort_by_key(|m| m.uid);
+        Groups { pending: pending.into(), max_bytes }
+    }
+
+    /// The UID of the oldest message not fetched yet.
+    pub fn next_uid(&self) -> Option<u32> {
+        self.pending.front().map(|m| m.uid)
+    }
+
+    /// Whether every message was fetched.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Takes the next group off the front.
+    fn take(&mut self) -> Vec<Meta> {
+        let count = budget_prefix(self.pending.iter(), self.max_bytes);
+        self.pending.drain(..count).collect()
+    }
 }
 
 /// `UID FETCH <set> (UID <item>)` for the messages, in batches of [`BODY_BATCH`] UIDs.
@@ -334,12 +386,52 @@ mod tests {
         within_budget(&mut many, 1000);
         assert_eq!(many.len(), FETCH_LIMIT);
         assert_eq!(many.last().map(|m| m.uid), Some(FETCH_LIMIT as u32));
-        let mut big: Vec<Meta> = (1..=3).map(|u| meta(u, BYTE_BUDGET)).collect();
+        let mut big: Vec<Meta> = (1..=3).map(|u| meta(u, FETCH_BUDGET)).collect();
         within_budget(&mut big, u64::MAX);
         assert_eq!(big.len(), 1, "one message over budget still comes");
         // Oversized ones cost only their header, so they do not eat the budget.
-        let mut oversized: Vec<Meta> = (1..=5).map(|u| meta(u, BYTE_BUDGET)).collect();
+        let mut oversized: Vec<Meta> = (1..=5).map(|u| meta(u, FETCH_BUDGET)).collect();
         within_budget(&mut oversized, 1000);
         assert_eq!(oversized.len(), 5);
+    }
+
+    fn fetched(uid: u32, size: u64) -> Fetched {
+        let m = meta(uid, size);
+        Fetched {
+            uid: m.uid,
+            flags: m.flags,
+            internal_date: None,
+            size,
+            raw: b"Subject: x\r\n\r\n".to_vec(),
+            truncated: false,
+            body_deferred: true,
+            gmail: None,
+        }
+    }
+
+    #[test]
+    fn groups_fit_the_budget_oldest_first() {
+        const MB: u64 = 1_000_000;
+        // Handed over in any order, taken in UID order; 7 x 9 MB fit 64 MiB, 8 do not.
+        let known: Vec<Fetched> = (1..=20).rev().map(|u| fetched(u, 9 * MB)).collect();
+        let mut groups = Groups::of_headers(known, 10 << 20);
+        let mut sizes = Vec::new();
+        while !groups.is_empty() {
+            let first = groups.next_uid();
+            let group = groups.take();
+            assert_eq!(group.first().map(|m| m.uid), first);
+            assert!(group.iter().map(|m| m.size).sum::<u64>() <= FETCH_BUDGET);
+            sizes.push(group.len());
+        }
+        assert_eq!(sizes, [7, 7, 6]);
+        assert!(groups.take().is_empty() && groups.next_uid().is_none());
+
+        // A message over the budget comes alone; one over max_bytes costs only its header.
+        let known = vec![fetched(1, 100 * MB), fetched(2, 9 * MB), fetched(3, 200 * MB), fetched(4, MB)];
+        let mut groups = Groups::of_headers(known, 150 * MB);
+        let uids = |g: Vec<Meta>| g.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(uids(groups.take()), [1]);
+        assert_eq!(uids(groups.take()), [2, 3, 4]);
+        assert!(groups.is_empty());
     }
 }

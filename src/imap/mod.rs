@@ -3,7 +3,7 @@
 //! A [`Session`] is one authenticated connection with at most one selected mailbox. A
 //! mailbox watcher uses it to fetch new mail ([`Session::fetch_after`]) and wait for more
 //! ([`Session::idle`]); a schedule's sweep searches ([`Session::search`]) and fetches what it
-//! found ([`Session::fetch_uids`]); an executor uses it to move, copy, flag and create
+//! found a group at a time ([`Session::groups`], [`Session::fetch_group`]); an executor uses it to move, copy, flag and create
 //! ([`Session::uid_move`] and friends). Mailbox names are UTF-8 paths with `/` everywhere in
 //! this API; the session maps them to the server's form (see [`Session::server_name`]).
 //!
@@ -42,7 +42,7 @@ use connect::Conn;
 use names::Names;
 
 pub use error::Error;
-pub use fetch::{FETCH_LIMIT, Fetched};
+pub use fetch::{FETCH_BUDGET, FETCH_LIMIT, Fetched, Groups};
 pub use idle::IdleOutcome;
 pub use ops::{FlagOp, Folder};
 pub use retry::Backoff;

@@ -27,7 +27,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 pub use auth::AuthResults;
-pub use fields::Header;
+pub use fields::{AUTO_REPLY_HEADERS, Header, LIST_LIMIT, auto_reply_subject};
 pub use gmail::GmailAttrs;
 pub use ids::MessageKey;
 pub use parse::{HEADER_LIMIT, Meta, TEXT_LIMIT, parse, parse_blocking, parse_owned};
@@ -87,6 +87,7 @@ pub struct MessageView {
     body_deferred: bool,
     body_wanted: Wanted,
     body_clipped: bool,
+    lists_capped: bool,
     degraded: bool,
     flags: Vec<String>,
     keywords: Vec<String>,
@@ -328,9 +329,21 @@ impl MessageView {
         self.is_reply
     }
 
+    /// Some list the message gave was longer than a view keeps and was cut: an address field,
+    /// the ids or Delivered-To over [`LIST_LIMIT`], or more than [`HEADER_LIMIT`] headers (or
+    /// attachments, or a body over [`TEXT_LIMIT`], once the body is read). Unlike
+    /// [`Self::truncated`], the message was fetched; only what rules see of it is shortened.
+    pub fn capped(&self) -> bool {
+        // Read without `want_body`: before the body is fetched, `body_clipped` says only
+        // whether headers were dropped, which is known from the header pass.
+        self.lists_capped || self.body_clipped
+    }
+
     /// Sent by a machine, so it must never get an automatic reply: Auto-Submitted other than
-    /// `no`, Precedence bulk/junk/list, X-Auto-Response-Suppress, X-Autoreply, X-Autorespond,
-    /// any List-* header, or an empty Return-Path (`<>`, a bounce).
+    /// `no`, Precedence bulk/junk/list, X-Auto-Response-Suppress, X-Autoreply, X-Autorespond
+    /// and the like ([`AUTO_REPLY_HEADERS`]), Apple's `X-Apple-Action: VACATION`, any List-*
+    /// header, an empty Return-Path (`<>`, a bounce), or an auto-reply subject
+    /// ([`auto_reply_subject`]: `Auto reply:`, `Automatic reply:`, `Out of Office` ...).
     pub fn is_auto_submitted(&self) -> bool {
         self.is_auto_submitted
     }

@@ -327,6 +327,7 @@ fn assemble(raw: Raw, meta: Meta, size: u64, content: Content<'_>, fields: Field
         keywords,
         gmail: meta.gmail,
         internal_date: meta.internal_date,
+        lists_capped: fields.lists_capped,
         from: fields.from,
         sender: fields.sender,
         to: fields.to,

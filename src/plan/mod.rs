@@ -226,19 +226,13 @@ impl Original {
 /// Headers that mark mail as machine-sent, besides Auto-Submitted, Precedence, the List-*
 /// family (RFC 2369, 2919) and multipart/report (bounces, RFC 6522): what mailing list
 /// managers, Exchange and common auto-responders write instead.
-const AUTOMATED_HEADERS: &[&str] = &[
-    "auto-submitted",
-    "precedence",
-    "x-auto-response-suppress",
-    "x-autoreply",
-    "x-autorespond",
-    "x-autoresponder",
-    "x-auto-reply",
-    "x-mailing-list",
-    "mailing-list",
-    "x-loop",
-    "x-beenthere",
-];
+/// (The marks of auto-responders are [`crate::message::AUTO_REPLY_HEADERS`].)
+const AUTOMATED_HEADERS: &[&str] =
+    &["auto-submitted", "precedence", "x-apple-action", "x-mailing-list", "mailing-list", "x-loop", "x-beenthere"];
+
+/// The most guard headers an action keeps: a sender can write thousands of `X-Loop` lines, and
+/// each is copied into a forward.
+const MAX_GUARD_HEADERS: usize = 50;
 
 /// The headers the reply guards read, lower-case names, top to bottom: only those, so the
 /// stored action stays small.
@@ -248,12 +242,22 @@ fn guard_headers(view: &MessageView) -> Vec<(String, String)> {
         .map(|header| (header.name().to_ascii_lowercase(), header))
         .filter(|(name, header)| {
             AUTOMATED_HEADERS.contains(&name.as_str())
+                || crate::message::AUTO_REPLY_HEADERS.contains(&name.as_str())
                 || name.starts_with("list-")
                 || (name == "content-type"
                     && header.value().trim_start().to_ascii_lowercase().starts_with("multipart/report"))
         })
-        .map(|(name, header)| (name, header.value().to_owned()))
+        .map(|(name, header)| (name, one_line(header.value())))
+        .take(MAX_GUARD_HEADERS)
         .collect()
+}
+
+/// Text for a header of a message tidings sends: every control character (CR and LF above all,
+/// which would start a header the rule did not write) becomes a space. Text from a message
+/// (a subject, a name) may hold them, decoded from RFC 2047 words; it is cleaned, not refused,
+/// since a rule cannot know what the next sender writes.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// The address in a Return-Path (`<a@b.example>` -> `a@b.example`); `""` for the null sender
@@ -270,8 +274,12 @@ fn envelope_address(value: &str) -> String {
 /// An automatic reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
-    /// Where the reply goes: the first Reply-To address, else From.
+    /// Where the reply goes: the envelope sender (Return-Path) unless the rule chose Reply-To
+    /// or From; `""` when the message has no usable address there (see `unusable`).
     pub to: String,
+    /// Why `to` is empty: the reply is then suppressed with this reason when it is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
     /// The subject: `Re: ` and the original's, unless the rule gave one.
     pub subject: String,
     /// The text.

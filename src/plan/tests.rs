@@ -82,6 +82,7 @@ fn every_kind_is_either_mailbox_or_outbound() {
         Action::Archive,
         Action::Reply(Reply {
             to: "a@b.c".into(),
+            unusable: None,
             subject: "Re: Hi".into(),
             body: "x".into(),
             days: 7,
@@ -128,6 +129,7 @@ fn every_kind_is_either_mailbox_or_outbound() {
 fn payload_json_is_stable() {
     let reply = Action::Reply(Reply {
         to: "ann@example.com".into(),
+        unusable: None,
         subject: "Re: Hi".into(),
         body: "Away".into(),
         days: 7,

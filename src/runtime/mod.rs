@@ -13,6 +13,7 @@ mod fleet;
 mod limits;
 mod membership;
 mod private_files;
+pub mod prune;
 
 use std::fs::{File, TryLockError};
 use std::future::Future;
@@ -200,6 +201,8 @@ pub async fn run(
         };
         tasks.spawn(alerter.run(stopping.clone()));
     }
+    let pruner = prune::Pruner { store: prepared.store.clone(), retention: prepared.config.retention };
+    tasks.spawn(pruner.run(stopping.clone()));
     let mut fleet = Fleet::default();
     let mut membership = prepared.store.fleet().is_some().then(|| membership::Membership::new(&prepared.config));
     if membership.is_none() {
@@ -254,7 +257,7 @@ pub async fn run(
 /// start, removed ones stop, changed ones (settings, schedules, password) restart, and every
 /// other account keeps its sessions. A config that does not load, or whose secrets do not
 /// resolve, changes nothing. Settings shared by every account (state, rules, plugins, webhooks,
-/// commands, limits, http, health, alerts, fleet) are applied by a restart only; a reload says
+/// commands, limits, http, health, alerts, fleet, retention) are applied by a restart only; a reload says
 /// which of them changed. A fleet member starts only the accounts it holds; its next round
 /// claims added accounts and gives up removed ones.
 async fn reload(prepared: &mut Prepared, fleet: &mut Fleet) {
@@ -306,6 +309,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("health", old.health == new.health),
         ("alerts", old.alerts == new.alerts),
         ("fleet", old.fleet == new.fleet),
+        ("retention", old.retention == new.retention),
     ]
     .into_iter()
     .filter(|(_, same)| !same)
@@ -328,6 +332,10 @@ pub async fn run_once(config: Config) -> Result<(), Error> {
             worker.run_once().await.map_err(|e| Error::Once(Box::new(e)))?;
         }
     }
+    // Cron runs of `--once` are the only runs such a store gets: it is pruned by them.
+    let pruner = prune::Pruner { store: prepared.store.clone(), retention: prepared.config.retention };
+    let (_running, mut never) = watch::channel(false);
+    pruner.pass(&mut never).await;
     Ok(())
 }
 
@@ -403,6 +411,7 @@ mod tests {
             kind: "reply".into(),
             once_per,
             daily_limit: 5,
+            forward_rate: None,
             recipient: "s@x.org".into(),
             now,
         };

@@ -259,11 +259,14 @@ impl MailboxWatcher {
         };
         // The backlog is processed before the baseline is stored: a crash in between repeats the
         // (idempotent) backlog rather than losing it.
-        // In slices: a backlog of thousands must not be loaded into memory at once.
+        // Sized in slices, fetched and stored a byte budget at a time: a backlog of thousands
+        // must not be loaded into memory at once.
         for slice in backlog.chunks(BACKLOG_SLICE) {
-            let fetched = session.fetch_uids(slice, self.account.watch.max_message_size).await?;
-            if let Err(e) = self.process(selected.uidvalidity, fetched, false).await {
-                return Ok(Err(e));
+            let mut groups = session.groups(slice, self.account.watch.max_message_size).await?;
+            while let Some(fetched) = session.fetch_group(&mut groups).await? {
+                if let Err(e) = self.process(selected.uidvalidity, fetched, false).await {
+                    return Ok(Err(e));
+                }
             }
         }
         let checkpoint = self.checkpoint(selected.uidvalidity, baseline);
@@ -278,8 +281,9 @@ impl MailboxWatcher {
     /// The UIDs come from one SEARCH. Headers are fetched in slices of [`imap::FETCH_LIMIT`];
     /// while one slice is being decided (off the async threads) the next is being fetched.
     /// Messages whose rules want more than the header (a body, an outbound action) are
-    /// fetched whole and decided again before their slice is stored. Slices are stored in
-    /// order, each with its checkpoint, so a crash repeats at most the slice in progress.
+    /// fetched whole, a byte budget at a time, and decided again ([`Self::decide_whole`]).
+    /// Plans are stored in UID order, each batch with its checkpoint, so a crash repeats at
+    /// most the slice in progress.
     async fn catch_up(
         &self,
         session: &mut Session,
@@ -315,15 +319,10 @@ impl MailboxWatcher {
                     Ok(waiting) => waiting,
                     Err(e) => return Ok(Err(e)),
                 };
-                // Some messages want their body: fetch those whole, decide them again, then
-                // store the slice (its checkpoint must not pass them before they have a plan).
-                if let Some((mut plans, wanting)) = waiting {
-                    let whole = session.fetch_whole(&wanting, max).await?;
-                    plans.extend(self.decide(uidvalidity, whole).await.0);
-                    plans.sort_by_key(|p| p.checkpoint.last_uid);
-                    if let Err(e) = self.store_plans(uidvalidity, plans, true).await {
-                        return Ok(Err(e));
-                    }
+                if let Some((plans, wanting)) = waiting
+                    && let Err(e) = self.decide_whole(session, uidvalidity, plans, wanting).await?
+                {
+                    return Ok(Err(e));
                 }
                 // Past the whole slice: a UID of it without a plan was expunged meanwhile.
                 last = current.0.last().copied().unwrap_or(last).max(last);
@@ -333,6 +332,35 @@ impl MailboxWatcher {
                 }
             }
         }
+    }
+
+    /// Fetches the messages that want their body whole, one byte budget's worth at a time,
+    /// decides each group and stores it before the next is fetched: memory holds one group.
+    /// `plans` (of the same slice, decided on the header) are stored along, in UID order, and
+    /// only up to the next message still waiting: a checkpoint never passes a message that has
+    /// no plan yet.
+    async fn decide_whole(
+        &self,
+        session: &mut Session,
+        uidvalidity: u32,
+        mut plans: Vec<MessagePlan>,
+        wanting: Vec<Fetched>,
+    ) -> Result<Result<(), Error>, imap::Error> {
+        let mut groups = imap::Groups::of_headers(wanting, self.account.watch.max_message_size);
+        while let Some(whole) = session.fetch_group(&mut groups).await? {
+            plans.extend(self.decide(uidvalidity, whole).await.0);
+            plans.sort_by_key(|p| p.checkpoint.last_uid);
+            let ready = match groups.next_uid() {
+                Some(waiting) => plans.partition_point(|p| p.checkpoint.last_uid < waiting),
+                // A message expunged meanwhile has no plan; it is passed like any other.
+                None => plans.len(),
+            };
+            let batch: Vec<MessagePlan> = plans.drain(..ready).collect();
+            if let Err(e) = self.store_plans(uidvalidity, batch, true).await {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Parses and evaluates a batch, then stores every plan and the checkpoint together.

@@ -41,7 +41,9 @@ pub(super) fn retry_all(conn: &Connection) -> Result<Vec<Action>, Error> {
 
 /// Drops a pending, failed or uncertain action: it is never run; returns it as it is now.
 pub(super) fn drop_action(conn: &Connection, id: ActionId) -> Result<Action, Error> {
-    change(conn, id, "drop", "state = 'dropped', claimed_at = NULL, updated_at = ?1", DROPPABLE, ONLY_DROPPABLE)
+    // A dropped action never runs: its content goes with it (see `retention`).
+    let set = format!("state = 'dropped', claimed_at = NULL, updated_at = ?1, payload = {}", *super::retention::SLIM);
+    change(conn, id, "drop", &set, DROPPABLE, ONLY_DROPPABLE)
 }
 
 /// Applies `set` (with `?1` = now) to action `id` if it is in one of the states `from`.

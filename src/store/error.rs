@@ -184,6 +184,15 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// A batch of pruning (see `retention`) failed; nothing of that batch was deleted.
+    #[error("cannot prune {what} in the store")]
+    Prune {
+        /// What was being pruned: "done actions", "the reply log".
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// A statement on the shared PostgreSQL store failed (or its transaction did not commit);
     /// nothing of that call was stored.
     #[error("cannot {what} (PostgreSQL store)")]

@@ -36,7 +36,22 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "gmail: messages seen by X-GM-MSGID", sql: V5 },
     Migration { version: 6, name: "health: watcher states, decided messages", sql: V6 },
     Migration { version: 7, name: "fleet: instances, account leases", sql: V7 },
+    Migration { version: 8, name: "retention: reply log expiry, pruning indexes", sql: V8 },
 ];
+
+/// Retention (see `retention`): a reply-log row is the memory of "one reply per sender per
+/// `days`", so pruning must know how long each row is needed; `keep_until` says it (a reply's
+/// own `days`, at least the 24 hours of the daily cap). Rows written before this version do not
+/// say their `days`: a reply's is taken as the longest a rule may ask (3650), so none is
+/// forgotten early. The indexes let the pruner find old rows without reading every row.
+const V8: &str = "
+ALTER TABLE reply_log ADD COLUMN keep_until INTEGER;
+UPDATE reply_log SET keep_until = sent_at + CASE WHEN kind = 'reply' THEN 3650 ELSE 1 END * 86400000;
+CREATE INDEX reply_log_keep_until ON reply_log (keep_until);
+CREATE INDEX actions_settled ON actions (state, updated_at);
+CREATE INDEX messages_by_decided_at ON messages (decided_at);
+CREATE INDEX gmail_seen_by_time ON gmail_seen (seen_at);
+";
 
 /// What `tidings status` and `tidings history` read. `watchers` is the daemon's last word on
 /// each connection (written when it changes, cleared at start), so another process can show it.
@@ -493,5 +508,27 @@ mod tests {
         insert("k", "{}").unwrap();
         assert!(insert("k", "{}").is_err(), "keys are unique");
         assert!(insert("other", "not json").is_err(), "data is JSON");
+    }
+
+    #[test]
+    fn v8_keeps_old_reply_log_rows_as_long_as_any_reply_could_need_them() {
+        let mut conn = v2_store_with_rows();
+        conn.execute(
+            "INSERT INTO reply_log (account, handle, sender, sent_at) VALUES ('work', '', 'b@x.org', 200)",
+            [],
+        )
+        .unwrap();
+        migrate_to(&mut conn, Path::new(":memory:"), 7).unwrap();
+        conn.execute("UPDATE reply_log SET kind = 'send' WHERE sender = 'b@x.org'", []).unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT kind, keep_until FROM reply_log ORDER BY sent_at")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let day = 86_400_000;
+        assert_eq!(rows, [("reply".to_owned(), 100 + 3650 * day), ("send".to_owned(), 200 + day)]);
     }
 }

@@ -34,6 +34,9 @@ mod outbox_tests;
 mod plans;
 pub mod postgres;
 mod reply_log;
+pub mod retention;
+#[cfg(test)]
+mod retention_tests;
 mod rule_failures;
 mod schedule_runs;
 mod sending;
@@ -55,6 +58,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use error::{Damage, Error};
 pub use history::{Decided, MessageHistory, MessageQuery};
 pub use outbox::OutboxGroup;
+pub use retention::Prunable;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
     Action, ActionId, ActionState, Checkpoint, Collected, FailingRule, LastRun, MessagePlan, NewAction, OutboxCounts,
@@ -600,6 +604,17 @@ impl Store {
         }
         let account = account.to_owned();
         self.call(move |conn| reply_log::count_since(conn, &account, since)).await
+    }
+
+    /// Prunes one batch of `what` (see [`retention`]): at most `limit` rows older than `before`
+    /// (the reply log: also past their own `keep_until`); returns how many. Safe to call from
+    /// every instance of a fleet at once.
+    pub async fn prune(&self, what: Prunable, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let now = Utc::now();
+        if let Some(pg) = self.pg() {
+            return pg.prune(what, before, now, limit).await;
+        }
+        self.call(move |conn| retention::prune(conn, what, before, now, limit)).await
     }
 
     /// When schedule `name` last fired.

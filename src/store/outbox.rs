@@ -7,11 +7,14 @@
 //! again: nothing left the machine yet. Only an executor, or a person (see `by_hand`), moves
 //! an uncertain action back to pending, which is what keeps "at most once" true.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::codec::{self, Millis};
 use super::error::Error;
+use super::retention::{SETTLED, SLIM};
 use super::types::{Action, ActionId, ActionState, NewAction, OutboxCounts, Outcome};
 
 pub(super) const COLUMNS: &str = "id, idempotency_key, account, mailbox, uidvalidity, uid, kind, payload, \
@@ -154,14 +157,20 @@ pub(super) fn set_outcome(
 ) -> Result<bool, Error> {
     let (state, next_attempt_at, error_text) = outcome_columns(outcome);
     let next_attempt_at = next_attempt_at.map(Millis);
-    let changed = conn
-        .prepare_cached(
+    // A settled action's content goes in the same statement (see `retention`).
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "UPDATE actions SET state = ?2, \
              next_attempt_at = COALESCE(?3, next_attempt_at), \
              last_error = COALESCE(?4, last_error), \
+             payload = CASE WHEN ?2 IN ({SETTLED}) THEN {slim} ELSE payload END, \
              claimed_at = NULL, updated_at = ?5 \
              WHERE id = ?1 AND state IN (SELECT value FROM json_each(?6))",
+            slim = *SLIM,
         )
+    });
+    let changed = conn
+        .prepare_cached(&SQL)
         .and_then(|mut stmt| {
             stmt.execute((id, state, next_attempt_at, error_text, Millis(Utc::now()), states_json(from)))
         })

@@ -223,6 +223,7 @@ async fn counts_and_lists_by_state() {
             kind: "send".into(),
             once_per: None,
             daily_limit: 10,
+            forward_rate: None,
             recipient: "a@x.org".into(),
             now: t,
         };

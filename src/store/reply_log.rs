@@ -34,10 +34,14 @@ pub(super) fn record(
     sender: &str,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    conn.prepare_cached("INSERT INTO reply_log (account, handle, sender, sent_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut stmt| stmt.execute((account, handle, sender, Millis(at))))
-        .map(drop)
-        .map_err(error("write", account))
+    // Its reply's `days` is not known here: kept as long as any reply's could be.
+    let keep_until = super::retention::keep_until(at, Some(super::retention::MAX_REPLY_DAYS));
+    conn.prepare_cached(
+        "INSERT INTO reply_log (account, handle, sender, sent_at, keep_until) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut stmt| stmt.execute((account, handle, sender, Millis(at), Millis(keep_until))))
+    .map(drop)
+    .map_err(error("write", account))
 }
 
 /// How many replies `account` sent at or after `since`.

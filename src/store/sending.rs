@@ -27,6 +27,9 @@ pub struct SendStart {
     pub once_per: Option<OncePer>,
     /// At most this many messages per account in any 24 hours (`daily_send_limit`).
     pub daily_limit: u32,
+    /// For a forward: at most this many forwards to `recipient` in any hour (`forward_rate`).
+    /// `None` for replies and new messages.
+    pub forward_rate: Option<u32>,
     /// Where the mail goes (the first recipient), recorded in the reply log.
     pub recipient: String,
     /// Now: the send's time in the reply log, and the end of the 24 hours counted.
@@ -54,6 +57,14 @@ pub enum SendGate {
     AlreadyReplied {
         /// When that reply was sent.
         at: DateTime<Utc>,
+    },
+    /// No: the account forwarded `forward_rate` messages to this destination in the last hour;
+    /// the action is `suppressed` (a loop, most likely) and does not count towards the daily cap.
+    OverForwardRate {
+        /// How many forwards went to the destination in the last hour.
+        sent: u64,
+        /// The rate.
+        limit: u32,
     },
     /// No: the account sent its daily limit in the last 24 hours; the action is `failed`, with
     /// a reason that says how to retry it.
@@ -105,6 +116,22 @@ pub(super) fn over_daily_limit(id: ActionId, start: &SendStart, sent: u64) -> St
     )
 }
 
+/// Why a forward was suppressed: `sent` forwards went to its destination in the last hour.
+pub(super) fn over_forward_rate(start: &SendStart, sent: u64, limit: u32) -> String {
+    format!(
+        "forward rate reached: account {} forwarded {sent} messages to {} in the hour before {} (forward_rate {limit}); \
+         a forwarding loop, most likely. Not sent, and not counted against daily_send_limit",
+        start.account,
+        start.recipient,
+        start.now.format("%Y-%m-%d %H:%M:%S UTC"),
+    )
+}
+
+/// The start of the hour the forward rate counts.
+pub(super) fn hour_before(start: &SendStart) -> DateTime<Utc> {
+    start.now - Duration::hours(1)
+}
+
 /// The `(handle, sender)` of a send's reply-log row: a reply's handle and sender, or no handle
 /// and the recipient of a forward or a new message.
 pub(super) fn log_entry(start: &SendStart) -> (&str, &str) {
@@ -112,6 +139,11 @@ pub(super) fn log_entry(start: &SendStart) -> (&str, &str) {
         Some(once) => (once.handle.as_str(), once.sender.as_str()),
         None => ("", start.recipient.as_str()),
     }
+}
+
+/// Until when the reply-log row of this send is needed (see `retention::keep_until`).
+pub(super) fn log_keep_until(start: &SendStart) -> DateTime<Utc> {
+    super::retention::keep_until(start.now, start.once_per.as_ref().map(|once| once.days))
 }
 
 /// The start of the 24 hours the daily cap counts.
@@ -135,6 +167,14 @@ pub(super) fn begin_send(conn: &mut Connection, id: ActionId, start: &SendStart)
         settle(&tx, id, &Outcome::Suppressed { reason: already_replied(once, at) })?;
         tx.commit().map_err(&sql_error)?;
         return Ok(SendGate::AlreadyReplied { at });
+    }
+    if let Some(limit) = start.forward_rate {
+        let sent = forwarded_in_last_hour(&tx, id, start).map_err(&sql_error)?;
+        if sent >= u64::from(limit) {
+            settle(&tx, id, &Outcome::Suppressed { reason: over_forward_rate(start, sent, limit) })?;
+            tx.commit().map_err(&sql_error)?;
+            return Ok(SendGate::OverForwardRate { sent, limit });
+        }
     }
     let sent = sent_in_last_day(&tx, id, start).map_err(&sql_error)?;
     if sent >= u64::from(start.daily_limit) {
@@ -171,14 +211,33 @@ fn sent_in_last_day(conn: &Connection, id: ActionId, start: &SendStart) -> rusql
         .query_row((&start.account, Millis(day_before(start)), id), |row| codec::count(row, 0))
 }
 
+/// How many forwards the account sent to `start.recipient` in the hour before `start.now`,
+/// this action aside (forwards are logged with no handle).
+fn forwarded_in_last_hour(conn: &Connection, id: ActionId, start: &SendStart) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM reply_log WHERE account = ?1 AND handle = '' AND sender = ?2 AND kind = 'forward' \
+         AND sent_at > ?3 AND action_id IS NOT ?4",
+    )?
+    .query_row((&start.account, &start.recipient, Millis(hour_before(start)), id), |row| codec::count(row, 0))
+}
+
 /// Writes the reply-log row of this send: one per action, replacing an earlier attempt's.
 fn log_send(conn: &Connection, id: ActionId, start: &SendStart) -> rusqlite::Result<()> {
     let (handle, sender) = log_entry(start);
     conn.prepare_cached("DELETE FROM reply_log WHERE action_id = ?1")?.execute([id])?;
     conn.prepare_cached(
-        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind, keep_until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute((&start.account, handle, sender, Millis(start.now), id, &start.kind))?;
+    .execute((
+        &start.account,
+        handle,
+        sender,
+        Millis(start.now),
+        id,
+        &start.kind,
+        Millis(log_keep_until(start)),
+    ))?;
     Ok(())
 }
 

@@ -32,6 +32,7 @@ fn reply_to(sender: &str, handle: &str, now: DateTime<Utc>) -> SendStart {
         kind: "reply".into(),
         once_per: Some(OncePer { handle: handle.into(), sender: sender.into(), days: 7 }),
         daily_limit: 100,
+        forward_rate: None,
         recipient: sender.into(),
         now,
     }
@@ -43,6 +44,7 @@ fn send_to(recipient: &str, now: DateTime<Utc>, daily_limit: u32) -> SendStart {
         kind: "send".into(),
         once_per: None,
         daily_limit,
+        forward_rate: None,
         recipient: recipient.into(),
         now,
     }
@@ -140,6 +142,45 @@ async fn the_daily_limit_counts_the_last_24_hours_of_the_account() {
         let tomorrow = now + Duration::hours(24);
         let gate = store.begin_send(ids[1], send_to("b@x.org", tomorrow, 100)).await.unwrap();
         assert_eq!(gate, SendGate::Go, "{backend}");
+    }
+}
+
+/// Forwards to one destination are limited per hour; over the rate a forward is suppressed
+/// and takes no place of the daily cap, so a loop cannot use up the day's sends.
+#[tokio::test]
+async fn forwards_over_the_hourly_rate_to_a_destination_are_suppressed_outside_the_daily_cap() {
+    for (backend, store) in each().await {
+        let now = at(T0) + Duration::days(1);
+        let forward = |to: &str, now: DateTime<Utc>| SendStart {
+            kind: "forward".into(),
+            forward_rate: Some(2),
+            daily_limit: 3,
+            ..send_to(to, now, 3)
+        };
+        let ids = claimed(&store, "forward", &["f1", "f2", "f3", "f4", "f5", "f6"]).await;
+        let gate = |i: usize, to: &'static str, when: DateTime<Utc>| {
+            let store = store.clone();
+            let id = ids[i];
+            async move { store.begin_send(id, forward(to, when)).await.unwrap() }
+        };
+        assert_eq!(gate(0, "b@x.org", now - Duration::minutes(70)).await, SendGate::Go, "{backend}: an hour ago");
+        assert_eq!(gate(1, "b@x.org", now - Duration::minutes(30)).await, SendGate::Go, "{backend}");
+        assert_eq!(gate(2, "b@x.org", now).await, SendGate::Go, "{backend}: the one 70 minutes ago is out of the hour");
+        let over = gate(3, "b@x.org", now + Duration::minutes(1)).await;
+        assert_eq!(over, SendGate::OverForwardRate { sent: 2, limit: 2 }, "{backend}");
+        let row = get(&store, ids[3]).await;
+        assert_eq!(row.state, ActionState::Suppressed, "{backend}");
+        let reason = row.last_error.unwrap_or_default();
+        assert!(
+            reason.contains("forwarded 2 messages to b@x.org in the hour") && reason.contains("forward_rate 2"),
+            "{backend}: {reason}"
+        );
+        assert_eq!(logged(&store, ids[3]).await, None, "{backend}: a suppressed forward is not in the reply log");
+        // Another destination is under its own rate; the daily cap (3) counts only what was sent.
+        let other = store.begin_send(ids[4], forward("c@x.org", now + Duration::minutes(2))).await.unwrap();
+        assert_eq!(other, SendGate::OverDailyLimit { sent: 3, limit: 3 }, "{backend}: three were sent, not four");
+        let send = store.begin_send(ids[5], send_to("d@x.org", now + Duration::days(1), 3)).await.unwrap();
+        assert_eq!(send, SendGate::Go, "{backend}: a day later a new message goes");
     }
 }
 

@@ -21,11 +21,12 @@ use super::report::{self, VerdictJson, fields};
 use super::summary::Summary;
 use super::{Error, Verdict};
 use crate::config::{Account, Config};
-use crate::imap::{Fetched, Login, Session, Timeouts};
+use crate::imap::{Fetched, Groups, Login, Session, Timeouts};
 use crate::message::{MessageKey, Meta};
 use crate::rules::RuleSet;
 
-/// Messages fetched (and judged) per slice: bounded memory, steady progress.
+/// Messages sized per slice, then fetched (and judged) a byte budget at a time: bounded
+/// memory, steady progress.
 pub const SLICE: usize = 200;
 /// How many watched mailboxes a message may be followed into.
 pub const MAX_HOPS: usize = 3;
@@ -151,7 +152,7 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Fetches the messages slice by slice and judges each slice while the next is fetched;
+/// Fetches the messages group by group and judges each group while the next is fetched;
 /// writes each message's report (unless quiet) and returns the summary.
 async fn judge_slices(
     session: &mut Session,
@@ -179,10 +180,17 @@ async fn judge_slices(
         Ok(())
     };
     let mut slices = uids.chunks(SLICE);
+    let mut groups = Groups::default();
     loop {
-        let next = match slices.next() {
-            Some(slice) => {
-                let fetched = session.fetch_uids(slice, context.account.watch.max_message_size).await.map_err(imap)?;
+        // Sized a slice at a time, fetched a byte budget at a time: at most two groups (one
+        // judged, one fetched) are in memory.
+        while groups.is_empty()
+            && let Some(slice) = slices.next()
+        {
+            groups = session.groups(slice, context.account.watch.max_message_size).await.map_err(imap)?;
+        }
+        let next = match session.fetch_group(&mut groups).await.map_err(imap)? {
+            Some(fetched) => {
                 let context = context.clone();
                 Some(tokio::task::spawn_blocking(move || fetched.iter().map(|f| judge(&context, f)).collect()))
             }

@@ -24,9 +24,16 @@
 //!     stopped_by: 30-lists.rhai         # optional; `stopped_by: null` = no rule stopped
 //!     failures: []                      # rules expected to fail (default: none may fail)
 //!     overridden: [move: Inbox/Old]     # optional: the dispositions a later one overrode
-//!     suppressed: ["Precedence: bulk"]  # optional: the replies the reply guards stop, in plan
-//!                                       # order, each by a part of its reason; [] = none is
+//!     suppressed: ["Precedence: bulk"]  # optional: the replies the reply guards stop (and the
+//!                                       # forwards the loop marker stops), in plan order, each
+//!                                       # by a part of its reason; [] = none is
+//!     return_path: ann@example.org      # optional: the envelope sender, put on top of the
+//!                                       # message as `Return-Path:` ("<>": the null sender)
 //! ```
+//!
+//! A reply goes to the envelope sender, which the delivering server writes as the first
+//! `Return-Path:` header: a message file saved from a mailbox has it; an inline one without it
+//! gets a reply that is suppressed ("no Return-Path"), unless the case gives `return_path`.
 //!
 //! `expect` is the plan in execution order, one action per item: `move: F`, `copy: F`,
 //! `flag: \Flagged` / `label: x` (both add flags; a list adds several at once), `unflag:` /
@@ -102,6 +109,7 @@ struct RawCase {
     failures: Vec<String>,
     overridden: Option<Vec<Value>>,
     suppressed: Option<Vec<String>>,
+    return_path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +229,16 @@ struct Defaults {
     collected: BTreeMap<String, Vec<Value>>,
 }
 
+/// `raw` with `Return-Path: <path>` on top, as the delivering server writes the envelope sender
+/// (`""` or `<>`: the null sender of bounces and auto-replies), in the message's line ending.
+fn with_return_path(raw: Vec<u8>, path: &str) -> Vec<u8> {
+    let path = path.trim().trim_start_matches('<').trim_end_matches('>');
+    let eol = if raw.windows(2).any(|w| w == b"\r\n") { "\r\n" } else { "\n" };
+    let mut out = format!("Return-Path: <{path}>{eol}").into_bytes();
+    out.extend(raw);
+    out
+}
+
 impl Case {
     fn resolve(number: usize, raw: RawCase, dir: &Path, defaults: &Defaults) -> Result<Case, Vec<String>> {
         let mut errors = Vec::new();
@@ -239,6 +257,14 @@ impl Case {
                 (None, None)
             }
             None => (None, None),
+        };
+        let bytes = match (bytes, &raw.return_path) {
+            (Some(bytes), Some(path)) => Some(with_return_path(bytes, path)),
+            (bytes, None) => bytes,
+            (None, Some(_)) => {
+                errors.push("`return_path` needs a `message`".to_owned());
+                None
+            }
         };
         let now = parse_time(raw.now.as_deref(), defaults.now).unwrap_or_else(|e| {
             errors.push(e);

@@ -103,8 +103,9 @@ impl Verdict {
     }
 
     /// Notes the replies that the reply guards would suppress when the outbox sends them (a
-    /// list, a robot, automatic mail, the account itself ...). With the account, every guard;
-    /// without one (`tidings test` for an account the config lacks), those that need no account.
+    /// list, a robot, automatic mail, the account itself, no usable envelope sender ...), and
+    /// the forwards the loop marker would stop. With the account, every guard; without one
+    /// (`tidings test` for an account the config lacks), those that need no account.
     /// The once-per-`days` memory and the daily cap live in the store, so they are not shown.
     pub fn guard(mut self, account: Option<&Account>) -> Verdict {
         self.suppressed = self
@@ -113,13 +114,12 @@ impl Verdict {
             .iter()
             .enumerate()
             .filter_map(|(i, planned)| match &planned.action {
-                Action::Reply(reply) => {
-                    let checked = match account {
-                        Some(account) => guard::check(&reply.original, &reply.to, account),
-                        None => guard::check_message(&reply.original, &reply.to),
-                    };
-                    checked.err().map(|s| (i, s.reason))
-                }
+                Action::Reply(reply) => guard::check_reply(reply, account).err().map(|s| (i, s.reason)),
+                Action::Forward(forward) => guard::check_recipients(&forward.to, &[])
+                    .and_then(|()| account.map_or(Ok(()), |account| guard::check_forward(&forward.original, account)))
+                    .err()
+                    .map(|s| (i, s.reason)),
+                Action::Send(message) => guard::check_recipients(&message.to, &message.cc).err().map(|s| (i, s.reason)),
                 _ => None,
             })
             .collect();

@@ -224,6 +224,8 @@ pub fn json_line(action: &Action, now: DateTime<Utc>) -> Value {
         "updated_at": action.updated_at.to_rfc3339(),
         "claimed_at": action.claimed_at.map(|t| t.to_rfc3339()),
         "last_error": action.last_error,
+        // Settled actions keep where they went, not what they said (see `store::retention`).
+        "content_dropped": crate::store::retention::content_dropped(&action.payload),
     })
 }
 

@@ -41,7 +41,8 @@ impl Summary {
             for (i, planned) in verdict.plan.actions.iter().enumerate() {
                 if verdict.suppressed(i).is_some() {
                     // Counted apart: a dry run over a list folder shows that no reply goes out.
-                    effects.insert(format!("{} suppressed by the reply guards", planned.action.kind()));
+                    let by = if planned.action.kind() == "reply" { "the reply guards" } else { "the outbound guards" };
+                    effects.insert(format!("{} suppressed by {by}", planned.action.kind()));
                 } else {
                     effects.extend(effect(&planned.action));
                 }
@@ -161,6 +162,7 @@ mod tests {
             ));
             Action::Reply(crate::plan::Reply {
                 to: "a@b.example".into(),
+                unusable: None,
                 subject: "Re: x".into(),
                 body: "y".into(),
                 days: 7,

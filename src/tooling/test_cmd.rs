@@ -406,17 +406,25 @@ mod tests {
 account: work
 cases:
   - name: a person writing to the account gets the reply
+    return_path: ann@ann.example
     message: {raw: \"From: ann@ann.example\\nTo: me@work.example\\nSubject: hi\\n\\nhello\\n\"}
-    expect: [reply]
+    expect: [reply: {to: ann@ann.example}]
     suppressed: []
   - name: list mail gets none
+    return_path: ann@ann.example
     message: {raw: \"From: ann@ann.example\\nTo: me@work.example\\nList-Id: <l.example>\\nSubject: hi\\n\\nx\\n\"}
     expect: [reply]
     suppressed: [list-id]
   - name: mail that came by Bcc gets none (a guard that needs the account)
+    return_path: ann@ann.example
     message: {raw: \"From: ann@ann.example\\nTo: team@ann.example\\nSubject: hi\\n\\nx\\n\"}
     expect: [reply]
     suppressed: [none of the account's addresses]
+  - name: a bounce gets none, and the rule does not fail
+    return_path: <>
+    message: {raw: \"From: \\\"Postmaster\\\" <>\\nTo: me@work.example\\nSubject: failed\\n\\nx\\n\"}
+    expect: [reply: {to: \"\"}]
+    suppressed: [envelope sender is <>]
 ";
 
     #[test]
@@ -425,14 +433,14 @@ cases:
         let fixture = dir.path().join("rules/tests/away.yaml");
         std::fs::write(&fixture, FIXTURE).unwrap();
         let list = dir.path().join("list.eml");
-        std::fs::write(&list, "From: news@shop.example\nTo: me@work.example\nPrecedence: bulk\nSubject: Deals\n\nx\n")
-            .unwrap();
+        let raw = "Return-Path: <news@shop.example>\nFrom: news@shop.example\nTo: me@work.example\nPrecedence: bulk\nSubject: Deals\n\nx\n";
+        std::fs::write(&list, raw).unwrap();
         let options =
             Options { paths: vec![list.clone(), fixture.clone()], mailbox: "INBOX".into(), ..Options::default() };
         let mut out = Vec::new();
         let outcome = run(&config, &rules, &options, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(outcome.passed() && outcome.cases == 3, "{outcome:?}\n{text}");
+        assert!(outcome.passed() && outcome.cases == 4, "{outcome:?}\n{text}");
         assert!(text.contains("   suppressed: the message has Precedence: bulk\n"), "{text}");
         // As JSON: the reason beside the action.
         let options = Options { paths: vec![list], json: true, ..options };
@@ -452,11 +460,27 @@ cases:
         assert!(text.contains("suppressed: expected [\"bulk\"], got []"), "{text}");
     }
 
+    /// A fixture asserts that a forward is stopped by this account's loop marker, and why.
+    #[test]
+    fn a_fixture_asserts_a_forward_the_loop_marker_stops() {
+        let (dir, config, _) = replying();
+        std::fs::write(dir.path().join("rules/away.rhai"), "forward(\"b@b.example\");\n").unwrap();
+        let rules = RuleSet::compile(&config).unwrap();
+        let fixture = dir.path().join("rules/tests/loop.yaml");
+        let yaml = "account: work\ncases:\n  - name: back from B with our marker\n    message: {raw: \"X-Loop: me@work.example\\nFrom: b@b.example\\nTo: me@work.example\\nSubject: x\\n\\nx\\n\"}\n    expect: [forward: {to: [b@b.example]}]\n    suppressed: [this account's loop marker]\n  - name: a fresh message\n    message: {raw: \"From: ann@ann.example\\nTo: me@work.example\\nSubject: x\\n\\nx\\n\"}\n    expect: [forward]\n    suppressed: []\n";
+        std::fs::write(&fixture, yaml).unwrap();
+        let options = Options { paths: vec![fixture], mailbox: "INBOX".into(), ..Options::default() };
+        let mut out = Vec::new();
+        let outcome = run(&config, &rules, &options, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(outcome.passed() && outcome.cases == 2, "{outcome:?}\n{text}");
+    }
+
     #[test]
     fn without_the_account_in_the_config_only_the_message_guards_apply() {
         let (_dir, config, rules) = replying();
         let view = Arc::new(crate::message::parse(
-            b"From: ann@ann.example\nTo: team@ann.example\nSubject: hi\n\nx\n",
+            b"Return-Path: <ann@ann.example>\nFrom: ann@ann.example\nTo: team@ann.example\nSubject: hi\n\nx\n",
             Meta::new(MessageKey::new("elsewhere", "INBOX", 1, 1)),
         ));
         let verdict = Verdict::judge(&rules, &view, &[], Utc::now());

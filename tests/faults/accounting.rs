@@ -30,12 +30,16 @@ pub struct Delivered {
 /// each message may get an auto-reply), into the catch-all's domain.
 pub async fn deliver(env: &TestEnv, user: &User, token: &str, n: usize) -> Delivered {
     let subject = format!("sort-me {token} {n}");
-    let raw = message(&format!("{token}-{n}@example.com"), &user.address, &subject, "x");
+    let sender = format!("{token}-{n}@example.com");
+    let raw = message(&sender, &user.address, &subject, "x");
     let id = String::from_utf8_lossy(&raw)
         .lines()
         .find_map(|l| l.strip_prefix("Message-ID: <").and_then(|r| r.strip_suffix('>')).map(str::to_owned))
         .expect("message() writes a Message-ID");
-    env.deliver_lmtp(user, &raw).await.unwrap_or_else(|e| panic!("delivering {subject}: {e:#}"));
+    // The envelope sender is the From: a reply goes to it, once per sender.
+    env.deliver_lmtp_to(&sender, &[&user.address], &raw)
+        .await
+        .unwrap_or_else(|e| panic!("delivering {subject}: {e:#}"));
     Delivered { id, subject }
 }
 

@@ -8,6 +8,10 @@
 //! (`In-Reply-To`, `References`). Nothing names the rule that sent it: rule names are the
 //! user's own business, not the recipient's.
 //!
+//! A forward also carries `X-Loop: <its From address>` after the X-Loop lines of the message it
+//! forwards: the marker by which [`super::guard::check_forward`] stops a forwarding loop.
+//! Subjects are made one line (control characters become spaces) whatever stored them.
+//!
 //! The envelope sender is the From address: submission servers refuse or rewrite a null one
 //! (`<>`), and a bounce of an automatic message cannot start a loop anyway, since the reply
 //! guards never answer `<>` or MAILER-DAEMON.
@@ -21,7 +25,7 @@ use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use crate::config::Account;
-use crate::plan::{Forward, NewMessage, Original, Reply};
+use crate::plan::{Forward, NewMessage, Original, Reply, one_line};
 
 /// A message ready for SMTP. Its `Debug` leaves the message out: logs carry no mail.
 #[derive(Clone)]
@@ -90,7 +94,7 @@ const MAX_REFERENCES: usize = 20;
 pub fn reply(reply: &Reply, from: &str, account: &Account) -> Result<Composed, ComposeError> {
     let what = "reply";
     let to = mailbox(what, account, &reply.to)?;
-    let mut builder = start(what, account, from)?.to(to).subject(reply.subject.as_str());
+    let mut builder = start(what, account, from)?.to(to).subject(one_line(&reply.subject));
     if let Some(id) = &reply.original.message_id {
         builder = builder.in_reply_to(format!("<{id}>"));
     }
@@ -105,7 +109,7 @@ pub fn reply(reply: &Reply, from: &str, account: &Account) -> Result<Composed, C
 /// or whole as a `message/rfc822` attachment when the rule asked for that.
 pub fn forward(forward: &Forward, from: &str, account: &Account) -> Result<Composed, ComposeError> {
     let what = "forward";
-    let mut builder = start(what, account, from)?.subject(forward_subject(&forward.original.subject));
+    let mut builder = start(what, account, from)?.subject(one_line(&forward_subject(&forward.original.subject)));
     for to in &forward.to {
         builder = builder.to(mailbox(what, account, to)?);
     }
@@ -120,13 +124,21 @@ pub fn forward(forward: &Forward, from: &str, account: &Account) -> Result<Compo
         }
         None => MultiPart::mixed().singlepart(SinglePart::plain(inline_forward(forward))),
     };
-    finish(what, account, builder, Content::Multi(body))
+    let mut composed = finish(what, account, builder, Content::Multi(body))?;
+    // lettre keeps one header per name, so the X-Loop lines go on top of the header block, where
+    // trace headers are: plain ASCII without spaces (see `loop_markers`), nothing to encode.
+    let markers: String = super::guard::loop_markers(&forward.original, from)
+        .iter()
+        .map(|marker| format!("X-Loop: {marker}\r\n"))
+        .collect();
+    composed.bytes.splice(0..0, markers.into_bytes());
+    Ok(composed)
 }
 
 /// A new message (a notice, a digest).
 pub fn send(message: &NewMessage, from: &str, account: &Account) -> Result<Composed, ComposeError> {
     let what = "message";
-    let mut builder = start(what, account, from)?.subject(message.subject.as_str());
+    let mut builder = start(what, account, from)?.subject(one_line(&message.subject));
     for to in &message.to {
         builder = builder.to(mailbox(what, account, to)?);
     }

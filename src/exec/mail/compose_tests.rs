@@ -24,6 +24,7 @@ fn original() -> Original {
 fn a_reply() -> Reply {
     Reply {
         to: "ann@ann.example".into(),
+        unusable: None,
         subject: "Re: Question about the order".into(),
         body: "Thanks, I am away until Monday.\nJörg".into(),
         days: 7,
@@ -216,4 +217,24 @@ fn a_new_message_has_to_cc_and_is_auto_generated() {
     let bad = NewMessage { to: vec!["not an address".into()], ..notice };
     let error = send(&bad, "me@work.example", &account()).unwrap_err().to_string();
     assert_eq!(error, "cannot compose the message of account work: `not an address` is not a usable address");
+}
+
+#[test]
+fn a_forward_carries_the_loop_markers_of_the_original_and_its_own() {
+    let original = Original { guard_headers: vec![("x-loop".into(), "b@b.example".into())], ..original() };
+    let with_marker = Forward { original, ..a_forward(None) };
+    let composed = forward(&with_marker, "me@work.example", &account()).unwrap();
+    let message = parsed(&composed);
+    let markers: Vec<String> =
+        message.header_values("X-Loop").map(|v| v.as_text().unwrap_or_default().trim().to_owned()).collect();
+    assert_eq!(markers, ["b@b.example", "me@work.example"]);
+}
+
+#[test]
+fn a_subject_stored_with_a_line_break_goes_out_on_one_line() {
+    let broken = Reply { subject: "Re: hi\r\nBcc: victim@example.net".into(), ..a_reply() };
+    let composed = reply(&broken, "me@work.example", &account()).unwrap();
+    let text = String::from_utf8_lossy(&composed.bytes);
+    assert!(!text.lines().any(|l| l.starts_with("Bcc:")), "{text}");
+    assert_eq!(parsed(&composed).subject(), Some("Re: hi  Bcc: victim@example.net"));
 }

@@ -6,7 +6,8 @@
 //! replies; a forward or a new message goes where the rule says, under the daily cap only.
 
 use crate::config::Account;
-use crate::plan::Original;
+use crate::message::auto_reply_subject;
+use crate::plan::{Original, Reply};
 
 /// Why a reply is not sent; shown in the outbox, the logs and `tidings test`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -20,8 +21,80 @@ fn suppressed(reason: impl Into<String>) -> Result<(), Suppressed> {
     Err(Suppressed { reason: reason.into() })
 }
 
-/// Whether a reply to `recipient` (the original's Reply-To or From) may be sent at all. The
-/// first guard that holds gives the reason.
+/// Whether `reply` may be sent at all: with the account, every guard ([`check`]); without one
+/// (`tidings test` for an account the config lacks), those that need none ([`check_message`]).
+/// A reply the rule recorded with no address to go to (no usable envelope sender, or none in
+/// the header it chose) is suppressed with the reason noted then.
+pub fn check_reply(reply: &Reply, account: Option<&Account>) -> Result<(), Suppressed> {
+    if let Some(reason) = &reply.unusable {
+        return suppressed(reason.clone());
+    }
+    match account {
+        Some(account) => check(&reply.original, &reply.to, account),
+        None => check_message(&reply.original, &reply.to),
+    }
+}
+
+/// Whether a forward or a new message has anybody to go to: a rule that took its addresses
+/// from the message (`forward(msg.from)`) may be left with none that is usable.
+pub fn check_recipients(to: &[String], cc: &[String]) -> Result<(), Suppressed> {
+    if to.is_empty() && cc.is_empty() {
+        return suppressed("no usable recipient: the addresses the rule took from the message are not usable");
+    }
+    Ok(())
+}
+
+/// Whether a forward may be sent: not when the message already carries this account's loop
+/// marker (`X-Loop: <one of its addresses>`), which a forward of this account adds. So a loop
+/// between two accounts (A forwards to B, B forwards back) stops at A after two forwards, as
+/// procmail's X-Loop and Sieve redirect's loop detection do.
+pub fn check_forward(original: &Original, account: &Account) -> Result<(), Suppressed> {
+    let own = own_addresses(account);
+    for (name, value) in &original.guard_headers {
+        if name == "x-loop" && own.iter().any(|mine| same_mailbox(mine, &loop_address(value))) {
+            return suppressed(format!(
+                "the message carries X-Loop: {} (this account's loop marker): account `{}` forwarded it before",
+                value.trim(),
+                account.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The X-Loop lines a forward of `original` carries: the original's, then `own` (the address
+/// the forward is sent from), each once, at most [`MAX_LOOP_MARKERS`].
+pub fn loop_markers(original: &Original, own: &str) -> Vec<String> {
+    let mut markers: Vec<String> = Vec::new();
+    let found = original.guard_headers.iter().filter(|(name, _)| name == "x-loop").map(|(_, v)| loop_address(v));
+    for marker in found.chain([own.to_owned()]) {
+        // A marker goes into a header as it is: plain ASCII without spaces, or it is left out.
+        let plain = !marker.is_empty() && marker.chars().all(|c| c.is_ascii_graphic());
+        if plain && !markers.iter().any(|m| same_mailbox(m, &marker)) {
+            markers.push(marker);
+        }
+    }
+    // Keep this account's own, which stops the loop, when a sender wrote many.
+    if markers.len() > MAX_LOOP_MARKERS {
+        markers.drain(..markers.len() - MAX_LOOP_MARKERS);
+    }
+    markers
+}
+
+/// The most X-Loop lines a forward carries.
+const MAX_LOOP_MARKERS: usize = 20;
+
+/// The address of an X-Loop value (`a@b.example`, `<a@b.example>` or `Name <a@b.example>`).
+fn loop_address(value: &str) -> String {
+    let value = value.trim();
+    match (value.find('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => value[open + 1..close].trim().to_owned(),
+        _ => value.to_owned(),
+    }
+}
+
+/// Whether a reply to `recipient` (the original's envelope sender, or the header the rule
+/// chose) may be sent at all. The first guard that holds gives the reason.
 pub fn check(original: &Original, recipient: &str, account: &Account) -> Result<(), Suppressed> {
     check_message(original, recipient)?;
     let own = own_addresses(account);
@@ -64,6 +137,12 @@ pub fn check_message(original: &Original, recipient: &str) -> Result<(), Suppres
             return suppressed(reason);
         }
     }
+    if let Some(prefix) = auto_reply_subject(&original.subject) {
+        return suppressed(format!(
+            "the subject starts with {prefix:?}: it is an automatic reply (Subject: {})",
+            original.subject.chars().take(80).collect::<String>()
+        ));
+    }
     Ok(())
 }
 
@@ -103,7 +182,11 @@ fn automated(name: &str, value: &str) -> Option<String> {
         {
             shown("X-Auto-Response-Suppress")
         }
-        "x-autoreply" | "x-autorespond" | "x-autoresponder" | "x-auto-reply" => {
+        "x-apple-action" if first_word == "vacation" => shown("X-Apple-Action"),
+        "x-ms-exchange-inbox-rules-loop" => {
+            Some(format!("the message has X-MS-Exchange-Inbox-Rules-Loop: {value}: an Exchange rule sent it"))
+        }
+        "x-autoreply" | "x-autorespond" | "x-autoresponder" | "x-auto-reply" | "x-autogenerated" => {
             Some(format!("the message has an {name} header: it is an automatic reply"))
         }
         "x-loop" => Some("the message has an X-Loop header: another program is already answering it".to_owned()),

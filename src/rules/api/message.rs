@@ -217,6 +217,15 @@ const PROPERTIES: &[Property] = &[
         |m| m.truncated().into(),
     ),
     (
+        "capped",
+        doc(
+            "msg.capped -> bool",
+            "A list in the message was longer than rules get and was cut: more than 1,000 addresses in To, Cc, Bcc or Reply-To, ids, Delivered-To, headers or attachments (or a body over 1 MiB). Not an error: the rule sees the first 1,000.",
+            r#"if msg.capped { label("huge-recipient-list"); }"#,
+        ),
+        |m| m.capped().into(),
+    ),
+    (
         "flags",
         doc(
             "msg.flags -> array of string",
@@ -265,7 +274,7 @@ const PROPERTIES: &[Property] = &[
         "is_auto_submitted",
         doc(
             "msg.is_auto_submitted -> bool",
-            "Sent by a machine (Auto-Submitted, Precedence bulk/list/junk, List-*, an empty Return-Path ...): never auto-reply to it.",
+            "Sent by a machine (Auto-Submitted, Precedence bulk/list/junk, List-*, an empty Return-Path, X-Apple-Action: VACATION, X-Autoreply, an \"Auto reply:\"/\"Automatic reply:\"/\"Out of Office\" subject ...): never auto-reply to it.",
             r#"if !msg.is_auto_submitted { reply("I am away until Monday."); }"#,
         ),
         |m| m.is_auto_submitted().into(),

@@ -4,7 +4,10 @@
 //! executors (SMTP, HTTP, process), never by the IMAP one. The message may have moved by then,
 //! so each action carries what it needs, captured here. Everything that can be checked without
 //! IO is checked here, so that a mistake fails the rule in `tidings test` rather than the action
-//! at 3 a.m.: option names and types, addresses, webhook names.
+//! at 3 a.m.: option names and types, addresses, webhook names. A mistake is the rule's, never the
+//! message's: what a sender writes (no usable envelope sender, a From of `<>`, a CR LF in the
+//! subject, 20,000 recipients) is recorded as it is, made one line, or left out, and the outbox
+//! suppresses what has nowhere to go, with the reason.
 //!
 //! Options are maps, since Rhai has no named arguments: `reply(#{ body: "...", days: 7 })`.
 
@@ -20,7 +23,7 @@ use super::events::type_name;
 use super::fail;
 use super::reference::{Doc, doc, function};
 use crate::message::{Address, MessageView};
-use crate::plan::{Action, Forward, NewMessage, Original, Reply};
+use crate::plan::{Action, Forward, NewMessage, Original, Reply, one_line};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -57,13 +60,11 @@ impl Options {
         self.text(key)?.ok_or_else(|| fail(format!("{}: `{key}` is required", self.what)))
     }
 
-    /// A header value: one line, or the message could grow headers the rule did not write.
+    /// A header value, made one line: control characters (CR, LF) become spaces, or the message
+    /// could grow headers the rule did not write. Not an error, since the text often comes from
+    /// the message (`"Re: " + msg.subject`), which a sender writes.
     fn line(&self, key: &str) -> Result<Option<String>> {
-        let value = self.text(key)?;
-        if value.as_deref().is_some_and(|v| v.contains(['\r', '\n'])) {
-            return Err(fail(format!("{}: `{key}` must be one line", self.what)));
-        }
-        Ok(value)
+        Ok(self.text(key)?.map(|value| one_line(&value)))
     }
 
     fn flag(&self, key: &str) -> Result<bool> {
@@ -108,14 +109,24 @@ impl Options {
         }
     }
 
-    /// One address or an array of them; `[]` when absent.
-    fn addresses(&self, key: &str) -> Result<Vec<String>> {
-        let Some(value) = self.map.get(key) else { return Ok(Vec::new()) };
+    /// One address or an array of them; `[]` when absent. An `Address` value comes from the
+    /// message (`msg.from`, `msg.reply_to[0]`), so one that is not usable is left out rather
+    /// than failing the rule: the second number says how many were. Text the rule wrote must be
+    /// an address.
+    fn recipients(&self, key: &str) -> Result<(Vec<String>, usize)> {
+        let Some(value) = self.map.get(key) else { return Ok((Vec::new(), 0)) };
         let items: Vec<Dynamic> = match value.read_lock::<Array>() {
             Some(list) => list.clone(),
             None => vec![value.clone()],
         };
-        items.iter().map(|item| address(self.what, key, item)).collect()
+        let (mut usable, mut dropped) = (Vec::new(), 0);
+        for item in &items {
+            match item.read_lock::<Address>() {
+                Some(a) if a.address.parse::<lettre::Address>().is_err() => dropped += 1,
+                _ => usable.push(address(self.what, key, item)?),
+            }
+        }
+        Ok((usable, dropped))
     }
 }
 
@@ -146,8 +157,76 @@ fn message(what: &str) -> Result<(String, Arc<MessageView>)> {
     }
 }
 
+/// Which address of the message a reply goes to (`reply(#{ to })`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// The envelope sender, from Return-Path: what RFC 3834 section 4 and RFC 5230 say, and
+    /// the only one a sender cannot point at somebody else without also getting the bounces.
+    ReturnPath,
+    /// The first usable Reply-To address, else From: for service answers (an order desk).
+    ReplyTo,
+    /// The From address.
+    From,
+}
+
+impl Target {
+    fn of(option: Option<&str>) -> Result<Target> {
+        match option {
+            None | Some("return-path") => Ok(Target::ReturnPath),
+            Some("reply-to") => Ok(Target::ReplyTo),
+            Some("from") => Ok(Target::From),
+            Some(other) => Err(fail(format!(
+                "reply: `to` must be \"return-path\" (the envelope sender, the default), \"reply-to\" or \"from\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A header's text for a reason shown to people: one line, at most 80 characters.
+fn shown(value: &str) -> String {
+    let line = one_line(value.trim());
+    match line.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
+/// Where a reply to `view` goes, or why it cannot go anywhere: `(address, None)` or
+/// `("", Some(reason))`. Never an error: the sender writes these headers, and a rule must not fail
+/// on them (the reply is then a suppressed action that says why).
+fn recipient(view: &MessageView, original: &Original, target: Target) -> (String, Option<String>) {
+    let usable = |a: &str| a.parse::<lettre::Address>().is_ok();
+    let header = |name: &str| view.header(name).map_or_else(|| "none".to_owned(), |v| format!("{:?}", shown(v)));
+    let from = view.from().map(|a| a.address.clone()).filter(|a| usable(a));
+    let found = match target {
+        Target::ReturnPath => match original.return_path.as_deref() {
+            None => Err("the message has no Return-Path (envelope sender) to reply to".to_owned()),
+            Some("") => Err("the envelope sender is <> (a bounce or another automatic message)".to_owned()),
+            Some(path) if usable(path) => Ok(path.to_owned()),
+            Some(path) => Err(format!("the envelope sender {:?} is not a usable address", shown(path))),
+        },
+        Target::ReplyTo => {
+            view.reply_to().iter().map(|a| a.address.clone()).find(|a| usable(a)).or(from).ok_or_else(|| {
+                format!(
+                    "the message has no usable Reply-To or From address (Reply-To: {}, From: {})",
+                    header("reply-to"),
+                    header("from")
+                )
+            })
+        }
+        Target::From => {
+            from.ok_or_else(|| format!("the message has no usable From address (From: {})", header("from")))
+        }
+    };
+    match found {
+        Ok(address) => (address, None),
+        Err(reason) => (String::new(), Some(reason)),
+    }
+}
+
 fn reply(options: Map) -> Result<()> {
-    let o = Options::new("reply", options, &["body", "html", "subject", "days", "handle", "from", "at"])?;
+    let o = Options::new("reply", options, &["body", "html", "subject", "days", "handle", "from", "at", "to"])?;
+    let target = Target::of(o.text("to")?.as_deref())?;
     let body = o.required("body")?;
     let days = o.int("days")?.unwrap_or(REPLY_DAYS);
     let days = u32::try_from(days)
@@ -160,35 +239,36 @@ fn reply(options: Map) -> Result<()> {
     }
     let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
     let (rule, view) = message("reply")?;
-    let to = view.reply_to().first().or(view.from()).map(|a| a.address.clone()).unwrap_or_default();
-    let to = address("reply", "the sender", &Dynamic::from(to))
-        .map_err(|_| fail("reply: the message has no From or Reply-To address to reply to"))?;
     let original = Original::of(&view);
+    let (to, unusable) = recipient(&view, &original, target);
     let subject = match o.line("subject")? {
         Some(subject) => subject,
-        None if original.subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) => original.subject.clone(),
-        None => format!("Re: {}", original.subject),
+        None if original.subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) => one_line(&original.subject),
+        None => one_line(&format!("Re: {}", original.subject)),
     };
     let handle = handle.unwrap_or(rule);
-    record(Action::Reply(Reply { to, subject, body, days, handle, original, html, from, at }))
+    record(Action::Reply(Reply { to, unusable, subject, body, days, handle, original, html, from, at }))
 }
 
 fn forward(options: Map) -> Result<()> {
     let o = Options::new("forward", options, &["to", "note", "attach", "from"])?;
-    let to = o.addresses("to")?;
-    if to.is_empty() {
+    // With no usable address left (all from the message), the forward is recorded and the outbox
+    // suppresses it, saying so.
+    let (to, dropped) = o.recipients("to")?;
+    if to.is_empty() && dropped == 0 {
         return Err(fail("forward: `to` is required"));
     }
     let (note, attach, from) = (o.text("note")?, o.flag("attach")?, o.address("from")?);
     let (_, view) = message("forward")?;
-    let attached = match attach {
+    // A message over max_message_size (its size is the sender's choice) goes inline with its
+    // headers summary and a line that says why, rather than failing the rule.
+    let (attached, note) = match attach {
         true if view.truncated() => {
-            return Err(fail(
-                "forward: the message is over the account's max_message_size, so only its headers were fetched: it cannot be attached",
-            ));
+            let why = "(The original is over this account's max_message_size: only its headers were fetched, so it is not attached.)";
+            (None, Some(note.map_or_else(|| why.to_owned(), |n| format!("{n}\n\n{why}"))))
         }
-        true => Some(base64::engine::general_purpose::STANDARD.encode(view.raw())),
-        false => None,
+        true => (Some(base64::engine::general_purpose::STANDARD.encode(view.raw())), note),
+        false => (None, note),
     };
     let text = view.text().to_owned();
     record(Action::Forward(Forward { to, note, original: Original::of(&view), text, attached, from }))
@@ -196,11 +276,11 @@ fn forward(options: Map) -> Result<()> {
 
 fn send(options: Map) -> Result<()> {
     let o = Options::new("send", options, &["to", "cc", "subject", "body", "html", "from", "at"])?;
-    let to = o.addresses("to")?;
-    if to.is_empty() {
+    let (to, dropped) = o.recipients("to")?;
+    if to.is_empty() && dropped == 0 {
         return Err(fail("send: `to` is required"));
     }
-    let cc = o.addresses("cc")?;
+    let (cc, _) = o.recipients("cc")?;
     let subject = o.line("subject")?.ok_or_else(|| fail("send: `subject` is required"))?;
     let body = o.required("body")?;
     let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
@@ -209,27 +289,27 @@ fn send(options: Map) -> Result<()> {
 
 const REPLY: Doc = doc(
     "reply(text)",
-    "Reply to the sender (Reply-To, else From) with this text, at most once per sender in 7 days; never to lists, robots, bounces or automatic mail.",
+    "Reply to the envelope sender (Return-Path) with this text, at most once per sender in 7 days; never to lists, robots, bounces or automatic mail. A message without a usable envelope sender (<>, none) gets no reply: the reply is recorded as suppressed, with the reason, and the rule's other decisions stand.",
     r#"if !msg.is_auto_submitted { reply("I am away until Monday."); }"#,
 );
 const REPLY_WITH: Doc = doc(
-    "reply(#{ body, html, subject, days, handle, from, at })",
-    "Reply with options: body (required), html (an HTML alternative), subject (default Re: ...), days between replies to one sender (default 7), handle (what once-per-days is counted under; default the rule's name), from (one of the account's addresses; default the one the message was sent to), at (a Date or RFC 3339 text: not before then).",
+    "reply(#{ body, html, subject, days, handle, from, at, to })",
+    "Reply with options: body (required), html (an HTML alternative), subject (default Re: ...; control characters become spaces), days between replies to one sender (default 7), handle (what once-per-days is counted under; default the rule's name), from (one of the account's addresses; default the one the message was sent to), at (a Date or RFC 3339 text: not before then), to: \"return-path\" (default: the envelope sender, as RFC 3834 and Sieve vacation do), \"reply-to\" (the first usable Reply-To, else From) or \"from\". Reply-To and From are written by the sender: one that passes SPF for its own domain can name any victim, so use them only for answers a person asked for (a service desk), never for an out-of-office reply.",
     r#"reply(#{ body: "Back on Monday.", days: 1, handle: "away", at: "2026-12-28T08:00:00+01:00" })"#,
 );
 const FORWARD: Doc = doc(
     "forward(to)",
-    "Forward the message (its headers summary and text) to an address.",
+    "Forward the message (its headers summary and text) to an address; never a message this account forwarded before (X-Loop), at most forward_rate an hour to one address.",
     r#"forward("assistant@example.com")"#,
 );
 const FORWARD_WITH: Doc = doc(
     "forward(#{ to, note, attach, from })",
-    "Forward with options: to (an address or an array of them), note (text above the message), attach (true: the whole original as a message/rfc822 attachment), from (one of the account's addresses).",
+    "Forward with options: to (an address or an array of them; an Address from the message, such as msg.from, that is not usable is left out, and with nobody left the forward is suppressed, not a failure), note (text above the message), attach (true: the whole original as a message/rfc822 attachment; a message over max_message_size goes inline, with a line that says so), from (one of the account's addresses). A forward carries X-Loop: <the account's address> and the X-Loop lines of the message forwarded; a message that already carries this account's is not forwarded again (suppressed), and forwards to one destination are limited per hour (forward_rate).",
     r#"forward(#{ to: ["a@example.com", "b@example.com"], note: "FYI", attach: true })"#,
 );
 const SEND: Doc = doc(
     "send(#{ to, cc, subject, body, html, from, at })",
-    "Send a new message (a notice, a digest): to, subject and body required; cc, html, from (one of the account's addresses) and at (a Date or RFC 3339 text: not before then) optional.",
+    "Send a new message (a notice, a digest): to, subject and body required; cc, html, from (one of the account's addresses) and at (a Date or RFC 3339 text: not before then) optional. Control characters in the subject (a CR LF from msg.subject) become spaces; an Address from the message in to or cc that is not usable is left out (with nobody left the message is suppressed).",
     r#"send(#{ to: "me@example.com", subject: "Big attachment from " + msg.from, body: msg.subject })"#,
 );
 /// Registers the outbound actions, the mail ones here and the events in [`super::events`].

@@ -1,7 +1,7 @@
 //! One fire of one schedule: select the messages, run the rule over each, store the plans.
 //!
 //! The server selects (EXAMINE, then the schedule's SEARCH; see [`super::search`]); the hits
-//! are fetched a chunk at a time, parsed, and the schedule's one rule runs over each with
+//! are fetched a chunk at a time (each a byte budget at a time), parsed, and the schedule's one rule runs over each with
 //! `now()` the fire time and `msg.trigger` this schedule. The plans are keyed by schedule, fire
 //! time and message ([`plan::schedule_key`]), so a fire run again after a crash stores nothing
 //! twice. Each chunk is stored before the next is fetched; the last transaction also records
@@ -159,12 +159,13 @@ impl Sweep {
                     tracing::info!("shutting down mid-sweep; the fire is left for the next start");
                     return Ok(false);
                 }
-                let fetched = session
-                    .fetch_uids(chunk, self.account.watch.max_message_size)
-                    .await
-                    .map_err(|e| self.imap_error(e))?;
-                let judged = self.judge_all(rules, selected.uidvalidity, fetched, fired_at, collected).await;
-                self.take(judged, tally).await?;
+                let max = self.account.watch.max_message_size;
+                let mut groups = session.groups(chunk, max).await.map_err(|e| self.imap_error(e))?;
+                // A byte budget at a time, each group judged and its bytes dropped before the next.
+                while let Some(fetched) = session.fetch_group(&mut groups).await.map_err(|e| self.imap_error(e))? {
+                    let judged = self.judge_all(rules, selected.uidvalidity, fetched, fired_at, collected).await;
+                    self.take(judged, tally).await?;
+                }
             }
             if let Err(e) = session.logout().await {
                 tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");

@@ -59,8 +59,10 @@ impl PgStore {
     /// Drops pending, failed or uncertain action `id`: it is never run; returns it. Any other
     /// state is [`Error::WrongState`].
     pub(crate) async fn drop_action(&self, id: ActionId) -> Result<Action> {
-        let set = "state = 'dropped', claimed_at = NULL, updated_at = $1";
-        self.change(id, "drop", set, DROPPABLE, ONLY_DROPPABLE).await
+        // A dropped action never runs: its content goes with it (see `store::retention`).
+        let set =
+            format!("state = 'dropped', claimed_at = NULL, updated_at = $1, payload = {}", *super::retention::SLIM);
+        self.change(id, "drop", &set, DROPPABLE, ONLY_DROPPABLE).await
     }
 
     /// Applies `set` (with `$1` = now) to action `id` if it is in one of the states `from`.

@@ -15,7 +15,7 @@ use crate::store::migrations::MIGRATIONS;
 const LOCK: i64 = 0x7469_6467;
 
 /// Version by version, the SQL of each step.
-const STEPS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7)];
+const STEPS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7), (8, V8)];
 
 const SCHEMA_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -179,6 +179,15 @@ CREATE TABLE leases (
     heartbeat_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX leases_by_owner ON leases (owner);
+";
+
+const V8: &str = "
+ALTER TABLE reply_log ADD COLUMN keep_until BIGINT;
+UPDATE reply_log SET keep_until = sent_at + CASE WHEN kind = 'reply' THEN 3650 ELSE 1 END * 86400000::bigint;
+CREATE INDEX reply_log_keep_until ON reply_log (keep_until);
+CREATE INDEX actions_settled ON actions (state, updated_at);
+CREATE INDEX messages_by_decided_at ON messages (decided_at);
+CREATE INDEX gmail_seen_by_time ON gmail_seen (seen_at);
 ";
 
 /// Why the schema could not be brought up to date.

@@ -25,6 +25,7 @@ mod outbox;
 mod outbox_tests;
 mod plans;
 mod reply_log;
+mod retention;
 mod rule_failures;
 mod schedule_runs;
 mod sending;

@@ -8,14 +8,17 @@
 //! actions any more. A fleet member claims and recovers only the accounts it holds.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use super::codec::{Millis, Unsigned, names};
+use super::retention::SLIM;
 use super::{PgStore, db};
 use crate::store::outbox::outcome_columns;
+use crate::store::retention::SETTLED;
 use crate::store::{Action, ActionId, ActionState, Error, NewAction, OutboxCounts, OutboxGroup, Outcome, Result};
 
 /// The columns [`action`] reads, in its order.
@@ -124,13 +127,21 @@ pub(super) async fn set_outcome(
     from: &[ActionState],
 ) -> Result<bool> {
     let (state, next_attempt_at, error_text) = outcome_columns(outcome);
-    let changed = tx
-        .execute(
+    // A settled action's content goes in the same statement (see `store::retention`).
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "UPDATE actions SET state = $2, \
              next_attempt_at = COALESCE($3, next_attempt_at), \
              last_error = COALESCE($4, last_error), \
+             payload = CASE WHEN $2 IN ({SETTLED}) THEN {slim} ELSE payload END, \
              claimed_at = NULL, updated_at = $5 \
              WHERE id = $1 AND state = ANY($6)",
+            slim = *SLIM,
+        )
+    });
+    let changed = tx
+        .execute(
+            SQL.as_str(),
             &[
                 &id.0,
                 &state.as_str(),

@@ -118,6 +118,7 @@ async fn a_fleet_member_whose_lease_was_taken_over_cannot_write_for_the_account(
         kind: "send".into(),
         once_per: None,
         daily_limit: 10,
+        forward_rate: None,
         recipient: "a@x.org".into(),
         now: Utc::now(),
     };
@@ -155,6 +156,7 @@ async fn instances_sending_at_once_never_pass_the_daily_cap_together() {
                     kind: "send".into(),
                     once_per: None,
                     daily_limit: 10,
+                    forward_rate: None,
                     recipient: format!("{id}@x.org"),
                     now,
                 };

@@ -7,6 +7,7 @@ use super::codec::{Millis, Unsigned};
 use super::outbox::begin;
 use super::{PgStore, db};
 use crate::store::Result;
+use crate::store::retention::{MAX_REPLY_DAYS, keep_until};
 
 impl PgStore {
     /// When `account` last sent an automatic reply to `sender` for rule `handle`.
@@ -36,9 +37,11 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await.map_err(db(what))?;
         self.fence(&tx, account).await?;
+        // Its reply's `days` is not known here: kept as long as any reply's could be.
+        let keep_until = keep_until(at, Some(MAX_REPLY_DAYS));
         tx.execute(
-            "INSERT INTO reply_log (account, handle, sender, sent_at) VALUES ($1, $2, $3, $4)",
-            &[&account, &handle, &sender, &at.timestamp_millis()],
+            "INSERT INTO reply_log (account, handle, sender, sent_at, keep_until) VALUES ($1, $2, $3, $4, $5)",
+            &[&account, &handle, &sender, &at.timestamp_millis(), &keep_until.timestamp_millis()],
         )
         .await
         .map_err(db(what))?;

@@ -14,8 +14,8 @@ use super::codec::{Millis, Unsigned};
 use super::outbox::{begin, insert_all, set_outcome, state_of};
 use super::{PgStore, db};
 use crate::store::sending::{
-    ONLY_CLAIMED, ONLY_SENDING_ABORTED, ONLY_SENDING_UNCERTAIN, already_replied, day_before, log_entry,
-    over_daily_limit, within_period,
+    ONLY_CLAIMED, ONLY_SENDING_ABORTED, ONLY_SENDING_UNCERTAIN, already_replied, day_before, hour_before, log_entry,
+    log_keep_until, over_daily_limit, over_forward_rate, within_period,
 };
 use crate::store::{ActionId, ActionState, Error, NewAction, OncePer, Outcome, Result, SendGate, SendStart};
 
@@ -49,6 +49,15 @@ impl PgStore {
                 .await?;
             tx.commit().await.map_err(db(what))?;
             return Ok(SendGate::AlreadyReplied { at });
+        }
+        if let Some(limit) = start.forward_rate {
+            let sent = forwarded_in_last_hour(&tx, id, &start).await.map_err(db(what))?;
+            if sent >= u64::from(limit) {
+                let reason = over_forward_rate(&start, sent, limit);
+                set_outcome(&tx, id, &Outcome::Suppressed { reason }, &[ActionState::InFlight]).await?;
+                tx.commit().await.map_err(db(what))?;
+                return Ok(SendGate::OverForwardRate { sent, limit });
+            }
         }
         let sent = sent_in_last_day(&tx, id, &start).await.map_err(db(what))?;
         if sent >= u64::from(start.daily_limit) {
@@ -172,13 +181,29 @@ async fn sent_in_last_day(
     id: ActionId,
     start: &SendStart,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
-    let row = tx
-        .query_one(
-            "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND sent_at > $2 AND action_id IS DISTINCT FROM $3",
-            &[&start.account, &day_before(start).timestamp_millis(), &id.0],
-        )
-        .await?;
-    Ok(row.try_get::<_, Unsigned<u64>>(0)?.0)
+    let sql = "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND sent_at > $2 AND action_id IS DISTINCT FROM $3";
+    count(tx, sql, &[&start.account, &day_before(start).timestamp_millis(), &id.0]).await
+}
+
+/// The one count a query returns.
+async fn count(
+    tx: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    Ok(tx.query_one(sql, params).await?.try_get::<_, Unsigned<u64>>(0)?.0)
+}
+
+/// How many forwards the account sent to `start.recipient` in the hour before `start.now`,
+/// this action aside.
+async fn forwarded_in_last_hour(
+    tx: &impl GenericClient,
+    id: ActionId,
+    start: &SendStart,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sql = "SELECT COUNT(*) FROM reply_log WHERE account = $1 AND handle = '' AND sender = $2 \
+               AND kind = 'forward' AND sent_at > $3 AND action_id IS DISTINCT FROM $4";
+    count(tx, sql, &[&start.account, &start.recipient, &hour_before(start).timestamp_millis(), &id.0]).await
 }
 
 /// Writes the reply-log row of this send: one per action, replacing an earlier attempt's.
@@ -190,8 +215,17 @@ async fn log_send(
     let (handle, sender) = log_entry(start);
     tx.execute("DELETE FROM reply_log WHERE action_id = $1", &[&id.0]).await?;
     tx.execute(
-        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&start.account, &handle, &sender, &start.now.timestamp_millis(), &id.0, &start.kind],
+        "INSERT INTO reply_log (account, handle, sender, sent_at, action_id, kind, keep_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &start.account,
+            &handle,
+            &sender,
+            &start.now.timestamp_millis(),
+            &id.0,
+            &start.kind,
+            &log_keep_until(start).timestamp_millis(),
+        ],
     )
     .await?;
     Ok(())

@@ -18,8 +18,9 @@ fn original_of_full() -> Original {
 fn reply_captures_the_sender_and_thread() {
     let got = actions(r#"reply("Back on Monday.");"#, FULL);
     let expected = Reply {
-        // Reply-To wins over From.
-        to: "support@shop.example".into(),
+        // The envelope sender, not Reply-To or From (RFC 3834 section 4).
+        to: "bounce@shop.example".into(),
+        unusable: None,
         // Already a reply: no second "Re:".
         subject: "Re: Your order #4711 has shipped".into(),
         body: "Back on Monday.".into(),
@@ -31,9 +32,12 @@ fn reply_captures_the_sender_and_thread() {
         at: None,
     };
     assert_eq!(got, [Action::Reply(expected)]);
-    let got = actions(r#"reply(#{ body: "Later.", subject: "Away", days: 1 });"#, BARE);
+    let got = actions(r#"reply(#{ body: "Later.", subject: "Away", days: 1, to: "from" });"#, BARE);
     let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
     assert_eq!((reply.to.as_str(), reply.subject.as_str(), reply.days), ("ann@example.org", "Away", 1));
+    let got = actions(r#"reply(#{ body: "x", to: "reply-to" });"#, FULL);
+    let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(reply.to, "support@shop.example", "chosen explicitly, Reply-To wins over From");
     let got = actions(r#"reply(#{ body: "x" });"#, BARE);
     let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
     assert_eq!(reply.subject, "Re: hello");
@@ -43,16 +47,111 @@ fn reply_captures_the_sender_and_thread() {
 fn reply_options_are_checked() {
     let unknown = error(r#"reply(#{ body: "x", dayz: 3 });"#, BARE);
     assert!(
-        unknown.contains("reply: unknown option `dayz` (known: body, html, subject, days, handle, from, at)"),
+        unknown.contains("reply: unknown option `dayz` (known: body, html, subject, days, handle, from, at, to)"),
         "{unknown}"
     );
+    let target = error(r#"reply(#{ body: "x", to: "sender" });"#, BARE);
+    assert!(target.contains(r#"reply: `to` must be "return-path" (the envelope sender, the default), "reply-to" or "from", not "sender""#), "{target}");
     assert!(error(r#"reply(#{ subject: "x" });"#, BARE).contains("reply: `body` is required"));
     assert!(error(r#"reply(#{ body: 5 });"#, BARE).contains("reply: `body` must be a string, not i64"));
     assert!(error(r#"reply(#{ body: "x", days: 0 });"#, BARE).contains("`days` must be from 1 to 3650, not 0"));
     assert!(error(r#"reply(#{ body: "x", days: "7" });"#, BARE).contains("`days` must be a whole number"));
-    assert!(error(r#"reply(#{ body: "x", subject: "a\nBcc: x@y.z" });"#, BARE).contains("`subject` must be one line"));
-    let nobody = "To: me@example.com\r\nSubject: no from\r\n\r\nx\r\n";
-    assert!(error(r#"reply("x");"#, nobody).contains("no From or Reply-To address"));
+}
+
+/// What a sender writes never fails the rule: a reply with nowhere to go is recorded with the
+/// reason (the outbox suppresses it), and the rule's other decisions stand.
+#[test]
+fn a_reply_with_no_usable_address_is_recorded_with_the_reason_not_an_error() {
+    let rule = r#"webhook("t", #{}); reply(#{ body: "x", to: TARGET }); label("seen");"#;
+    let cases = [
+        ("return-path", BARE, "the message has no Return-Path (envelope sender) to reply to"),
+        ("return-path", "Return-Path: <>\r\nFrom: ann@example.org\r\n\r\nx\r\n", "the envelope sender is <>"),
+        (
+            "return-path",
+            "Return-Path: <not an address>\r\n\r\nx\r\n",
+            "the envelope sender \"not an address\" is not a usable address",
+        ),
+        (
+            "from",
+            "From: \"Postmaster\" <>\r\nTo: me@example.com\r\n\r\nx\r\n",
+            "no usable From address (From: \"\\\"Postmaster\\\" <>\")",
+        ),
+        ("from", "To: me@example.com\r\nSubject: no from\r\n\r\nx\r\n", "no usable From address (From: none)"),
+        (
+            "reply-to",
+            "Reply-To: ,,,@@\r\nFrom: <>\r\n\r\nx\r\n",
+            "no usable Reply-To or From address (Reply-To: \",,,@@\", From: \"<>\")",
+        ),
+    ];
+    for (target, raw, reason) in cases {
+        let got = actions(&rule.replace("TARGET", &format!("{target:?}")), raw);
+        assert_eq!(got.len(), 3, "{target} {raw:?}: the webhook and the label stand: {got:?}");
+        let Action::Reply(reply) = &got[1] else { panic!("{got:?}") };
+        assert_eq!(reply.to, "", "{raw:?}");
+        let unusable = reply.unusable.as_deref().unwrap_or_default();
+        assert!(unusable.contains(reason), "{target} {raw:?}: {unusable}");
+        let guarded = crate::exec::mail::guard::check_reply(reply, None).unwrap_err();
+        assert_eq!(guarded.reason, unusable, "the outbox suppresses it with that reason");
+    }
+    // A Reply-To that does not parse falls back to From when the rule chose Reply-To.
+    let raw = "Reply-To: ,,,@@\r\nFrom: ann@example.org\r\n\r\nx\r\n";
+    let got = actions(r#"reply(#{ body: "x", to: "reply-to" });"#, raw);
+    let [Action::Reply(reply)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!((reply.to.as_str(), reply.unusable.as_deref()), ("ann@example.org", None));
+}
+
+/// An `Address` from the message that is not usable is left out of a forward or a message; with
+/// nobody left the action is recorded and the outbox suppresses it. Text the rule wrote must
+/// still be an address.
+#[test]
+fn unusable_addresses_from_the_message_are_left_out_not_an_error() {
+    let raw = "From: \"Postmaster\" <>\r\nTo: me@example.com\r\nSubject: x\r\n\r\nx\r\n";
+    let got = actions(
+        r#"forward(#{ to: msg.from }); forward(#{ to: [msg.from, "b@example.com"] }); send(#{ to: msg.from, subject: "s", body: "b" });"#,
+        raw,
+    );
+    let [Action::Forward(alone), Action::Forward(with_b), Action::Send(message)] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!((alone.to.len(), with_b.to.as_slice(), message.to.len()), (0, &["b@example.com".to_owned()][..], 0));
+    let guard = crate::exec::mail::guard::check_recipients;
+    assert!(guard(&alone.to, &[]).unwrap_err().reason.contains("no usable recipient"));
+    assert!(guard(&message.to, &message.cc).is_err());
+    assert_eq!(guard(&with_b.to, &[]), Ok(()));
+    assert!(error(r#"forward("Postmaster <>");"#, raw).contains("is not an address"), "the rule's own text is checked");
+}
+
+/// Header text from the message (an encoded CR LF in the Subject) is made one line, not refused.
+#[test]
+fn header_options_are_made_one_line() {
+    let raw = "From: ann@example.org\r\nSubject: =?UTF-8?Q?hi=0D=0ABcc:_victim@example.net?=\r\n\r\nx\r\n";
+    assert!(view(raw).subject().contains('\n'), "the decoded subject holds the line break");
+    let got = actions(r#"send(#{ to: "me@example.com", subject: "Re: " + msg.subject, body: "x" });"#, raw);
+    let [Action::Send(message)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!(message.subject, "Re: hi  Bcc: victim@example.net");
+    let got = actions(r#"reply(#{ body: "x", to: "from" }); reply(#{ body: "y", subject: "a\nb", to: "from" });"#, raw);
+    let [Action::Reply(plain), Action::Reply(given)] = got.as_slice() else { panic!("{got:?}") };
+    assert_eq!((plain.subject.as_str(), given.subject.as_str()), ("Re: hi  Bcc: victim@example.net", "a b"));
+}
+
+/// Thousands of addresses in To are cut to the first 1,000, flagged by `msg.capped`; the rule
+/// does not fail (Rhai's array limit is 10,000).
+#[test]
+fn a_huge_recipient_list_is_capped_and_flagged_not_an_error() {
+    let to: Vec<String> = (0..20_000).map(|i| format!("u{i}@example.com")).collect();
+    let raw = format!("From: ann@example.org\r\nTo: {}\r\nSubject: many\r\n\r\nx\r\n", to.join(", "));
+    let rule = r#"label(`n${msg.to.len()}`); if msg.capped { label("capped"); } if msg.recipients.some(|a| a.domain == "example.com") { label("ours"); }"#;
+    let got = actions(rule, &raw);
+    let flags: Vec<String> = got
+        .iter()
+        .flat_map(|a| match a {
+            Action::AddFlags { flags } => flags.clone(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(flags, ["n1000", "capped", "ours"], "{got:?}");
+    let got = actions(r#"if msg.capped { label("capped"); }"#, BARE);
+    assert!(got.is_empty(), "a small message is not capped: {got:?}");
 }
 
 #[test]
@@ -129,7 +228,6 @@ fn reply_takes_html_a_handle_a_from_and_a_time() {
 #[test]
 fn the_new_reply_options_are_checked() {
     assert!(error(r#"reply(#{ body: "x", handle: "" });"#, BARE).contains("reply: `handle` cannot be empty"));
-    assert!(error(r#"reply(#{ body: "x", handle: "a\nb" });"#, BARE).contains("`handle` must be one line"));
     assert!(error(r#"reply(#{ body: "x", html: 1 });"#, BARE).contains("reply: `html` must be a string, not i64"));
     assert!(error(r#"reply(#{ body: "x", from: "me" });"#, BARE).contains("reply: `me` is not an address"));
     let bad_time = error(r#"reply(#{ body: "x", at: "next monday" });"#, BARE);
@@ -160,13 +258,18 @@ fn forward_attaches_the_whole_original_when_asked() {
 }
 
 #[test]
-fn a_message_fetched_headers_only_cannot_be_attached() {
+fn a_message_fetched_headers_only_is_forwarded_inline_with_a_line_that_says_why() {
     let meta = crate::message::Meta { truncated: true, ..crate::message::Meta::new(view(BARE).key().clone()) };
     let truncated = std::sync::Arc::new(crate::message::parse(b"From: ann@example.org\r\nSubject: big\r\n\r\n", meta));
-    let (_dir, set) = super::rules_with(&[("rule.rhai", r#"forward(#{ to: "a@example.com", attach: true });"#)], "");
+    let rule = r#"forward(#{ to: "a@example.com", attach: true, note: "FYI" });"#;
+    let (_dir, set) = super::rules_with(&[("rule.rhai", rule)], "");
     let evaluation = set.evaluate(&truncated, &[], super::now());
-    let error = &evaluation.failures[0].error;
-    assert!(error.contains("only its headers were fetched: it cannot be attached"), "{error}");
+    assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
+    let [decision] = evaluation.decisions.as_slice() else { panic!("{:?}", evaluation.decisions) };
+    let Action::Forward(forward) = &decision.action else { panic!("{decision:?}") };
+    assert_eq!(forward.attached, None);
+    let note = forward.note.as_deref().unwrap_or_default();
+    assert!(note.starts_with("FYI\n\n(The original is over this account's max_message_size"), "{note}");
 }
 
 #[test]
