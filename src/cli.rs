@@ -140,12 +140,14 @@ pub enum Command {
         json: bool,
     },
     /// Show each account and mailbox: connection state, last message, checkpoint, errors; the
-    /// outbox per account; the newest rule failures; and whether all is healthy.
+    /// outbox per account; the rules failing now (in the last hour) and the newest rule
+    /// failures; and the verdict: healthy, degraded or unhealthy.
     ///
     /// Read from the store, where the daemon writes its watchers' states as they change, so it
     /// works from another shell while the daemon runs. Health is judged as /healthz does it
     /// (`health:` thresholds). Exit status: 0 running and healthy, 1 unhealthy, not running,
-    /// or the store failed, 2 the config cannot be loaded.
+    /// or the store failed, 2 the config cannot be loaded, 3 degraded (a rule failed on a
+    /// message in the last hour, or actions were dead-lettered).
     Status {
         /// Print one JSON object, for scripts.
         #[arg(long)]

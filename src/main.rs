@@ -109,6 +109,8 @@ fn auth(path: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
 /// Exit status of the tooling commands when their input is wrong: the config, a rule, a
 /// fixture, a path or an option (1 is kept for "ran, and found a problem").
 const USAGE: u8 = 2;
+/// `tidings status`: running, but a rule is failing now or actions were dead-lettered.
+const DEGRADED: u8 = 3;
 
 /// Prints the error as `main` would and returns the usage status.
 fn usage_error(e: impl Into<anyhow::Error>) -> ExitCode {
@@ -208,7 +210,7 @@ fn schedules(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tidings status`: 0 when running and healthy, 1 otherwise.
+/// `tidings status`: 0 when running and healthy, 3 degraded, 1 otherwise.
 fn status(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -216,9 +218,13 @@ fn status(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let healthy = runtime.block_on(tooling::status::status(&config, json, &mut out))?;
+    let severity = runtime.block_on(tooling::status::status(&config, json, &mut out))?;
     out.flush().context("cannot write the report")?;
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(match severity {
+        tidings::health::Severity::Healthy => ExitCode::SUCCESS,
+        tidings::health::Severity::Degraded => ExitCode::from(DEGRADED),
+        tidings::health::Severity::Unhealthy => ExitCode::FAILURE,
+    })
 }
 
 /// `tidings history`: 0 when a message was found, 1 when none was.

@@ -1,6 +1,7 @@
 //! Health you can see, through the real daemon: `/healthz` turning unhealthy when Dovecot stops
 //! and healthy when it returns (the alerts webhook and alert mail telling both), `/metrics` scraped and parsed
-//! as Prometheus text, `tidings status` and `tidings history` explaining a sorted message.
+//! as Prometheus text, `tidings status` and `tidings history` explaining a sorted message (and
+//! the rule that failed on it, which makes the status degraded).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -39,12 +40,12 @@ pub fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 }
 
 /// One sample: the metric's name and its labels, sorted.
-type Key = (String, Vec<(String, String)>);
+pub type Key = (String, Vec<(String, String)>);
 
 /// Parses the Prometheus text format (0.0.4) strictly: every line a HELP, a TYPE or a sample;
 /// every sample of a family declared by TYPE before it; names and label names well-formed;
 /// label values with only the three escapes; values numbers. Panics naming the bad line.
-fn parse_prometheus(text: &str) -> BTreeMap<Key, f64> {
+pub fn parse_prometheus(text: &str) -> BTreeMap<Key, f64> {
     let name_ok = |n: &str| {
         !n.is_empty()
             && !n.starts_with(|c: char| c.is_ascii_digit())
@@ -112,13 +113,13 @@ fn parse_prometheus(text: &str) -> BTreeMap<Key, f64> {
     samples
 }
 
-fn sample(samples: &BTreeMap<Key, f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn sample(samples: &BTreeMap<Key, f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut labels: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     labels.sort();
     samples.get(&(name.to_owned(), labels)).copied()
 }
 
-fn tidings(config: &Path, args: &[&str]) -> Output {
+pub fn tidings(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tidings")).args(args).arg("--config").arg(config).output().unwrap()
 }
 
@@ -275,11 +276,19 @@ async fn status_and_history_explain_a_sorted_message() {
         String::from_utf8_lossy(&missing.stderr).contains("no decided message found for Message-ID <nobody@nowhere>")
     );
 
+    // The broken rule failed within the hour: running, but degraded (exit 3), the rule named with
+    // its error and the message it failed on.
     let status = tidings(&setup.config, &["status", "--json"]);
     let line = String::from_utf8(status.stdout).unwrap();
     let json: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!(status.status.code(), Some(0), "{line}");
-    assert_eq!((json["running"].as_bool(), json["healthy"].as_bool()), (Some(true), Some(true)), "{line}");
+    assert_eq!(status.status.code(), Some(3), "{line}");
+    assert_eq!((json["running"].as_bool(), json["healthy"].as_bool()), (Some(true), Some(false)), "{line}");
+    assert_eq!(json["verdict"], "degraded", "{line}");
+    let failing = &json["rules_failing"][0];
+    assert_eq!((failing["rule"].as_str(), failing["failures"].as_u64()), (Some("z_broken.rhai"), Some(1)), "{line}");
+    assert_eq!(failing["message_id"], id.as_str(), "{line}");
+    assert!(failing["last_error"].as_str().is_some_and(|e| e.contains("no such thing")), "{line}");
+    assert!(json["problems"][0].as_str().is_some_and(|p| p.starts_with("rule z_broken.rhai failed on 1 message")));
     let inbox = json["mailboxes"].as_array().unwrap().iter().find(|m| m["mailbox"] == "INBOX").unwrap();
     assert_eq!((inbox["state"].as_str(), inbox["last_uid"].as_u64()), (Some("idle"), Some(1)), "{line}");
     assert_eq!(json["rule_failures"][0]["rule"], "z_broken.rhai", "{line}");

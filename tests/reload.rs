@@ -17,7 +17,7 @@ fn sort_into(folder: &str) -> String {
     format!("// Sorting test mail.\nif msg.subject.starts_with(\"sort-me\") {{\n    move_to(\"{folder}\");\n}}\n")
 }
 
-fn id_of(raw: &[u8]) -> String {
+pub fn id_of(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let start = text.find("Message-ID: <").unwrap() + "Message-ID: <".len();
     text[start..start + text[start..].find('>').unwrap()].to_owned()

@@ -81,6 +81,10 @@ mod recovery;
 // session; broken or escaping rules keep the previous set and are logged; check refuses imports
 // outside plugins/. SIGHUP: accounts added and removed, the others' sessions kept.
 mod reload;
+// Rules isolated through the daemon: a rule throwing on 30 messages stays active while status,
+// /healthz, /metrics and history report it (each failure once); one account's rule stuck at its
+// wall-clock limit does not hold up another account's move.
+mod rule_isolation;
 // The shipped rules/ and plugins/ over examples/mail: golden plans; the corpus through them.
 pub mod rules_examples;
 // exec::mail against Postfix and Dovecot: a reply over implicit TLS, STARTTLS and plaintext,

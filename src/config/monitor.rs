@@ -18,11 +18,19 @@ pub struct Thresholds {
     pub unhealthy_after: Duration,
     /// A pending action overdue at least this long means the outbox is backing up.
     pub outbox_overdue: Duration,
+    /// Whether `/healthz` answers 503 when degraded (rules failing now, dead letters), not only
+    /// when unhealthy. Off by default: an orchestrator restarts on 503, and a restart mends
+    /// neither a rule that fails on some mail nor a dead-lettered action.
+    pub degraded_is_unhealthy: bool,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { unhealthy_after: DEFAULT_UNHEALTHY_AFTER, outbox_overdue: DEFAULT_OUTBOX_OVERDUE }
+        Thresholds {
+            unhealthy_after: DEFAULT_UNHEALTHY_AFTER,
+            outbox_overdue: DEFAULT_OUTBOX_OVERDUE,
+            degraded_is_unhealthy: false,
+        }
     }
 }
 
@@ -52,7 +60,7 @@ pub struct AlertMail {
 }
 
 const HTTP_KEYS: &[&str] = &["listen"];
-const HEALTH_KEYS: &[&str] = &["unhealthy_after", "outbox_overdue"];
+const HEALTH_KEYS: &[&str] = &["unhealthy_after", "outbox_overdue", "degraded_is_unhealthy"];
 const ALERT_KEYS: &[&str] = &["webhook", "mail"];
 const MAIL_KEYS: &[&str] = &["account", "to"];
 
@@ -86,6 +94,9 @@ pub(super) fn thresholds(node: &Node, problems: &mut Problems) -> Option<Thresho
     }
     if let Some(n) = fields.get("outbox_overdue") {
         thresholds.outbox_overdue = positive(n, "health: outbox_overdue", problems)?;
+    }
+    if let Some(n) = fields.get("degraded_is_unhealthy") {
+        thresholds.degraded_is_unhealthy = diagnostics::boolean(n, "health: degraded_is_unhealthy", problems)?;
     }
     Some(thresholds)
 }

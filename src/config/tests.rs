@@ -465,12 +465,16 @@ fn http_health_and_alerts_are_read_and_checked_against_webhooks_and_accounts() {
     assert_eq!(config.http.unwrap().listen, "127.0.0.1:9898".parse().unwrap());
     assert_eq!(config.health.unhealthy_after, Duration::from_secs(90));
     assert_eq!(config.health.outbox_overdue, monitor::DEFAULT_OUTBOX_OVERDUE);
+    assert!(!config.health.degraded_is_unhealthy, "degraded answers 200 unless asked");
+    let strict = load(&format!("{base}health: {{ degraded_is_unhealthy: true }}\n")).unwrap();
+    assert!(strict.health.degraded_is_unhealthy);
     let alerts = config.alerts.unwrap();
     assert_eq!(alerts.webhook.as_deref(), Some("ops"));
     assert_eq!(alerts.mail.unwrap().to, ["me@example.com"]);
     for (extra, needle) in [
         ("http: { listen: localhost }\n", "http: listen `localhost` is not an address and port"),
         ("health: { unhealthy_after: 0s }\n", "health: unhealthy_after must be longer than zero"),
+        ("health: { degraded_is_unhealthy: 1 }\n", "health: degraded_is_unhealthy must be true or false"),
         ("alerts: { webhook: pager }\n", "alerts: webhook `pager` is not defined"),
         ("alerts: { mail: { account: home, to: [a@b.c] } }\n", "alerts: mail: account `home` is not defined"),
         ("alerts: { mail: { account: nosmtp, to: [a@b.c] } }\n", "the account has no `smtp:` server"),

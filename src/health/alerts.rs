@@ -1,5 +1,6 @@
-//! `alerts:`: telling a person when a watcher stays down (and when it is back), when a rule keeps
-//! failing or is disabled, and when actions are dead-lettered (failed for good, or uncertain).
+//! `alerts:`: telling a person when a watcher stays down (and when it is back), when a rule starts
+//! failing (it failed on a message, after an hour without failing), and when actions are
+//! dead-lettered (failed for good, or uncertain): what turns the verdict unhealthy or degraded.
 //!
 //! An alert is not sent from here: it is stored in the outbox as a webhook or a `send` action,
 //! and the account's lanes deliver it like any other, with their retries. Each alert's key
@@ -16,8 +17,7 @@ use tokio::sync::watch;
 use super::Health;
 use crate::config::{Alerts, Thresholds};
 use crate::plan::{Action, Event, NewMessage};
-use crate::rules::CurrentRules;
-use crate::store::{ActionState, NewAction, Store};
+use crate::store::{ActionState, FailingRule, NewAction, Store};
 
 /// How often the board is looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -25,7 +25,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// One thing worth telling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alert {
-    /// `watcher_down`, `watcher_up`, `rule_failing`, `rule_disabled`, `actions_failed`.
+    /// `watcher_down`, `watcher_up`, `rule_failing`, `actions_failed`.
     pub kind: &'static str,
     /// The account it concerns (the first account's lanes send alerts about no account).
     pub account: Option<String>,
@@ -45,8 +45,6 @@ pub struct Alerter {
     pub thresholds: Thresholds,
     /// The board.
     pub health: Health,
-    /// The rules in force (for disabled ones).
-    pub rules: CurrentRules,
     /// Where the alert actions are stored.
     pub store: Store,
     /// The account whose lanes send alerts about no account in particular.
@@ -57,40 +55,39 @@ pub struct Alerter {
 #[derive(Debug, Default)]
 pub struct Told {
     down: BTreeSet<(String, String)>,
-    disabled: BTreeSet<String>,
+    /// The rules failing now that were told about: each is told again only once it stopped
+    /// failing for [`super::FAILING_NOW`] and starts again.
+    failing: BTreeSet<String>,
     /// Failed and uncertain actions per account and state, as last seen.
     dead: BTreeMap<(String, &'static str), u64>,
-    /// Per rule: its error count when the current window began, and when that was.
-    failing: BTreeMap<String, (u64, DateTime<Utc>)>,
     /// The first look only takes the dead letters already there as known.
     primed: bool,
 }
-
-/// A rule that fails this often within [`FAILING_WINDOW`] is told about, even if it also works
-/// often enough in between never to be disabled (it fails on some kinds of mail only).
-pub const FAILING_AFTER: u64 = 10;
-/// See [`FAILING_AFTER`].
-pub const FAILING_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Alerter {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut told = Told::default();
         loop {
-            match self.store.outbox_groups_in(&[ActionState::Failed, ActionState::Uncertain]).await {
-                Ok(outbox) => {
+            let now = Utc::now();
+            let dead = self.store.outbox_groups_in(&[ActionState::Failed, ActionState::Uncertain]).await;
+            let failing = match dead {
+                Ok(dead) => self.store.rule_failures_since(now - super::FAILING_NOW).await.map(|f| (dead, f)),
+                Err(error) => Err(error),
+            };
+            match failing {
+                Ok((outbox, failing)) => {
                     let dead: Vec<_> = outbox
                         .iter()
                         .filter(|g| matches!(g.state, ActionState::Failed | ActionState::Uncertain))
                         .map(|g| (g.account.clone(), g.state, g.count))
                         .collect();
-                    let disabled = self.rules.get().disabled_rules();
-                    for alert in check(&self.health, &self.thresholds, &disabled, &dead, &mut told, Utc::now()) {
+                    for alert in check(&self.health, &self.thresholds, &failing, &dead, &mut told, now) {
                         self.store_alert(&alert).await;
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the outbox to look for alerts")
+                    tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store to look for alerts")
                 }
             }
             tokio::select! {
@@ -139,18 +136,35 @@ fn next_look(health: &Health, thresholds: &Thresholds, told: &Told, now: DateTim
         .fold(CHECK_EVERY, Duration::min)
 }
 
+/// A rule started failing: the alert names it, the message it failed on and why.
+fn rule_failing(f: &FailingRule, now: DateTime<Utc>) -> Alert {
+    let (rule, at) = (&f.rule, f.last_at.to_rfc3339());
+    let error = crate::tooling::outbox::one_line(&f.last_error, 200);
+    let id = f.message_id.as_deref().map_or_else(|| format!("uid {}", f.uid), |id| format!("<{id}>"));
+    Alert {
+        kind: "rule_failing",
+        account: Some(f.account.clone()),
+        text: format!("rule {rule} is failing: on {}/{} {id}: {error}", f.account, f.mailbox),
+        event: format!("failing:{rule}:{}", now.timestamp_millis()),
+        data: json!({
+            "alert": "rule_failing", "rule": rule, "failures": f.failures, "error": f.last_error,
+            "account": f.account, "mailbox": f.mailbox, "uid": f.uid, "message_id": f.message_id, "at": at,
+        }),
+    }
+}
+
 fn action(event: &str, by: &str, account: &str, action: &Action) -> NewAction {
     // Serialising a plain enum of strings cannot fail; `Null` would be refused by the store.
     let payload = serde_json::to_value(action).unwrap_or(serde_json::Value::Null);
     NewAction::new(format!("alert:{by}:{event}"), account, action.kind(), payload).by_rule("(alerts)")
 }
 
-/// What is new to tell, given the board, the disabled rules and the dead letters (account,
+/// What is new to tell, given the board, the rules failing now and the dead letters (account,
 /// state, count) now; `told` remembers what was told.
 pub fn check(
     health: &Health,
     thresholds: &Thresholds,
-    disabled: &[String],
+    failing: &[FailingRule],
     dead: &[(String, ActionState, u64)],
     told: &mut Told,
     now: DateTime<Utc>,
@@ -180,38 +194,12 @@ pub fn check(
             });
         }
     }
-    for (rule, counts) in health.rules() {
-        let (start, since) = *told.failing.entry(rule.clone()).or_insert((counts.errors, now));
-        let failed = counts.errors.saturating_sub(start);
-        if failed >= FAILING_AFTER {
-            alerts.push(Alert {
-                kind: "rule_failing",
-                account: None,
-                text: format!(
-                    "rule {rule} failed on {failed} messages since {}",
-                    since.format("%Y-%m-%d %H:%M:%S UTC")
-                ),
-                event: format!("failing:{rule}:{}", counts.errors),
-                data: json!({ "alert": "rule_failing", "rule": rule, "failures": failed, "since": since.to_rfc3339() }),
-            });
-            told.failing.insert(rule, (counts.errors, now));
-        } else if now - since >= FAILING_WINDOW {
-            told.failing.insert(rule, (counts.errors, now));
-        }
-    }
-    told.disabled.retain(|rule| disabled.contains(rule));
-    for rule in disabled {
-        if told.disabled.insert(rule.clone()) {
-            alerts.push(Alert {
-                kind: "rule_disabled",
-                account: None,
-                text: format!(
-                    "rule {rule} failed {} times in a row and is disabled until it is changed",
-                    crate::rules::DISABLE_AFTER
-                ),
-                event: format!("disabled:{rule}:{}", now.timestamp_millis()),
-                data: json!({ "alert": "rule_disabled", "rule": rule, "at": now.to_rfc3339() }),
-            });
+    told.failing.retain(|rule| failing.iter().any(|f| &f.rule == rule));
+    for f in failing {
+        // Like dead letters, the rules already failing at the first look were told by the run
+        // before (or are in `tidings status`).
+        if told.failing.insert(f.rule.clone()) && told.primed {
+            alerts.push(rule_failing(f, now));
         }
     }
     for (account, state, count) in dead {

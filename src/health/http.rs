@@ -14,7 +14,6 @@ use tokio::sync::watch;
 use super::Health;
 use super::metrics::{self, Snapshot};
 use crate::config::Thresholds;
-use crate::rules::CurrentRules;
 use crate::store::Store;
 
 /// How long a client has to send its request and read the answer.
@@ -38,10 +37,8 @@ pub struct Error {
 pub struct Server {
     /// The board.
     pub health: Health,
-    /// The outbox.
+    /// The outbox and the rule failures.
     pub store: Store,
-    /// The rules in force (for the disabled ones).
-    pub rules: CurrentRules,
     /// When to call things unhealthy.
     pub thresholds: Thresholds,
 }
@@ -124,26 +121,47 @@ impl Server {
         if method != "GET" {
             return (405, "text/plain", "only GET\n".into());
         }
-        let outbox = match self.store.outbox_groups().await {
-            Ok(outbox) => outbox,
+        let now = chrono::Utc::now();
+        let read = match self.store.outbox_groups().await {
+            Ok(outbox) => self.store.rule_failures_since(now - super::FAILING_NOW).await.map(|f| (outbox, f)),
+            Err(error) => Err(error),
+        };
+        let (outbox, failing) = match read {
+            Ok(read) => read,
             Err(error) => {
-                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the outbox for {path}");
-                return (500, "text/plain", "cannot read the outbox; see the daemon's log\n".into());
+                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store for {path}");
+                return (500, "text/plain", "cannot read the store; see the daemon's log\n".into());
             }
         };
-        let now = chrono::Utc::now();
-        let verdict = self.health.verdict(now, &self.thresholds, &outbox);
+        let verdict = self.health.verdict(now, &self.thresholds, &outbox, &failing);
         if path == "/healthz" {
-            return match verdict.is_healthy() {
-                true => (200, "text/plain", "ok\n".into()),
-                false => (503, "text/plain", verdict.problems.join("\n") + "\n"),
-            };
+            let status = if verdict.answers_ok(&self.thresholds) { 200 } else { 503 };
+            return (status, "text/plain", healthz_body(&verdict));
         }
-        let disabled = self.rules.get().disabled_rules();
-        let snapshot =
-            Snapshot { health: &self.health, outbox: &outbox, disabled_rules: &disabled, verdict: &verdict, now };
+        let snapshot = Snapshot {
+            health: &self.health,
+            outbox: &outbox,
+            failing: &failing,
+            verdict: &verdict,
+            healthz_ok: verdict.answers_ok(&self.thresholds),
+            now,
+        };
         (200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(&snapshot))
     }
+}
+
+/// What `/healthz` says: `ok` when healthy, else the grade and every line of the verdict (a
+/// degraded daemon answers 200 by default, so the body is where the problems show).
+pub fn healthz_body(verdict: &super::Verdict) -> String {
+    if verdict.is_healthy() {
+        return "ok\n".into();
+    }
+    let mut body = format!("{}\n", verdict.severity().as_str());
+    for line in verdict.lines() {
+        body.push_str(line);
+        body.push('\n');
+    }
+    body
 }
 
 /// The request line and headers, up to the blank line; `None` if the client sent no whole head.

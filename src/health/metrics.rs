@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::{Health, Verdict};
-use crate::store::{ActionState, OutboxGroup};
+use super::{Health, Severity, Verdict};
+use crate::store::{ActionState, FailingRule, OutboxGroup};
 
 /// Everything `/metrics` shows, gathered at one moment.
 pub struct Snapshot<'a> {
@@ -14,10 +14,12 @@ pub struct Snapshot<'a> {
     pub health: &'a Health,
     /// The outbox, by account, kind and state.
     pub outbox: &'a [OutboxGroup],
-    /// Rules disabled after failing too often in a row.
-    pub disabled_rules: &'a [String],
+    /// The rules that failed within the last hour.
+    pub failing: &'a [FailingRule],
     /// What `/healthz` would say now.
     pub verdict: &'a Verdict,
+    /// Whether `/healthz` would answer 200.
+    pub healthz_ok: bool,
     /// The moment.
     pub now: DateTime<Utc>,
 }
@@ -25,9 +27,11 @@ pub struct Snapshot<'a> {
 /// The exposition text.
 pub fn render(snapshot: &Snapshot<'_>) -> String {
     let mut out = Text::default();
-    let Snapshot { health, outbox, disabled_rules, verdict, now } = snapshot;
+    let Snapshot { health, outbox, failing, verdict, healthz_ok, now } = snapshot;
     out.family("tidings_healthy", "gauge", "1 when /healthz answers 200, else 0.");
-    out.sample("tidings_healthy", &[], u64::from(verdict.is_healthy()));
+    out.sample("tidings_healthy", &[], u64::from(*healthz_ok));
+    out.family("tidings_degraded", "gauge", "1 while degraded: a rule failed in the last hour, or dead letters.");
+    out.sample("tidings_degraded", &[], u64::from(verdict.severity() == Severity::Degraded));
     out.family("tidings_start_time_seconds", "gauge", "When the daemon started, in unix seconds.");
     out.sample("tidings_start_time_seconds", &[], health.started().timestamp());
 
@@ -75,9 +79,11 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     for (rule, counts) in &rules {
         out.sample("tidings_rule_errors_total", &[("rule", rule)], counts.errors);
     }
-    out.family("tidings_rule_disabled", "gauge", "1 for a rule disabled after failing too often in a row.");
-    for rule in disabled_rules.iter() {
-        out.sample("tidings_rule_disabled", &[("rule", rule)], 1);
+    out.family("tidings_rules_failing", "gauge", "Rules that failed on a message in the last hour.");
+    out.sample("tidings_rules_failing", &[], failing.len());
+    out.family("tidings_rule_failures_last_hour", "gauge", "Messages a rule failed on in the last hour.");
+    for f in failing.iter() {
+        out.sample("tidings_rule_failures_last_hour", &[("rule", &f.rule)], f.failures);
     }
 
     out.family(

@@ -1,5 +1,9 @@
 //! Health you can see: what each watcher's connection is doing, counts of what happened (for
-//! `/metrics`), and the verdict `/healthz` gives.
+//! `/metrics`), and the verdict `/healthz`, `tidings status` and the alerts share.
+//!
+//! The verdict has three grades. Unhealthy: tidings is not doing its job (a watcher down, the
+//! outbox backing up). Degraded: it is, but a person is needed (a rule failed on a message in the
+//! last hour, actions were dead-lettered). Healthy: neither.
 //!
 //! The watchers report into one shared [`Health`]; nothing here talks to a server. Watcher
 //! states are also written to the store (when they change, not per message), so that
@@ -18,7 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::config::Thresholds;
-use crate::store::{ActionState, OutboxGroup, Store, WatcherRecord};
+use crate::store::{ActionState, FailingRule, OutboxGroup, Store, WatcherRecord};
+
+/// How far back a rule failure makes a rule "failing now", and the verdict degraded.
+pub const FAILING_NOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// What a watcher's connection is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,17 +103,70 @@ pub struct Health {
     store: Option<Store>,
 }
 
-/// What `/healthz` says.
+/// How bad the verdict is; ordered, worst last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Nothing needs a person.
+    Healthy,
+    /// Working, but something needs a person: a rule failing now, dead-lettered actions.
+    Degraded,
+    /// Not doing its job: a watcher down, the outbox backing up, the daemon not running.
+    Unhealthy,
+}
+
+impl Severity {
+    /// As shown: `healthy`, `degraded`, `unhealthy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Healthy => "healthy",
+            Severity::Degraded => "degraded",
+            Severity::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// What `/healthz`, `tidings status` and the alerts say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    /// Every problem found, one line each; healthy when empty.
+    /// What makes it unhealthy, one line each.
     pub problems: Vec<String>,
+    /// What makes it degraded, one line each.
+    pub degraded: Vec<String>,
 }
 
 impl Verdict {
-    /// No problem found.
+    /// An unhealthy verdict for one reason.
+    pub fn unhealthy(problem: String) -> Verdict {
+        Verdict { problems: vec![problem], degraded: Vec::new() }
+    }
+
+    /// The worst grade found.
+    pub fn severity(&self) -> Severity {
+        match (self.problems.is_empty(), self.degraded.is_empty()) {
+            (false, _) => Severity::Unhealthy,
+            (true, false) => Severity::Degraded,
+            (true, true) => Severity::Healthy,
+        }
+    }
+
+    /// Nothing found at all.
     pub fn is_healthy(&self) -> bool {
-        self.problems.is_empty()
+        self.severity() == Severity::Healthy
+    }
+
+    /// Whether `/healthz` answers 200: unless unhealthy, or degraded with
+    /// `health: { degraded_is_unhealthy: true }`.
+    pub fn answers_ok(&self, thresholds: &Thresholds) -> bool {
+        match self.severity() {
+            Severity::Healthy => true,
+            Severity::Degraded => !thresholds.degraded_is_unhealthy,
+            Severity::Unhealthy => false,
+        }
+    }
+
+    /// Every line, the unhealthy ones first.
+    pub fn lines(&self) -> impl Iterator<Item = &String> {
+        self.problems.iter().chain(&self.degraded)
     }
 }
 
@@ -163,9 +223,14 @@ impl Health {
         self.lock().rules.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
-    /// Healthy unless a watcher has not been watching for `unhealthy_after` or longer, or a
-    /// pending action has been overdue for `outbox_overdue` or longer.
-    pub fn verdict(&self, now: DateTime<Utc>, thresholds: &Thresholds, outbox: &[OutboxGroup]) -> Verdict {
+    /// The verdict over the board, the outbox and the rules failing now (see [`judge`]).
+    pub fn verdict(
+        &self,
+        now: DateTime<Utc>,
+        thresholds: &Thresholds,
+        outbox: &[OutboxGroup],
+        failing: &[FailingRule],
+    ) -> Verdict {
         let watchers = self.watchers();
         let seen = watchers.iter().map(|((account, mailbox), s)| Seen {
             account,
@@ -174,7 +239,7 @@ impl Health {
             since: s.since,
             last_error: s.last_error.as_deref(),
         });
-        judge(now, thresholds, seen, outbox)
+        judge(now, thresholds, seen, outbox, failing)
     }
 }
 
@@ -193,13 +258,17 @@ pub struct Seen<'a> {
     pub last_error: Option<&'a str>,
 }
 
-/// The verdict over `watchers` and `outbox` (see [`Health::verdict`]); `tidings status` gives
-/// it over the states the daemon stored.
+/// The verdict over `watchers`, `outbox` and `failing` (the rules that failed within
+/// [`FAILING_NOW`]); `tidings status` gives it over the states the daemon stored. Unhealthy when
+/// a watcher has not been watching for `unhealthy_after` or longer, or a pending action has been
+/// overdue for `outbox_overdue` or longer; else degraded when a rule is failing now or actions
+/// were dead-lettered (failed for good, or uncertain).
 pub fn judge<'a>(
     now: DateTime<Utc>,
     thresholds: &Thresholds,
     watchers: impl IntoIterator<Item = Seen<'a>>,
     outbox: &[OutboxGroup],
+    failing: &[FailingRule],
 ) -> Verdict {
     let mut problems = Vec::new();
     for w in watchers {
@@ -227,7 +296,26 @@ pub fn judge<'a>(
             ));
         }
     }
-    Verdict { problems }
+    let mut degraded = Vec::new();
+    for f in failing {
+        let id = f.message_id.as_deref().map_or_else(|| format!("uid {}", f.uid), |id| format!("Message-ID <{id}>"));
+        degraded.push(format!(
+            "rule {} failed on {} message(s) in the last hour, last on {}/{} {id}: {}",
+            f.rule,
+            f.failures,
+            f.account,
+            f.mailbox,
+            crate::tooling::outbox::one_line(&f.last_error, 200)
+        ));
+    }
+    for group in outbox.iter().filter(|g| matches!(g.state, ActionState::Failed | ActionState::Uncertain)) {
+        let what = if group.state == ActionState::Failed { "failed for good" } else { "uncertain (may have run)" };
+        degraded.push(format!(
+            "{} {} action(s) of account {} {what}; see `tidings outbox`",
+            group.count, group.kind, group.account
+        ));
+    }
+    Verdict { problems, degraded }
 }
 
 fn fresh(now: DateTime<Utc>) -> WatcherState {

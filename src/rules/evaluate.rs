@@ -1,8 +1,7 @@
 //! Running rules: the live rules over one message, or a schedule's rule over one message or
 //! none; a fresh scope and plan per rule, failures contained.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -15,10 +14,6 @@ use super::trigger::{Collected, Trigger};
 use super::{Rule, RuleSet};
 use crate::message::MessageView;
 use crate::plan::Decision;
-
-/// A rule that fails this many times in a row is disabled: it is broken, and running it on every
-/// message only fills the log.
-pub const DISABLE_AFTER: u32 = 20;
 
 /// What the rules decided for one message.
 #[derive(Debug, Default)]
@@ -40,83 +35,18 @@ pub struct RuleFailure {
     pub error: String,
 }
 
-/// Consecutive failures per rule, and which rules are disabled.
-#[derive(Debug, Default)]
-pub struct Health {
-    failures: Mutex<HashMap<String, u32>>,
-}
-
-impl Health {
-    pub(super) fn is_disabled(&self, rule: &str) -> bool {
-        self.lock().get(rule).is_some_and(|n| *n >= DISABLE_AFTER)
-    }
-
-    pub(super) fn record(&self, rule: &str, failed: bool) {
-        let mut failures = self.lock();
-        if !failed {
-            // The usual case, on every message: no key to allocate when there is nothing to reset.
-            if let Some(count) = failures.get_mut(rule) {
-                *count = 0;
-            }
-            return;
-        }
-        let count = failures.entry(rule.to_owned()).or_default();
-        *count += 1;
-        if *count == DISABLE_AFTER {
-            tracing::error!(
-                rule,
-                failures = DISABLE_AFTER,
-                "rule failed {DISABLE_AFTER} times in a row; disabled until it is changed"
-            );
-        }
-    }
-
-    /// The rules disabled now, by name.
-    pub(super) fn disabled(&self) -> Vec<String> {
-        self.lock().iter().filter(|(_, n)| **n >= DISABLE_AFTER).map(|(rule, _)| rule.clone()).collect()
-    }
-
-    /// Takes over `old`'s counts for the rules `keep` accepts: those a reload left unchanged.
-    pub(super) fn inherit(&self, old: &Health, keep: impl Fn(&str) -> bool) {
-        let old = old.lock().clone();
-        self.lock().extend(old.into_iter().filter(|(rule, _)| keep(rule)));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        // A panic while holding this lock cannot leave the counts inconsistent (each update is one
-        // statement), so a poisoned lock is still good to use.
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 impl RuleSet {
-    /// The rules disabled after failing [`DISABLE_AFTER`] times in a row, sorted.
-    pub fn disabled_rules(&self) -> Vec<String> {
-        let mut rules = self.health.disabled();
-        rules.sort_unstable();
-        rules
-    }
-
     /// Runs the live rules that `selected` allows over `message`, in order, until one stops.
     /// `now` is the trigger's time, which rules read with `now()`: injected, so that fixtures
     /// and dry runs can fix it. Blocking (rules are CPU work): call it from a blocking thread.
     pub fn evaluate(&self, message: &Arc<MessageView>, selected: &[String], now: DateTime<Utc>) -> Evaluation {
-        // One evaluation at a time in the process: the dry-run tooling saw rhai 1.27 panic on a
-        // plugin's `global::` constants when evaluations ran on several threads at once (not
-        // reproduced in a unit test since). Rules are short, so serialising costs little, and a
-        // panic, should one still happen, is caught per rule below.
-        let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut evaluation = Evaluation::default();
         let context = Context { message: Some(Arc::clone(message)), now, trigger: Trigger::Live, collected: None };
         for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
-            if self.health.is_disabled(&rule.name) {
-                continue;
-            }
             let span = tracing::info_span!("rule", rule = %rule.name);
             let _entered = span.enter();
             match self.run(rule, &context, actions::Tally::of(&evaluation.decisions)) {
                 Ok(recorder) => {
-                    self.health.record(&rule.name, false);
                     evaluation.decisions.extend(recorder.decisions);
                     if recorder.stopped {
                         evaluation.stopped_by = Some(rule.name.clone());
@@ -124,8 +54,9 @@ impl RuleSet {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "rule failed; its decisions for this message are dropped");
-                    self.health.record(&rule.name, true);
+                    // Logged by the caller, once the evaluation is final: a message evaluated on
+                    // its header first is evaluated again whole, and only that one counts.
+                    tracing::debug!(%error, "rule failed in this evaluation");
                     evaluation.failures.push(RuleFailure { rule: rule.name.clone(), error });
                 }
             }
@@ -133,25 +64,20 @@ impl RuleSet {
         evaluation
     }
 
-    /// Runs one rule, retried once past the wall-clock limit; its recorder, or why it failed.
+    /// Runs one rule once; its recorder, or why it failed. A rule past its wall-clock limit is
+    /// not run again: running it twice would let one slow rule hold its account (and the
+    /// blocking pool) for twice its limit on every message.
     pub(super) fn run(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, String> {
-        let guarded = |set: &Self| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.attempt(rule, context, earlier)))
-                .unwrap_or_else(|panic| Err(Attempt::Panicked(panic_text(&panic))))
-        };
-        match guarded(self) {
-            // The wall clock also counts time the thread was not running (a loaded machine, a
-            // swap-in). Rules are pure, so running one again is safe; a rule that is really too
-            // slow fails twice and is reported.
-            Err(Attempt::TimedOut) => {
-                tracing::debug!("rule hit the wall-clock limit; running it once more");
-                guarded(self).map_err(|e| e.describe(&self.limits))
-            }
-            other => other.map_err(|e| e.describe(&self.limits)),
-        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.attempt(rule, context, earlier)))
+            .unwrap_or_else(|panic| Err(Attempt::Panicked(panic_text(&panic))))
+            .map_err(|e| e.describe(&self.limits))
     }
 
     fn attempt(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, Attempt> {
+        // Before the clock starts: waiting for a core, or compiling the slot's copy of the rule,
+        // is not the rule's time (see `slots`).
+        let slot = super::slots::SLOTS.take();
+        let ast = rule.copy(slot.index, &self.engine).map_err(Attempt::Copy)?;
         // Room for `msg` and a rule's usual handful of `let`s, without regrowing on each.
         let mut scope = Scope::with_capacity(16);
         // A schedule's rule without a message (`run: once`) sees `msg` as `()`.
@@ -171,8 +97,7 @@ impl RuleSet {
             collected: context.collected.clone(),
             read: std::collections::BTreeSet::new(),
         };
-        let (result, recorder) =
-            actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, &rule.ast));
+        let (result, recorder) = actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, ast));
         match result {
             Ok(()) => Ok(recorder),
             Err(err) if actions::is_stop(&err) => Ok(recorder),
@@ -203,13 +128,12 @@ enum Attempt {
     /// The engine panicked (a bug in rhai or in tidings, never the rule's fault alone): the
     /// message still gets a verdict and the watcher goes on.
     Panicked(String),
+    /// The slot's copy of the rule did not compile (it compiled once already: a bug).
+    Copy(String),
 }
 
 /// The name `msg`, made once rather than on every evaluation.
 static MSG: LazyLock<ImmutableString> = LazyLock::new(|| "msg".into());
-
-/// Serialises evaluations; see [`RuleSet::evaluate`].
-pub(super) static SERIAL: Mutex<()> = Mutex::new(());
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
@@ -225,6 +149,7 @@ impl Attempt {
             Attempt::TimedOut => format!("stopped after the wall-clock limit of {:?}", limits.wall_time),
             Attempt::Failed(err) => describe(err, limits),
             Attempt::Panicked(text) => format!("the rule engine panicked: {text}"),
+            Attempt::Copy(text) => text.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod reload;
 pub mod resolver;
 pub mod scheduled;
+mod slots;
 pub mod trigger;
 
 #[cfg(test)]
@@ -29,9 +30,8 @@ mod plugins_tests;
 #[cfg(test)]
 mod tests;
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Engine, EvalAltResult, Position, Scope};
 
@@ -39,7 +39,7 @@ use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
 
-pub use evaluate::{DISABLE_AFTER, Evaluation, RuleFailure};
+pub use evaluate::{Evaluation, RuleFailure};
 pub use reload::CurrentRules;
 pub use scheduled::ScheduledEvaluation;
 pub use trigger::{Collected, Trigger};
@@ -49,11 +49,30 @@ pub use trigger::{Collected, Trigger};
 pub struct Rule {
     /// Its path relative to the rules directory, e.g. `newsletters.rhai`: the name in logs.
     pub name: String,
-    /// The compiled script, imports included.
+    /// The compiled script, imports included: the copy evaluation slot 0 runs.
     pub ast: AST,
-    /// A hash of its source, the plugins and the data files: a reload that leaves it the same
-    /// leaves the rule "unchanged", and a rule disabled for failing stays disabled.
-    fingerprint: u64,
+    /// Its source, for the other copies.
+    source: Arc<str>,
+    /// The copies the other evaluation slots run, compiled when a slot first needs one, with
+    /// plugins of their own (see `resolver`).
+    copies: Vec<OnceLock<Result<AST, String>>>,
+}
+
+impl Rule {
+    fn new(name: String, ast: AST, source: Arc<str>) -> Rule {
+        let copies = (1..slots::SLOTS.count()).map(|_| OnceLock::new()).collect();
+        Rule { name, ast, source, copies }
+    }
+
+    /// The copy slot `index` runs, compiled now if it is its first run.
+    fn copy(&self, index: usize, engine: &Engine) -> Result<&AST, String> {
+        let Some(copy) = index.checked_sub(1).and_then(|i| self.copies.get(i)) else { return Ok(&self.ast) };
+        let compiled = copy.get_or_init(|| {
+            PluginResolver::for_copy(index, || engine.compile_into_self_contained(&rule_scope(), &*self.source))
+                .map_err(|e| format!("cannot compile the rule's copy for evaluation slot {index}: {e}"))
+        });
+        compiled.as_ref().map_err(Clone::clone)
+    }
 }
 
 /// Every rule the config uses, compiled.
@@ -66,8 +85,6 @@ pub struct RuleSet {
     pub scheduled: Vec<Rule>,
     /// The sandbox limits evaluations run under.
     pub limits: Limits,
-    /// Failure counts, to disable a rule that keeps failing.
-    health: evaluate::Health,
     /// The resolver the rules' imports went through (its cache holds the compiled plugins).
     plugins: PluginResolver,
 }
@@ -142,30 +159,13 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(Error::Compile(errors));
         }
-        // Only now are all the plugins the rules use known.
-        let shared = (plugins.fingerprint(), data.fingerprint());
-        for rule in live.iter_mut().chain(scheduled.iter_mut()) {
-            rule.fingerprint = hash(&(rule.fingerprint, shared));
-        }
-        let health = evaluate::Health::default();
-        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), health, plugins })
+        Ok(RuleSet { engine, live, scheduled, limits: config.limits.clone(), plugins })
     }
 
     /// How many plugin files were compiled for these rules (each once, however many import it).
     pub fn plugins_compiled(&self) -> usize {
         self.plugins.compiled()
     }
-
-    /// Every rule, live and scheduled.
-    fn rules(&self) -> impl Iterator<Item = &Rule> {
-        self.live.iter().chain(&self.scheduled)
-    }
-}
-
-fn hash(value: &impl Hash) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// The `*.rhai` files directly in `dir`, sorted by name. A missing directory means no rules.
@@ -206,7 +206,7 @@ impl Compiler<'_> {
             }
         };
         match self.engine.compile_into_self_contained(&rule_scope(), &source) {
-            Ok(ast) => Some(Rule { name, ast, fingerprint: hash(&source) }),
+            Ok(ast) => Some(Rule::new(name, ast, source.into())),
             Err(e) => {
                 errors.push(self.locate(*e, path, &source));
                 None

@@ -108,3 +108,45 @@ fn the_newsletter_detector_scores_the_signs() {
     let reply = "From: a@lists.example.org\r\nIn-Reply-To: <p@x>\r\nList-Unsubscribe: <https://l.example/u>\r\nPrecedence: bulk\r\n\r\nx\r\n";
     assert_eq!(score(reply), ["1", "false"]);
 }
+
+/// Rhai reads a plugin's `global::` constant under a write lock shared by every evaluation of the
+/// plugin, taken with a few 10 ms tries and unwrapped: threads reading one at the same time made
+/// the losers panic ("the dry-run tooling saw rhai 1.27 panic"). Many threads evaluating one
+/// rule set, whose plugin reads a large constant in a loop, all give the lone answer.
+#[test]
+fn many_threads_reading_a_plugins_global_constants_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<String> = (0..500).map(|i| format!("\"word{i}\"")).collect();
+    let plugin = format!(
+        "const WORDS = [{}];\nconst LIMIT = 3;\nfn count(text) {{\n    let n = 0;\n    for i in 0..100 {{ if global::WORDS.len() > global::LIMIT && text in global::WORDS {{ n += 1; }} }}\n    n\n}}\n",
+        big.join(", ")
+    );
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("plugins/words.rhai"), plugin).unwrap();
+    let rule = "import \"words\" as words;\nlabel(`n${words::count(msg.subject)}`);\n";
+    std::fs::write(dir.path().join("rules/r.rhai"), rule).unwrap();
+    let yaml = "accounts: {}\nlimits: { operations: 100000000, wall_time: 60s }\n";
+    let config = Config::from_yaml(yaml, &dir.path().join("t.yaml")).unwrap();
+    let rules = Arc::new(RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}")));
+    let meta = Meta::new(MessageKey::new("a", "INBOX", 1, 1));
+    let message = Arc::new(crate::message::parse(b"Subject: word7\r\n\r\nx\r\n", meta));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (rules, message) = (rules.clone(), message.clone());
+            std::thread::spawn(move || {
+                let mut wrong = Vec::new();
+                for _ in 0..20 {
+                    let evaluation = rules.evaluate(&message, &[], chrono::Utc::now());
+                    let labels: Vec<&Action> = evaluation.decisions.iter().map(|d| &d.action).collect();
+                    if labels != [&Action::AddFlags { flags: vec!["n100".into()] }] || !evaluation.failures.is_empty() {
+                        wrong.push(format!("{labels:?} {:?}", evaluation.failures));
+                    }
+                }
+                wrong
+            })
+        })
+        .collect();
+    let wrong: Vec<String> = threads.into_iter().flat_map(|t| t.join().expect("no panic escapes")).collect();
+    assert!(wrong.is_empty(), "{} of 320 evaluations went wrong, e.g. {:?}", wrong.len(), wrong.first());
+}

@@ -105,7 +105,6 @@ impl Reloader {
         self.seen = now;
         match compiled {
             Ok(rules) => {
-                rules.inherit_health(&self.current.borrow());
                 let live = rules.live.len();
                 let (scheduled, plugins) = (rules.scheduled.len(), rules.plugins_compiled());
                 self.current.send_replace(Arc::new(rules));
@@ -125,18 +124,6 @@ impl Reloader {
                 Check::Rejected
             }
         }
-    }
-}
-
-impl RuleSet {
-    /// Takes over `old`'s failure counts for the rules a reload left unchanged (same source,
-    /// plugins and data), so a rule disabled for failing stays disabled until it is changed.
-    fn inherit_health(&self, old: &RuleSet) {
-        let unchanged = |name: &str| {
-            let fingerprint = |set: &RuleSet| set.rules().find(|r| r.name == name).map(|r| r.fingerprint);
-            fingerprint(self).is_some_and(|f| Some(f) == fingerprint(old))
-        };
-        self.health.inherit(&old.health, unchanged);
     }
 }
 

@@ -102,27 +102,6 @@ async fn adding_and_removing_rules_plugins_and_data_reloads() {
 }
 
 #[tokio::test]
-async fn a_disabled_rule_stays_disabled_until_it_or_what_it_uses_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "plugins/p.rhai", "fn n() { 0 }\n");
-    write(dir.path(), "rules/broken.rhai", "import \"p\" as p;\nlet x = 1 / p::n();\nmove_to(\"Fixed\");\n");
-    let (mut reloader, rules) = start(dir.path());
-    for _ in 0..crate::rules::evaluate::DISABLE_AFTER {
-        assert_eq!(rules.get().evaluate(&view(), &[], chrono::Utc::now()).failures.len(), 1);
-    }
-    let disabled = |rules: &CurrentRules| rules.get().evaluate(&view(), &[], chrono::Utc::now()).failures.is_empty();
-    assert!(disabled(&rules));
-
-    write(dir.path(), "rules/other.rhai", "let y = 2;\n");
-    assert_eq!(reloader.check().await, Check::Reloaded(2));
-    assert!(disabled(&rules), "another rule changed, this one did not: still disabled");
-
-    write(dir.path(), "plugins/p.rhai", "fn n() { 1 }\n");
-    assert_eq!(reloader.check().await, Check::Reloaded(2));
-    assert_eq!(moves(&rules), ["Fixed"], "the plugin it uses changed: enabled again");
-}
-
-#[tokio::test]
 async fn editor_swap_files_fixtures_and_other_files_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "rules/sort.rhai", "move_to(\"A\");\n");

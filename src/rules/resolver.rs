@@ -5,10 +5,15 @@
 //! that would leave the plugins directory, symlinks included, and compiles each plugin once per
 //! rule set: every rule that imports it gets the same compiled module. A reload builds a new
 //! rule set, and with it a new resolver that reads the files afresh.
+//!
+//! Rhai reads a plugin's `global::` constants under a lock of the compiled module, taken with a
+//! few short tries and then unwrapped: two threads running the same module at once can make one
+//! of them panic. So every evaluation slot (see `slots`) runs its own copy of the rules and their
+//! plugins: copy 0 is compiled from the files, and the other copies from the same sources
+//! (never read again), each plugin compiled anew for each copy ([`PluginResolver::for_copy`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,8 +33,10 @@ pub struct PluginResolver {
 struct Inner {
     /// The plugins directory as configured: what messages show.
     dir: PathBuf,
-    /// Compiled plugins by canonical path.
-    cache: Mutex<HashMap<PathBuf, Loaded>>,
+    /// Compiled plugins by copy and canonical path.
+    cache: Mutex<HashMap<(usize, PathBuf), Loaded>>,
+    /// Each plugin of copy 0 by import name: its canonical path and source, for the other copies.
+    sources: Mutex<HashMap<String, (PathBuf, Arc<str>)>>,
     /// How many plugin files were compiled, for the "once" guarantee's tests.
     compiled: AtomicUsize,
 }
@@ -39,20 +46,25 @@ struct Inner {
 struct Loaded {
     ast: AST,
     module: Shared<Module>,
-    /// A hash of its source, part of the rules' fingerprints.
-    hash: u64,
 }
 
 thread_local! {
     /// Plugins being loaded on this thread, outermost first: an import cycle would otherwise
     /// recurse until the stack overflows (each module evaluates with fresh module counters).
     static LOADING: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    /// The copy being compiled on this thread (see [`PluginResolver::for_copy`]).
+    static COPY: Cell<usize> = const { Cell::new(0) };
 }
 
 impl PluginResolver {
     /// A resolver for `dir`. The directory need not exist: then every import is "not found".
     pub fn new(dir: &Path) -> PluginResolver {
-        let inner = Inner { dir: dir.to_owned(), cache: Mutex::default(), compiled: AtomicUsize::new(0) };
+        let inner = Inner {
+            dir: dir.to_owned(),
+            cache: Mutex::default(),
+            sources: Mutex::default(),
+            compiled: AtomicUsize::new(0),
+        };
         PluginResolver { inner: Arc::new(inner) }
     }
 
@@ -66,24 +78,40 @@ impl PluginResolver {
         self.inner.compiled.load(Ordering::Relaxed)
     }
 
-    /// A hash over every plugin loaded so far (paths and sources): rules are "changed" by a
-    /// reload when this changes, so a fixed plugin re-enables the rules it broke.
-    pub fn fingerprint(&self) -> u64 {
-        let cache = self.lock();
-        let mut loaded: Vec<(&PathBuf, u64)> = cache.iter().map(|(path, l)| (path, l.hash)).collect();
-        loaded.sort();
-        let mut hasher = std::hash::DefaultHasher::new();
-        loaded.hash(&mut hasher);
-        hasher.finish()
+    /// Runs `f` (a compilation) with the imports on this thread resolved into copy `copy`:
+    /// copy 0 reads the plugin files, any other compiles the sources copy 0 read, anew.
+    pub fn for_copy<T>(copy: usize, f: impl FnOnce() -> T) -> T {
+        let before = COPY.replace(copy);
+        let out = f();
+        COPY.set(before);
+        out
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Loaded>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, PathBuf), Loaded>> {
         // Entries are inserted whole, in one statement: a poisoned map is still consistent.
         self.inner.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The compiled plugin for `name`, from the cache or compiled now.
+    fn sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, (PathBuf, Arc<str>)>> {
+        // As for `lock`.
+        self.inner.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The compiled plugin for `name` in the copy being compiled, from the cache or compiled now.
     fn load(&self, engine: &Engine, name: &str, pos: Position) -> Result<Loaded, Box<EvalAltResult>> {
+        let copy = COPY.get();
+        if copy == 0 {
+            return self.load_file(engine, name, pos);
+        }
+        let Some((canonical, source)) = self.sources().get(name).cloned() else {
+            let why = format!("cannot import `{name}`: the rules' first compilation did not read it");
+            return Err(refusal(name, why, pos));
+        };
+        self.cached_or(copy, canonical, name, pos, |_| self.compile(engine, name, source, pos))
+    }
+
+    /// The compiled plugin for `name` in copy 0, read from its file.
+    fn load_file(&self, engine: &Engine, name: &str, pos: Position) -> Result<Loaded, Box<EvalAltResult>> {
         let refuse = |why: String| refusal(name, why, pos);
         check_name(name).map_err(refuse)?;
         let file = self.file_of(name);
@@ -102,34 +130,56 @@ impl PluginResolver {
                 canonical.display()
             )));
         }
-        if let Some(loaded) = self.lock().get(&canonical) {
+        self.cached_or(0, canonical, name, pos, |canonical| {
+            let source: Arc<str> = std::fs::read_to_string(canonical)
+                .map_err(|e| refuse(format!("cannot read plugin {}: {e}", file.display())))?
+                .into();
+            self.sources().insert(name.to_owned(), (canonical.to_owned(), source.clone()));
+            self.inner.compiled.fetch_add(1, Ordering::Relaxed);
+            self.compile(engine, name, source, pos)
+        })
+    }
+
+    /// The plugin at `canonical` in `copy` from the cache, or made by `make` and cached.
+    fn cached_or(
+        &self,
+        copy: usize,
+        canonical: PathBuf,
+        name: &str,
+        pos: Position,
+        make: impl FnOnce(&Path) -> Result<Loaded, Box<EvalAltResult>>,
+    ) -> Result<Loaded, Box<EvalAltResult>> {
+        let key = (copy, canonical);
+        if let Some(loaded) = self.lock().get(&key) {
             return Ok(loaded.clone());
         }
-        let cycle = LOADING.with(|l| l.borrow().contains(&canonical));
+        let cycle = LOADING.with(|l| l.borrow().contains(&key.1));
         if cycle {
-            return Err(refuse(format!("import `{name}` is a cycle: the plugin imports itself, maybe through others")));
+            let why = format!("import `{name}` is a cycle: the plugin imports itself, maybe through others");
+            return Err(refusal(name, why, pos));
         }
-        LOADING.with(|l| l.borrow_mut().push(canonical.clone()));
+        LOADING.with(|l| l.borrow_mut().push(key.1.clone()));
         // The cache is not locked while compiling: the plugin's own imports come back here.
-        let loaded = self.compile(engine, name, &canonical, pos);
+        let loaded = make(&key.1);
         LOADING.with(|l| l.borrow_mut().pop());
         let loaded = loaded?;
-        self.lock().insert(canonical, loaded.clone());
+        self.lock().insert(key, loaded.clone());
         Ok(loaded)
     }
 
-    fn compile(&self, engine: &Engine, name: &str, file: &Path, pos: Position) -> Result<Loaded, Box<EvalAltResult>> {
+    fn compile(
+        &self,
+        engine: &Engine,
+        name: &str,
+        source: Arc<str>,
+        pos: Position,
+    ) -> Result<Loaded, Box<EvalAltResult>> {
         let in_module = |err| Box::new(EvalAltResult::ErrorInModule(name.to_owned(), err, pos));
-        let source = std::fs::read_to_string(file)
-            .map_err(|e| refusal(name, format!("cannot read plugin {}: {e}", file.display()), pos))?;
-        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
         let mut ast = engine.compile(&source).map_err(|e| in_module(Box::new(e.into())))?;
         ast.set_source(name);
         // Top-level statements run once, here: a plugin is its functions and constants.
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
-        let mut hasher = std::hash::DefaultHasher::new();
-        source.hash(&mut hasher);
-        Ok(Loaded { ast, module: Shared::new(module), hash: hasher.finish() })
+        Ok(Loaded { ast, module: Shared::new(module) })
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::api::actions::Tally;
-use super::evaluate::{Context, RuleFailure, SERIAL};
+use super::evaluate::{Context, RuleFailure};
 use super::trigger::{Collected, Trigger};
 use super::{CompileError, Compiler, Rule, RuleSet};
 use crate::message::MessageView;
@@ -66,11 +66,7 @@ impl RuleSet {
         now: DateTime<Utc>,
         collected: &Collected,
     ) -> ScheduledEvaluation {
-        let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut evaluation = ScheduledEvaluation::default();
-        if self.health.is_disabled(&rule.name) {
-            return evaluation;
-        }
         let span = tracing::info_span!("rule", rule = %rule.name);
         let _entered = span.enter();
         let context = Context {
@@ -81,13 +77,11 @@ impl RuleSet {
         };
         match self.run(rule, &context, Tally::default()) {
             Ok(recorder) => {
-                self.health.record(&rule.name, false);
                 evaluation.decisions = recorder.decisions;
                 evaluation.read = recorder.read;
             }
             Err(error) => {
                 tracing::warn!(%error, "rule failed; its decisions are dropped");
-                self.health.record(&rule.name, true);
                 evaluation.failures.push(RuleFailure { rule: rule.name.clone(), error });
             }
         }

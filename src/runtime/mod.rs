@@ -189,7 +189,6 @@ pub async fn run(
         let server = health::http::Server {
             health: prepared.health.clone(),
             store: prepared.store.clone(),
-            rules: prepared.rules.clone(),
             thresholds: prepared.config.health,
         };
         let listener = health::http::Listener::bind(http.listen, server)
@@ -203,7 +202,6 @@ pub async fn run(
             alerts: alerts.clone(),
             thresholds: prepared.config.health,
             health: prepared.health.clone(),
-            rules: prepared.rules.clone(),
             store: prepared.store.clone(),
             fallback_account: first.name.clone(),
         };

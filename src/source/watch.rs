@@ -477,6 +477,11 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fet
         tracing::debug!("the rules want the whole message; fetching it");
         return Decision::WantsBody(Box::new(fetched));
     }
+    // Only here, where the evaluation is final: a failure on the header alone is not one (the
+    // message is evaluated again whole), so it is neither logged nor counted.
+    for failure in &evaluation.failures {
+        tracing::warn!(rule = %failure.rule, error = %failure.error, "rule failed; its decisions for this message are dropped");
+    }
     let mut matched: Vec<String> = Vec::new();
     for decision in &evaluation.decisions {
         if !matched.contains(&decision.rule) {

@@ -61,8 +61,8 @@ pub use outbox::OutboxGroup;
 pub use retention::Prunable;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
-    Action, ActionId, ActionState, Checkpoint, Collected, LastRun, MessagePlan, NewAction, OutboxCounts, Outcome,
-    RuleFailureRecord, RunOutcome, ScheduleRun, UnknownState,
+    Action, ActionId, ActionState, Checkpoint, Collected, FailingRule, LastRun, MessagePlan, NewAction, OutboxCounts,
+    Outcome, RuleFailureRecord, RunOutcome, ScheduleRun, UnknownState,
 };
 pub use watchers::WatcherRecord;
 
@@ -324,6 +324,19 @@ impl Store {
         }
         self.call(move |conn| {
             rule_failures::recent(conn, limit)
+                .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
+        })
+        .await
+    }
+
+    /// The rules that failed since `since`, by name, each with its count and its last failure
+    /// (error, time, message): "rules failing now" for `tidings status`, `/healthz` and alerts.
+    pub async fn rule_failures_since(&self, since: DateTime<Utc>) -> Result<Vec<FailingRule>> {
+        if let Some(pg) = self.pg() {
+            return pg.rule_failures_since(since).await;
+        }
+        self.call(move |conn| {
+            rule_failures::since(conn, since)
                 .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
         })
         .await

@@ -326,6 +326,27 @@ pub struct RuleFailureRecord {
     pub at: DateTime<Utc>,
 }
 
+/// One rule's failures since a moment ("rules failing now"), with its last failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailingRule {
+    /// The rule's name.
+    pub rule: String,
+    /// How many messages it failed on since then.
+    pub failures: u64,
+    /// What went wrong the last time.
+    pub last_error: String,
+    /// When that was.
+    pub last_at: DateTime<Utc>,
+    /// The account of the message it last failed on.
+    pub account: String,
+    /// Its mailbox.
+    pub mailbox: String,
+    /// Its UID.
+    pub uid: u32,
+    /// Its Message-ID, without angle brackets; `None` when it has none.
+    pub message_id: Option<String>,
+}
+
 /// What live rules collected for one account and not yet consumed, by name (each list oldest
 /// first), as loaded for a schedule's run: what `collected(name)` gives its rule.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -2,8 +2,9 @@
 //! the store, so they work from another shell while the daemon runs (and after it stopped).
 //!
 //! Status: every mailbox of the config or the store with its connection state (as the daemon
-//! last reported it), checkpoint, last message and errors; the outbox per account; the newest
-//! rule failures; and the same verdict as `/healthz`. History: for a Message-ID or a UID, the
+//! last reported it), checkpoint, last message and errors; the outbox per account; the rules
+//! failing now (in the last hour) and the newest rule failures; and the same verdict as
+//! `/healthz`: healthy, degraded (rules failing now, dead letters) or unhealthy. History: for a Message-ID or a UID, the
 //! rules that acted on the message and every action with its outcome. Neither prints a
 //! message's content.
 
@@ -16,9 +17,9 @@ use serde_json::{Value, json};
 
 use super::outbox::{one_line, span, target};
 use crate::config::{Config, State};
-use crate::health::{self, Conn, Seen, Verdict};
+use crate::health::{self, Conn, Seen, Severity, Verdict};
 use crate::store::postgres::fleet::FleetView;
-use crate::store::{self, Checkpoint, MessageHistory, MessageQuery, OutboxGroup, Store, WatcherRecord};
+use crate::store::{self, Checkpoint, FailingRule, MessageHistory, MessageQuery, OutboxGroup, Store, WatcherRecord};
 
 /// Why status or history could not be shown.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +66,15 @@ struct Status {
     rows: BTreeMap<(String, String), Row>,
     outbox: Vec<OutboxGroup>,
     failures: Vec<store::RuleFailureRecord>,
+    /// The rules that failed in the last hour.
+    failing: Vec<FailingRule>,
     verdict: Verdict,
     /// The instances sharing a PostgreSQL store; `None` with a SQLite one.
     fleet: Option<FleetView>,
 }
 
-/// Writes the status of the daemon using `config` to `out`; returns whether it is healthy.
-pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<bool, Error> {
+/// Writes the status of the daemon using `config` to `out`; returns how healthy it is.
+pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<Severity, Error> {
     const WHAT: &str = "the status";
     let store = open(&config.state, WHAT).await?;
     let err = |source| Error::Store { what: WHAT, source };
@@ -101,25 +104,26 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
     let outbox = store.outbox_groups().await.map_err(err)?;
     let failures = store.recent_rule_failures(5).await.map_err(err)?;
     let now = Utc::now();
+    let failing = store.rule_failures_since(now - health::FAILING_NOW).await.map_err(err)?;
     let verdict = if running {
         let seen = rows.iter().filter_map(|((account, mailbox), row)| {
             let w = row.watcher.as_ref()?;
             let conn = Conn::parse(&w.state)?;
             Some(Seen { account, mailbox, conn, since: w.since, last_error: w.last_error.as_deref() })
         });
-        let mut verdict = health::judge(now, &config.health, seen, &outbox);
+        let mut verdict = health::judge(now, &config.health, seen, &outbox, &failing);
         let unheld = fleet.iter().flat_map(|f| &f.unheld).filter(|a| config.accounts.iter().any(|c| &c.name == *a));
         verdict.problems.extend(unheld.map(|a| format!("account {a} is held by no live instance")));
         verdict
     } else if fleet.is_some() {
-        Verdict { problems: vec![format!("no instance of the fleet on {} is running", config.state)] }
+        Verdict::unhealthy(format!("no instance of the fleet on {} is running", config.state))
     } else {
-        Verdict { problems: vec![format!("the daemon is not running (no lock held on {}.lock)", config.state)] }
+        Verdict::unhealthy(format!("the daemon is not running (no lock held on {}.lock)", config.state))
     };
-    let status = Status { running, rows, outbox, failures, verdict, fleet };
+    let status = Status { running, rows, outbox, failures, failing, verdict, fleet };
     let written = if json { write_json(&status, now, out) } else { write_text(&status, now, out) };
     written.map_err(Error::Write)?;
-    Ok(status.verdict.is_healthy())
+    Ok(status.verdict.severity())
 }
 
 /// Whether a daemon holds the lock beside the state file (see `runtime::lock`).
@@ -136,12 +140,13 @@ fn daemon_running(state: &Path) -> bool {
 }
 
 fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::io::Result<()> {
-    match (status.running, status.verdict.is_healthy()) {
-        (true, true) => writeln!(out, "tidings: running, healthy")?,
-        (true, false) => writeln!(out, "tidings: running, UNHEALTHY")?,
+    match (status.running, status.verdict.severity()) {
+        (true, Severity::Healthy) => writeln!(out, "tidings: running, healthy")?,
+        (true, Severity::Degraded) => writeln!(out, "tidings: running, DEGRADED")?,
+        (true, Severity::Unhealthy) => writeln!(out, "tidings: running, UNHEALTHY")?,
         (false, _) => writeln!(out, "tidings: NOT RUNNING (connection states are from its last run)")?,
     }
-    for problem in &status.verdict.problems {
+    for problem in status.verdict.lines() {
         writeln!(out, "  ! {problem}")?;
     }
     writeln!(out)?;
@@ -182,6 +187,7 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
     for (account, cells) in accounts {
         writeln!(out, "outbox {account}: {}", cells.join(", "))?;
     }
+    write_failing(&status.failing, now, out)?;
     if !status.failures.is_empty() {
         writeln!(out, "\nnewest rule failures:")?;
         for f in &status.failures {
@@ -198,6 +204,29 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
         }
     }
     Ok(())
+}
+
+/// The rules failing now: each with how often in the last hour, and its last failure.
+fn write_failing(failing: &[FailingRule], now: DateTime<Utc>, out: &mut dyn Write) -> std::io::Result<()> {
+    if failing.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nrules failing now (last hour):")?;
+    let header = ["RULE", "FAILURES", "LAST", "LAST MESSAGE", "LAST ERROR"];
+    let rows: Vec<[String; 5]> = failing
+        .iter()
+        .map(|f| {
+            let id = f.message_id.as_deref().map_or_else(|| format!("uid {}", f.uid), |id| format!("<{id}>"));
+            [
+                f.rule.clone(),
+                f.failures.to_string(),
+                format!("{} ago", span(now - f.last_at)),
+                format!("{}/{} {}", f.account, f.mailbox, one_line(&id, 60)),
+                one_line(&f.last_error, 100),
+            ]
+        })
+        .collect();
+    table(out, &header, &rows)
 }
 
 /// The instances of a fleet, each with its heartbeat and the accounts it holds.
@@ -285,10 +314,30 @@ fn write_json(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
             })
         })
         .collect();
+    let failing: Vec<Value> = status
+        .failing
+        .iter()
+        .map(|f| {
+            json!({
+                "rule": f.rule, "failures": f.failures, "last_error": f.last_error,
+                "last_at": f.last_at.to_rfc3339(), "account": f.account, "mailbox": f.mailbox, "uid": f.uid,
+                "message_id": f.message_id,
+            })
+        })
+        .collect();
+    let dead: Vec<Value> = status
+        .outbox
+        .iter()
+        .filter(|g| matches!(g.state, store::ActionState::Failed | store::ActionState::Uncertain))
+        .map(|g| json!({ "account": g.account, "kind": g.kind, "state": g.state.as_str(), "count": g.count }))
+        .collect();
     let report = json!({
         "running": status.running,
         "healthy": status.verdict.is_healthy(),
-        "problems": status.verdict.problems,
+        "verdict": status.verdict.severity().as_str(),
+        "problems": status.verdict.lines().collect::<Vec<_>>(),
+        "rules_failing": failing,
+        "dead_letters": dead,
         "at": now.to_rfc3339(),
         "mailboxes": mailboxes,
         "outbox": outbox,
@@ -390,6 +439,33 @@ mod tests {
 
     use super::*;
     use crate::store::postgres::fleet::Instance;
+
+    #[test]
+    fn rules_failing_now_show_each_rule_its_count_last_message_and_error() {
+        let now = Utc::now();
+        let failing = |rule: &str, failures, message_id: Option<&str>| FailingRule {
+            rule: rule.to_owned(),
+            failures,
+            last_error: "cannot read\n  the subject".to_owned(),
+            last_at: now - TimeDelta::minutes(3),
+            account: "work".to_owned(),
+            mailbox: "INBOX".to_owned(),
+            uid: 12,
+            message_id: message_id.map(str::to_owned),
+        };
+        let mut out = Vec::new();
+        write_failing(&[failing("a.rhai", 30, Some("x@y")), failing("b.rhai", 1, None)], now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "rules failing now (last hour):", "{text}");
+        assert!(lines[2].starts_with("RULE") && lines[2].ends_with("LAST ERROR"), "{text}");
+        assert!(lines[3].starts_with("a.rhai  30") && lines[3].contains("3m ago  work/INBOX <x@y>"), "{text}");
+        assert!(lines[3].ends_with("cannot read the subject"), "{text}");
+        assert!(lines[4].starts_with("b.rhai  1 ") && lines[4].contains("work/INBOX uid 12"), "{text}");
+        let mut none = Vec::new();
+        write_failing(&[], now, &mut none).unwrap();
+        assert!(none.is_empty(), "nothing when no rule is failing");
+    }
 
     #[test]
     fn the_fleet_shows_each_instance_its_heartbeat_and_accounts_and_what_no_one_holds() {

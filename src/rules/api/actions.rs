@@ -87,6 +87,20 @@ pub fn with_recorder<T>(recorder: Recorder, f: impl FnOnce() -> T) -> (T, Record
     (out, recorder.expect("the recorder is still installed"))
 }
 
+/// How many operations the progress callback lets pass between two looks at the clock.
+const CLOCK_EVERY: u64 = 32;
+
+/// Stops the running rule, as the progress callback does, once it is past its deadline: called
+/// first by the native functions whose cost grows with their input, so that a loop of them
+/// stops at the limit rather than [`CLOCK_EVERY`] long calls later. The error cannot be caught
+/// by the script (`try` does not catch a termination).
+pub fn within_deadline() -> Result<(), Box<EvalAltResult>> {
+    match past_deadline() {
+        true => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(TIMEOUT), rhai::Position::NONE))),
+        false => Ok(()),
+    }
+}
+
 /// Whether the current evaluation has run past its deadline (checked by the progress callback).
 pub fn past_deadline() -> bool {
     CURRENT.with(|slot| slot.borrow().as_ref().is_some_and(|r| Instant::now() > r.deadline))
@@ -236,9 +250,10 @@ pub fn register(engine: &mut Engine) {
         Err(Box::new(EvalAltResult::ErrorTerminated(STOP_VALUE.clone().into(), ctx.call_position())))
     });
     e.on_progress(|ops| {
-        // Reading the clock on every operation would cost more than the rules; every 256 is
-        // plenty for a 100 ms limit.
-        (ops % 256 == 0 && past_deadline()).then(|| Dynamic::from(TIMEOUT))
+        // Reading the clock costs about as much as an operation, so not on every one. A native
+        // call counts as one operation however long it runs: those whose cost grows with a
+        // large input (a regex over the body) check the clock themselves (`within_deadline`).
+        (ops % CLOCK_EVERY == 0 && past_deadline()).then(|| Dynamic::from(TIMEOUT))
     });
 }
 

@@ -49,7 +49,7 @@ pub const AREAS: &[Area] = &[
     },
     Area {
         title: "Text",
-        intro: "Helpers Rhai lacks. Regexes use the `regex` crate's syntax (linear time: no pattern can stall a rule) and are compiled once per pattern; an invalid one fails the rule with the pattern named.",
+        intro: "Helpers Rhai lacks. Regexes use the `regex` crate's syntax (linear time: no pattern can stall a rule) and are compiled once per pattern; an invalid one fails the rule with the pattern named. Each helper first checks the rule's wall-clock limit (`limits: { wall_time }`), so a loop of them over a large body stops at the limit.",
         register: text::register,
     },
     Area {

@@ -132,15 +132,22 @@ const NAMED_CAPTURES: Doc = doc(
     r##"let m = msg.subject.named_captures("#(?<id>\\d+)"); if m != () { label("ticket-" + m.id); }"##,
 );
 
-/// Registers the string helpers.
+/// Registers the string helpers. Each scans its text, which may be a whole body: each first
+/// stops a rule past its wall-clock limit (see `actions::within_deadline`).
 pub fn register(engine: &mut Engine) {
+    use super::actions::within_deadline as on_time;
     let e = engine;
-    function(e, "icontains", ICONTAINS, icontains);
-    function(e, "istarts_with", ISTARTS_WITH, istarts_with);
-    function(e, "iends_with", IENDS_WITH, iends_with);
-    function(e, "matches", MATCHES, |s: &str, pattern: &str| regex(pattern).map(|re| re.is_match(s)));
-    function(e, "captures", CAPTURES, |s: &str, pattern: &str| captures(s, pattern));
-    function(e, "named_captures", NAMED_CAPTURES, |s: &str, pattern: &str| named_captures(s, pattern));
+    function(e, "icontains", ICONTAINS, |s: &str, part: &str| on_time().map(|()| icontains(s, part)));
+    function(e, "istarts_with", ISTARTS_WITH, |s: &str, part: &str| on_time().map(|()| istarts_with(s, part)));
+    function(e, "iends_with", IENDS_WITH, |s: &str, part: &str| on_time().map(|()| iends_with(s, part)));
+    function(e, "matches", MATCHES, |s: &str, pattern: &str| {
+        on_time()?;
+        regex(pattern).map(|re| re.is_match(s))
+    });
+    function(e, "captures", CAPTURES, |s: &str, pattern: &str| on_time().and_then(|()| captures(s, pattern)));
+    function(e, "named_captures", NAMED_CAPTURES, |s: &str, pattern: &str| {
+        on_time().and_then(|()| named_captures(s, pattern))
+    });
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::codec::{self, bigint, millis};
 use super::{PgStore, db};
-use crate::store::{Checkpoint, Result, RuleFailureRecord};
+use crate::store::{Checkpoint, FailingRule, Result, RuleFailureRecord};
 
 /// Inserts the failures of the rules that ran on the message at `checkpoint`.
 pub(super) async fn insert_all(
@@ -59,5 +59,38 @@ impl PgStore {
             .await
             .map_err(db(what))?;
         rows.iter().map(record).collect::<std::result::Result<_, _>>().map_err(db(what))
+    }
+
+    /// Per rule, the failures at or after `since`: how many, and the last one with its
+    /// message's Message-ID. Sorted by rule (byte order, as on SQLite).
+    pub(crate) async fn rule_failures_since(&self, since: DateTime<Utc>) -> Result<Vec<FailingRule>> {
+        let what = || "read rule failures".to_owned();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT f.rule, n.failures, f.error, f.at, f.account, f.mailbox, f.uid, m.message_id \
+                 FROM (SELECT rule, COUNT(*) AS failures, MAX(id) AS last FROM rule_failures \
+                       WHERE at >= $1 GROUP BY rule) n \
+                 JOIN rule_failures f ON f.id = n.last \
+                 LEFT JOIN messages m ON m.account = f.account AND m.mailbox = f.mailbox \
+                 AND m.uidvalidity = f.uidvalidity AND m.uid = f.uid \
+                 ORDER BY f.rule COLLATE \"C\"",
+                &[&millis(since)],
+            )
+            .await
+            .map_err(db(what))?;
+        let failing = |row: &Row| -> std::result::Result<FailingRule, tokio_postgres::Error> {
+            Ok(FailingRule {
+                rule: row.try_get(0)?,
+                failures: codec::int(row, 1)?,
+                last_error: row.try_get(2)?,
+                last_at: codec::time(row, 3)?,
+                account: row.try_get(4)?,
+                mailbox: row.try_get(5)?,
+                uid: codec::int(row, 6)?,
+                message_id: row.try_get(7)?,
+            })
+        };
+        rows.iter().map(failing).collect::<std::result::Result<_, _>>().map_err(db(what))
     }
 }
