@@ -10,7 +10,6 @@
 //! files stay inside `rules/data`: one that leads out (a symlink to `/etc/passwd`) is refused.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use rhai::{Array, Dynamic, Map};
@@ -26,8 +25,6 @@ pub const DIR: &str = "data";
 #[derive(Debug, Default)]
 pub struct DataSet {
     values: BTreeMap<String, Dynamic>,
-    /// A hash of every file's name and text: rules are "changed" when this changes.
-    fingerprint: u64,
 }
 
 impl DataSet {
@@ -36,7 +33,6 @@ impl DataSet {
     pub fn load(rules_dir: &Path, errors: &mut Vec<CompileError>) -> DataSet {
         let dir = rules_dir.join(DIR);
         let mut set = DataSet::default();
-        let mut hasher = std::hash::DefaultHasher::new();
         let files = match data_files(&dir) {
             Ok(files) => files,
             Err(e) => {
@@ -65,7 +61,6 @@ impl DataSet {
                     continue;
                 }
             };
-            (&name, &text).hash(&mut hasher);
             let parsed = if path.extension().is_some_and(|e| e == "txt") { list(&text) } else { yaml(&text) };
             match parsed {
                 Ok(value) => {
@@ -74,7 +69,6 @@ impl DataSet {
                 Err((line, column, message)) => errors.push(error(&path, line, column, message)),
             }
         }
-        set.fingerprint = hasher.finish();
         set
     }
 
@@ -86,11 +80,6 @@ impl DataSet {
     /// The names there are, for messages.
     pub fn names(&self) -> Vec<&str> {
         self.values.keys().map(String::as_str).collect()
-    }
-
-    /// A hash of every file's name and text.
-    pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
     }
 }
 

@@ -35,8 +35,9 @@ impl MailboxPoller {
             let round = match self.round(&mut session, &shutdown).await {
                 Ok(round) => round,
                 Err(error) => {
-                    // Polling ends for good (a store failure): every mailbox shows as down.
-                    let stopped = format!("stopped: {}", error_chain(&error));
+                    // Polling ends (a store failure) until the runtime starts the account
+                    // again: every mailbox shows as down meanwhile.
+                    let stopped = format!("stopped until the account restarts: {}", error_chain(&error));
                     self.watchers.iter().for_each(|w| w.health().failed(&stopped));
                     return Err(error);
                 }

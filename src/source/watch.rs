@@ -99,9 +99,10 @@ impl MailboxWatcher {
                 let ended = match self.connection(&mut shutdown, false, &mut backoff).await {
                     Ok(ended) => ended,
                     Err(error) => {
-                        // The watcher ends for good (a store failure): down, so that /healthz
-                        // and the alerts say so instead of showing its last good state forever.
-                        self.health.failed(&format!("stopped: {}", error_chain(&error)));
+                        // The watcher ends (a store failure) and its account with it, to be
+                        // started again with backoff (runtime): down meanwhile, so that /healthz
+                        // and the alerts say so instead of showing its last good state.
+                        self.health.failed(&format!("stopped until the account restarts: {}", error_chain(&error)));
                         return Err(error);
                     }
                 };
