@@ -126,14 +126,19 @@ impl Server {
             Ok(outbox) => self.store.rule_failures_since(now - super::FAILING_NOW).await.map(|f| (outbox, f)),
             Err(error) => Err(error),
         };
-        let (outbox, failing) = match read {
+        let read = match read {
+            Ok(read) => self.store.schedule_runs().await.map(|runs| (read, runs)),
+            Err(error) => Err(error),
+        };
+        let ((outbox, failing), runs) = match read {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store for {path}");
                 return (500, "text/plain", "cannot read the store; see the daemon's log\n".into());
             }
         };
-        let verdict = self.health.verdict(now, &self.thresholds, &outbox, &failing);
+        let mut verdict = self.health.verdict(now, &self.thresholds, &outbox, &failing);
+        verdict.degraded.extend(super::failed_runs(&runs, now - super::FAILING_NOW));
         if path == "/healthz" {
             let status = if verdict.answers_ok(&self.thresholds) { 200 } else { 503 };
             return (status, "text/plain", healthz_body(&verdict));

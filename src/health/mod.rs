@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::config::Thresholds;
-use crate::store::{ActionState, FailingRule, OutboxGroup, Store, WatcherRecord};
+use crate::store::{ActionState, FailingRule, LastRun, OutboxGroup, Store, WatcherRecord};
 
 /// How far back a rule failure makes a rule "failing now", and the verdict degraded.
 pub const FAILING_NOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
@@ -316,6 +316,31 @@ pub fn judge<'a>(
         ));
     }
     Verdict { problems, degraded }
+}
+
+/// The degraded lines for schedules whose last run, finished since `since`, had rule failures
+/// or did not complete. A schedule's failures are kept per run (`tidings schedules`), not per
+/// message like a live rule's, so its last run is what says whether it is failing now.
+pub fn failed_runs(runs: &[LastRun], since: DateTime<Utc>) -> Vec<String> {
+    let recent = runs.iter().filter_map(|(name, fired_at, outcome)| {
+        let outcome = outcome.as_ref().filter(|o| o.finished_at >= since)?;
+        Some((name, fired_at, outcome))
+    });
+    let mut lines = Vec::new();
+    for (name, fired_at, outcome) in recent {
+        let at = fired_at.format("%Y-%m-%d %H:%M UTC");
+        if let Some(error) = &outcome.error {
+            let error = crate::tooling::outbox::one_line(error, 200);
+            lines.push(format!("schedule {name}: the run fired at {at} did not complete: {error}"));
+        }
+        if outcome.failures > 0 {
+            lines.push(format!(
+                "schedule {name}: its rule failed {} time(s) in the run fired at {at}; see `tidings schedules` and the log",
+                outcome.failures
+            ));
+        }
+    }
+    lines
 }
 
 fn fresh(now: DateTime<Utc>) -> WatcherState {

@@ -212,3 +212,35 @@ fn a_rule_failing_now_or_a_dead_letter_degrades_and_healthz_answers_per_the_sett
     assert_eq!((verdict.severity(), verdict.lines().count()), (Severity::Unhealthy, 2), "{verdict:?}");
     assert!(!verdict.answers_ok(&t));
 }
+
+/// A schedule's failures are kept per run: its last run, if it finished within the hour with
+/// failures or did not complete, is a degraded line; an older one or a clean one is not.
+#[test]
+fn a_schedule_whose_last_run_failed_within_the_hour_is_a_degraded_line() {
+    use crate::store::RunOutcome;
+    let now = Utc::now();
+    let run = |ago: i64, failures: u64, error: Option<&str>| {
+        let at = now - TimeDelta::minutes(ago);
+        let outcome = RunOutcome {
+            started_at: at,
+            finished_at: at,
+            messages: 4,
+            actions: 1,
+            failures,
+            error: error.map(str::to_owned),
+        };
+        Some(outcome)
+    };
+    let runs = vec![
+        ("clean".to_owned(), now - TimeDelta::minutes(5), run(5, 0, None)),
+        ("broken".to_owned(), now - TimeDelta::minutes(5), run(5, 2, None)),
+        ("down".to_owned(), now - TimeDelta::minutes(10), run(10, 0, Some("cannot log in\nat all"))),
+        ("old".to_owned(), now - TimeDelta::minutes(90), run(90, 7, Some("long ago"))),
+        ("never".to_owned(), now - TimeDelta::minutes(1), None),
+    ];
+    let lines = failed_runs(&runs, now - FAILING_NOW);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].starts_with("schedule broken: its rule failed 2 time(s) in the run fired at "), "{}", lines[0]);
+    assert!(lines[1].starts_with("schedule down: the run fired at "), "{}", lines[1]);
+    assert!(lines[1].ends_with("did not complete: cannot log in at all"), "{}", lines[1]);
+}

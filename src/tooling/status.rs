@@ -105,6 +105,7 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
     let failures = store.recent_rule_failures(5).await.map_err(err)?;
     let now = Utc::now();
     let failing = store.rule_failures_since(now - health::FAILING_NOW).await.map_err(err)?;
+    let runs = store.schedule_runs().await.map_err(err)?;
     let verdict = if running {
         let seen = rows.iter().filter_map(|((account, mailbox), row)| {
             let w = row.watcher.as_ref()?;
@@ -112,6 +113,7 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
             Some(Seen { account, mailbox, conn, since: w.since, last_error: w.last_error.as_deref() })
         });
         let mut verdict = health::judge(now, &config.health, seen, &outbox, &failing);
+        verdict.degraded.extend(health::failed_runs(&runs, now - health::FAILING_NOW));
         let unheld = fleet.iter().flat_map(|f| &f.unheld).filter(|a| config.accounts.iter().any(|c| &c.name == *a));
         verdict.problems.extend(unheld.map(|a| format!("account {a} is held by no live instance")));
         verdict
