@@ -110,7 +110,7 @@ async fn sort_through_cuts(name: &str, triggers: &[Trigger]) -> Tally {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cut_mid_fetch_loses_nothing() {
     // Twice inside the header literal of a FETCH answer: the watcher fetches again.
-    sort_through_cuts("cut mid-FETCH", &[Trigger::cut(Side::Server, "BODY[HEADER] {").after(40).times(2)]).await;
+    sort_through_cuts("cut mid-FETCH", &[Trigger::cut(Side::Server, "BODY[HEADER]<0> {").after(40).times(2)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

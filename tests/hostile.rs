@@ -72,9 +72,15 @@ pub fn big_message(user: &User, subject: &str, size: usize) -> Vec<u8> {
 }
 
 /// An ordinary message with `headers` added after its own.
-fn with_headers(headers: &str, raw: Vec<u8>) -> Vec<u8> {
+pub fn with_headers(headers: &str, raw: Vec<u8>) -> Vec<u8> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block") + 2;
     [&raw[..end], headers.as_bytes(), &raw[end..]].concat()
+}
+
+/// One header field of about `bytes`, folded into lines of 75.
+pub fn huge_header(bytes: usize) -> String {
+    let fold = format!(" {}\r\n", "f".repeat(72));
+    format!("X-Huge: start\r\n{}", fold.repeat(bytes / fold.len()))
 }
 
 /// A multipart/mixed message with `parts` small attachments.
@@ -119,8 +125,7 @@ async fn a_50_mb_message_a_1_mb_header_and_10000_parts_are_judged_and_the_next_m
     next_message_is_sorted(env, &user, &daemon, 1).await;
 
     // A 1 MB header (folded, 14,000 lines) and a thousand more headers than a view keeps.
-    let fold = format!(" {}\r\n", "f".repeat(72));
-    let huge = format!("X-Huge: start\r\n{}", fold.repeat((1 << 20) / fold.len()));
+    let huge = huge_header(1 << 20);
     let filler: String = (0..1500).map(|i| format!("X-Filler: {i}\r\n")).collect();
     let raw = with_headers(
         &(huge + filler.as_str()),

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tidings::config::{Secret, Server, Tls};
-use tidings::imap::{Error, FlagOp, IdleOutcome, Login, Session, Timeouts, UidSet};
+use tidings::imap::{Error, FlagOp, Groups, IdleOutcome, Login, Session, Timeouts, UidSet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::{TestEnv, User, message};
+use crate::hostile::{huge_header, with_headers};
 
 const NO_LIMIT: u64 = u64::MAX;
 
@@ -454,5 +455,34 @@ async fn neither_the_password_nor_a_body_reaches_the_log_even_at_trace() -> Resu
     assert!(log.contains("imap: logged in"), "the log was captured:\n{log}");
     assert!(!log.contains(&user.password), "the password is in the log:\n{log}");
     assert!(!log.contains(secret_body), "a message body is in the log:\n{log}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_header_pass_takes_64_kib_of_a_header_and_a_longer_one_is_fetched_whole_later() -> Result<()> {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let small = append(env, &user, "INBOX", "small", &[]).await?;
+    let long = with_headers(&huge_header(100_000), message("a@example.org", &user.address, "long", "body"));
+    let long_uid = env.append(&user, "INBOX", &long, &[], None).await?;
+    let big = with_headers(&huge_header(300_000), message("a@example.org", &user.address, "long and big", "body"));
+    let big_uid = env.append(&user, "INBOX", &big, &[], None).await?;
+    let max = 200_000;
+    let mut session = inbox(env, &user).await?;
+    let before = session.fetch_commands();
+    let headers = session.fetch_headers(&[small, long_uid, big_uid], max).await?;
+    assert_eq!(session.fetch_commands() - before, 1, "one round trip, as before the cap");
+    let [s] = &headers.fetched[..] else { panic!("only the short header whole: {:?}", headers.fetched) };
+    assert!(s.uid == small && s.body_deferred && s.raw.ends_with(b"\r\n\r\n"), "{s:?}");
+    let long_ones: Vec<(u32, usize, bool)> = headers.long.iter().map(|f| (f.uid, f.raw.len(), f.truncated)).collect();
+    assert_eq!(long_ones, [(long_uid, 0, false), (big_uid, 0, true)], "no bytes of a header over the cap kept");
+
+    let mut groups = Groups::of_headers(headers.long, max);
+    let whole = session.fetch_group(&mut groups).await?.expect("one group");
+    assert!(session.fetch_group(&mut groups).await?.is_none(), "both fit one budget");
+    assert_eq!((whole[0].uid, whole[0].truncated), (long_uid, false));
+    assert!(whole[0].raw == long, "the message with the long header, whole");
+    assert_eq!((whole[1].uid, whole[1].truncated, whole[1].size), (big_uid, true, big.len() as u64));
+    assert!(whole[1].raw == big[..max as usize], "the header of a message over max_bytes, cut there");
     Ok(())
 }

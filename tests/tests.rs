@@ -59,7 +59,8 @@ mod health;
 // folder names moved into and watched, an unparseable server line mid-IDLE and mid-FETCH.
 mod hostile;
 // Bounded memory through the daemon: a backlog of 200 x 9 MB with a rule reading the body,
-// caught up with a peak RSS (VmHWM) under 300 MB, every message moved once.
+// caught up with a peak RSS (VmHWM) under 300 MB, every message moved once; the same for 600
+// messages of 1 MB headers with a rule reading the header.
 mod memory;
 // The shared store's PostgreSQL parts on the harness's own cluster: account leases with fencing
 // epochs (takeover, stale owners refused, a takeover waiting for a write, one winner of a race);

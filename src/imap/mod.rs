@@ -42,7 +42,7 @@ use connect::Conn;
 use names::Names;
 
 pub use error::Error;
-pub use fetch::{FETCH_BUDGET, FETCH_LIMIT, Fetched, Groups};
+pub use fetch::{FETCH_BUDGET, FETCH_LIMIT, Fetched, Groups, HEADER_CAP, Headers};
 pub use idle::IdleOutcome;
 pub use ops::{FlagOp, Folder};
 pub use retry::Backoff;

@@ -279,10 +279,11 @@ impl MailboxWatcher {
 
     /// Fetches everything above `last` and processes it; returns the new last UID.
     ///
-    /// The UIDs come from one SEARCH. Headers are fetched in slices of [`imap::FETCH_LIMIT`];
-    /// while one slice is being decided (off the async threads) the next is being fetched.
-    /// Messages whose rules want more than the header (a body, an outbound action) are
-    /// fetched whole, a byte budget at a time, and decided again ([`Self::decide_whole`]).
+    /// The UIDs come from one SEARCH. Headers are fetched in slices of [`imap::FETCH_LIMIT`],
+    /// at most [`imap::HEADER_CAP`] of each; while one slice is being decided (off the async
+    /// threads) the next is being fetched. Messages whose rules want more than the header (a
+    /// body, an outbound action) or whose header is longer than that are fetched whole, a byte
+    /// budget at a time, and decided then ([`Self::decide_whole`]).
     /// Plans are stored in UID order, each batch with its checkpoint, so a crash repeats at
     /// most the slice in progress.
     async fn catch_up(
@@ -308,7 +309,10 @@ impl MailboxWatcher {
                         }
                     },
                     async {
-                        let (plans, wanting) = self.decide(uidvalidity, current.1).await;
+                        let headers = current.1;
+                        let (plans, mut wanting) = self.decide(uidvalidity, headers.fetched).await;
+                        // A header longer than the header pass takes is judged on the whole message.
+                        wanting.extend(headers.long);
                         match wanting.is_empty() {
                             true => self.store_plans(uidvalidity, plans, true).await.map(|()| None),
                             false => Ok(Some((plans, wanting))),
@@ -335,7 +339,8 @@ impl MailboxWatcher {
         }
     }
 
-    /// Fetches the messages that want their body whole, one byte budget's worth at a time,
+    /// Fetches the messages that want their body (or have a header too long for the header
+    /// pass) whole, one byte budget's worth at a time,
     /// decides each group and stores it before the next is fetched: memory holds one group.
     /// `plans` (of the same slice, decided on the header) are stored along, in UID order, and
     /// only up to the next message still waiting: a checkpoint never passes a message that has
