@@ -30,7 +30,9 @@ pub struct Delivered {
 /// each message may get an auto-reply), into the catch-all's domain.
 pub async fn deliver(env: &TestEnv, user: &User, token: &str, n: usize) -> Delivered {
     let subject = format!("sort-me {token} {n}");
-    let sender = format!("{token}-{n}@example.com");
+    // A local part SMTP takes: tokens name the fault ("cut mid-FETCH-..."), spaces and all.
+    let local: String = token.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    let sender = format!("{local}-{n}@example.com");
     let raw = message(&sender, &user.address, &subject, "x");
     let id = String::from_utf8_lossy(&raw)
         .lines()
