@@ -16,7 +16,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// How log lines are written to stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, env = "TIDINGS_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log more: -v for debug, -vv for protocol traces. RUST_LOG overrides this.

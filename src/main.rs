@@ -28,11 +28,20 @@ fn main() -> ExitCode {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     match dispatch(cli) {
         Ok(code) => code,
+        // `tidings outbox --all | head`: the reader has all it wanted; nothing went wrong.
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
@@ -250,7 +259,9 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
     if !skip_secrets {
         config.resolve_secrets()?;
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{}: ok ({} account{}, {} live rule{}, {} scheduled rule{}, {} schedule{}, {} webhook{}, {} command{})",
         path.display(),
         config.accounts.len(),
@@ -265,9 +276,11 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
         plural(config.webhooks.len()),
         config.commands.len(),
         plural(config.commands.len()),
-    );
+    )
+    .context("cannot write the verdict")?;
     for account in &config.accounts {
-        println!("  account `{}`: {}", account.name, tidings::config::budget::summary(account, &config.schedules));
+        let summary = tidings::config::budget::summary(account, &config.schedules);
+        writeln!(out, "  account `{}`: {summary}", account.name).context("cannot write the verdict")?;
     }
     Ok(ExitCode::SUCCESS)
 }

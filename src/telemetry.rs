@@ -3,6 +3,8 @@
 //! Spans nest account > mailbox > message > rule/action, so one grep for an account or a UID
 //! shows everything that happened to it. Message bodies and secrets are never fields.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -32,7 +34,8 @@ pub enum LogFormat {
 /// Installs the global subscriber, writing to stderr. `RUST_LOG` overrides `default_filter`.
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     // A second init (tests calling twice) keeps the first subscriber; that is fine.
     let _ = match format {
         LogFormat::Text => builder.with_span_events(FmtSpan::NONE).try_init(),
@@ -40,7 +43,26 @@ pub fn init(format: LogFormat, default_filter: &str) {
     };
 }
 
+/// Whether log lines get colour codes: only on a terminal (a file or the journal would keep the
+/// codes as text), and never when `NO_COLOR` is set to anything but "" (no-color.org).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 /// The span around everything one account does.
 pub fn account_span(account: &str) -> tracing::Span {
     tracing::info_span!("account", account)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_not_with_no_color() {
+        assert!(super::colour(true, None));
+        assert!(super::colour(true, Some(OsStr::new(""))), "an empty NO_COLOR does not count");
+        assert!(!super::colour(true, Some(OsStr::new("1"))));
+        assert!(!super::colour(false, None), "a file or the journal gets no codes");
+    }
 }

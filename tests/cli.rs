@@ -1,7 +1,8 @@
 //! The `tidings` binary as a user runs it: `check` verdicts and exit codes, `run` start-up and
 //! clean shutdown on SIGTERM, and secrets that never reach the terminal; a password file open
 //! to others warned about, the state files created owner-only; an empty state file refused; a
-//! data file linking out of rules/data refused by check.
+//! data file linking out of rules/data refused by check; logs without colour codes off a terminal
+//! and their format from TIDINGS_LOG_FORMAT; a closed pipe ends a report quietly.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -267,5 +268,69 @@ fn version_and_help_read_well() {
     let help = String::from_utf8_lossy(&out.stdout);
     for word in ["check", "run", "--config", "TIDINGS_CONFIG"] {
         assert!(help.contains(word), "{word} missing from --help:\n{help}");
+    }
+}
+
+/// Reads a daemon's stderr until its start-up line, then stops it; what it logged.
+fn log_until_started(mut cmd: Command) -> String {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut log, deadline) = (String::new(), Instant::now() + Duration::from_secs(20));
+    while !log.contains("tidings started") {
+        let mut line = String::new();
+        if Instant::now() > deadline || stderr.read_line(&mut line).unwrap() == 0 {
+            child.kill().unwrap();
+            panic!("no start-up line:\n{log}");
+        }
+        log.push_str(&line);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    log
+}
+
+/// Logs written to a file, a pipe or the journal carry no colour codes, even without NO_COLOR;
+/// TIDINGS_LOG_FORMAT picks the format as --log-format does.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes_and_the_format_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "state: tidings.db\naccounts: {}\n");
+    let mut plain = tidings();
+    plain.arg("run").arg("-c").arg(&path).env_remove("NO_COLOR").env_remove("TIDINGS_LOG_FORMAT");
+    let log = log_until_started(plain);
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal:\n{log:?}");
+    let mut json = tidings();
+    json.arg("run").arg("-c").arg(&path).env("TIDINGS_LOG_FORMAT", "json");
+    let log = log_until_started(json);
+    let started = log.lines().find(|l| l.contains("tidings started")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(started).unwrap_or_else(|e| panic!("{e}: {started}"));
+    assert_eq!(parsed["fields"]["message"], "tidings started", "{started}");
+}
+
+/// `tidings check | head -0` or `tidings outbox --all | head`: a reader that has all it wanted
+/// closes the pipe; tidings ends quietly and successfully, with no "Broken pipe" error or panic.
+#[test]
+fn a_report_whose_reader_went_away_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "state: tidings.db\naccounts: {}\n");
+    // A store for `outbox` to read: made by the daemon's start.
+    drop(log_until_started({
+        let mut run = tidings();
+        run.arg("run").arg("-c").arg(&path).env("NO_COLOR", "1");
+        run
+    }));
+    let example = repo().join("examples/tidings.yaml");
+    let commands: [(&str, Vec<&std::ffi::OsStr>); 2] = [
+        ("check", vec!["check".as_ref(), "--skip-secrets".as_ref(), "--config".as_ref(), example.as_os_str()]),
+        ("outbox", vec!["outbox".as_ref(), "--all".as_ref(), "--config".as_ref(), path.as_os_str()]),
+    ];
+    for (what, args) in commands {
+        let mut child = tidings().args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // The reader is gone before tidings writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {:?}\n{stderr}", out.status);
+        assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{what}:\n{stderr}");
     }
 }

@@ -9,7 +9,8 @@
 mod actions;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs, a password file open to others warned about, state files owner-only,
-// an empty (truncated) state file refused untouched, a data file linking out of rules/data refused.
+// an empty (truncated) state file refused untouched, a data file linking out of rules/data refused,
+// no colour codes in a piped log and TIDINGS_LOG_FORMAT, a report whose reader went away ends quietly.
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
