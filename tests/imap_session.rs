@@ -404,7 +404,9 @@ async fn a_server_going_away_during_idle_is_transient() -> Result<()> {
     let mut env = TestEnv::start_own();
     let user = env.new_user();
     let mut session = inbox(&env, &user).await?;
-    let idle = session.idle(Duration::from_secs(20), std::future::pending::<()>());
+    // Long enough to outlast the server's stop on a loaded machine (20 s did not, once, in a
+    // full run): IDLE must still be waiting when the connection goes, and ends at its EOF.
+    let idle = session.idle(Duration::from_secs(120), std::future::pending::<()>());
     let stop_server = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Blocks this (single) test thread ~1 s; IDLE sees the EOF when polled again.

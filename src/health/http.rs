@@ -122,15 +122,12 @@ impl Server {
             return (405, "text/plain", "only GET\n".into());
         }
         let now = chrono::Utc::now();
-        let read = match self.store.outbox_groups().await {
-            Ok(outbox) => self.store.rule_failures_since(now - super::FAILING_NOW).await.map(|f| (outbox, f)),
-            Err(error) => Err(error),
+        let read = async {
+            let outbox = self.store.outbox_groups().await?;
+            let failing = self.store.rule_failures_since(now - super::FAILING_NOW).await?;
+            Ok::<_, crate::store::Error>((outbox, failing, self.store.schedule_runs().await?))
         };
-        let read = match read {
-            Ok(read) => self.store.schedule_runs().await.map(|runs| (read, runs)),
-            Err(error) => Err(error),
-        };
-        let ((outbox, failing), runs) = match read {
+        let (outbox, failing, runs) = match read.await {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store for {path}");
