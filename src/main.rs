@@ -26,10 +26,12 @@ fn main() -> ExitCode {
     tidings::telemetry::init(cli.log_format, filter);
     // reqwest is built without a default crypto provider; rustls needs exactly one: ring.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    // The daemon prints no report: a broken pipe in its errors (a command's stdin, say) is news.
+    let reports = !matches!(cli.command, cli::Command::Run { .. });
     match dispatch(cli) {
         Ok(code) => code,
         // `tidings outbox --all | head`: the reader has all it wanted; nothing went wrong.
-        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if reports && closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
