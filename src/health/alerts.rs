@@ -70,12 +70,11 @@ impl Alerter {
         let mut told = Told::default();
         loop {
             let now = Utc::now();
-            let dead = self.store.outbox_groups_in(&[ActionState::Failed, ActionState::Uncertain]).await;
-            let failing = match dead {
-                Ok(dead) => self.store.rule_failures_since(now - super::FAILING_NOW).await.map(|f| (dead, f)),
-                Err(error) => Err(error),
+            let read = async {
+                let dead = self.store.outbox_groups_in(&[ActionState::Failed, ActionState::Uncertain]).await?;
+                Ok::<_, crate::store::Error>((dead, self.store.rule_failures_since(now - super::FAILING_NOW).await?))
             };
-            match failing {
+            match read.await {
                 Ok((outbox, failing)) => {
                     let dead: Vec<_> = outbox
                         .iter()

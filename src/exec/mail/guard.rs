@@ -68,8 +68,10 @@ pub fn loop_markers(original: &Original, own: &str) -> Vec<String> {
     let mut markers: Vec<String> = Vec::new();
     let found = original.guard_headers.iter().filter(|(name, _)| name == "x-loop").map(|(_, v)| loop_address(v));
     for marker in found.chain([own.to_owned()]) {
-        // A marker goes into a header as it is: plain ASCII without spaces, or it is left out.
-        let plain = !marker.is_empty() && marker.chars().all(|c| c.is_ascii_graphic());
+        // A marker goes into a header as it is: plain ASCII without spaces, no longer than an
+        // address can be (RFC 5321: 254), or it is left out; a sender's megabyte-long X-Loop
+        // must not make the forward's header lines too long for the SMTP server.
+        let plain = (1..=MAX_ADDRESS).contains(&marker.len()) && marker.chars().all(|c| c.is_ascii_graphic());
         if plain && !markers.iter().any(|m| same_mailbox(m, &marker)) {
             markers.push(marker);
         }
@@ -83,6 +85,9 @@ pub fn loop_markers(original: &Original, own: &str) -> Vec<String> {
 
 /// The most X-Loop lines a forward carries.
 const MAX_LOOP_MARKERS: usize = 20;
+
+/// The longest address (RFC 5321's forward-path limit, without the angle brackets).
+const MAX_ADDRESS: usize = 254;
 
 /// The address of an X-Loop value (`a@b.example`, `<a@b.example>` or `Name <a@b.example>`).
 fn loop_address(value: &str) -> String {

@@ -252,6 +252,10 @@ fn a_forward_loop_stops_at_this_accounts_marker() {
     };
     let markers = loop_markers(&many, "me@work.example");
     assert_eq!((markers.len(), markers.last().map(String::as_str)), (20, Some("me@work.example")));
+    // One a megabyte long is left out, not copied into the forward's header.
+    let long =
+        Original { guard_headers: vec![("x-loop".into(), format!("{}@x.example", "a".repeat(1 << 20)))], ..normal() };
+    assert_eq!(loop_markers(&long, "me@work.example"), ["me@work.example"]);
 }
 
 #[test]
