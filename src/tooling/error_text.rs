@@ -85,12 +85,18 @@ mod tests {
 
     #[test]
     fn a_long_chain_keeps_what_failed_and_its_root_cause() {
-        assert_eq!(compact(REFUSED, 72).as_deref(), Some("cannot connect to webhook `ops`: … Connection refused (os error 111)"));
+        assert_eq!(
+            compact(REFUSED, 72).as_deref(),
+            Some("cannot connect to webhook `ops`: … Connection refused (os error 111)")
+        );
         let gave_up = format!("gave up after 3 attempts: {REFUSED}");
         let shown = compact(&gave_up, 72).unwrap();
         assert_eq!(shown, "gave up after 3 attempts: … Connection refused (os error 111)");
         let wide = compact(&gave_up, 100).unwrap();
-        assert_eq!(wide, "gave up after 3 attempts: cannot connect to webhook `ops`: … Connection refused (os error 111)");
+        assert_eq!(
+            wide,
+            "gave up after 3 attempts: cannot connect to webhook `ops`: … Connection refused (os error 111)"
+        );
         let wider = compact(&gave_up, 120).unwrap();
         assert_eq!(
             wider,

@@ -2,7 +2,8 @@
 //! the store, so they work from another shell while the daemon runs (and after it stopped).
 //!
 //! Status: every mailbox of the config or the store with its connection state (as the daemon
-//! last reported it), checkpoint, last message and errors; the outbox per account; the rules
+//! last reported it; an account no longer in the config only while a running daemon still
+//! reports it), checkpoint, last message and errors; the outbox per account; the rules
 //! failing now (in the last hour) and the newest rule failures; and the same verdict as
 //! `/healthz`: healthy, degraded (rules failing now, dead letters) or unhealthy. History: for a Message-ID or a UID, the
 //! rules that acted on the message and every action with its outcome. Neither prints a
@@ -102,6 +103,12 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
         let key = (watcher.account.clone(), watcher.mailbox.clone());
         rows.entry(key).or_default().watcher = Some(watcher);
     }
+    // An account gone from the config keeps its checkpoints (and outbox and history) in the
+    // store, but no mailbox row: a running daemon reports its watchers until a reload removes
+    // the account (and its states with it), and from then on there is nothing to report.
+    rows.retain(|(account, _), row| {
+        (running && row.watcher.is_some()) || config.accounts.iter().any(|a| &a.name == account)
+    });
     let outbox = store.outbox_groups().await.map_err(err)?;
     let failures = store.recent_rule_failures(5).await.map_err(err)?;
     let now = Utc::now();
