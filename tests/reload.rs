@@ -193,7 +193,7 @@ async fn an_account_removed_by_sighup_leaves_the_status() {
     deliver_and_find(env, &t, &daemon, "sort-me for t", "Lists/hup").await;
     deliver_and_find(env, &u, &daemon, "sort-me for u", "Lists/hup").await;
     let log = daemon.log();
-    let moved = log.lines().find(|l| l.contains("action{action=move") && l.contains(" done "));
+    let moved = log.lines().find(|l| l.contains(r#"action{action="move""#) && l.contains(" done "));
     assert!(moved.is_some_and(|l| l.contains("to=Lists/hup") && l.contains("uids=1")), "{log}");
     let before = status(&setup.config, &[]);
     assert!(before.contains("\nt ") && before.contains("\nu "), "both accounts listed at first:\n{before}");

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
+use tracing::field::display;
 
 use crate::config::Account;
 use crate::exec::mail::SAVE_SENT;
@@ -68,6 +69,7 @@ pub async fn run(
         let ran = save_sent(session, account, targets, stored).await;
         let named = stored.payload.get("mailbox").and_then(serde_json::Value::as_str).map(str::to_owned);
         let to = named.or_else(|| targets.sent.clone().flatten());
+        let to = to.as_deref().map(display);
         span.in_scope(|| match &ran {
             Ran::Done => tracing::info!(to, "sent message saved"),
             Ran::Permanent(e) => tracing::error!(to, error = %e, "failed"),
@@ -199,7 +201,8 @@ async fn run_mailbox(
             let span = tracing::info_span!("action", action = group.action.kind(), messages = ready.len());
             let ran = execute(session, account, targets, &group.action, &uids).await;
             let (to, flags) = (destination(&group.action, targets), flag_names(&group.action));
-            let uids = short_uids(&uids);
+            let (to, flags) = (to.as_deref().map(display), flags.as_deref().map(display));
+            let uids = display(short_uids(&uids));
             span.in_scope(|| match &ran {
                 Ran::Done => tracing::info!(mailbox, uids, to, flags, "done"),
                 Ran::Transient(e) | Ran::RetryAfter(_, e) => {

@@ -221,7 +221,7 @@ impl Outbound {
         // The endpoint's (or command's) name from the config, never its URL: that may hold a token.
         let endpoint = row.payload.get("endpoint").and_then(serde_json::Value::as_str).unwrap_or("");
         let rule = row.rule.as_deref().unwrap_or("");
-        let span = tracing::info_span!("action", id = %row.id, kind = %row.kind, rule, endpoint);
+        let span = tracing::info_span!("action", id = %row.id, kind = %row.kind, rule, %endpoint);
         let outcome = async {
             let (ran, policy) = match serde_json::from_value::<Planned>(row.payload.clone()) {
                 Ok(Planned::Webhook(hook)) => match self.webhooks.endpoint(&hook.endpoint) {

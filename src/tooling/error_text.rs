@@ -12,9 +12,6 @@ use super::outbox::one_line;
 
 /// Where the parts of an elided error meet.
 const GAP: &str = ": … ";
-/// The fewest characters of what failed kept before the root cause; with less room the whole
-/// error goes under the row instead.
-const MIN_HEAD: usize = 12;
 /// The widest line of an error printed under its row, indent included.
 const WRAP: usize = 100;
 
@@ -30,7 +27,7 @@ pub fn cell(error: &str, max: usize) -> (String, Option<String>) {
 /// `error` on one line in at most `max` characters, its root cause (the last part of the chain)
 /// never cut: whole when it fits, else its first parts and its last ones with the middle elided
 /// ("cannot connect to webhook `ops`: … Connection refused (os error 111)"); `None` when the
-/// root cause and a useful start do not fit together.
+/// root cause and the first part (what failed) do not fit together.
 pub fn compact(error: &str, max: usize) -> Option<String> {
     let flat = one_line(error, usize::MAX);
     if flat.chars().count() <= max {
@@ -41,10 +38,8 @@ pub fn compact(error: &str, max: usize) -> Option<String> {
     let gap = GAP.chars().count();
     let total = |head: usize, tail: usize| len(&parts[..head]) + gap + len(&parts[tail..]);
     let mut tail = parts.len().checked_sub(1).filter(|last| *last > 0)?;
-    let room = max.checked_sub(gap + len(&parts[tail..])).filter(|room| *room >= MIN_HEAD)?;
-    if parts[0].chars().count() > room {
-        return Some(format!("{}{GAP}{}", one_line(parts[0], room), parts[tail]));
-    }
+    // What failed, whole: cut, it says nothing ("the SMTP serv…").
+    max.checked_sub(gap + len(&parts[tail..])).filter(|room| *room >= parts[0].chars().count())?;
     // What failed first, then as much of the way to the root cause as still fits.
     let mut head = 1;
     while head + 1 < tail && total(head + 1, tail) <= max {
@@ -112,11 +107,14 @@ mod tests {
     }
 
     #[test]
-    fn a_long_first_part_is_cut_before_the_root_cause_is() {
-        let error = format!("cannot move to {}: NO [TRYCREATE] no such mailbox", "x".repeat(80));
-        let shown = compact(&error, 72).unwrap();
-        assert!(shown.starts_with("cannot move to xxx") && shown.contains("…: … "), "{shown}");
-        assert!(shown.ends_with(": … NO [TRYCREATE] no such mailbox") && shown.chars().count() <= 72, "{shown}");
+    fn a_first_part_too_long_to_keep_whole_sends_the_error_under_the_row() {
+        let error = format!("cannot move to {}: NO [TRYCREATE] no such mailbox", "x".repeat(40));
+        assert_eq!(compact(&error, 72), None);
+        let shown = compact(&error, 90).unwrap();
+        assert_eq!(shown, format!("cannot move to {}: NO [TRYCREATE] no such mailbox", "x".repeat(40)), "fits whole");
+        let error = format!("cannot move to {}: NO: [TRYCREATE] no such mailbox", "x".repeat(40));
+        let shown = compact(&error, 87).unwrap();
+        assert_eq!(shown, format!("cannot move to {}: … [TRYCREATE] no such mailbox", "x".repeat(40)));
     }
 
     #[test]

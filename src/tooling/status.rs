@@ -496,6 +496,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_rule_whose_error_is_too_long_has_it_whole_under_its_row() {
+        let now = Utc::now();
+        let said = "x".repeat(40);
+        let error = format!("Function not found: contains ((), &str) {said} {said} (line 3, position 20)");
+        let failing = FailingRule {
+            rule: "lists.rhai".to_owned(),
+            failures: 2,
+            last_error: error.clone(),
+            last_at: now,
+            account: "work".to_owned(),
+            mailbox: "INBOX".to_owned(),
+            uid: 12,
+            message_id: None,
+        };
+        let mut out = Vec::new();
+        write_failing(&[failing], now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].starts_with("lists.rhai") && lines[3].ends_with('…'), "{text}");
+        let under: Vec<&str> = lines[4..].iter().flat_map(|l| l.split_whitespace()).skip(1).collect();
+        assert!(lines[4].starts_with("    error: Function not found"), "{text}");
+        assert_eq!(under.join(" "), error, "{text}");
+    }
+
+    #[test]
     fn the_fleet_shows_each_instance_its_heartbeat_and_accounts_and_what_no_one_holds() {
         let now = Utc::now();
         let instance = |id: &str, alive, accounts: &[(&str, i64)]| Instance {
