@@ -25,9 +25,14 @@ fn webhooks(dir: &Path, url: &str, extra: &str) -> String {
 }
 
 fn setup_with_hook(env: &TestEnv, user: &crate::harness::User, receiver: &Receiver, extra: &str) -> Setup {
+    setup_with_url(env, user, &receiver.url("/hook"), extra)
+}
+
+/// [`setup_with_hook`] with the endpoint at `url`.
+fn setup_with_url(env: &TestEnv, user: &crate::harness::User, url: &str, extra: &str) -> Setup {
     // The config is written before the secret file: both live in the setup's directory.
     let setup = Setup::with_top(env, user, &[("hook.rhai", HOOK_RULE)], "", "");
-    let top = webhooks(setup.dir.path(), &receiver.url("/hook"), extra);
+    let top = webhooks(setup.dir.path(), url, extra);
     let mut yaml = std::fs::read_to_string(&setup.config).unwrap();
     yaml.push_str(&top);
     std::fs::write(&setup.config, yaml).unwrap();
@@ -201,6 +206,38 @@ async fn a_receiver_failing_forever_dead_letters_the_event_and_the_outbox_lists_
     let again = outbox(&setup, &["retry", &row.id.to_string()]);
     assert_eq!(again.status.code(), Some(1), "a done action cannot be retried");
     assert!(String::from_utf8_lossy(&again.stderr).contains("only failed or uncertain"), "{again:?}");
+}
+
+/// A webhook to a closed port: `tidings outbox` shows why in words ("Connection refused", the
+/// root cause, not the start of reqwest's chain cut to the column), and the executor's log lines
+/// name the endpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_reads_as_one_in_the_outbox() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{closed}/hook");
+    let setup = setup_with_url(env, &user, &url, "max_attempts: 2\nretry_delay: 200ms");
+    let daemon = Daemon::start(&setup.config, 1);
+    env.deliver_lmtp(&user, &message("ann@example.com", &user.address, "nobody listens", "x")).await.unwrap();
+    let rows =
+        outbox_until(&setup, "the webhook dead-lettered", |rows| rows.iter().any(|a| a.state == ActionState::Failed))
+            .await;
+    let (_, log) = daemon.stop();
+    let stored = rows[0].last_error.clone().unwrap_or_default();
+    assert!(stored.contains("Connection refused") && stored.chars().count() > 72, "a long chain: {stored}");
+    let out = outbox(&setup, &[]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}");
+    let row = listing.lines().find(|l| l.contains("webhook")).unwrap_or_else(|| panic!("no webhook row:\n{listing}"));
+    assert!(row.contains("failed") && row.contains("Connection refused"), "{listing}");
+    eprintln!("stored: {stored}\nshown:  {row}");
+    let retried = log.lines().find(|l| l.contains("will retry")).unwrap_or_else(|| panic!("no retry line:\n{log}"));
+    let dead =
+        log.lines().find(|l| l.contains("dead-lettered")).unwrap_or_else(|| panic!("no dead letter line:\n{log}"));
+    for line in [retried, dead] {
+        assert!(line.contains("endpoint=hook") && !line.contains("http://"), "the name, not the URL: {line}");
+    }
 }
 
 /// `tidings outbox ARGS --config <setup>`.

@@ -116,6 +116,11 @@ async fn an_auto_reply_is_sent_once_threaded_and_saved_and_a_second_message_gets
     .await;
     let (_, log) = daemon.stop();
     assert_eq!(env.list(&ann, "INBOX").await.unwrap().len(), 1, "exactly one reply reached Ann\n{log}");
+    // The log says how many it went to, and where the copy went; never who.
+    let sent = log.lines().find(|l| l.contains(": sent message_id="));
+    assert!(sent.is_some_and(|l| l.contains("recipients=1") && !l.contains(&ann.address)), "{log}");
+    let saved = log.lines().find(|l| l.contains("sent message saved"));
+    assert!(saved.is_some_and(|l| l.contains("to=Sent")), "{log}");
 }
 
 /// One message per guard (and one that passes), all from a sender whose INBOX the test reads.

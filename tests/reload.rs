@@ -171,3 +171,66 @@ async fn sighup_adds_and_removes_accounts_and_leaves_the_others_sessions_alone()
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+/// An account removed by SIGHUP leaves `tidings status` (text and JSON): its watchers are gone
+/// with it, its checkpoints stay in the store without making a "not reported" row, and the
+/// verdict stays healthy. The executor's log line names the folder the messages went to.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_removed_by_sighup_leaves_the_status() {
+    let env = TestEnv::shared();
+    let (t, u) = (env.new_user(), env.new_user());
+    let setup = Setup::new(env, &t, &[("sort.rhai", &sort_into("Lists/hup"))], "");
+    let original = std::fs::read_to_string(&setup.config).unwrap();
+    let t_block = original.split_once("accounts:\n").unwrap().1.to_owned();
+    std::fs::write(setup.dir.path().join("password-u"), &u.password).unwrap();
+    let u_block = t_block
+        .replace("  t:\n", "  u:\n")
+        .replace(&t.login, &u.login)
+        .replace("password_file: password\n", "password_file: password-u\n");
+    std::fs::write(&setup.config, format!("{original}{u_block}")).unwrap();
+    let daemon = Daemon::start(&setup.config, 2);
+    // Both accounts have a checkpoint in the store: a removed one's used to show as "not reported".
+    deliver_and_find(env, &t, &daemon, "sort-me for t", "Lists/hup").await;
+    deliver_and_find(env, &u, &daemon, "sort-me for u", "Lists/hup").await;
+    let log = daemon.log();
+    let moved = log.lines().find(|l| l.contains(r#"action{action="move""#) && l.contains(" done "));
+    assert!(moved.is_some_and(|l| l.contains("to=Lists/hup") && l.contains("uids=1")), "{log}");
+    let before = status(&setup.config, &[]);
+    assert!(before.contains("\nt ") && before.contains("\nu "), "both accounts listed at first:\n{before}");
+
+    std::fs::write(&setup.config, original.replace(&t_block, &u_block)).unwrap();
+    hangup(&daemon);
+    daemon.wait_log_count("config reloaded", 1, Duration::from_secs(20));
+    let text = crate::harness::wait_for(Duration::from_secs(15), "t gone from the status", || async {
+        let text = status(&setup.config, &[]);
+        if text.contains("\nt ") { Err(text) } else { Ok(text) }
+    })
+    .await;
+    assert!(text.starts_with("tidings: running, healthy\n"), "{text}");
+    assert!(!text.contains("not reported"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("u ") && l.contains(" idle ")), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&status(&setup.config, &["--json"])).unwrap();
+    let accounts: Vec<&str> =
+        json["mailboxes"].as_array().unwrap().iter().filter_map(|m| m["account"].as_str()).collect();
+    assert_eq!(accounts, ["u"], "{json:#}");
+    assert_eq!((json["verdict"].as_str(), json["healthy"].as_bool()), (Some("healthy"), Some(true)), "{json:#}");
+
+    // Stopped: the status reads the store alone; t is still not listed.
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
+    let after = status(&setup.config, &[]);
+    assert!(after.contains("NOT RUNNING") && !after.contains("\nt ") && after.contains("\nu "), "{after}");
+}
+
+/// `tidings status ARGS --config <config>`'s standard output, checked to have exited 0, 1 or 2.
+fn status(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("status")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0..=2)), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -39,6 +39,7 @@ mod mailboxes;
 // (30 senders who break reply() get none and every webhook still fires; the shipped vacation
 // rule never answers a third-party Reply-To); a forward loop between two accounts ends after two
 // forwards (X-Loop) and the daily cap stays usable; 20,000 To addresses are capped, not a failure.
+// The send and save-to-Sent log lines carry the recipient count and the folder, not the address.
 mod outbound_mail;
 // The corpus through a reply-to-everything rule: no reply to list, bulk, bounce or automatic mail;
 // the real auto-replies (Apple, Exchange, Lotus Notes, AOL ...) are never answered.
@@ -48,7 +49,8 @@ mod outbound_corpus;
 // commands with `--config tidings.yaml` (a bare file name) run in the config's directory,
 // a form-urlencoded template percent-encodes a Subject `x&channel=evil` (no parameter added),
 // no secret (password, OAuth2 tokens and client secret, webhook secret) in any line of a
-// trace-level log of a full run that sorts, replies and signs.
+// trace-level log of a full run that sorts, replies and signs. A webhook to a closed port: the
+// outbox's LAST ERROR shows "Connection refused", the log lines name the endpoint.
 mod outbound_events;
 // Retention through the daemon: a done reply keeps no content, and a pruning pass with a 1 s
 // retention deletes it but keeps the reply-once memory (a second message gets no reply).
@@ -81,7 +83,8 @@ mod oauth;
 mod recovery;
 // Rules reloaded while the daemon runs: a changed rule sorts the next message on the same
 // session; broken or escaping rules keep the previous set and are logged; check refuses imports
-// outside plugins/. SIGHUP: accounts added and removed, the others' sessions kept.
+// outside plugins/. SIGHUP: accounts added and removed, the others' sessions kept; a removed
+// account leaves `tidings status` (text and JSON, verdict healthy); a move's log line names its folder.
 mod reload;
 // Rules isolated through the daemon: a rule throwing on 30 messages stays active while status,
 // /healthz, /metrics and history report it (each failure once); one account's rule stuck at its

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
+use tracing::field::display;
 
 use crate::config::Account;
 use crate::exec::mail::SAVE_SENT;
@@ -66,10 +67,13 @@ pub async fn run(
         }
         let span = tracing::info_span!("action", action = SAVE_SENT, id = %stored.id);
         let ran = save_sent(session, account, targets, stored).await;
+        let named = stored.payload.get("mailbox").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let to = named.or_else(|| targets.sent.clone().flatten());
+        let to = to.as_deref().map(display);
         span.in_scope(|| match &ran {
-            Ran::Done => tracing::info!("sent message saved"),
-            Ran::Permanent(e) => tracing::error!(error = %e, "failed"),
-            Ran::Transient(e) | Ran::RetryAfter(_, e) => tracing::warn!(error = %e, "will retry"),
+            Ran::Done => tracing::info!(to, "sent message saved"),
+            Ran::Permanent(e) => tracing::error!(to, error = %e, "failed"),
+            Ran::Transient(e) | Ran::RetryAfter(_, e) => tracing::warn!(to, error = %e, "will retry"),
         });
         results.push((stored.id, ran));
     }
@@ -196,16 +200,50 @@ async fn run_mailbox(
             let uids = UidSet::new(ready.iter().map(|(_, uid)| *uid));
             let span = tracing::info_span!("action", action = group.action.kind(), messages = ready.len());
             let ran = execute(session, account, targets, &group.action, &uids).await;
+            let (to, flags) = (destination(&group.action, targets), flag_names(&group.action));
+            let (to, flags) = (to.as_deref().map(display), flags.as_deref().map(display));
+            let uids = display(short_uids(&uids));
             span.in_scope(|| match &ran {
-                Ran::Done => tracing::info!(mailbox, "done"),
-                Ran::Transient(e) | Ran::RetryAfter(_, e) => tracing::warn!(mailbox, error = %e, "will retry"),
-                Ran::Permanent(e) => tracing::error!(mailbox, error = %e, "failed"),
+                Ran::Done => tracing::info!(mailbox, uids, to, flags, "done"),
+                Ran::Transient(e) | Ran::RetryAfter(_, e) => {
+                    tracing::warn!(mailbox, uids, to, flags, error = %e, "will retry")
+                }
+                Ran::Permanent(e) => tracing::error!(mailbox, uids, to, flags, error = %e, "failed"),
             });
             if !matches!(ran, Ran::Done) {
                 held_back.extend(ready.iter().map(|(_, uid)| *uid));
             }
             results.extend(ready.iter().map(|(stored, _)| (stored.id, ran.clone())));
         }
+    }
+}
+
+/// Where an action put its messages, for its log line: the folder of a move or copy, the
+/// \Trash or \Archive folder a delete or an archive moved them to (once looked up).
+fn destination(action: &Action, targets: &Targets) -> Option<String> {
+    match action {
+        Action::Move { mailbox } | Action::Copy { mailbox } => Some(mailbox.clone()),
+        Action::Delete => targets.trash.clone().flatten(),
+        Action::Archive => targets.archive.clone().flatten(),
+        _ => None,
+    }
+}
+
+/// The flags or labels an action sets or clears, for its log line.
+fn flag_names(action: &Action) -> Option<String> {
+    match action {
+        Action::AddFlags { flags } | Action::RemoveFlags { flags } => Some(flags.join(" ")),
+        _ => None,
+    }
+}
+
+/// A UID set for a log line, clipped: a backlog's can be thousands of ranges.
+fn short_uids(uids: &UidSet) -> String {
+    const MAX: usize = 120;
+    let text = uids.to_string();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 

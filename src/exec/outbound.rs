@@ -218,8 +218,10 @@ impl Outbound {
 
     /// Delivers one webhook or runs one command, and records the outcome.
     async fn deliver(&self, row: Action) -> Result<(), Error> {
-        let span =
-            tracing::info_span!("action", id = %row.id, kind = %row.kind, rule = row.rule.as_deref().unwrap_or(""));
+        // The endpoint's (or command's) name from the config, never its URL: that may hold a token.
+        let endpoint = row.payload.get("endpoint").and_then(serde_json::Value::as_str).unwrap_or("");
+        let rule = row.rule.as_deref().unwrap_or("");
+        let span = tracing::info_span!("action", id = %row.id, kind = %row.kind, rule, %endpoint);
         let outcome = async {
             let (ran, policy) = match serde_json::from_value::<Planned>(row.payload.clone()) {
                 Ok(Planned::Webhook(hook)) => match self.webhooks.endpoint(&hook.endpoint) {
@@ -365,8 +367,10 @@ impl MailLane {
             return Ok(MailRound::Idle);
         }
         for row in claimed {
+            let rule = row.rule.as_deref().unwrap_or("");
+            // How many, not who: set once the message is composed.
             let span =
-                tracing::info_span!("action", id = %row.id, kind = %row.kind, rule = row.rule.as_deref().unwrap_or(""));
+                tracing::info_span!("action", id = %row.id, kind = %row.kind, rule, recipients = tracing::field::Empty);
             self.one(row, &smtp).instrument(span).await?;
         }
         Ok(MailRound::Worked)
@@ -391,6 +395,7 @@ impl MailLane {
             Ok(ready) => ready,
             Err(outcome) => return self.record(row.id, outcome).await,
         };
+        tracing::Span::current().record("recipients", ready.composed.envelope.to().len());
         if self.connection.is_none() {
             match smtp.connect().await {
                 Ok(connection) => self.connection = Some(connection),

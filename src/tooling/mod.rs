@@ -15,6 +15,7 @@
 //! (the binary does; this module reports outcomes and classifies errors).
 
 pub mod dry_run;
+pub mod error_text;
 pub mod expect;
 pub mod fixtures;
 pub mod outbox;

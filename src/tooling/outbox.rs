@@ -15,6 +15,7 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::error_text;
 use crate::config::State;
 use crate::store::{self, Action, ActionId, ActionState, OutboxCounts, Store};
 
@@ -230,7 +231,8 @@ pub fn json_line(action: &Action, now: DateTime<Utc>) -> Value {
 }
 
 const HEADER: [&str; 10] = ["ID", "ACCOUNT", "KIND", "RULE", "TARGET", "STATE", "TRIES", "NEXT", "AGE", "LAST ERROR"];
-/// Widest a free-text column gets, in characters; longer text is cut with an ellipsis.
+/// Widest a free-text column gets, in characters; longer text is cut with an ellipsis (an error
+/// keeps its root cause: see [`error_text`]).
 const TARGET_WIDTH: usize = 32;
 const RULE_WIDTH: usize = 24;
 const ERROR_WIDTH: usize = 72;
@@ -241,7 +243,7 @@ pub fn write_table(out: &mut dyn Write, actions: &[Action], now: DateTime<Utc>) 
     if actions.is_empty() {
         return Ok(());
     }
-    let rows: Vec<[String; 10]> = actions.iter().map(|action| row(action, now)).collect();
+    let (rows, below): (Vec<[String; 10]>, Vec<Option<String>>) = actions.iter().map(|action| row(action, now)).unzip();
     let mut widths = HEADER.map(|h| h.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -249,7 +251,7 @@ pub fn write_table(out: &mut dyn Write, actions: &[Action], now: DateTime<Utc>) 
         }
     }
     let header = HEADER.map(str::to_owned);
-    for cells in std::iter::once(&header).chain(&rows) {
+    for (cells, below) in std::iter::once((&header, &None)).chain(rows.iter().zip(&below)) {
         let mut line = String::new();
         for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
             if index == cells.len() - 1 {
@@ -261,17 +263,22 @@ pub fn write_table(out: &mut dyn Write, actions: &[Action], now: DateTime<Utc>) 
             }
         }
         writeln!(out, "{}", line.trim_end())?;
+        if let Some(error) = below {
+            error_text::write_below(out, error, "    ")?;
+        }
     }
     Ok(())
 }
 
-fn row(action: &Action, now: DateTime<Utc>) -> [String; 10] {
+/// One action's cells, and its whole error when the LAST ERROR cell cannot hold its root cause.
+fn row(action: &Action, now: DateTime<Utc>) -> ([String; 10], Option<String>) {
     let next = match action.state {
         ActionState::Pending if action.next_attempt_at <= now => "now".to_owned(),
         ActionState::Pending => format!("in {}", span(action.next_attempt_at - now)),
         _ => "-".to_owned(),
     };
-    [
+    let (error, below) = error_text::cell(action.last_error.as_deref().unwrap_or(""), ERROR_WIDTH);
+    let cells = [
         action.id.to_string(),
         action.account.clone(),
         action.kind.clone(),
@@ -281,8 +288,9 @@ fn row(action: &Action, now: DateTime<Utc>) -> [String; 10] {
         action.attempts.to_string(),
         next,
         span(now - action.created_at),
-        one_line(action.last_error.as_deref().unwrap_or(""), ERROR_WIDTH),
-    ]
+        error,
+    ];
+    (cells, below)
 }
 
 /// A duration the way people say it, in its largest whole unit: "45s", "12m", "3h", "2d".

@@ -116,6 +116,32 @@ ID  ACCOUNT  KIND     RULE    TARGET                    STATE    TRIES  NEXT   A
     assert!(nothing.is_empty());
 }
 
+/// The LAST ERROR column keeps a refused connection's root cause; an error whose root cause
+/// alone is too long for it follows its row whole, wrapped.
+#[test]
+fn a_long_error_keeps_its_root_cause_or_follows_its_row() {
+    let now = at(T0);
+    let mut refused = action(3, "webhook", json!({ "endpoint": "ops" }));
+    refused.last_error = Some(
+        "gave up after 10 attempts: cannot connect to webhook `ops`: error sending request: client error (Connect): \
+         tcp connect error: Connection refused (os error 111)"
+            .into(),
+    );
+    let mut rejected = action(4, "reply", json!({ "to": "a@x.org" }));
+    let said =
+        "550 5.7.1 <a@x.org>: Recipient address rejected: this mailbox does not take mail from automated senders";
+    rejected.last_error = Some(format!("the SMTP server refused the message: {said}"));
+    let mut text = Vec::new();
+    write_table(&mut text, &[refused, rejected], now).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].ends_with("gave up after 10 attempts: … Connection refused (os error 111)"), "{text}");
+    assert!(lines[2].starts_with(" 4  work") && lines[2].ends_with('…'), "{text}");
+    assert!(lines[3].starts_with("    error: the SMTP server refused the message: 550 5.7.1"), "{text}");
+    let under: Vec<&str> = lines[3..].iter().flat_map(|l| l.split_whitespace()).skip(1).collect();
+    assert!(under.join(" ").ends_with(said), "the whole error under its row:\n{text}");
+}
+
 #[test]
 fn the_json_line_has_everything_but_the_payload() {
     let mut hook = action(3, "webhook", json!({ "endpoint": "ops", "data": { "secret-ish": "body text" } }));

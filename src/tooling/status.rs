@@ -2,7 +2,8 @@
 //! the store, so they work from another shell while the daemon runs (and after it stopped).
 //!
 //! Status: every mailbox of the config or the store with its connection state (as the daemon
-//! last reported it), checkpoint, last message and errors; the outbox per account; the rules
+//! last reported it; an account no longer in the config only while a running daemon still
+//! reports it), checkpoint, last message and errors; the outbox per account; the rules
 //! failing now (in the last hour) and the newest rule failures; and the same verdict as
 //! `/healthz`: healthy, degraded (rules failing now, dead letters) or unhealthy. History: for a Message-ID or a UID, the
 //! rules that acted on the message and every action with its outcome. Neither prints a
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::error_text;
 use super::outbox::{one_line, span, target};
 use crate::config::{Config, State};
 use crate::health::{self, Conn, Seen, Severity, Verdict};
@@ -101,6 +103,12 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
         let key = (watcher.account.clone(), watcher.mailbox.clone());
         rows.entry(key).or_default().watcher = Some(watcher);
     }
+    // An account gone from the config keeps its checkpoints (and outbox and history) in the
+    // store, but no mailbox row: a running daemon reports its watchers until a reload removes
+    // the account (and its states with it), and from then on there is nothing to report.
+    rows.retain(|(account, _), row| {
+        (running && row.watcher.is_some()) || config.accounts.iter().any(|a| &a.name == account)
+    });
     let outbox = store.outbox_groups().await.map_err(err)?;
     let failures = store.recent_rule_failures(5).await.map_err(err)?;
     let now = Utc::now();
@@ -153,12 +161,13 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
     }
     writeln!(out)?;
     let header = ["ACCOUNT", "MAILBOX", "STATE", "SINCE", "LAST MESSAGE", "CHECKPOINT", "RECONNECTS", "LAST ERROR"];
-    let rows: Vec<[String; 8]> = status
+    let (rows, below): (Vec<[String; 8]>, Vec<Option<String>>) = status
         .rows
         .iter()
         .map(|((account, mailbox), row)| {
             let w = row.watcher.as_ref();
-            [
+            let (error, below) = error_text::cell(w.and_then(|w| w.last_error.as_deref()).unwrap_or(""), 72);
+            let cells = [
                 account.clone(),
                 mailbox.clone(),
                 w.map_or("not reported".into(), |w| w.state.clone()),
@@ -166,11 +175,12 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
                 row.checkpoint.as_ref().map_or("never".into(), |(_, at)| format!("{} ago", span(now - *at))),
                 row.checkpoint.as_ref().map_or("-".into(), |(c, _)| format!("{}:{}", c.uidvalidity, c.last_uid)),
                 w.map_or("-".into(), |w| w.reconnects.to_string()),
-                one_line(w.and_then(|w| w.last_error.as_deref()).unwrap_or(""), 72),
-            ]
+                error,
+            ];
+            (cells, below)
         })
-        .collect();
-    table(out, &header, &rows)?;
+        .unzip();
+    table(out, &header, &rows, &below)?;
     writeln!(out)?;
     if let Some(fleet) = &status.fleet {
         write_fleet(fleet, now, out)?;
@@ -193,7 +203,7 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
     if !status.failures.is_empty() {
         writeln!(out, "\nnewest rule failures:")?;
         for f in &status.failures {
-            let error = one_line(&f.error, 100);
+            let (error, below) = error_text::cell(&f.error, 100);
             writeln!(
                 out,
                 "  {} ago  {}  {}/{} uid {}: {error}",
@@ -203,6 +213,9 @@ fn write_text(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
                 f.mailbox,
                 f.uid
             )?;
+            if let Some(error) = below {
+                error_text::write_below(out, &error, "    ")?;
+            }
         }
     }
     Ok(())
@@ -215,20 +228,22 @@ fn write_failing(failing: &[FailingRule], now: DateTime<Utc>, out: &mut dyn Writ
     }
     writeln!(out, "\nrules failing now (last hour):")?;
     let header = ["RULE", "FAILURES", "LAST", "LAST MESSAGE", "LAST ERROR"];
-    let rows: Vec<[String; 5]> = failing
+    let (rows, below): (Vec<[String; 5]>, Vec<Option<String>>) = failing
         .iter()
         .map(|f| {
             let id = f.message_id.as_deref().map_or_else(|| format!("uid {}", f.uid), |id| format!("<{id}>"));
-            [
+            let (error, below) = error_text::cell(&f.last_error, 100);
+            let cells = [
                 f.rule.clone(),
                 f.failures.to_string(),
                 format!("{} ago", span(now - f.last_at)),
                 format!("{}/{} {}", f.account, f.mailbox, one_line(&id, 60)),
-                one_line(&f.last_error, 100),
-            ]
+                error,
+            ];
+            (cells, below)
         })
-        .collect();
-    table(out, &header, &rows)
+        .unzip();
+    table(out, &header, &rows, &below)
 }
 
 /// The instances of a fleet, each with its heartbeat and the accounts it holds.
@@ -248,7 +263,7 @@ fn write_fleet(fleet: &FleetView, now: DateTime<Utc>, out: &mut dyn Write) -> st
             ]
         })
         .collect();
-    table(out, &header, &rows)?;
+    table(out, &header, &rows, &[])?;
     if !fleet.unheld.is_empty() {
         writeln!(out, "held by no live instance: {}", fleet.unheld.join(" "))?;
     }
@@ -349,8 +364,14 @@ fn write_json(status: &Status, now: DateTime<Utc>, out: &mut dyn Write) -> std::
     writeln!(out, "{report}")
 }
 
-/// An aligned table: a header and rows, the last column left ragged.
-fn table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[String; N]]) -> std::io::Result<()> {
+/// An aligned table: a header and rows, the last column left ragged; under a row, its whole
+/// error when `below` has one for it (see [`error_text::cell`]).
+fn table<const N: usize>(
+    out: &mut dyn Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+    below: &[Option<String>],
+) -> std::io::Result<()> {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -358,12 +379,16 @@ fn table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[Strin
         }
     }
     let header = header.map(str::to_owned);
-    for cells in std::iter::once(&header).chain(rows) {
+    let below = std::iter::once(None).chain(below.iter().map(Option::as_deref)).chain(std::iter::repeat(None));
+    for (cells, below) in std::iter::once(&header).chain(rows).zip(below) {
         let mut line = String::new();
         for (cell, width) in cells.iter().zip(widths) {
             line.push_str(&format!("{cell:<width$}  "));
         }
         writeln!(out, "{}", line.trim_end())?;
+        if let Some(error) = below {
+            error_text::write_below(out, error, "    ")?;
+        }
     }
     Ok(())
 }
@@ -393,7 +418,7 @@ fn write_history(m: &MessageHistory, out: &mut dyn Write) -> std::io::Result<()>
         writeln!(out, "  {rule} called stop(): later rules did not run")?;
     }
     for f in &m.failures {
-        writeln!(out, "  rule {} FAILED: {}", f.rule, one_line(&f.error, 200))?;
+        writeln!(out, "  rule {} FAILED: {}", f.rule, one_line(&f.error, usize::MAX))?;
     }
     for a in &m.actions {
         let tries = if a.attempts == 1 { "1 try".to_owned() } else { format!("{} tries", a.attempts) };
@@ -408,7 +433,8 @@ fn write_history(m: &MessageHistory, out: &mut dyn Write) -> std::io::Result<()>
             a.state
         )?;
         if let Some(error) = &a.last_error {
-            writeln!(out, "    last error: {}", one_line(error, 200))?;
+            // On a line of its own: never cut.
+            writeln!(out, "    last error: {}", one_line(error, usize::MAX))?;
         }
     }
     if m.actions.is_empty() {
@@ -467,6 +493,31 @@ mod tests {
         let mut none = Vec::new();
         write_failing(&[], now, &mut none).unwrap();
         assert!(none.is_empty(), "nothing when no rule is failing");
+    }
+
+    #[test]
+    fn a_failing_rule_whose_error_is_too_long_has_it_whole_under_its_row() {
+        let now = Utc::now();
+        let said = "x".repeat(40);
+        let error = format!("Function not found: contains ((), &str) {said} {said} (line 3, position 20)");
+        let failing = FailingRule {
+            rule: "lists.rhai".to_owned(),
+            failures: 2,
+            last_error: error.clone(),
+            last_at: now,
+            account: "work".to_owned(),
+            mailbox: "INBOX".to_owned(),
+            uid: 12,
+            message_id: None,
+        };
+        let mut out = Vec::new();
+        write_failing(&[failing], now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].starts_with("lists.rhai") && lines[3].ends_with('…'), "{text}");
+        let under: Vec<&str> = lines[4..].iter().flat_map(|l| l.split_whitespace()).skip(1).collect();
+        assert!(lines[4].starts_with("    error: Function not found"), "{text}");
+        assert_eq!(under.join(" "), error, "{text}");
     }
 
     #[test]
