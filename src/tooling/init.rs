@@ -179,6 +179,14 @@ struct Settings {
 pub fn run(options: Options, terminal: Option<&mut dyn BufRead>, out: &mut dyn Write) -> Result<(), Error> {
     let mut assumed = Vec::new();
     let settings = complete(options, terminal, out, &mut assumed)?;
+    let password = variable(&settings.name, "PASSWORD");
+    match &settings.servers {
+        Servers::Preset(Provider::Gmail) => {
+            assumed.push(format!("a Gmail app password in ${password} (--provider gmail-oauth2 for OAuth2)"));
+        }
+        Servers::OAuth2(_) => {}
+        _ => assumed.push(format!("the password in ${password}")),
+    }
     let config = render(&settings);
     let config_path = settings.dir.join("tidings.yaml");
     Config::from_yaml(&config, &config_path).map_err(Error::Config)?;
@@ -548,11 +556,10 @@ fn account(s: &Settings) -> String {
                 Some(path) => {
                     line(t, &format!("ca_file: {}   # trust this CA (PEM) for the servers", scalar(&path.to_string_lossy())));
                 }
-                None => comment(
-                    t,
-                    "ca_file: /etc/ssl/my-ca.pem   # a private CA (PEM) to trust. A self-signed server is pinned \
-                     instead: imap: { host: ..., tls_fingerprint: \"sha256:...\" }",
-                ),
+                None => {
+                    line(t, "# ca_file: /etc/ssl/my-ca.pem   # a private CA (PEM) to trust for the servers");
+                    comment(t, "A self-signed server is pinned instead: imap: { host: ..., tls_fingerprint: \"sha256:...\" }");
+                }
             }
         }
     }
@@ -661,7 +668,7 @@ fn title(provider: Provider) -> &'static str {
 /// A YAML scalar for a string: plain when it cannot be read as anything else, else a
 /// double-quoted one (JSON's string syntax is YAML's).
 fn scalar(s: &str) -> String {
-    let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '/')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "._@+-/".contains(c))
         && s.parse::<f64>().is_err()
         && !["true", "false", "null", "yes", "no", "on", "off"].contains(&s.to_ascii_lowercase().as_str());
