@@ -275,7 +275,9 @@ fn complete(
         Setup::Generic => {
             let imap = match (&options.imap, terminal) {
                 (Some(host), _) => host.clone(),
-                (None, Some(input)) => ask(input, out, "Your IMAP server's host name", Some(&format!("imap.{domain}")))?,
+                (None, Some(input)) => {
+                    ask(input, out, "Your IMAP server's host name", Some(&format!("imap.{domain}")))?
+                }
                 (None, None) => {
                     assumed.push(format!("--imap imap.{domain} (from the address)"));
                     format!("imap.{domain}")
@@ -361,10 +363,10 @@ fn complete_plain(options: Options, email: String, name: String, assumed: &mut V
         }
     };
     let ca_file = match options.ca_file {
-        Some(path) => Some(absolute(&path).map_err(|reason| Error::Option {
-            option: format!("--ca-file {}", path.display()),
-            reason,
-        })?),
+        Some(path) => Some(
+            absolute(&path)
+                .map_err(|reason| Error::Option { option: format!("--ca-file {}", path.display()), reason })?,
+        ),
         None => None,
     };
     let username = username(options.username, &email, assumed);
@@ -554,11 +556,20 @@ fn account(s: &Settings) -> String {
             }
             match ca_file {
                 Some(path) => {
-                    line(t, &format!("ca_file: {}   # trust this CA (PEM) for the servers", scalar(&path.to_string_lossy())));
+                    line(
+                        t,
+                        &format!(
+                            "ca_file: {}   # trust this CA (PEM) for the servers",
+                            scalar(&path.to_string_lossy())
+                        ),
+                    );
                 }
                 None => {
                     line(t, "# ca_file: /etc/ssl/my-ca.pem   # a private CA (PEM) to trust for the servers");
-                    comment(t, "A self-signed server is pinned instead: imap: { host: ..., tls_fingerprint: \"sha256:...\" }");
+                    comment(
+                        t,
+                        "A self-signed server is pinned instead: imap: { host: ..., tls_fingerprint: \"sha256:...\" }",
+                    );
                 }
             }
         }
@@ -578,7 +589,10 @@ fn account(s: &Settings) -> String {
             line(t, "  provider: google");
             line(t, "  client_id: YOUR-CLIENT-ID.apps.googleusercontent.com   # replace with your client's id");
             line(t, &format!("  client_secret_env: {}", variable(&s.name, "CLIENT_SECRET")));
-            line(t, &format!("  refresh_token_file: {}.token   # written (mode 600) by `tidings auth {}`", s.name, s.name));
+            line(
+                t,
+                &format!("  refresh_token_file: {}.token   # written (mode 600) by `tidings auth {}`", s.name, s.name),
+            );
         }
         Servers::OAuth2(_) => {
             comment(
@@ -593,7 +607,10 @@ fn account(s: &Settings) -> String {
             line(t, "oauth2:");
             line(t, "  provider: microsoft");
             line(t, "  client_id: 00000000-0000-0000-0000-000000000000   # replace with your application's id");
-            line(t, &format!("  refresh_token_file: {}.token   # written (mode 600) by `tidings auth {}`", s.name, s.name));
+            line(
+                t,
+                &format!("  refresh_token_file: {}.token   # written (mode 600) by `tidings auth {}`", s.name, s.name),
+            );
         }
         servers => {
             let what = match servers {

@@ -98,7 +98,10 @@ fn a_plain_server_takes_every_flag() {
     assert!(text.contains("WARNING: `tls: none`"), "{text}");
     let config = Config::from_yaml(&text, Path::new("/tmp/nowhere/tidings.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let account = &config.accounts[0];
-    assert_eq!((account.imap.host.as_str(), account.imap.port, account.imap.tls), ("mail.example.org", 1143, Tls::None));
+    assert_eq!(
+        (account.imap.host.as_str(), account.imap.port, account.imap.tls),
+        ("mail.example.org", 1143, Tls::None)
+    );
     let smtp = account.smtp.as_ref().unwrap();
     assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("smtp.example.org", 465, Tls::Implicit));
     assert_eq!(account.username, "me \"quoted\": yes");
