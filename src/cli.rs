@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use tidings::telemetry::LogFormat;
-use tidings::tooling::init::{Security, Setup};
 
 /// tidings watches your mailboxes and runs your rules on every new message: sort, flag, move,
 /// reply, forward and fire webhooks, in real time or on a schedule.
@@ -39,46 +38,7 @@ pub enum Command {
     /// what it assumed and the commands to run next. On a terminal it asks for what the flags
     /// did not give; without one it never asks. It never overwrites a file. Exit status: 0
     /// written, 2 a flag is missing or wrong or a file is in the way (nothing is written then).
-    Init {
-        /// The provider: a preset (gmail uses an app password), Gmail with OAuth2, or a plain
-        /// server [default: guessed from the address, on a terminal asked].
-        #[arg(long, value_enum, value_name = "PROVIDER", conflicts_with = "imap")]
-        provider: Option<Setup>,
-        /// The account's address (the login name too, unless --username is given).
-        #[arg(long, value_name = "ADDR")]
-        email: Option<String>,
-        /// The account's name in the config; the password is read from
-        /// TIDINGS_<NAME>_PASSWORD [default: mail].
-        #[arg(long, value_name = "ACCOUNT")]
-        name: Option<String>,
-        /// Where to write [default: $XDG_CONFIG_HOME/tidings, else ~/.config/tidings].
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// A plain IMAP server's host name (instead of --provider).
-        #[arg(long, value_name = "HOST")]
-        imap: Option<String>,
-        /// The IMAP port [default: 993 with implicit TLS, else 143].
-        #[arg(long, value_name = "N")]
-        port: Option<u16>,
-        /// How the IMAP connection is secured [default: implicit].
-        #[arg(long, value_enum, value_name = "MODE")]
-        tls: Option<Security>,
-        /// A CA certificate (PEM) to trust for the servers; written as an absolute path.
-        #[arg(long, value_name = "PATH")]
-        ca_file: Option<PathBuf>,
-        /// The login name [default: the address].
-        #[arg(long, value_name = "NAME")]
-        username: Option<String>,
-        /// A plain SMTP server's host name, for rules that reply or send [default: none].
-        #[arg(long, value_name = "HOST")]
-        smtp: Option<String>,
-        /// The SMTP port [default: 465 with implicit TLS, else 587].
-        #[arg(long, value_name = "N")]
-        smtp_port: Option<u16>,
-        /// How the SMTP connection is secured [default: starttls].
-        #[arg(long, value_enum, value_name = "MODE")]
-        smtp_tls: Option<Security>,
-    },
+    Init(tidings::tooling::init::Options),
     /// Validate the config and compile every rule; list every problem and exit non-zero if any.
     ///
     /// Nothing is connected to and no mail is touched. Secrets are read too (so a missing
@@ -270,7 +230,7 @@ impl Command {
         matches!(
             self,
             Command::Test { .. }
-                | Command::Init { .. }
+                | Command::Init(_)
                 | Command::DryRun { .. }
                 | Command::Outbox { .. }
                 | Command::Schedules { .. }

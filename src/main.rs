@@ -48,40 +48,12 @@ fn closed_pipe(e: &anyhow::Error) -> bool {
 
 fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     // init writes the config that the other commands locate.
-    if let cli::Command::Init {
-        provider,
-        email,
-        name,
-        dir,
-        imap,
-        port,
-        tls,
-        ca_file,
-        username,
-        smtp,
-        smtp_port,
-        smtp_tls,
-    } = cli.command
-    {
-        let options = tooling::init::Options {
-            provider,
-            email,
-            name,
-            dir,
-            imap,
-            port,
-            tls,
-            ca_file,
-            username,
-            smtp,
-            smtp_port,
-            smtp_tls,
-        };
+    if let cli::Command::Init(options) = cli.command {
         return init(options);
     }
     let path = Config::locate(cli.config.as_deref())?;
     match cli.command {
-        cli::Command::Init { .. } => unreachable!("dispatched above"),
+        cli::Command::Init(_) => unreachable!("dispatched above"),
         cli::Command::Check { skip_secrets } => check(&path, skip_secrets),
         cli::Command::Run { once } => {
             let config = Config::load(&path)?;

@@ -32,28 +32,50 @@ const CONFIG: &str = include_str!("init/tidings.yaml");
 /// The account name when `--name` is not given.
 pub const DEFAULT_NAME: &str = "mail";
 
-/// What `--provider` names: a preset, Gmail with OAuth2, or a plain server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// What `--provider` names: a preset (with a password; Outlook's with OAuth2, as Microsoft
+/// refuses passwords), Gmail with OAuth2, or a plain server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Setup {
-    /// Gmail with an app password.
-    Gmail,
-    /// Gmail with OAuth2 (`tidings auth`).
-    #[value(name = "gmail-oauth2")]
-    GmailOauth2,
-    /// Outlook.com and Microsoft 365, with OAuth2 (Microsoft refuses passwords).
-    Outlook,
-    /// Fastmail.
-    Fastmail,
-    /// mail.com.
-    Mailcom,
-    /// GMX.
-    Gmx,
-    /// Yahoo Mail.
-    Yahoo,
-    /// iCloud Mail.
-    Icloud,
+    /// A provider preset.
+    Preset(Provider),
+    /// Gmail with OAuth2 (`tidings auth`) instead of an app password.
+    GmailOAuth2,
     /// Any IMAP server (`--imap HOST`).
     Generic,
+}
+
+/// Every `--provider`, in the order `--help` lists them.
+const SETUPS: [Setup; 9] = [
+    Setup::Preset(Provider::Gmail),
+    Setup::GmailOAuth2,
+    Setup::Preset(Provider::Outlook),
+    Setup::Preset(Provider::Fastmail),
+    Setup::Preset(Provider::Mailcom),
+    Setup::Preset(Provider::Gmx),
+    Setup::Preset(Provider::Yahoo),
+    Setup::Preset(Provider::Icloud),
+    Setup::Generic,
+];
+
+impl Setup {
+    /// Its name as `--provider` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::Preset(provider) => provider.name(),
+            Setup::GmailOAuth2 => "gmail-oauth2",
+            Setup::Generic => "generic",
+        }
+    }
+}
+
+impl clap::ValueEnum for Setup {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SETUPS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
 }
 
 /// A `--tls` or `--smtp-tls` value.
@@ -68,31 +90,45 @@ pub enum Security {
 }
 
 /// The flags of `tidings init`; `None`: not given.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Options {
-    /// `--provider`.
+    /// The provider: a preset (gmail uses an app password, outlook OAuth2), Gmail with OAuth2,
+    /// or a plain server [default: guessed from the address; on a terminal, asked].
+    #[arg(long, value_enum, value_name = "PROVIDER", conflicts_with = "imap")]
     pub provider: Option<Setup>,
-    /// `--email`: the account's address.
+    /// The account's address (the login name too, unless --username is given).
+    #[arg(long, value_name = "ADDR")]
     pub email: Option<String>,
-    /// `--name`: the account's name in the config.
+    /// The account's name in the config; the password is read from TIDINGS_<NAME>_PASSWORD
+    /// [default: mail].
+    #[arg(long, value_name = "ACCOUNT")]
     pub name: Option<String>,
-    /// `--dir`: where the files go.
+    /// Where to write [default: $XDG_CONFIG_HOME/tidings, else ~/.config/tidings].
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// `--imap`: a plain server's host.
+    /// A plain IMAP server's host name (instead of --provider).
+    #[arg(long, value_name = "HOST")]
     pub imap: Option<String>,
-    /// `--port`.
+    /// The IMAP port [default: 993 with implicit TLS, else 143].
+    #[arg(long, value_name = "N")]
     pub port: Option<u16>,
-    /// `--tls`.
+    /// How the IMAP connection is secured [default: implicit].
+    #[arg(long, value_enum, value_name = "MODE")]
     pub tls: Option<Security>,
-    /// `--ca-file`.
+    /// A CA certificate (PEM) to trust for a plain server; written as an absolute path.
+    #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
-    /// `--username` (default: the address).
+    /// The login name [default: the address].
+    #[arg(long, value_name = "NAME")]
     pub username: Option<String>,
-    /// `--smtp`: a plain server's SMTP host.
+    /// A plain SMTP server's host name, for rules that reply or send [default: none].
+    #[arg(long, value_name = "HOST")]
     pub smtp: Option<String>,
-    /// `--smtp-port`.
+    /// The SMTP port [default: 465 with implicit TLS, else 587].
+    #[arg(long, value_name = "N")]
     pub smtp_port: Option<u16>,
-    /// `--smtp-tls`.
+    /// How the SMTP connection is secured [default: starttls].
+    #[arg(long, value_enum, value_name = "MODE")]
     pub smtp_tls: Option<Security>,
 }
 
@@ -254,7 +290,7 @@ fn complete(
                 Some(input) => {
                     let names = "gmail, gmail-oauth2, outlook, fastmail, mailcom, gmx, yahoo, icloud";
                     let question = format!("Provider ({names}) or your IMAP server's host name");
-                    let default = guess.map_or_else(|| format!("imap.{domain}"), |s| setup_name(s).to_owned());
+                    let default = guess.map_or_else(|| format!("imap.{domain}"), |s| s.name().to_owned());
                     let answer = ask(input, out, &question, Some(&default))?;
                     match parse_setup(&answer) {
                         Some(setup) => setup,
@@ -264,7 +300,7 @@ fn complete(
                 None => {
                     let setup = guess.unwrap_or(Setup::Generic);
                     if setup != Setup::Generic {
-                        assumed.push(format!("--provider {} (from the address)", setup_name(setup)));
+                        assumed.push(format!("--provider {} (from the address)", setup.name()));
                     }
                     setup
                 }
@@ -285,13 +321,8 @@ fn complete(
             };
             return complete_plain(options.clone_with_imap(imap), email, name, assumed);
         }
-        Setup::Gmail | Setup::GmailOauth2 => Provider::Gmail,
-        Setup::Outlook => Provider::Outlook,
-        Setup::Fastmail => Provider::Fastmail,
-        Setup::Mailcom => Provider::Mailcom,
-        Setup::Gmx => Provider::Gmx,
-        Setup::Yahoo => Provider::Yahoo,
-        Setup::Icloud => Provider::Icloud,
+        Setup::GmailOAuth2 => Provider::Gmail,
+        Setup::Preset(provider) => provider,
     };
     let plain_only = [
         ("--port", options.port.is_some()),
@@ -303,12 +334,12 @@ fn complete(
     ];
     if let Some((flag, _)) = plain_only.iter().find(|(_, given)| *given) {
         return Err(Error::Option {
-            option: format!("{flag} with --provider {}", setup_name(setup)),
+            option: format!("{flag} with --provider {}", setup.name()),
             reason: "the preset sets the servers; for a server of your own give --imap HOST instead".into(),
         });
     }
     let servers = match setup {
-        Setup::GmailOauth2 | Setup::Outlook => Servers::OAuth2(preset),
+        Setup::GmailOAuth2 | Setup::Preset(Provider::Outlook) => Servers::OAuth2(preset),
         _ => Servers::Preset(preset),
     };
     let username = username(options.username, &email, assumed);
@@ -328,28 +359,11 @@ fn complete_plain(options: Options, email: String, name: String, assumed: &mut V
     if host.trim().is_empty() || host.contains(char::is_whitespace) {
         return Err(Error::Option { option: format!("--imap {host:?}"), reason: "it is not a host name".into() });
     }
-    let tls = options.tls.unwrap_or_else(|| {
-        assumed.push("--tls implicit".into());
-        Security::Implicit
-    });
-    let port = options.port.unwrap_or_else(|| {
-        let port = if tls == Security::Implicit { 993 } else { 143 };
-        assumed.push(format!("--port {port}"));
-        port
-    });
-    let imap = Server { host, port, tls: tls.into() };
+    let imap = plain_server(host, options.port, options.tls, ("--", Security::Implicit, 993, 143), assumed);
     let smtp = match options.smtp {
         Some(host) => {
-            let tls = options.smtp_tls.unwrap_or_else(|| {
-                assumed.push("--smtp-tls starttls".into());
-                Security::Starttls
-            });
-            let port = options.smtp_port.unwrap_or_else(|| {
-                let port = if tls == Security::Implicit { 465 } else { 587 };
-                assumed.push(format!("--smtp-port {port}"));
-                port
-            });
-            Some(Server { host, port, tls: tls.into() })
+            let defaults = ("--smtp-", Security::Starttls, 465, 587);
+            Some(plain_server(host, options.smtp_port, options.smtp_tls, defaults, assumed))
         }
         None if options.smtp_port.is_some() || options.smtp_tls.is_some() => {
             return Err(Error::Option {
@@ -372,6 +386,27 @@ fn complete_plain(options: Options, email: String, name: String, assumed: &mut V
     let username = username(options.username, &email, assumed);
     let dir = dir(options.dir, assumed)?;
     Ok(Settings { name, email, username, dir, servers: Servers::Plain { imap, smtp, ca_file } })
+}
+
+/// A plain server from its flags; what they leave out is assumed (and said): `defaults` are the
+/// flags' prefix, the TLS mode, and the ports with implicit TLS and without.
+fn plain_server(
+    host: String,
+    port: Option<u16>,
+    tls: Option<Security>,
+    (prefix, default, implicit, other): (&str, Security, u16, u16),
+    assumed: &mut Vec<String>,
+) -> Server {
+    let tls = tls.unwrap_or_else(|| {
+        assumed.push(format!("{prefix}tls {}", if default == Security::Implicit { "implicit" } else { "starttls" }));
+        default
+    });
+    let port = port.unwrap_or_else(|| {
+        let port = if tls == Security::Implicit { implicit } else { other };
+        assumed.push(format!("{prefix}port {port}"));
+        port
+    });
+    Server { host, port, tls: tls.into() }
 }
 
 impl From<Security> for Tls {
@@ -439,31 +474,17 @@ fn domain(email: &str) -> Option<String> {
 
 /// The preset an address's domain belongs to, for the best-known ones.
 fn guess(domain: &str) -> Option<Setup> {
-    let setup = match domain {
-        "gmail.com" | "googlemail.com" => Setup::Gmail,
-        "outlook.com" | "hotmail.com" | "live.com" | "msn.com" => Setup::Outlook,
-        "fastmail.com" | "fastmail.fm" => Setup::Fastmail,
-        "mail.com" => Setup::Mailcom,
-        "gmx.net" | "gmx.de" | "gmx.at" | "gmx.ch" => Setup::Gmx,
-        "yahoo.com" | "ymail.com" | "rocketmail.com" => Setup::Yahoo,
-        "icloud.com" | "me.com" | "mac.com" => Setup::Icloud,
+    let provider = match domain {
+        "gmail.com" | "googlemail.com" => Provider::Gmail,
+        "outlook.com" | "hotmail.com" | "live.com" | "msn.com" => Provider::Outlook,
+        "fastmail.com" | "fastmail.fm" => Provider::Fastmail,
+        "mail.com" => Provider::Mailcom,
+        "gmx.net" | "gmx.de" | "gmx.at" | "gmx.ch" => Provider::Gmx,
+        "yahoo.com" | "ymail.com" | "rocketmail.com" => Provider::Yahoo,
+        "icloud.com" | "me.com" | "mac.com" => Provider::Icloud,
         _ => return None,
     };
-    Some(setup)
-}
-
-fn setup_name(setup: Setup) -> &'static str {
-    match setup {
-        Setup::GmailOauth2 => "gmail-oauth2",
-        Setup::Generic => "generic",
-        Setup::Gmail => "gmail",
-        Setup::Outlook => "outlook",
-        Setup::Fastmail => "fastmail",
-        Setup::Mailcom => "mailcom",
-        Setup::Gmx => "gmx",
-        Setup::Yahoo => "yahoo",
-        Setup::Icloud => "icloud",
-    }
+    Some(Setup::Preset(provider))
 }
 
 /// A provider's name as answered at the prompt; `None` for anything else (a host name).

@@ -64,7 +64,7 @@ fn every_setup_renders_a_config_that_validates() {
         assert_eq!(account.mailboxes.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["INBOX"]);
         assert_eq!(config.rules_dir, dir.path().join("rules"));
         match setup {
-            Setup::GmailOauth2 | Setup::Outlook => {
+            Setup::GmailOAuth2 | Setup::Preset(Provider::Outlook) => {
                 assert!(account.oauth2.is_some(), "{setup:?}");
                 assert_eq!(account.password, SecretSource::File(dir.path().join("home.token")));
             }
@@ -170,7 +170,7 @@ fn wrong_flags_are_refused() {
     refuse(Options { email: Some("me".into()), ..Options::default() }, "--email me: it is not an email address");
     refuse(Options { email: email(), name: Some("a b".into()), ..Options::default() }, "--name a b");
     refuse(
-        Options { email: email(), provider: Some(Setup::Gmail), port: Some(1), ..Options::default() },
+        Options { email: email(), provider: Some(Setup::Preset(Provider::Gmail)), port: Some(1), ..Options::default() },
         "--port with --provider gmail",
     );
     refuse(
@@ -199,9 +199,9 @@ fn placeholders_are_filled_once() {
 
 #[test]
 fn an_address_domain_picks_its_preset() {
-    assert_eq!(guess("gmail.com"), Some(Setup::Gmail));
-    assert_eq!(guess("hotmail.com"), Some(Setup::Outlook));
-    assert_eq!(guess("me.com"), Some(Setup::Icloud));
+    assert_eq!(guess("gmail.com"), Some(Setup::Preset(Provider::Gmail)));
+    assert_eq!(guess("hotmail.com"), Some(Setup::Preset(Provider::Outlook)));
+    assert_eq!(guess("me.com"), Some(Setup::Preset(Provider::Icloud)));
     assert_eq!(guess("example.org"), None);
     assert_eq!(domain("Me@Example.ORG").as_deref(), Some("example.org"));
     assert_eq!(domain("me@localhost").as_deref(), Some("localhost"));
