@@ -31,6 +31,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented config and a starter rule set (with fixtures) for one account.
+    ///
+    /// Writes DIR/tidings.yaml (a provider preset, or a plain server with --imap) and DIR/rules/
+    /// (mailing lists and newsletters filed into folders; nothing deleted or sent), then prints
+    /// what it assumed and the commands to run next. On a terminal it asks for what the flags
+    /// did not give; without one it never asks. It never overwrites a file. Exit status: 0
+    /// written, 2 a flag is missing or wrong or a file is in the way (nothing is written then).
+    Init(tidings::tooling::init::Options),
     /// Validate the config and compile every rule; list every problem and exit non-zero if any.
     ///
     /// Nothing is connected to and no mail is touched. Secrets are read too (so a missing
@@ -222,6 +230,7 @@ impl Command {
         matches!(
             self,
             Command::Test { .. }
+                | Command::Init(_)
                 | Command::DryRun { .. }
                 | Command::Outbox { .. }
                 | Command::Schedules { .. }

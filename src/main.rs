@@ -47,8 +47,13 @@ fn closed_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    // init writes the config that the other commands locate.
+    if let cli::Command::Init(options) = cli.command {
+        return init(options);
+    }
     let path = Config::locate(cli.config.as_deref())?;
     match cli.command {
+        cli::Command::Init(_) => unreachable!("dispatched above"),
         cli::Command::Check { skip_secrets } => check(&path, skip_secrets),
         cli::Command::Run { once } => {
             let config = Config::load(&path)?;
@@ -91,6 +96,19 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             history(&path, query, json)
         }
         cli::Command::Auth { account } => auth(&path, &account),
+    }
+}
+
+/// `tidings init`: asks only when stdin and stdout are a terminal; 2 when nothing was written
+/// because of the flags, an answer or a file in the way.
+fn init(options: tooling::init::Options) -> anyhow::Result<ExitCode> {
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let mut stdin = std::io::stdin().lock();
+    let input: Option<&mut dyn std::io::BufRead> = if terminal { Some(&mut stdin) } else { None };
+    match tooling::init::run(options, input, &mut std::io::stdout().lock()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_input() => Ok(usage_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

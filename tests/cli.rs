@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tidings() -> Command {
+pub(crate) fn tidings() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
     cmd.env_remove("TIDINGS_CONFIG").env_remove("RUST_LOG");
     cmd

@@ -72,6 +72,10 @@ mod postgres;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart,
 // PostgreSQL clusters run as the postgres user.
 mod harness_selftest;
+// `tidings init` without a terminal: every provider and a plain server (own CA, SMTP) pass
+// `check --skip-secrets` as written, `check` once the variables are set, and `tidings test` on the
+// starter fixtures; a second init overwrites nothing; a missing --email and conflicting flags refused.
+mod init;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
 mod imap_session;
 // OAuth2 against a local token endpoint (expiry, rotation written back, revoked token, `tidings

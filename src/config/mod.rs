@@ -377,7 +377,7 @@ fn limits(node: &tree::Node, problems: &mut Problems) -> Option<Limits> {
 }
 
 /// `$VAR`, else `$HOME/fallback`, as the XDG base directory spec says.
-fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+pub fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
     match std::env::var_os(var) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(fallback),

@@ -3,7 +3,7 @@
 //! (see [`outbox`]), the one tooling command that changes the store: by a person's hand.
 //! `tidings schedules` (see [`schedules`]) lists each schedule's next fires and last run;
 //! `tidings status` and `tidings history` (see [`status`]) show the daemon's health and what
-//! happened to a message.
+//! happened to a message. `tidings init` (see [`init`]) writes a first config and rule set.
 //!
 //! Input: a compiled [`RuleSet`] and messages (files, fixture cases, or fetched read-only with
 //! EXAMINE and `BODY.PEEK`). Output: per message a [`Verdict`] (the rules that decided
@@ -18,6 +18,7 @@ pub mod dry_run;
 pub mod error_text;
 pub mod expect;
 pub mod fixtures;
+pub mod init;
 pub mod outbox;
 mod progress;
 pub mod report;

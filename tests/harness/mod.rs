@@ -60,11 +60,10 @@ pub use proxy::{Proxy, Side, Trigger};
 pub use receiver::{Receiver, Request};
 pub use servers::{CATCHALL, DOMAIN};
 pub use smtp::Submit;
-pub use tls::{Leaf, OTHER_NAME};
+pub use tls::{Leaf, OTHER_NAME, Pki};
 
 use process::{Janitor, Supervised, log_tails};
 use servers::{Layout, Ports};
-use tls::Pki;
 
 /// A mailbox account in Dovecot; its login is its address.
 #[derive(Debug, Clone, PartialEq, Eq)]
