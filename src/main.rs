@@ -258,6 +258,7 @@ fn history(path: &std::path::Path, query: tidings::store::MessageQuery, json: bo
 fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let rules = RuleSet::compile(&config)?;
+    config.check_files(!skip_secrets, Some(rules.live.len()))?;
     if !skip_secrets {
         config.resolve_secrets()?;
     }
