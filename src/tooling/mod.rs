@@ -18,6 +18,7 @@ pub mod dry_run;
 pub mod expect;
 pub mod fixtures;
 pub mod outbox;
+pub mod probe;
 mod progress;
 pub mod report;
 pub mod schedules;
