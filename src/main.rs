@@ -283,7 +283,11 @@ fn check_connect(path: &std::path::Path, options: tooling::probe::Options) -> an
     };
     if let Some(name) = options.account.as_deref().filter(|name| config.account(name).is_none()) {
         let known: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
-        return Ok(usage_error(anyhow::anyhow!("no account `{name}` in {} (known: {})", path.display(), known.join(", "))));
+        return Ok(usage_error(anyhow::anyhow!(
+            "no account `{name}` in {} (known: {})",
+            path.display(),
+            known.join(", ")
+        )));
     }
     summary(path, &config, &rules)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

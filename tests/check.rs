@@ -25,7 +25,10 @@ fn text(out: &Output) -> (String, String) {
 
 /// The row of `step` in the report (its first line starting with it).
 fn row<'a>(stdout: &'a str, step: &str) -> &'a str {
-    stdout.lines().find(|l| l.trim_start().starts_with(&format!("{step} "))).unwrap_or_else(|| panic!("no {step} row:\n{stdout}"))
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{step} ")))
+        .unwrap_or_else(|| panic!("no {step} row:\n{stdout}"))
 }
 
 #[tokio::test]
@@ -113,11 +116,8 @@ fn check_names_a_missing_ca_file_where_it_is_written() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let missing = setup.dir.path().join("missing-ca.pem");
-    let expected = format!(
-        "{}:7:14: account `t`: ca_file: `{}` does not exist",
-        setup.config.display(),
-        missing.display()
-    );
+    let expected =
+        format!("{}:7:14: account `t`: ca_file: `{}` does not exist", setup.config.display(), missing.display());
     assert!(stderr.contains(&expected), "{expected:?} missing from:\n{stderr}");
     let out = tidings(&setup.config, &["check", "--connect"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);

@@ -97,8 +97,12 @@ fn check(named: &Named) -> Option<Problem> {
                 return None;
             }
             let hint = match (what.as_str(), dir) {
-                (w, _) if w.ends_with("refresh_token_file") => "run `tidings auth ACCOUNT` to get a refresh token into it",
-                ("rules", _) => "create it and put rule files (*.rhai) in it; a relative path is read from the config's directory",
+                (w, _) if w.ends_with("refresh_token_file") => {
+                    "run `tidings auth ACCOUNT` to get a refresh token into it"
+                }
+                ("rules", _) => {
+                    "create it and put rule files (*.rhai) in it; a relative path is read from the config's directory"
+                }
                 (_, true) => "create it, or correct the path; a relative path is read from the config's directory",
                 (_, false) => "correct the path; a relative path is read from the config's directory",
             };
@@ -131,7 +135,8 @@ mod tests {
         }
     }
 
-    const ACCOUNT: &str = "accounts:\n  a:\n    imap: { host: h }\n    username: u\n    password_file: pw\n    ca_file: ca.pem\n";
+    const ACCOUNT: &str =
+        "accounts:\n  a:\n    imap: { host: h }\n    username: u\n    password_file: pw\n    ca_file: ca.pem\n";
 
     #[test]
     fn missing_files_are_named_with_their_key_and_position() {
@@ -139,9 +144,18 @@ mod tests {
         let found = problems(config(dir.path(), ACCOUNT).check_files(true, None));
         let messages: Vec<String> = found.iter().map(|p| format!("{}: {}", p.pos, p.message)).collect();
         assert_eq!(messages.len(), 3, "{messages:#?}");
-        assert!(messages[0].starts_with("1:1: rules: `") && messages[0].ends_with("/rules` does not exist"), "{messages:?}");
-        assert!(messages[1].starts_with("5:20: account `a`: password_file") && messages[1].contains("/pw`"), "{messages:?}");
-        assert!(messages[2].starts_with("6:14: account `a`: ca_file") && messages[2].contains("ca.pem"), "{messages:?}");
+        assert!(
+            messages[0].starts_with("1:1: rules: `") && messages[0].ends_with("/rules` does not exist"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].starts_with("5:20: account `a`: password_file") && messages[1].contains("/pw`"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[2].starts_with("6:14: account `a`: ca_file") && messages[2].contains("ca.pem"),
+            "{messages:?}"
+        );
         // The password file is a secret: not looked for with --skip-secrets.
         let skipped = problems(config(dir.path(), ACCOUNT).check_files(false, None));
         assert_eq!(skipped.len(), 2, "{skipped:?}");

@@ -139,16 +139,47 @@ fn humantime(d: std::time::Duration) -> String {
 fn capabilities(caps: &Capabilities, account: &Account, table: &mut Table) {
     let poll = humantime(account.watch.poll_interval);
     let rows: [(&str, bool, Mark, String); 6] = [
-        ("IDLE", caps.idle, Mark::Note, format!("not offered: new mail is found by polling every {poll} (poll_interval)")),
-        ("MOVE", caps.move_, Mark::Note, if caps.uidplus {
-            "not offered: moves are UID COPY, then \\Deleted and UID EXPUNGE of those messages".to_owned()
-        } else {
-            "not offered: moves are UID COPY, then \\Deleted; EXPUNGE only when no other message is \\Deleted".to_owned()
-        }),
-        ("UIDPLUS", caps.uidplus, Mark::Note, "not offered: deletes expunge only when no other message is \\Deleted (else they stay flagged)".to_owned()),
-        ("SPECIAL-USE", caps.special_use, Mark::Note, "not offered: name Trash, Sent and Archive folders by name (save_sent: \"Sent\")".to_owned()),
-        ("X-GM-EXT-1", caps.gmail, Mark::Note, "not offered (Gmail only): no labels or X-GM-RAW searches; nothing else needs it".to_owned()),
-        ("CONDSTORE", caps.condstore, Mark::Note, "not offered: flag changes are read in full; nothing else needs it".to_owned()),
+        (
+            "IDLE",
+            caps.idle,
+            Mark::Note,
+            format!("not offered: new mail is found by polling every {poll} (poll_interval)"),
+        ),
+        (
+            "MOVE",
+            caps.move_,
+            Mark::Note,
+            if caps.uidplus {
+                "not offered: moves are UID COPY, then \\Deleted and UID EXPUNGE of those messages".to_owned()
+            } else {
+                "not offered: moves are UID COPY, then \\Deleted; EXPUNGE only when no other message is \\Deleted"
+                    .to_owned()
+            },
+        ),
+        (
+            "UIDPLUS",
+            caps.uidplus,
+            Mark::Note,
+            "not offered: deletes expunge only when no other message is \\Deleted (else they stay flagged)".to_owned(),
+        ),
+        (
+            "SPECIAL-USE",
+            caps.special_use,
+            Mark::Note,
+            "not offered: name Trash, Sent and Archive folders by name (save_sent: \"Sent\")".to_owned(),
+        ),
+        (
+            "X-GM-EXT-1",
+            caps.gmail,
+            Mark::Note,
+            "not offered (Gmail only): no labels or X-GM-RAW searches; nothing else needs it".to_owned(),
+        ),
+        (
+            "CONDSTORE",
+            caps.condstore,
+            Mark::Note,
+            "not offered: flag changes are read in full; nothing else needs it".to_owned(),
+        ),
     ];
     for (name, offered, mark, without) in rows {
         if offered {

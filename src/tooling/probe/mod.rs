@@ -42,7 +42,8 @@ pub async fn run(config: &Config, secrets: &Secrets, options: &Options, out: &mu
             None => format!("account `{}`", account.name),
         };
         let mut table = Table::new(title);
-        let password = secrets.passwords.get(&account.name).cloned().unwrap_or_else(|| crate::config::Secret::new(String::new()));
+        let password =
+            secrets.passwords.get(&account.name).cloned().unwrap_or_else(|| crate::config::Secret::new(String::new()));
         imap::probe(account, password.clone(), &config.schedules, &mut table).await;
         smtp::probe(account, password, &mut table).await;
         table.write(out)?;

@@ -78,10 +78,8 @@ impl Table {
 /// The last line: `verdict: ok` when nothing failed (notes allowed), else what failed where.
 pub fn verdict(tables: &[Table]) -> String {
     let notes = tables.iter().flat_map(|t| &t.rows).filter(|r| r.mark == Mark::Note).count();
-    let failed: Vec<String> = tables
-        .iter()
-        .flat_map(|t| t.failed().map(move |r| format!("{}: {}", t.title, r.step)))
-        .collect();
+    let failed: Vec<String> =
+        tables.iter().flat_map(|t| t.failed().map(move |r| format!("{}: {}", t.title, r.step))).collect();
     match (failed.len(), notes) {
         (0, 0) => "verdict: ok, every check passed".to_owned(),
         (0, n) => format!("verdict: ok, every check passed ({n} note{})", if n == 1 { "" } else { "s" }),
@@ -135,7 +133,10 @@ mod tests {
         let yaml = "accounts:\n  g:\n    provider: gmail\n    username: me@gmail.com\n    password_env: P\n";
         let config = crate::config::Config::from_yaml(yaml, dir).unwrap();
         let shown = preset_servers(&config.accounts[0]).unwrap();
-        assert!(shown.starts_with("provider gmail: imap imap.gmail.com:993 implicit TLS, smtp smtp.gmail.com:"), "{shown}");
+        assert!(
+            shown.starts_with("provider gmail: imap imap.gmail.com:993 implicit TLS, smtp smtp.gmail.com:"),
+            "{shown}"
+        );
         let yaml = "accounts:\n  h:\n    imap: { host: h }\n    username: u\n    password_env: P\n";
         let config = crate::config::Config::from_yaml(yaml, dir).unwrap();
         assert_eq!(preset_servers(&config.accounts[0]), None);

@@ -35,7 +35,9 @@ pub async fn probe(account: &Account, password: Secret<String>, table: &mut Tabl
                     table.push("smtp tls", Mark::Ok, tls);
                     table.push("smtp auth", Mark::Fail, timed_out());
                 }
-                SmtpError::Timeout { what, .. } => table.push("smtp connect", Mark::Fail, format!("{what}: {}", timed_out())),
+                SmtpError::Timeout { what, .. } => {
+                    table.push("smtp connect", Mark::Fail, format!("{what}: {}", timed_out()))
+                }
                 SmtpError::Auth { .. } | SmtpError::Token { .. } => {
                     table.push("smtp connect", Mark::Ok, connected);
                     table.push("smtp tls", Mark::Ok, tls);
@@ -44,7 +46,8 @@ pub async fn probe(account: &Account, password: Secret<String>, table: &mut Tabl
                 SmtpError::Tls { .. } if super::tls::certificate_problem(&error).is_some() => {
                     let words = super::tls::certificate_problem(&error).unwrap_or_default();
                     // Pinned to no certificate, lettre's handshake passes and the pin check names it.
-                    account.smtp = Some(crate::config::Server { tls_fingerprint: Some(no_certificate()), ..smtp.clone() });
+                    account.smtp =
+                        Some(crate::config::Server { tls_fingerprint: Some(no_certificate()), ..smtp.clone() });
                     let presented = match Smtp::new(&account, password).connect().await {
                         Err(SmtpError::Pin { presented, .. }) => Some(presented),
                         _ => None,

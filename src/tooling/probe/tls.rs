@@ -8,7 +8,9 @@ pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<
     let mut cause = Some(error);
     while let Some(e) = cause {
         let rustls = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>())
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
         });
         if let Some(rustls::Error::InvalidCertificate(certificate)) = rustls {
             return Some(words(certificate));
