@@ -1,7 +1,8 @@
 //! `tidings check` catching files and `check --connect` catching servers, against Dovecot and
 //! Postfix: all green on a correct config; an unknown CA, a wrong password and a missing mailbox
-//! each named in words with a non-zero exit; a missing ca_file named with its line by plain
-//! `check`; a preset's servers shown; and a CA file deleted under the running daemon: a
+//! each named in words with a non-zero exit; a webhook reached (HEAD) and pinged with a signed
+//! test event only when asked; a missing ca_file named with its line by plain `check`; a
+//! preset's servers shown; and a CA file deleted under the running daemon: a
 //! configuration error logged once, shown by `status`, retried soon (not after 15 minutes).
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::daemon::{Daemon, Setup};
-use crate::harness::{Proxy, TestEnv, User, message};
+use crate::harness::{Proxy, Receiver, Request, TestEnv, User, message};
 use crate::health::tidings;
 use crate::watch::SORT_RULE;
 
@@ -51,6 +52,7 @@ async fn connect_is_all_green_on_a_correct_config() {
     assert!(row(&stdout, "mailbox INBOX").ends_with("3 messages"), "{stdout}");
     assert!(row(&stdout, "smtp auth").contains("ok") && stdout.contains("no mail sent"), "{stdout}");
     assert!(row(&stdout, "connections").contains("1 with IDLE"), "{stdout}");
+    eprintln!("{stdout}");
     let verdict = stdout.lines().last().unwrap_or_default();
     assert!(verdict.starts_with("verdict: ok"), "{stdout}");
 }
@@ -72,6 +74,7 @@ async fn connect_names_an_unknown_ca_with_the_fingerprint_to_pin() {
     let leaf = tidings::config::Fingerprint::of(env.server_certificate());
     assert!(tls.contains(&format!("tls_fingerprint: {leaf}")), "{leaf} missing:\n{stdout}");
     assert!(row(&stdout, "smtp tls").contains("unknown CA"), "{stdout}");
+    eprintln!("{stdout}");
     assert!(stdout.lines().last().unwrap_or_default().starts_with("verdict: FAILED"), "{stdout}");
 }
 
@@ -185,4 +188,35 @@ async fn a_ca_file_gone_at_run_time_is_a_configuration_error_retried_soon() {
     let (_, log) = daemon.stop();
     assert!(!log.contains("retry_in=900s") && !log.contains("retry_in=15m"), "{log}");
     assert!(Path::new(&ca).exists());
+}
+
+/// A webhook endpoint is reached with HEAD only (no event); with `--ping-webhooks` it gets one
+/// `tidings.test` event signed with the endpoint's secret.
+#[tokio::test]
+async fn connect_reaches_webhooks_and_pings_them_only_when_asked() {
+    let env = TestEnv::shared();
+    let user = env.new_user();
+    let receiver = Receiver::start();
+    let top = format!("webhooks:\n  hook:\n    url: {}\n    secret_file: hook.secret\n", receiver.url("/hook"));
+    let setup = Setup::with_top(env, &user, &[("sort.rhai", SORT_RULE)], "", &top);
+    let secret = setup.dir.path().join("hook.secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = tidings(&setup.config, &["check", "--connect"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("webhook `hook`") && row(&stdout, "reach").contains(" ok "), "{stdout}");
+    assert!(receiver.requests().iter().all(|r| r.method == "HEAD"), "an event without --ping-webhooks");
+    let out = tidings(&setup.config, &["check", "--connect", "--ping-webhooks"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(row(&stdout, "test event").contains("signed tidings.test event was accepted"), "{stdout}");
+    let posted: Vec<Request> = receiver.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0].header("x-tidings-event"), Some("tidings.test"));
+    assert_eq!(posted[0].json()["event"], "tidings.test");
+    let signed = posted[0].header("x-tidings-signature").expect("signed");
+    let t: i64 = signed.strip_prefix("t=").and_then(|s| s.split(',').next()).unwrap().parse().unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret");
+    assert_eq!(tidings::exec::webhook::signature(&key, t, &posted[0].body), signed);
 }

@@ -8,8 +8,8 @@
 // leaves an unreachable webhook pending, and still ends.
 mod actions;
 // `check` catching files (a missing ca_file at its line, a preset's servers) and `check --connect`
-// catching servers: all green, an unknown CA, a wrong password, a missing mailbox; a CA file gone
-// under the daemon: a configuration error retried soon, shown by status.
+// catching servers: all green, an unknown CA, a wrong password, a missing mailbox, a webhook
+// reached and pinged signed; a CA file gone under the daemon: a configuration error retried soon.
 mod check;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs, a password file open to others warned about, state files owner-only,

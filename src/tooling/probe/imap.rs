@@ -121,7 +121,7 @@ async fn refused(login: &Login, timeouts: Timeouts, error: &imap::Error, table: 
 /// The refusal in words and the certificate's fingerprint, to pin once it is trusted.
 pub(super) fn with_fingerprint(words: &str, presented: Option<Fingerprint>) -> String {
     match presented {
-        Some(pin) => format!("{words}; the server's certificate is {pin} (if you trust it: tls_fingerprint: {pin})"),
+        Some(pin) => format!("{words}; to trust exactly this certificate: tls_fingerprint: {pin}"),
         None => words.to_owned(),
     }
 }
