@@ -47,7 +47,7 @@ async fn connect_is_all_green_on_a_correct_config() {
     for capability in ["IDLE", "MOVE", "UIDPLUS"] {
         assert!(row(&stdout, capability).contains(" ok "), "{capability}:\n{stdout}");
     }
-    assert!(row(&stdout, "dns").contains("127.0.0.1"), "{stdout}");
+    assert!(row(&stdout, "dns").contains("127.0.0.1 is an address"), "{stdout}");
     assert!(row(&stdout, "tls").contains("ca_file"), "{stdout}");
     assert!(row(&stdout, "mailbox INBOX").ends_with("3 messages"), "{stdout}");
     assert!(row(&stdout, "smtp auth").contains("ok") && stdout.contains("no mail sent"), "{stdout}");
@@ -55,6 +55,12 @@ async fn connect_is_all_green_on_a_correct_config() {
     eprintln!("{stdout}");
     let verdict = stdout.lines().last().unwrap_or_default();
     assert!(verdict.starts_with("verdict: ok"), "{stdout}");
+    // One account by name; an unknown one is a usage error.
+    let out = tidings(&setup.config, &["check", "--connect", "--account", "t"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let out = tidings(&setup.config, &["check", "--connect", "--account", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("no account `nope`"), "{}", text(&out).1);
 }
 
 #[tokio::test]

@@ -64,8 +64,9 @@ impl Config {
     pub fn check_files(&self, secrets: bool, live_rules: Option<usize>) -> Result<(), Error> {
         let mut problems: Vec<Problem> =
             self.files.named.iter().filter(|n| secrets || n.kind != Kind::Secret).filter_map(check).collect();
-        let rules_dir_ok = !problems.iter().any(|p| p.pos == self.files.rules_pos && p.message.starts_with("rules"));
-        if live_rules == Some(0) && self.schedules.is_empty() && !self.files.allow_empty && rules_dir_ok {
+        // A missing rules directory is reported as missing, not also as empty.
+        let empty = live_rules == Some(0) && self.rules_dir.is_dir();
+        if empty && self.schedules.is_empty() && !self.files.allow_empty {
             let dir = self.rules_dir.display();
             problems.push(Problem {
                 pos: self.files.rules_pos,
@@ -180,6 +181,9 @@ mod tests {
     #[test]
     fn no_live_rules_is_a_problem_unless_asked_for_or_scheduled() {
         let dir = tempfile::tempdir().unwrap();
+        let missing = problems(config(dir.path(), "accounts: {}\n").check_files(true, Some(0)));
+        assert_eq!(missing.len(), 1, "missing, not also empty: {missing:?}");
+        assert!(missing[0].message.ends_with("does not exist"), "{missing:?}");
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         let empty = problems(config(dir.path(), "accounts: {}\n").check_files(true, Some(0)));
         assert_eq!(empty.len(), 1, "{empty:?}");

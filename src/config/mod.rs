@@ -263,9 +263,10 @@ fn base_dir(path: &Path) -> PathBuf {
 
 fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems) -> Option<Config> {
     let top = Fields::read(root, "the config", TOP_KEYS, problems)?;
+    // A default is reported where its key would be: `rules: { allow_empty: true }`, else 1:1.
     let dir = |key: &str, node: Option<&tree::Node>, default: &str, problems: &mut Problems| match node {
         Some(n) => diagnostics::string(n, key, problems).map(|p| (base.join(p), n.pos, true)),
-        None => Some((base.join(default), top.pos, false)),
+        None => Some((base.join(default), top.get(key).map_or(top.pos, |n| n.pos), false)),
     };
     let (rules_node, allow_empty) = match top.get("rules") {
         Some(n) if matches!(n.value, tree::Value::Map(_)) => rules_block(n, problems),

@@ -30,8 +30,19 @@ pub async fn probe(account: &Account, password: Secret<String>, schedules: &[Sch
     table.push("login", Mark::Ok, format!("logged in as {}", account.username));
     capabilities(session.capabilities(), account, table);
     mailboxes(&mut session, account, table).await;
-    table.push("connections", Mark::Ok, crate::config::budget::summary(account, schedules));
+    table.push("connections", budget_mark(account, schedules), crate::config::budget::summary(account, schedules));
     let _ = session.logout().await;
+}
+
+/// A note when some mailboxes are polled for want of connections, or the budget is too small.
+fn budget_mark(account: &Account, schedules: &[Schedule]) -> Mark {
+    use crate::config::budget::{ConnectionPlan, sweeps};
+    if account.subscribed {
+        return Mark::Ok;
+    }
+    let sweeps = sweeps(&account.name, schedules);
+    let plan = ConnectionPlan::new(&account.mailboxes, account.connections, sweeps, account.watch.poll_interval);
+    if plan.polled.is_empty() && !plan.over_budget() { Mark::Ok } else { Mark::Note }
 }
 
 /// The host's addresses, or `None` (and a failed row).
@@ -40,7 +51,11 @@ pub(super) async fn resolve(host: &str, port: u16, table: &mut Table) -> Option<
         Ok(Ok(found)) => {
             let found: Vec<SocketAddr> = found.collect();
             let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
-            table.push("dns", Mark::Ok, format!("{host} is {}", shown.join(", ")));
+            if host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok() {
+                table.push("dns", Mark::Ok, format!("{host} is an address: nothing to resolve"));
+            } else {
+                table.push("dns", Mark::Ok, format!("{host} resolves to {}", shown.join(", ")));
+            }
             Some(found)
         }
         Ok(Err(e)) => {
@@ -126,18 +141,9 @@ pub(super) fn with_fingerprint(words: &str, presented: Option<Fingerprint>) -> S
     }
 }
 
-/// `90s`, `10m`, `1h` for a whole number of the largest unit, else seconds.
-fn humantime(d: std::time::Duration) -> String {
-    match d.as_secs() {
-        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
 /// One row per capability that matters, with what tidings does without it.
 fn capabilities(caps: &Capabilities, account: &Account, table: &mut Table) {
-    let poll = humantime(account.watch.poll_interval);
+    let poll = crate::config::budget::seconds(account.watch.poll_interval);
     let rows: [(&str, bool, Mark, String); 6] = [
         (
             "IDLE",
