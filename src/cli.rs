@@ -41,12 +41,31 @@ pub enum Command {
     Init(tidings::tooling::init::Options),
     /// Validate the config and compile every rule; list every problem and exit non-zero if any.
     ///
+    /// Every file and directory the config names must exist and be readable (CA files, secret
+    /// files, the rules and plugins directories), and the rules directory must hold a live rule
+    /// (unless schedules give the config work, or `rules: { dir: DIR, allow_empty: true }`).
     /// Nothing is connected to and no mail is touched. Secrets are read too (so a missing
     /// password is caught now) unless --skip-secrets is given.
+    ///
+    /// With --connect, each account's servers are then tried live: DNS, TCP, TLS (a refused
+    /// certificate named in words, with its fingerprint), login, the capabilities tidings uses,
+    /// each watched mailbox's message count, the connection budget; SMTP up to AUTH (nothing is
+    /// sent); each webhook endpoint reached. One table per account, then a verdict. Exit
+    /// status with --connect: 0 all well (notes allowed), 1 a server check failed, 2 the config
+    /// is wrong.
     Check {
         /// Do not read passwords (for checking a config on a machine that lacks them).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "connect")]
         skip_secrets: bool,
+        /// Also connect to every server and webhook endpoint and log in (changes nothing).
+        #[arg(long)]
+        connect: bool,
+        /// With --connect: post a signed `tidings.test` event to each webhook endpoint.
+        #[arg(long, requires = "connect")]
+        ping_webhooks: bool,
+        /// With --connect: only this account (and no webhooks).
+        #[arg(long, value_name = "NAME", requires = "connect")]
+        account: Option<String>,
     },
     /// Run the daemon until SIGINT or SIGTERM.
     ///

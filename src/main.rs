@@ -54,7 +54,10 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let path = Config::locate(cli.config.as_deref())?;
     match cli.command {
         cli::Command::Init(_) => unreachable!("dispatched above"),
-        cli::Command::Check { skip_secrets } => check(&path, skip_secrets),
+        cli::Command::Check { skip_secrets, connect: false, .. } => check(&path, skip_secrets),
+        cli::Command::Check { connect: true, account, ping_webhooks, .. } => {
+            check_connect(&path, tooling::probe::Options { account, ping_webhooks })
+        }
         cli::Command::Run { once } => {
             let config = Config::load(&path)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -276,9 +279,45 @@ fn history(path: &std::path::Path, query: tidings::store::MessageQuery, json: bo
 fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let rules = RuleSet::compile(&config)?;
+    config.check_files(!skip_secrets, Some(rules.live.len()))?;
     if !skip_secrets {
         config.resolve_secrets()?;
     }
+    summary(path, &config, &rules)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidings check --connect`: the plain check (its failure is the usage status), then every
+/// server live; 0 when all is well, 1 when a server check failed.
+fn check_connect(path: &std::path::Path, options: tooling::probe::Options) -> anyhow::Result<ExitCode> {
+    let loaded = load_rules(path).and_then(|(config, rules)| {
+        config.check_files(true, Some(rules.live.len())).map_err(usage_error)?;
+        let secrets = config.resolve_secrets().map_err(usage_error)?;
+        Ok((config, rules, secrets))
+    });
+    let (config, rules, secrets) = match loaded {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    if let Some(name) = options.account.as_deref().filter(|name| config.account(name).is_none()) {
+        let known: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        return Ok(usage_error(anyhow::anyhow!(
+            "no account `{name}` in {} (known: {})",
+            path.display(),
+            known.join(", ")
+        )));
+    }
+    summary(path, &config, &rules)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out).context("cannot write the report")?;
+    let all_well = runtime.block_on(tooling::probe::run(&config, &secrets, &options, &mut out));
+    out.flush().context("cannot write the report")?;
+    Ok(if all_well.context("cannot write the report")? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The plain check's verdict: what the config holds, and per account how it is watched.
+fn summary(path: &std::path::Path, config: &Config, rules: &RuleSet) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -301,8 +340,11 @@ fn check(path: &std::path::Path, skip_secrets: bool) -> anyhow::Result<ExitCode>
     for account in &config.accounts {
         let summary = tidings::config::budget::summary(account, &config.schedules);
         writeln!(out, "  account `{}`: {summary}", account.name).context("cannot write the verdict")?;
+        if let Some(servers) = tooling::probe::report::preset_servers(account) {
+            writeln!(out, "    {servers}").context("cannot write the verdict")?;
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {

@@ -19,9 +19,13 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Writes `yaml` as the config in `dir`; without its own `rules:`, the config gets an empty
+/// rules directory it asks for on purpose (`check` and `run` refuse one not asked for).
 fn write_config(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("tidings.yaml");
-    std::fs::write(&path, yaml).unwrap();
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    let rules = if yaml.contains("rules:") { "" } else { "rules: { dir: rules, allow_empty: true }\n" };
+    std::fs::write(&path, format!("{yaml}{rules}")).unwrap();
     path
 }
 

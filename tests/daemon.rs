@@ -51,8 +51,10 @@ impl Setup {
         // Owner-only, as a secret file should be: else every run starts with a warning about it.
         std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let plugins = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins");
+        // A test without rules watches only: asked for, as a user would.
+        let rules = if rules.is_empty() { "{ dir: rules, allow_empty: true }" } else { "rules" };
         let yaml = format!(
-            "state: state.db\nrules: rules\nplugins: {plugins}\naccounts:\n  t:\n    imap: {imap}\n    ca_file: {ca}\n    username: {login}\n    password_file: password\n    from: {login}\n{extra}",
+            "state: state.db\nrules: {rules}\nplugins: {plugins}\naccounts:\n  t:\n    imap: {imap}\n    ca_file: {ca}\n    username: {login}\n    password_file: password\n    from: {login}\n{extra}",
             plugins = plugins.display(),
             ca = env.ca_file.display(),
             login = user.login,

@@ -95,7 +95,7 @@ async fn a_wrong_password_is_an_auth_error() {
 }
 
 #[tokio::test]
-async fn an_untrusted_certificate_or_a_bad_ca_file_is_a_tls_error() -> Result<()> {
+async fn an_untrusted_certificate_is_a_tls_error_and_a_missing_ca_file_a_config_error() -> Result<()> {
     let env = TestEnv::shared();
     let user = env.new_user();
     // The platform's roots do not include the harness CA.
@@ -107,7 +107,8 @@ async fn an_untrusted_certificate_or_a_bad_ca_file_is_a_tls_error() -> Result<()
     let mut bad_ca = login(env, &user, "localhost", env.imaps_port, Tls::StartTls);
     bad_ca.ca_file = Some(dir.path().join("missing.pem"));
     let err = Session::connect(&bad_ca, Timeouts::default()).await.expect_err("missing CA file");
-    assert!(err.is_tls() && err.to_string().contains("missing.pem"), "{err}");
+    // A local file, not the server: a configuration error, never a TLS or login failure.
+    assert!(err.is_config() && !err.is_tls() && !err.is_auth() && err.to_string().contains("missing.pem"), "{err}");
     Ok(())
 }
 

@@ -25,7 +25,8 @@ const PROVIDERS: &[(&str, &str)] = &[
 #[test]
 fn check_accepts_every_preset_with_only_a_username_and_a_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let mut yaml = "accounts:\n".to_owned();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let mut yaml = "rules: { dir: rules, allow_empty: true }\naccounts:\n".to_owned();
     for (provider, _) in PROVIDERS {
         yaml += &format!(
             "  {provider}:\n    provider: {provider}\n    username: me@{provider}.example\n    password_env: TIDINGS_PRESET_SECRET\n"

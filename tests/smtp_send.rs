@@ -167,7 +167,7 @@ async fn a_wrong_password_is_an_auth_error_naming_server_and_user() -> Result<()
 }
 
 #[tokio::test]
-async fn an_untrusted_certificate_or_a_bad_ca_file_is_a_tls_error() -> Result<()> {
+async fn an_untrusted_certificate_is_a_tls_error_and_a_missing_ca_file_a_config_error() -> Result<()> {
     let env = TestEnv::shared();
     let me = env.new_user();
     let mut untrusted = account(env, &me, env.smtps_port, "implicit", "");
@@ -182,7 +182,7 @@ async fn an_untrusted_certificate_or_a_bad_ca_file_is_a_tls_error() -> Result<()
     let mut missing = account(env, &me, env.smtps_port, "implicit", "");
     missing.ca_file = Some(env.dir.join("no-such-ca.pem"));
     let error = smtp(&missing, &me).connect().await.unwrap_err();
-    assert!(matches!(error, SmtpError::CaFile { .. }) && error.is_tls(), "{error:?}");
+    assert!(matches!(error, SmtpError::CaFile { .. }) && error.is_config() && !error.is_tls(), "{error:?}");
     Ok(())
 }
 

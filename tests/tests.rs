@@ -7,6 +7,10 @@
 // archive() into the special-use \Archive folder; `run --once` fails a reply without SMTP and
 // leaves an unreachable webhook pending, and still ends.
 mod actions;
+// `check` catching files (a missing ca_file at its line, a preset's servers) and `check --connect`
+// catching servers: all green, an unknown CA, a wrong password, a missing mailbox, a webhook
+// reached and pinged signed; a CA file gone under the daemon: a configuration error retried soon.
+mod check;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs, a password file open to others warned about, state files owner-only,
 // an empty (truncated) state file refused untouched, a data file linking out of rules/data refused,

@@ -248,10 +248,11 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         Some(n) => mailboxes(n, &what, backfill.unwrap_or(Backfill::None), problems),
         None => Some(vec![Mailbox { name: "INBOX".into(), backfill: backfill.unwrap_or(Backfill::None) }]),
     };
-    let ca_file = fields
-        .get("ca_file")
-        .and_then(|n| read::string(n, &format!("{what}: ca_file"), problems))
-        .map(|p| base.join(p));
+    let ca_file = fields.get("ca_file").and_then(|n| {
+        let path = base.join(read::string(n, &format!("{what}: ca_file"), problems)?);
+        problems.name_path(n.pos, format!("{what}: ca_file"), &path, super::files::Kind::File);
+        Some(path)
+    });
     let rules = match fields.get("rules") {
         Some(n) => {
             read::strings(n, &format!("{what}: rules"), problems).map(|l| l.into_iter().map(|(g, _)| g).collect())
@@ -421,7 +422,10 @@ fn secret_source(
             let what = format!("{what}: {key}");
             let source = match *key {
                 "password_env" => read::string(node, &what, problems).map(SecretSource::Env),
-                "password_file" => read::string(node, &what, problems).map(|p| SecretSource::File(base.join(p))),
+                "password_file" => read::string(node, &what, problems).map(|p| {
+                    problems.name_path(node.pos, &what, &base.join(&p), super::files::Kind::Secret);
+                    SecretSource::File(base.join(p))
+                }),
                 _ => read::string(node, &what, problems).map(SecretSource::Command),
             };
             source.map(|s| (s, None))

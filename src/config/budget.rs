@@ -105,7 +105,8 @@ impl fmt::Display for ConnectionPlan {
     }
 }
 
-fn seconds(d: Duration) -> String {
+/// `60s`, `5m`, `1h`: a duration as the config writes it.
+pub fn seconds(d: Duration) -> String {
     match d.as_secs() {
         s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
         // 60s as the example in the README says it; 300s as 5m.

@@ -28,9 +28,10 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The problems found so far.
+/// The problems found so far, and the paths the config names (checked on disk later, by
+/// [`super::Config::check_files`]).
 #[derive(Debug, Default)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, pub Vec<super::files::Named>);
 
 impl Problems {
     /// Records a problem.

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod command;
 pub mod diagnostics;
 pub mod duration;
+pub mod files;
 pub mod fingerprint;
 pub mod fleet;
 pub mod monitor;
@@ -82,6 +83,8 @@ pub struct Config {
     pub alerts: Option<Alerts>,
     /// How long the store keeps settled actions, history and the reply log.
     pub retention: Retention,
+    /// The files and directories named, checked on disk by [`Config::check_files`].
+    pub files: files::Files,
 }
 
 /// Bounds on one rule evaluation, so a runaway rule cannot stall a mailbox.
@@ -169,6 +172,7 @@ const TOP_KEYS: &[&str] = &[
     "retention",
 ];
 const LIMIT_KEYS: &[&str] = &["operations", "wall_time"];
+const RULES_KEYS: &[&str] = &["dir", "allow_empty"];
 
 impl Config {
     /// Finds the config: `explicit` (from `--config` or `$TIDINGS_CONFIG`), else the XDG config
@@ -196,7 +200,8 @@ impl Config {
         let base = base_dir(path);
         let mut problems = Problems::default();
         let config = validate(&root, path, &base, &mut problems);
-        let mut problems = problems.0;
+        let Problems(mut problems, named) = problems;
+        let config = config.map(|config| Config { files: files::Files { named, ..config.files }, ..config });
         problems.sort_by_key(|p| (p.pos.line, p.pos.column));
         match config {
             Some(config) if problems.is_empty() => Ok(config),
@@ -258,12 +263,24 @@ fn base_dir(path: &Path) -> PathBuf {
 
 fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems) -> Option<Config> {
     let top = Fields::read(root, "the config", TOP_KEYS, problems)?;
-    let dir = |key: &str, default: &str, problems: &mut Problems| match top.get(key) {
-        Some(n) => diagnostics::string(n, key, problems).map(|p| base.join(p)),
-        None => Some(base.join(default)),
+    // A default is reported where its key would be: `rules: { allow_empty: true }`, else 1:1.
+    let dir = |key: &str, node: Option<&tree::Node>, default: &str, problems: &mut Problems| match node {
+        Some(n) => diagnostics::string(n, key, problems).map(|p| (base.join(p), n.pos, true)),
+        None => Some((base.join(default), top.get(key).map_or(top.pos, |n| n.pos), false)),
     };
-    let rules_dir = dir("rules", "rules", problems);
-    let plugins_dir = dir("plugins", "plugins", problems);
+    let (rules_node, allow_empty) = match top.get("rules") {
+        Some(n) if matches!(n.value, tree::Value::Map(_)) => rules_block(n, problems),
+        other => (other, Some(false)),
+    };
+    let rules_dir = dir("rules", rules_node, "rules", problems);
+    let plugins_dir = dir("plugins", top.get("plugins"), "plugins", problems);
+    if let Some((path, pos, _)) = &rules_dir {
+        problems.name_path(*pos, "rules", path, files::Kind::Dir);
+    }
+    if let Some((path, pos, given)) = &plugins_dir {
+        let kind = if *given { files::Kind::Dir } else { files::Kind::OptionalDir };
+        problems.name_path(*pos, "plugins", path, kind);
+    }
     let state_dir = xdg_dir("XDG_STATE_HOME", ".local/state").join("tidings");
     let state = match top.get("state") {
         Some(n) => diagnostics::string(n, "state", problems).map(|p| State::parse(&p, base)),
@@ -349,13 +366,28 @@ fn validate(root: &tree::Node, path: &Path, base: &Path, problems: &mut Problems
         retention: retention?,
         path: path.to_owned(),
         accounts,
-        rules_dir: rules_dir?,
-        plugins_dir: plugins_dir?,
+        files: files::Files {
+            named: Vec::new(),
+            rules_pos: rules_dir.as_ref().map(|(_, pos, _)| *pos).unwrap_or_default(),
+            allow_empty: allow_empty?,
+        },
+        rules_dir: rules_dir?.0,
+        plugins_dir: plugins_dir?.0,
         state: state?,
         webhooks,
         commands,
         schedules,
     })
+}
+
+/// `rules: { dir: DIR, allow_empty: true }`: the `dir` node (if written) and `allow_empty`.
+fn rules_block<'a>(node: &'a tree::Node, problems: &mut Problems) -> (Option<&'a tree::Node>, Option<bool>) {
+    let Some(fields) = Fields::read(node, "rules", RULES_KEYS, problems) else { return (None, None) };
+    let allow_empty = match fields.get("allow_empty") {
+        Some(n) => diagnostics::boolean(n, "rules: allow_empty", problems),
+        None => Some(false),
+    };
+    (fields.get("dir"), allow_empty)
 }
 
 fn limits(node: &tree::Node, problems: &mut Problems) -> Option<Limits> {

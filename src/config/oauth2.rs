@@ -217,9 +217,10 @@ fn one_of(
             None
         }
         (Some(n), None) => read::string(n, &format!("{what}: {env}"), problems).map(|v| Some(SecretSource::Env(v))),
-        (None, Some(n)) => {
-            read::string(n, &format!("{what}: {file}"), problems).map(|p| Some(SecretSource::File(base.join(p))))
-        }
+        (None, Some(n)) => read::string(n, &format!("{what}: {file}"), problems).map(|p| {
+            problems.name_path(n.pos, format!("{what}: {file}"), &base.join(&p), super::files::Kind::Secret);
+            Some(SecretSource::File(base.join(p)))
+        }),
         (None, None) if required => {
             problems.hint(
                 fields.pos,

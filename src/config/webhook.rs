@@ -120,8 +120,10 @@ pub fn validate(key: &Key, node: &Node, base: &Path, problems: &mut Problems) ->
         (Some(env), None) => {
             read::string(env, &format!("{what}: secret_env"), problems).map(|v| Some(SecretSource::Env(v)))
         }
-        (None, Some(file)) => read::string(file, &format!("{what}: secret_file"), problems)
-            .map(|p| Some(SecretSource::File(base.join(p)))),
+        (None, Some(file)) => read::string(file, &format!("{what}: secret_file"), problems).map(|p| {
+            problems.name_path(file.pos, format!("{what}: secret_file"), &base.join(&p), super::files::Kind::Secret);
+            Some(SecretSource::File(base.join(p)))
+        }),
         (None, None) => Some(None),
     };
     let include = fields.get("include").map_or(Some(Include::default()), |n| include(n, &what, problems));

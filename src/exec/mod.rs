@@ -236,10 +236,14 @@ impl Executor {
     }
 
     fn unreachable(&mut self, error: imap::Error) -> Result<Round, Error> {
-        if self.once && (error.is_auth() || error.is_tls()) {
+        if self.once && (error.is_auth() || error.is_tls() || error.is_config()) {
             return Err(Error::Fatal { account: self.account.name.clone(), source: Box::new(error) });
         }
-        if error.is_auth() || error.is_tls() {
+        if error.is_config() {
+            if self.backoff.is_news(&error) {
+                tracing::error!(error = %config_advice(&error), "configuration error");
+            }
+        } else if error.is_auth() || error.is_tls() {
             tracing::error!(error = %error_chain(&error), "cannot log in to run actions; retrying slowly");
         } else {
             tracing::warn!(error = %error_chain(&error), "cannot connect to run actions; retrying");
@@ -336,6 +340,12 @@ fn settle(claimed: &[Action], ran: Vec<(ActionId, Ran)>) -> Vec<(ActionId, Outco
 fn retry_at(attempts: u32) -> chrono::DateTime<Utc> {
     let seconds = 2u64.saturating_pow(attempts.clamp(1, 12)).min(3600);
     Utc::now() + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(3600))
+}
+
+/// A configuration error ([`imap::Error::is_config`]) with what to do about it, for logs and
+/// `tidings status`.
+pub fn config_advice(error: &imap::Error) -> String {
+    format!("{}; fix the config (or the file it names) and send SIGHUP; retrying meanwhile", error_chain(error))
 }
 
 /// An error and its causes on one line, for logs.

@@ -351,7 +351,11 @@ impl MailLane {
                     self.connection = Some(connection);
                 }
                 Err(e) => {
-                    let delay = if e.is_auth() || e.is_tls() {
+                    let delay = if e.is_config() {
+                        let advice = "fix the config (or the file it names) and send SIGHUP; retrying meanwhile";
+                        tracing::error!(error = %error_chain(&e), "configuration error; {advice}");
+                        self.backoff.next_delay()
+                    } else if e.is_auth() || e.is_tls() {
                         tracing::error!(error = %error_chain(&e), "cannot log in to the SMTP server; retrying slowly");
                         Duration::from_secs(900)
                     } else {

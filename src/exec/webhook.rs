@@ -99,6 +99,44 @@ impl Webhooks {
     }
 }
 
+impl Webhooks {
+    /// Whether endpoint `name` answers at all (`tidings check --connect`): a HEAD request, no
+    /// event; any HTTP status is an answer.
+    pub async fn reach(&self, name: &str) -> Result<StatusCode, reqwest::Error> {
+        let Some(endpoint) = self.endpoints.get(name) else { return Ok(StatusCode::NOT_FOUND) };
+        let hook = &endpoint.config;
+        let sent = self.client.head(hook.url.clone()).timeout(hook.timeout.min(Duration::from_secs(10))).send().await;
+        sent.map(|response| response.status())
+    }
+
+    /// Posts a signed `tidings.test` event to endpoint `name` (`check --connect
+    /// --ping-webhooks`), so the receiver's signature check can be tried; no message in it.
+    pub async fn ping(&self, name: &str) -> Ran {
+        let Some(endpoint) = self.endpoints.get(name) else {
+            return Ran::Permanent(format!("no webhook named `{name}` in the config"));
+        };
+        let hook = &endpoint.config;
+        let now = Utc::now();
+        let id = format!("tidings-test-{}", now.timestamp_millis());
+        let body = serde_json::to_vec(&serde_json::json!({
+            "event": "tidings.test", "id": id, "endpoint": name, "time": now.to_rfc3339(),
+        }))
+        .unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("x-tidings-event", HeaderValue::from_static("tidings.test"));
+        headers.insert("idempotency-key", HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("test")));
+        if let Some(key) = &endpoint.key {
+            headers.insert(SIGNATURE, signature(key, now.timestamp(), &body));
+        }
+        let sent = self.client.post(hook.url.clone()).headers(headers).body(body).timeout(hook.timeout).send().await;
+        match sent {
+            Ok(response) => answer(hook, response).await,
+            Err(e) => failed(hook, e),
+        }
+    }
+}
+
 /// The client: rustls with the ring provider and the platform's verifier (the same trust as the
 /// IMAP side), HTTP/2 when the receiver offers it, redirects only within the origin.
 fn client() -> Result<reqwest::Client, Error> {

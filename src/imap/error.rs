@@ -162,15 +162,21 @@ impl Error {
         }
     }
 
-    /// TLS could not be set up (CA file, handshake, certificate, pin): a configuration problem
+    /// TLS could not be set up (handshake, certificate, pin): a configuration problem
     /// that retrying soon will not fix. A connection that broke off during the handshake is
     /// not one: it is transient.
     pub fn is_tls(&self) -> bool {
         match self {
             Error::Tls { source, .. } => !broke_off(source),
-            Error::CaFile { .. } | Error::Pin { .. } | Error::NoStartTls { .. } => true,
+            Error::Pin { .. } | Error::NoStartTls { .. } => true,
             _ => false,
         }
+    }
+
+    /// A local file the config names cannot be read (the CA file): not the server's doing and
+    /// not a failed login. Retried on the ordinary backoff, so a fixed file takes effect soon.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::CaFile { .. })
     }
 
     /// Network trouble, a timeout, BYE, EOF or an unparsable answer: drop the session,

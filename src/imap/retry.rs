@@ -15,6 +15,8 @@ pub struct Backoff {
     slow: Duration,
     attempt: u32,
     rng: XorShift,
+    /// A configuration error was logged since the last success: its repeats are not news.
+    config_reported: bool,
 }
 
 impl Default for Backoff {
@@ -34,7 +36,7 @@ impl Backoff {
 
     /// The same with a fixed seed, for reproducible tests.
     pub fn with_seed(base: Duration, cap: Duration, slow: Duration, seed: u64) -> Backoff {
-        Backoff { base, cap: cap.max(base), slow, attempt: 0, rng: XorShift::new(seed) }
+        Backoff { base, cap: cap.max(base), slow, attempt: 0, rng: XorShift::new(seed), config_reported: false }
     }
 
     /// The delay before the next attempt: uniform in `[0, min(cap, base * 2^n)]` for the n-th
@@ -47,7 +49,8 @@ impl Backoff {
     }
 
     /// The delay after `error`: the slow fixed one for [`Error::is_auth`] and
-    /// [`Error::is_tls`], else [`Backoff::next_delay`].
+    /// [`Error::is_tls`], else [`Backoff::next_delay`] (an unreadable CA file,
+    /// [`Error::is_config`], is the user's to fix now, not a login to spare: the short one).
     pub fn delay_for(&mut self, error: &Error) -> Duration {
         if error.is_auth() || error.is_tls() { self.slow } else { self.next_delay() }
     }
@@ -55,6 +58,13 @@ impl Backoff {
     /// Back to the first delay, after a connection worked.
     pub fn reset(&mut self) {
         self.attempt = 0;
+        self.config_reported = false;
+    }
+
+    /// Whether `error` deserves an error line: a configuration error only the first time since
+    /// the last success (its retries come often and say the same), anything else every time.
+    pub fn is_news(&mut self, error: &Error) -> bool {
+        !error.is_config() || !std::mem::replace(&mut self.config_reported, true)
     }
 
     /// Failures in a row since the last reset.
@@ -137,5 +147,23 @@ mod tests {
         assert_eq!(b.delay_for(&tls), Duration::from_secs(900));
         assert!(b.delay_for(&lost) <= SEC);
         assert!(Backoff::default().next_delay() <= SEC);
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_retried_soon_and_reported_once() {
+        let mut b = Backoff::with_seed(SEC, Duration::from_secs(60), Duration::from_secs(900), 5);
+        let missing = Error::CaFile {
+            path: "/etc/tidings/ca.pem".into(),
+            at: "account `a` (h:993)".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        };
+        assert!(missing.is_config() && !missing.is_tls() && !missing.is_auth());
+        assert!(b.delay_for(&missing) <= SEC, "the ordinary backoff, not the 15-minute login one");
+        assert!(b.is_news(&missing));
+        assert!(!b.is_news(&missing), "the same configuration error is logged once");
+        let lost = Error::Connect { at: "a".into(), source: std::io::ErrorKind::ConnectionRefused.into() };
+        assert!(b.is_news(&lost) && b.is_news(&lost));
+        b.reset();
+        assert!(b.is_news(&missing), "after a success it is news again");
     }
 }

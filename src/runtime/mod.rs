@@ -103,6 +103,9 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     } else {
         (CurrentRules::fixed(Arc::new(RuleSet::compile(&config).map_err(start)?)), None)
     };
+    // A missing CA file or rules directory is the config's line, not a failed login later.
+    let live = rules.get().live.len();
+    config.check_files(true, Some(live)).map_err(|e| Error::Start(Box::new(e.into())))?;
     let secrets = config.resolve_secrets().map_err(|e| Error::Start(Box::new(e.into())))?;
     let webhooks = Arc::new(Webhooks::new(&config, &secrets).map_err(|e| Error::Start(Box::new(e.into())))?);
     let lock = config.state.file().map(lock).transpose()?;
@@ -284,6 +287,10 @@ async fn reload(prepared: &mut Prepared, fleet: &mut Fleet) {
             return;
         }
     };
+    if let Err(error) = new.check_files(true, None) {
+        tracing::error!("cannot reload the config; the running one stays in force: {error}");
+        return;
+    }
     let secrets = match new.resolve_secrets() {
         Ok(secrets) => secrets,
         Err(error) => {

@@ -50,7 +50,13 @@ impl MailboxPoller {
                 Err(error) => {
                     session = None;
                     let delay = backoff.delay_for(&error);
-                    if error.is_auth() || error.is_tls() {
+                    if error.is_config() {
+                        let advice = crate::exec::config_advice(&error);
+                        self.watchers.iter().for_each(|w| w.health().failed(&advice));
+                        if backoff.is_news(&error) {
+                            tracing::error!(error = %advice, retry_in = ?delay, "configuration error");
+                        }
+                    } else if error.is_auth() || error.is_tls() {
                         tracing::error!(error = %error_chain(&error), retry_in = ?delay, "cannot log in to poll");
                     } else {
                         tracing::warn!(error = %error_chain(&error), retry_in = ?delay, "polling connection lost; reconnecting");

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::{Account, Backfill, Mailbox};
-use crate::exec::error_chain;
+use crate::exec::{config_advice, error_chain};
 use crate::health::{Health, WatcherHealth};
 use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
 use crate::message::{MessageKey, MessageView};
@@ -109,11 +109,20 @@ impl MailboxWatcher {
                 match ended {
                     Ended::Done => break,
                     Ended::Failed(error) => {
-                        self.health.failed(&error_chain(&error));
                         let delay = backoff.delay_for(&error);
-                        if error.is_auth() || error.is_tls() {
+                        if error.is_config() {
+                            let advice = config_advice(&error);
+                            self.health.failed(&advice);
+                            if backoff.is_news(&error) {
+                                tracing::error!(error = %advice, retry_in = ?delay, "configuration error");
+                            } else {
+                                tracing::debug!(error = %advice, retry_in = ?delay, "configuration error");
+                            }
+                        } else if error.is_auth() || error.is_tls() {
+                            self.health.failed(&error_chain(&error));
                             tracing::error!(error = %error_chain(&error), retry_in = ?delay, "cannot log in");
                         } else {
+                            self.health.failed(&error_chain(&error));
                             tracing::warn!(error = %error_chain(&error), retry_in = ?delay, "connection lost; reconnecting");
                         }
                         tokio::select! {

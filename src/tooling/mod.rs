@@ -20,6 +20,7 @@ pub mod expect;
 pub mod fixtures;
 pub mod init;
 pub mod outbox;
+pub mod probe;
 mod progress;
 pub mod report;
 pub mod schedules;

@@ -138,12 +138,15 @@ impl SmtpError {
         }
     }
 
-    /// TLS trouble (certificate, CA file, pin, no STARTTLS): a setup problem retrying will not fix.
+    /// TLS trouble (certificate, pin, no STARTTLS): a setup problem retrying will not fix.
     pub fn is_tls(&self) -> bool {
-        matches!(
-            self,
-            SmtpError::Tls { .. } | SmtpError::CaFile { .. } | SmtpError::Pin { .. } | SmtpError::NoStartTls { .. }
-        )
+        matches!(self, SmtpError::Tls { .. } | SmtpError::Pin { .. } | SmtpError::NoStartTls { .. })
+    }
+
+    /// The CA file the config names cannot be read: the user's to fix now, not a failed login;
+    /// retried on the ordinary backoff so a fixed file takes effect soon.
+    pub fn is_config(&self) -> bool {
+        matches!(self, SmtpError::CaFile { .. })
     }
 
     /// Network trouble or a timeout: try again later.
