@@ -11,6 +11,7 @@
 //! ([`data`]). While the daemon runs, [`reload`] recompiles everything when a file changes and
 //! swaps the new set in whole, or keeps the old one if the new one does not compile.
 
+mod absent;
 pub mod api;
 pub mod data;
 pub mod engine;
@@ -205,6 +206,10 @@ impl Compiler<'_> {
                 return None;
             }
         };
+        if let Some((line, column, message)) = absent::unit_comparison(&source) {
+            errors.push(CompileError { file: path.to_owned(), line, column, message });
+            return None;
+        }
         match self.engine.compile_into_self_contained(&rule_scope(), &source) {
             Ok(ast) => Some(Rule::new(name, ast, source.into())),
             Err(e) => {
