@@ -16,6 +16,8 @@ pub mod api;
 pub mod data;
 pub mod engine;
 pub mod evaluate;
+mod hint;
+pub mod printed;
 pub mod reload;
 pub mod resolver;
 pub mod scheduled;
@@ -40,7 +42,7 @@ use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
 
-pub use evaluate::{Evaluation, RuleFailure};
+pub use evaluate::{Evaluation, Printed, RuleFailure};
 pub use reload::CurrentRules;
 pub use scheduled::ScheduledEvaluation;
 pub use trigger::{Collected, Trigger};

@@ -221,6 +221,7 @@ fn write_message(out: &mut dyn Write, path: &Path, verdict: &Result<Verdict, Str
                 actions: vec![],
                 overridden: vec![],
                 errors: vec![ErrorJson { rule: None, error }],
+                printed: &[],
             };
             report::write_json_line(out, &MessageLine { file, verdict })?;
         }
