@@ -38,6 +38,7 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Engine, EvalAltResult, Position, Scope};
 
+use crate::config::tree::Pos;
 use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
@@ -155,6 +156,19 @@ impl RuleSet {
         let mut scheduled = Vec::new();
         for schedule in &config.schedules {
             let path = config.rules_dir.join(&schedule.rule);
+            // A missing file is the config's mistake: shown where tidings.yaml names it.
+            if !path.exists() {
+                let Pos { line, column } = schedule.rule_at;
+                let message = format!(
+                    "schedule `{}`: rule `{}` does not exist (no file {})",
+                    schedule.name,
+                    schedule.rule.display(),
+                    path.display()
+                );
+                let (line, column) = (line as usize, column as usize);
+                errors.push(CompileError { file: config.path.clone(), line, column, message });
+                continue;
+            }
             if !scheduled.iter().any(|r: &Rule| Path::new(&r.name) == schedule.rule) {
                 scheduled.extend(compiler.file(&path, &mut errors));
             }

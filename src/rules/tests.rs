@@ -69,7 +69,19 @@ fn schedule_rules_are_compiled_and_must_exist() {
     let yaml = format!("accounts:\n  a:\n    imap: {{ host: h }}\n    username: u\n    password_env: P\n{schedule}");
     let config = Config::from_yaml(&yaml, &dir.path().join("tidings.yaml")).unwrap();
     let Err(Error::Compile(errors)) = RuleSet::compile(&config) else { panic!("a missing rule must fail") };
-    assert!(errors[0].message.contains("cannot read rule"), "{errors:?}");
+    // Reported where tidings.yaml names it (line 10, after `rule: `), not at the missing file's 0:0.
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].file, dir.path().join("tidings.yaml"));
+    assert_eq!((errors[0].line, errors[0].column), (10, 11), "{errors:?}");
+    assert_eq!(
+        errors[0].message,
+        format!(
+            "schedule `s`: rule `sweeps/gone.rhai` does not exist (no file {})",
+            dir.path().join("rules/sweeps/gone.rhai").display()
+        )
+    );
+    let text = Error::Compile(errors).to_string();
+    assert!(text.contains("tidings.yaml:10:11: schedule `s`"), "{text}");
     write(dir.path(), "rules/sweeps/gone.rhai", "let swept = true;\n");
     let rules = RuleSet::compile(&config).unwrap();
     assert_eq!(rules.scheduled.len(), 1);

@@ -25,6 +25,9 @@ pub mod status;
 pub mod summary;
 pub mod test_cmd;
 
+#[cfg(test)]
+mod test_output_tests;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -15,6 +15,9 @@ use crate::rules::Printed;
 /// The widest an action is padded to, so that the rules behind short actions line up: a longer
 /// one (a webhook with its data) is followed by the rule after three spaces and pads no other.
 const ALIGN: usize = 40;
+/// The longest an action's line is in a plan, in characters: a webhook's data or a reply's
+/// text is clipped here (`--json` has all of it), so that a plan line fits a terminal.
+const LINE: usize = 80;
 
 /// The action's JSON object (`{"kind": "move", "mailbox": "A"}`), or just its kind.
 pub(super) fn fields(action: &Action) -> Map<String, Value> {
@@ -213,7 +216,11 @@ pub fn write_verdict(out: &mut dyn Write, verdict: &Verdict, indent: &str) -> io
     if verdict.plan.actions.is_empty() {
         writeln!(out, "{indent}plan: nothing to do")?;
     }
-    let lines: Vec<String> = verdict.plan.actions.iter().map(|p| describe(&p.action)).collect();
+    let clip = |line: String| match line.char_indices().nth(LINE) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    };
+    let lines: Vec<String> = verdict.plan.actions.iter().map(|p| clip(describe(&p.action))).collect();
     let width = lines.iter().map(|l| l.chars().count()).filter(|w| *w <= ALIGN).max().unwrap_or(0);
     for (n, (line, planned)) in lines.iter().zip(&verdict.plan.actions).enumerate() {
         let pad = width.saturating_sub(line.chars().count());

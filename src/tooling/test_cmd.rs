@@ -291,6 +291,11 @@ fn run_fixture(
                 writeln!(out, "        {line}")?;
             }
         }
+        if !json {
+            for printed in &verdict.printed {
+                writeln!(out, "        print ({}): {}", printed.rule, printed.text)?;
+            }
+        }
     }
     Ok(())
 }
