@@ -162,7 +162,9 @@ pub struct VerdictJson<'a> {
     pub overridden: Vec<ActionJson<'a>>,
     /// Rule failures (and, for a message that could not be read, why).
     pub errors: Vec<ErrorJson<'a>>,
-    /// What the rules wrote with `print()` and `debug()`: `{"rule": .., "text": ..}`.
+    /// What the rules wrote with `print()` and `debug()`: `{"rule": .., "text": ..}`; left out
+    /// when they wrote nothing, so a line's keys stay those scripts already read.
+    #[serde(skip_serializing_if = "<[Printed]>::is_empty")]
     pub printed: &'a [Printed],
 }
 

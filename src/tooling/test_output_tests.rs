@@ -62,6 +62,11 @@ fn what_rules_print_shows_under_the_message_and_the_case() {
     let (outcome, text) = test(&config, &rules, vec![message(dir.path())]);
     assert!(outcome.passed(), "{text}");
     assert!(text.contains("  print (a.rhai): subject is Invoice 42\n  print (a.rhai): \"example.org\"\n"), "{text}");
+    let options = Options { paths: vec![message(dir.path())], json: true, ..Options::default() };
+    let mut out = Vec::new();
+    run(&config, &rules, &options, &mut out).unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(line["printed"][0], serde_json::json!({"rule": "a.rhai", "text": "subject is Invoice 42"}));
     let fixture = dir.path().join("rules/tests/a.yaml");
     std::fs::write(&fixture, "cases:\n  - message: {raw: \"Subject: Hi\\n\\nx\\n\"}\n    expect: [label: seen]\n")
         .unwrap();
