@@ -2,8 +2,8 @@
 //!
 //! Text getters give `""` for an absent header, so `msg.list_id != ()` (the guard rules wrote
 //! when they gave `()`) is now always true and `== ()` always false: a rule guarded so would
-//! silently act on every message. Such a comparison is refused when the rules load, naming the
-//! test to write instead. A header value first stored in a variable escapes this check; the rule
+//! silently act on every message. Such a comparison, in a rule or a plugin, is refused when the
+//! rules load, naming the test to write instead. A header value first stored in a variable escapes this check; the rule
 //! reference says that text is never `()`.
 
 use std::sync::LazyLock;

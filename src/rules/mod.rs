@@ -270,7 +270,12 @@ impl Compiler<'_> {
                 }
                 mut other => {
                     let pos = other.take_position();
-                    (pos.line().unwrap_or(0), pos.position().unwrap_or(0), other.to_string())
+                    // A host's refusal inside a plugin (see `absent`) is its text alone.
+                    let message = match &other {
+                        EvalAltResult::ErrorRuntime(why, _) => why.to_string(),
+                        other => other.to_string(),
+                    };
+                    (pos.line().unwrap_or(0), pos.position().unwrap_or(0), message)
                 }
             };
             let message = if file == rule { message } else { message + via.as_str() };
