@@ -89,7 +89,7 @@ const RULE: &str = r#"
 if msg.subject.starts_with("receipt") {
     label("paid");
     if msg.labels.contains("Receipts") { label("seen-as-receipt"); }
-    if msg.thread_id != () { label("thread-" + msg.thread_id); }
+    if msg.thread_id != "" { label("thread-" + msg.thread_id); }
     archive();
 }
 if msg.subject.starts_with("junk") { delete(); }

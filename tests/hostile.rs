@@ -22,7 +22,7 @@ if msg.subject.starts_with("sort-me") {
     move_to("Sorted");
 }
 let folder = msg.header("X-Folder");
-if folder != () {
+if folder != "" {
     move_to(folder);
 }
 "#;

@@ -51,8 +51,9 @@ fn test_prints_the_plan_of_every_sample_message() {
         "1-github-review.eml\n  rules matched: 10-notifications.rhai (stopped)\n",
         "  3. move -> Notifications/GitHub   (10-notifications.rhai)\n",
         "3-list-post.eml\n  rules matched: 30-lists.rhai (stopped)\n  1. move -> Lists/rust-users   (30-lists.rhai)\n",
-        // 45-digest.rhai collects a line for the daily digest (its long description widens the column).
-        "4-newsletter.eml\n  rules matched: 40-newsletters.rhai, 45-digest.rhai\n  1. add flags \\Seen    ",
+        // 45-digest.rhai collects a line for the daily digest: its long description does not widen
+        // the column of the short ones (no line is padded past 40 characters of action).
+        "4-newsletter.eml\n  rules matched: 40-newsletters.rhai, 45-digest.rhai\n  1. add flags \\Seen       (40-newsletters.rhai)\n",
         "  3. collect -> digest data={\"from\":\"news@digest.example\",\"subject\":…   (45-digest.rhai)\n",
         "  1. move -> Überweisungen/2026   (20-receipts.rhai)\n",
         "6-personal.eml\n  rules matched: none\n  plan: nothing to do\n",

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::diagnostics::{self as read, Fields, Problems};
-use super::tree::{Key, Node, Value};
+use super::tree::{Key, Node, Pos, Value};
 
 /// A validated schedule.
 #[derive(Clone, Debug)]
@@ -31,6 +31,8 @@ pub struct Schedule {
     pub run: Run,
     /// The rule file, relative to the rules directory.
     pub rule: PathBuf,
+    /// Where the config names it, for a rule file that is missing.
+    pub rule_at: Pos,
     /// What to do about fires missed while tidings was not running.
     pub catch_up: CatchUp,
 }
@@ -174,7 +176,9 @@ pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Proble
         Some(n) => search(n, &what, problems),
         None => Some(Search::default()),
     };
+    let mut rule_at = Pos::default();
     let rule = text("rule", problems).and_then(|(rule, pos)| {
+        rule_at = pos;
         let path = PathBuf::from(&rule);
         if path.is_absolute()
             || path.components().any(|c| matches!(c, Component::ParentDir))
@@ -206,6 +210,7 @@ pub fn validate(key: &Key, node: &Node, accounts: &[&str], problems: &mut Proble
         search: search?,
         run: run?,
         rule: rule?,
+        rule_at,
         catch_up: catch_up?,
     })
 }

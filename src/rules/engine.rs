@@ -40,8 +40,14 @@ pub fn build(resolver: PluginResolver, data: Arc<DataSet>, limits: &Limits) -> E
         .set_module_resolver(resolver);
     // `eval` would let a rule compile code at run time, outside the start-up check.
     engine.disable_symbol("eval");
-    engine.on_print(|text| tracing::info!(target: "tidings::rule", "{text}"));
-    engine.on_debug(|text, source, pos| tracing::debug!(target: "tidings::rule", source, %pos, "{text}"));
+    engine.on_print(|text| {
+        tracing::info!(target: "tidings::rule", "{text}");
+        super::printed::record(text);
+    });
+    engine.on_debug(|text, source, pos| {
+        tracing::debug!(target: "tidings::rule", source, %pos, "{text}");
+        super::printed::record(text);
+    });
     // A function rather than a variable in scope: a copy is made only when a rule asks, the
     // optimizer cannot fold it away, and there is no global for a script to change.
     engine.register_fn("data", move |ctx: NativeCallContext, name: &str| -> Result<Dynamic, Box<EvalAltResult>> {

@@ -24,6 +24,17 @@ pub struct Evaluation {
     pub failures: Vec<RuleFailure>,
     /// The rule that called `stop()`, if any; later rules did not run.
     pub stopped_by: Option<String>,
+    /// What the rules wrote with `print()` and `debug()`, in order.
+    pub printed: Vec<Printed>,
+}
+
+/// A line a rule wrote with `print()` or `debug()`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Printed {
+    /// The rule's name.
+    pub rule: String,
+    /// The line, at most [`super::printed::MAX_CHARS`] characters.
+    pub text: String,
 }
 
 /// A rule that failed at run time.
@@ -45,7 +56,9 @@ impl RuleSet {
         for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
             let span = tracing::info_span!("rule", rule = %rule.name);
             let _entered = span.enter();
-            match self.run(rule, &context, actions::Tally::of(&evaluation.decisions)) {
+            let result = self.run(rule, &context, actions::Tally::of(&evaluation.decisions));
+            evaluation.printed.extend(printed(rule));
+            match result {
                 Ok(recorder) => {
                     evaluation.decisions.extend(recorder.decisions);
                     if recorder.stopped {
@@ -68,6 +81,8 @@ impl RuleSet {
     /// not run again: running it twice would let one slow rule hold its account (and the
     /// blocking pool) for twice its limit on every message.
     pub(super) fn run(&self, rule: &Rule, context: &Context, earlier: actions::Tally) -> Result<Recorder, String> {
+        // Lines an earlier evaluation on this thread left (one that panicked) are not this rule's.
+        super::printed::take();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.attempt(rule, context, earlier)))
             .unwrap_or_else(|panic| Err(Attempt::Panicked(panic_text(&panic))))
             .map_err(|e| e.describe(&self.limits))
@@ -160,8 +175,17 @@ fn describe(err: &EvalAltResult, limits: &crate::config::Limits) -> String {
         EvalAltResult::ErrorTooManyOperations(pos) => {
             format!("stopped after the limit of {} operations ({pos})", limits.operations)
         }
-        other => other.to_string(),
+        // A typo that only shows at run time gets the nearest known name, as tidings.yaml's do.
+        other => match super::hint::did_you_mean(other) {
+            Some(hint) => format!("{other}; {hint}"),
+            None => other.to_string(),
+        },
     }
+}
+
+/// What `rule` printed in the run that just ended.
+pub(super) fn printed(rule: &Rule) -> impl Iterator<Item = Printed> + '_ {
+    super::printed::take().into_iter().map(|text| Printed { rule: rule.name.clone(), text })
 }
 
 /// Whether the account's `rules:` globs select `name`; no globs select every rule.

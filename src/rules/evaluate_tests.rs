@@ -58,8 +58,8 @@ fn the_readme_rule_labels_flags_moves_and_stops() {
 fn message_getters_read_the_view() {
     let rule = r#"
         if msg.subject.contains("Review") && msg.list_id == "tidings.example.github.com"
-           && msg.to[0].address == "me@example.com" && msg.header("x-github-reason") != ()
-           && msg.header("X-Absent") == () && msg.account == "work" && msg.mailbox == "INBOX"
+           && msg.to[0].address == "me@example.com" && msg.has_header("x-github-reason")
+           && !msg.has_header("X-Absent") && msg.header("X-Absent") == "" && msg.account == "work" && msg.mailbox == "INBOX"
            && msg.uid == 7 && msg.text.contains("Please") && msg.from.name == "GitHub" {
             copy_to("Seen/All");
         }

@@ -11,10 +11,13 @@
 //! ([`data`]). While the daemon runs, [`reload`] recompiles everything when a file changes and
 //! swaps the new set in whole, or keeps the old one if the new one does not compile.
 
+mod absent;
 pub mod api;
 pub mod data;
 pub mod engine;
 pub mod evaluate;
+mod hint;
+pub mod printed;
 pub mod reload;
 pub mod resolver;
 pub mod scheduled;
@@ -35,11 +38,12 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Engine, EvalAltResult, Position, Scope};
 
+use crate::config::tree::Pos;
 use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
 
-pub use evaluate::{Evaluation, RuleFailure};
+pub use evaluate::{Evaluation, Printed, RuleFailure};
 pub use reload::CurrentRules;
 pub use scheduled::ScheduledEvaluation;
 pub use trigger::{Collected, Trigger};
@@ -152,6 +156,19 @@ impl RuleSet {
         let mut scheduled = Vec::new();
         for schedule in &config.schedules {
             let path = config.rules_dir.join(&schedule.rule);
+            // A missing file is the config's mistake: shown where tidings.yaml names it.
+            if !path.exists() {
+                let Pos { line, column } = schedule.rule_at;
+                let message = format!(
+                    "schedule `{}`: rule `{}` does not exist (no file {})",
+                    schedule.name,
+                    schedule.rule.display(),
+                    path.display()
+                );
+                let (line, column) = (line as usize, column as usize);
+                errors.push(CompileError { file: config.path.clone(), line, column, message });
+                continue;
+            }
             if !scheduled.iter().any(|r: &Rule| Path::new(&r.name) == schedule.rule) {
                 scheduled.extend(compiler.file(&path, &mut errors));
             }
@@ -205,6 +222,10 @@ impl Compiler<'_> {
                 return None;
             }
         };
+        if let Some((line, column, message)) = absent::unit_comparison(&source) {
+            errors.push(CompileError { file: path.to_owned(), line, column, message });
+            return None;
+        }
         match self.engine.compile_into_self_contained(&rule_scope(), &source) {
             Ok(ast) => Some(Rule::new(name, ast, source.into())),
             Err(e) => {
@@ -249,7 +270,12 @@ impl Compiler<'_> {
                 }
                 mut other => {
                     let pos = other.take_position();
-                    (pos.line().unwrap_or(0), pos.position().unwrap_or(0), other.to_string())
+                    // A host's refusal inside a plugin (see `absent`) is its text alone.
+                    let message = match &other {
+                        EvalAltResult::ErrorRuntime(why, _) => why.to_string(),
+                        other => other.to_string(),
+                    };
+                    (pos.line().unwrap_or(0), pos.position().unwrap_or(0), message)
                 }
             };
             let message = if file == rule { message } else { message + via.as_str() };

@@ -175,6 +175,10 @@ impl PluginResolver {
         pos: Position,
     ) -> Result<Loaded, Box<EvalAltResult>> {
         let in_module = |err| Box::new(EvalAltResult::ErrorInModule(name.to_owned(), err, pos));
+        if let Some((line, column, why)) = super::absent::unit_comparison(&source) {
+            let at = Position::new(u16::try_from(line).unwrap_or(u16::MAX), u16::try_from(column).unwrap_or(u16::MAX));
+            return Err(in_module(Box::new(EvalAltResult::ErrorRuntime(why.into(), at))));
+        }
         let mut ast = engine.compile(&source).map_err(|e| in_module(Box::new(e.into())))?;
         ast.set_source(name);
         // Top-level statements run once, here: a plugin is its functions and constants.

@@ -28,6 +28,8 @@ pub struct ScheduledEvaluation {
     /// The collections the rule read with `collected()`: the run consumes those, and only if it
     /// stores its plan.
     pub read: BTreeSet<String>,
+    /// What the rule wrote with `print()` and `debug()`.
+    pub printed: Vec<super::Printed>,
 }
 
 impl RuleSet {
@@ -75,7 +77,9 @@ impl RuleSet {
             trigger: trigger.clone(),
             collected: Some(Arc::new(collected.clone())),
         };
-        match self.run(rule, &context, Tally::default()) {
+        let result = self.run(rule, &context, Tally::default());
+        evaluation.printed = super::evaluate::printed(rule).collect();
+        match result {
             Ok(recorder) => {
                 evaluation.decisions = recorder.decisions;
                 evaluation.read = recorder.read;

@@ -62,6 +62,22 @@ fn every_broken_rule_is_reported_with_file_and_line() {
     assert!(text.starts_with("cannot compile rules: 4 rules failed"), "{text}");
 }
 
+/// A text getter compared with `()` (always or never true since absent text is "") is refused
+/// in a rule and in a plugin, at its line, with the test to write instead.
+#[test]
+fn text_compared_with_unit_is_refused_with_the_test_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "plugins/old.rhai", "fn is_list(msg) {\n    msg.list_id != ()\n}\n");
+    write(dir.path(), "rules/a.rhai", "import \"old\" as old;\nlet x = old::is_list(msg);\n");
+    write(dir.path(), "rules/b.rhai", "let a = 1;\nif msg.header(\"X-Spam\") == () { label(\"clean\"); }\n");
+    let Err(Error::Compile(errors)) = RuleSet::compile(&config_in(dir.path(), "")) else { panic!("must be refused") };
+    let text = Error::Compile(errors).to_string();
+    assert!(text.contains("plugins/old.rhai:2:5: `msg.list_id != ()` is always true"), "{text}");
+    assert!(text.contains("or `msg.has_header(\"List-Id\")` (in plugin `old`, imported by"), "{text}");
+    assert!(text.contains("rules/b.rhai:2:4: `msg.header(\"X-Spam\") == ()` is never true"), "{text}");
+    assert!(text.contains("write `msg.header(\"X-Spam\") == \"\"` or `!msg.has_header(\"X-Spam\")`"), "{text}");
+}
+
 #[test]
 fn schedule_rules_are_compiled_and_must_exist() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +85,19 @@ fn schedule_rules_are_compiled_and_must_exist() {
     let yaml = format!("accounts:\n  a:\n    imap: {{ host: h }}\n    username: u\n    password_env: P\n{schedule}");
     let config = Config::from_yaml(&yaml, &dir.path().join("tidings.yaml")).unwrap();
     let Err(Error::Compile(errors)) = RuleSet::compile(&config) else { panic!("a missing rule must fail") };
-    assert!(errors[0].message.contains("cannot read rule"), "{errors:?}");
+    // Reported where tidings.yaml names it (line 10, after `rule: `), not at the missing file's 0:0.
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].file, dir.path().join("tidings.yaml"));
+    assert_eq!((errors[0].line, errors[0].column), (10, 11), "{errors:?}");
+    assert_eq!(
+        errors[0].message,
+        format!(
+            "schedule `s`: rule `sweeps/gone.rhai` does not exist (no file {})",
+            dir.path().join("rules/sweeps/gone.rhai").display()
+        )
+    );
+    let text = Error::Compile(errors).to_string();
+    assert!(text.contains("tidings.yaml:10:11: schedule `s`"), "{text}");
     write(dir.path(), "rules/sweeps/gone.rhai", "let swept = true;\n");
     let rules = RuleSet::compile(&config).unwrap();
     assert_eq!(rules.scheduled.len(), 1);

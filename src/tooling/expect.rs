@@ -47,6 +47,11 @@ impl Expected {
         contains(&Value::Object(self.0.clone()), &got)
     }
 
+    /// Whether it expects a `collect`.
+    pub fn is_collect(&self) -> bool {
+        self.0.get("kind").and_then(Value::as_str) == Some("collect")
+    }
+
     /// How a fixture writes it.
     pub fn form(&self) -> String {
         json_fixture_form(&self.0)

@@ -78,6 +78,7 @@ fn check_passes_or_explains_every_difference() {
         plan: Plan::build(MessageKey::new("t", "INBOX", 1, 1), decisions),
         failures,
         suppressed: vec![],
+        printed: vec![],
     };
     let good = verdict(
         vec![decide(0, flags("add", &["\\Flagged"])), decide(1, Action::Move { mailbox: "A".into() })],

@@ -28,6 +28,9 @@ pub mod status;
 pub mod summary;
 pub mod test_cmd;
 
+#[cfg(test)]
+mod test_output_tests;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,7 +41,7 @@ use crate::config::Account;
 use crate::exec::mail::guard;
 use crate::message::{MessageKey, MessageView};
 use crate::plan::{Action, Decision, Plan};
-use crate::rules::{Collected, Evaluation, Rule, RuleFailure, RuleSet, ScheduledEvaluation, Trigger};
+use crate::rules::{Collected, Evaluation, Printed, Rule, RuleFailure, RuleSet, ScheduledEvaluation, Trigger};
 
 /// The "rule" a failure is charged to when the engine itself failed (it panicked).
 pub const ENGINE: &str = "(rule engine)";
@@ -58,6 +61,8 @@ pub struct Verdict {
     /// Replies in the plan that the reply guards would not send, by their index in
     /// `plan.actions`, with the reason (see [`Verdict::guard`]).
     pub suppressed: Vec<(usize, String)>,
+    /// What the rules wrote with `print()` and `debug()`, shown under the message.
+    pub printed: Vec<Printed>,
 }
 
 impl Verdict {
@@ -74,6 +79,7 @@ impl Verdict {
             plan: Plan::build(view.key().clone(), evaluation.decisions),
             failures: evaluation.failures,
             suppressed: Vec::new(),
+            printed: evaluation.printed,
         }
     }
 
@@ -101,6 +107,7 @@ impl Verdict {
             plan: Plan::build(key, evaluation.decisions),
             failures: evaluation.failures,
             suppressed: Vec::new(),
+            printed: evaluation.printed,
         };
         (verdict, evaluation.read.into_iter().collect())
     }
@@ -269,6 +276,7 @@ pub(crate) fn test_verdict(actions: Vec<crate::plan::Action>) -> Verdict {
         plan: crate::plan::Plan::build(crate::message::MessageKey::new("t", "INBOX", 1, 1), decisions.collect()),
         failures: vec![],
         suppressed: vec![],
+        printed: vec![],
     }
 }
 

@@ -10,6 +10,14 @@ use serde_json::{Map, Value};
 
 use super::Verdict;
 use crate::plan::{Action, Phase};
+use crate::rules::Printed;
+
+/// The widest an action is padded to, so that the rules behind short actions line up: a longer
+/// one (a webhook with its data) is followed by the rule after three spaces and pads no other.
+const ALIGN: usize = 40;
+/// The longest an action's line is in a plan, in characters: a webhook's data or a reply's
+/// text is clipped here (`--json` has all of it), so that a plan line fits a terminal.
+const LINE: usize = 80;
 
 /// The action's JSON object (`{"kind": "move", "mailbox": "A"}`), or just its kind.
 pub(super) fn fields(action: &Action) -> Map<String, Value> {
@@ -154,6 +162,10 @@ pub struct VerdictJson<'a> {
     pub overridden: Vec<ActionJson<'a>>,
     /// Rule failures (and, for a message that could not be read, why).
     pub errors: Vec<ErrorJson<'a>>,
+    /// What the rules wrote with `print()` and `debug()`: `{"rule": .., "text": ..}`; left out
+    /// when they wrote nothing, so a line's keys stay those scripts already read.
+    #[serde(skip_serializing_if = "<[Printed]>::is_empty")]
+    pub printed: &'a [Printed],
 }
 
 impl<'a> VerdictJson<'a> {
@@ -176,6 +188,7 @@ impl<'a> VerdictJson<'a> {
                 .map(|d| ActionJson { rule: &d.rule, action: &d.action, suppressed: None })
                 .collect(),
             errors: verdict.failures.iter().map(|f| ErrorJson { rule: Some(&f.rule), error: &f.error }).collect(),
+            printed: &verdict.printed,
         }
     }
 }
@@ -205,10 +218,14 @@ pub fn write_verdict(out: &mut dyn Write, verdict: &Verdict, indent: &str) -> io
     if verdict.plan.actions.is_empty() {
         writeln!(out, "{indent}plan: nothing to do")?;
     }
-    let lines: Vec<String> = verdict.plan.actions.iter().map(|p| describe(&p.action)).collect();
-    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let clip = |line: String| match line.char_indices().nth(LINE) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    };
+    let lines: Vec<String> = verdict.plan.actions.iter().map(|p| clip(describe(&p.action))).collect();
+    let width = lines.iter().map(|l| l.chars().count()).filter(|w| *w <= ALIGN).max().unwrap_or(0);
     for (n, (line, planned)) in lines.iter().zip(&verdict.plan.actions).enumerate() {
-        let pad = width - line.chars().count();
+        let pad = width.saturating_sub(line.chars().count());
         writeln!(out, "{indent}{}. {line}{:pad$}   ({})", n + 1, "", planned.rule)?;
         if let Some(reason) = verdict.suppressed(n) {
             writeln!(out, "{indent}   suppressed: {reason}")?;
@@ -218,6 +235,9 @@ pub fn write_verdict(out: &mut dyn Write, verdict: &Verdict, indent: &str) -> io
     for lost in &verdict.plan.overridden {
         let by = winner.map_or_else(String::new, |w| format!(" by {} ({})", describe(&w.action), w.rule));
         writeln!(out, "{indent}conflict: {} ({}) overridden{by}", describe(&lost.action), lost.rule)?;
+    }
+    for printed in &verdict.printed {
+        writeln!(out, "{indent}print ({}): {}", printed.rule, printed.text)?;
     }
     for failure in &verdict.failures {
         writeln!(out, "{indent}error: {}: {}", failure.rule, failure.error)?;
@@ -270,6 +290,7 @@ mod tests {
             plan: Plan::build(MessageKey::new("t", "INBOX", 1, 1), decisions),
             failures: vec![RuleFailure { rule: "c.rhai".into(), error: "boom".into() }],
             suppressed: vec![],
+            printed: vec![],
         };
         let mut out = Vec::new();
         write_verdict(&mut out, &verdict, "  ").unwrap();

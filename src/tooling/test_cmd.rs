@@ -221,6 +221,7 @@ fn write_message(out: &mut dyn Write, path: &Path, verdict: &Result<Verdict, Str
                 actions: vec![],
                 overridden: vec![],
                 errors: vec![ErrorJson { rule: None, error }],
+                printed: &[],
             };
             report::write_json_line(out, &MessageLine { file, verdict })?;
         }
@@ -288,6 +289,11 @@ fn run_fixture(
             writeln!(out, "  FAIL  {}", case.title())?;
             for line in &differences {
                 writeln!(out, "        {line}")?;
+            }
+        }
+        if !json {
+            for printed in &verdict.printed {
+                writeln!(out, "        print ({}): {}", printed.rule, printed.text)?;
             }
         }
     }

@@ -41,7 +41,7 @@ const ADDRESS_MATCHES_GLOB: Doc = doc(
 const TEXT_MATCHES_GLOB: Doc = doc(
     "text.matches_glob(pattern) -> bool",
     "Whether a string matches a glob: * any run of characters, ? one character; case-insensitive.",
-    r#"msg.list_id != () && msg.list_id.matches_glob("*.lists.example.org")"#,
+    r#"msg.list_id.matches_glob("*.lists.example.org")"#,
 );
 const IS_SUBDOMAIN_OF: Doc = doc(
     "domain.is_subdomain_of(parent) -> bool",

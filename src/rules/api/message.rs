@@ -27,9 +27,12 @@ fn strings<S: AsRef<str>>(list: &[S]) -> Dynamic {
     list.iter().map(|s| Dynamic::from(s.as_ref().to_owned())).collect::<Array>().into()
 }
 
-/// A string straight into a script string (no intermediate `String`), or `()`.
+/// A string straight into a script string (no intermediate `String`); `""` when absent, so that
+/// the natural test (`msg.list_id.contains("x")`, `== "x"`) is simply false on a message without
+/// it, as in Sieve, instead of an error that stops the rule. `msg.has_header` says whether a
+/// header is there.
 fn opt(value: Option<&str>) -> Dynamic {
-    value.map_or(Dynamic::UNIT, |s| Dynamic::from(ImmutableString::from(s)))
+    Dynamic::from(value.map_or_else(ImmutableString::new, ImmutableString::from))
 }
 
 fn int(n: u64) -> i64 {
@@ -131,7 +134,7 @@ const PROPERTIES: &[Property] = &[
     ),
     (
         "message_id",
-        doc("msg.message_id -> string | ()", "The Message-ID without <>; () when absent.", "msg.message_id != ()"),
+        doc("msg.message_id -> string", "The Message-ID without <>; \"\" when absent.", r#"msg.message_id != """#),
         |m| opt(m.message_id()),
     ),
     (
@@ -151,8 +154,8 @@ const PROPERTIES: &[Property] = &[
     (
         "list_id",
         doc(
-            "msg.list_id -> string | ()",
-            "The id inside <> of List-Id, lowercased; () when not from a list.",
+            "msg.list_id -> string",
+            "The id inside <> of List-Id, lowercased; \"\" when not from a list (so any test on it is false).",
             r#"msg.list_id == "rust-users.lists.example.org""#,
         ),
         |m| opt(m.list_id()),
@@ -186,18 +189,14 @@ const PROPERTIES: &[Property] = &[
     ),
     (
         "html",
-        doc(
-            "msg.html -> string | ()",
-            "The HTML body; () when there is none.",
-            r#"msg.html != () && msg.html.contains("<table")"#,
-        ),
+        doc("msg.html -> string", "The HTML body; \"\" when there is none.", r#"msg.html.contains("<table")"#),
         |m| opt(m.html()),
     ),
     (
         "attachments",
         doc(
             "msg.attachments -> array of #{name, type, size}",
-            "The attachments: file name (or ()), lowercased type/subtype, decoded size in bytes.",
+            "The attachments: file name (\"\" when none), lowercased type/subtype, decoded size in bytes.",
             r#"msg.attachments.some(|a| a.type == "application/pdf")"#,
         ),
         attachments,
@@ -255,11 +254,11 @@ const PROPERTIES: &[Property] = &[
     (
         "thread_id",
         doc(
-            "msg.thread_id -> string or ()",
-            "Gmail's conversation id (X-GM-THRID, in decimal); () on other servers.",
-            r#"if msg.thread_id != () { collect("threads", msg.thread_id); }"#,
+            "msg.thread_id -> string",
+            "Gmail's conversation id (X-GM-THRID, in decimal); \"\" on other servers.",
+            r#"if msg.thread_id != "" { collect("threads", msg.thread_id); }"#,
         ),
-        |m| m.thread_id().map_or(Dynamic::UNIT, |id| Dynamic::from(id.to_string())),
+        |m| m.thread_id().map_or_else(|| Dynamic::from(ImmutableString::new()), |id| Dynamic::from(id.to_string())),
     ),
     (
         "is_reply",
@@ -316,11 +315,21 @@ pub fn register(engine: &mut Engine) {
         e,
         "header",
         doc(
-            "msg.header(name) -> string | ()",
-            "The first value of a header (name case-insensitive), decoded and unfolded; () when absent.",
+            "msg.header(name) -> string",
+            "The first value of a header (name case-insensitive), decoded and unfolded; \"\" when absent (so any test on it is false).",
             r#"msg.header("X-GitHub-Reason") == "review_requested""#,
         ),
         |m: &mut Msg, name: &str| opt(m.0.header(name)),
+    );
+    function(
+        e,
+        "has_header",
+        doc(
+            "msg.has_header(name) -> bool",
+            "Whether the message has a header (name case-insensitive), even an empty one: the way to ask, since absent text is \"\", never ().",
+            r#"if !msg.has_header("List-Id") && msg.has_header("List-Unsubscribe") { label("bulk"); }"#,
+        ),
+        |m: &mut Msg, name: &str| m.0.header(name).is_some(),
     );
     function(
         e,
@@ -351,8 +360,8 @@ pub fn register_auth(engine: &mut Engine) {
         e,
         "dkim",
         doc(
-            "auth.dkim -> string | ()",
-            "DKIM: \"pass\" when any signature passed, else the first verdict; () when the server said nothing.",
+            "auth.dkim -> string",
+            "DKIM: \"pass\" when any signature passed, else the first verdict; \"\" when the server said nothing.",
             r#"msg.auth.dkim == "pass""#,
         ),
         |a: &mut Auth| opt(a.0.dkim.as_deref()),
@@ -361,8 +370,8 @@ pub fn register_auth(engine: &mut Engine) {
         e,
         "spf",
         doc(
-            "auth.spf -> string | ()",
-            "SPF verdict, lowercased (pass, fail, softfail, neutral, none, ...); () when the server said nothing.",
+            "auth.spf -> string",
+            "SPF verdict, lowercased (pass, fail, softfail, neutral, none, ...); \"\" when the server said nothing.",
             r#"msg.auth.spf in ["fail", "softfail"]"#,
         ),
         |a: &mut Auth| opt(a.0.spf.as_deref()),
@@ -371,8 +380,8 @@ pub fn register_auth(engine: &mut Engine) {
         e,
         "dmarc",
         doc(
-            "auth.dmarc -> string | ()",
-            "DMARC verdict: \"pass\" means the From domain is authenticated, so an allow-list cannot be fooled by a forged From.",
+            "auth.dmarc -> string",
+            "DMARC verdict: \"pass\" means the From domain is authenticated, so an allow-list cannot be fooled by a forged From; \"\" when the server said nothing.",
             r#"msg.auth.dmarc == "pass" && msg.from.domain.is_subdomain_of("mybank.example")"#,
         ),
         |a: &mut Auth| opt(a.0.dmarc.as_deref()),

@@ -34,7 +34,7 @@ use reference::Area;
 pub const AREAS: &[Area] = &[
     Area {
         title: "The message: `msg`",
-        intro: "Every rule sees the message as `msg`, read-only. Absent parts are `\"\"`, `[]` or `()`, as each entry says.",
+        intro: "Every rule sees the message as `msg`, read-only. Absent text is `\"\"` and absent lists `[]`, so a test on a header the message lacks is simply false, as in Sieve: `msg.list_id.contains(\"rust\")` needs no guard. Only the dates are `()` when unknown. To ask whether a header is there at all, use `msg.has_header(\"List-Id\")` (or `msg.list_id != \"\"`). Text is never `()`, so a rule comparing a text getter with `()` (`msg.list_id == ()`, the guard older rules wrote) is refused when the rules load, with the test to write instead.",
         register: message::register,
     },
     Area {

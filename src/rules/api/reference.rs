@@ -14,7 +14,7 @@ use rhai::{Engine, FuncRegistration, RhaiNativeFunc};
 /// A script function's entry in the reference.
 #[derive(Clone, Copy, Debug)]
 pub struct Doc {
-    /// How a rule calls it, with what it returns: `msg.header(name) -> string | ()`.
+    /// How a rule calls it, with what it returns: `msg.header(name) -> string`.
     pub usage: &'static str,
     /// One line on what it does.
     pub text: &'static str,

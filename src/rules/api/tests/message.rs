@@ -70,7 +70,7 @@ fn headers_threading_and_lists() {
             "references": ["first@example.com", "question@example.com"],
             "list_id": "news.shop.example",
             "header": "Shop news <news.shop.example>",
-            "absent": null,
+            "absent": "",
             "received": ["from a", "from b"],
             "none": [],
             "is_reply": true,
@@ -78,7 +78,7 @@ fn headers_threading_and_lists() {
         })
     );
     let bare = read(r#"webhook("t", [msg.message_id, msg.list_id, msg.is_reply, msg.is_auto_submitted]);"#, BARE);
-    assert_eq!(bare, json!([null, null, false, false]));
+    assert_eq!(bare, json!(["", "", false, false]));
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn body_attachments_size_and_server_facts() {
             "uid": 42,
         })
     );
-    assert_eq!(read(r#"webhook("t", [msg.html, msg.attachments]);"#, BARE), json!([null, []]));
+    assert_eq!(read(r#"webhook("t", [msg.html, msg.attachments]);"#, BARE), json!(["", []]));
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn auth_is_the_topmost_authentication_results_only() {
     // The lower header says fail three times: it was added further along the path, and a sender
     // could have written it, so it does not count.
     assert_eq!(read(rule, FULL), json!(["pass", "softfail", "pass"]));
-    assert_eq!(read(rule, BARE), json!([null, null, null]));
+    assert_eq!(read(rule, BARE), json!(["", "", ""]));
     // The use it is for: an allow-list that a forged From cannot get into.
     let allow = r#"webhook("t", msg.auth.dmarc == "pass" && msg.from.domain.is_subdomain_of("shop.example"));"#;
     assert_eq!(read(allow, FULL), json!(true));
@@ -173,5 +173,31 @@ fn on_gmail_labels_and_thread_id_come_from_the_x_gm_attributes() {
     let [Action::Webhook(event)] = actions.as_slice() else { panic!("{actions:#?}") };
     assert_eq!(event.data, json!([["\\Inbox", "Grüße"], "1266894439832287888", ["receipt"]]));
     // Elsewhere labels are the keywords and there is no thread id.
-    assert_eq!(read(r#"webhook("t", [msg.labels, msg.thread_id]);"#, BARE), json!([["$Junk", "receipt"], null]));
+    assert_eq!(read(r#"webhook("t", [msg.labels, msg.thread_id]);"#, BARE), json!([["$Junk", "receipt"], ""]));
+}
+
+/// Sieve's semantics: a test on a header the message lacks is simply false, not an error that
+/// stops the rule; the same tests are true when the header is there; `has_header` asks.
+#[test]
+fn tests_on_absent_headers_are_false_and_existence_is_asked() {
+    let rule = r#"webhook("t", [
+        msg.list_id.contains("x"), msg.subject.starts_with("x"), msg.header("X-Nope").contains("a"),
+        msg.list_id.icontains("shop"), msg.list_id == "news.shop.example", msg.message_id.ends_with(".example"),
+        msg.auth.dmarc == "pass", msg.html.contains("<b>"), msg.from.domain != "",
+        msg.has_header("List-Id"), msg.has_header("x-nope"), msg.has_header("SUBJECT"),
+    ]);"#;
+    let without = "From: ann@example.org\r\nTo: me@example.com\r\n\r\nHi!\r\n";
+    // `read` panics unless the rule ran and recorded its one webhook: no failure.
+    assert_eq!(
+        read(rule, without),
+        json!([false, false, false, false, false, false, false, false, true, false, false, false])
+    );
+    let with = FULL.replace("Subject: Re:", "X-Nope: a\r\nSubject: x Re:");
+    assert_eq!(read(rule, &with), json!([true, true, true, true, true, true, true, true, true, true, true, true]));
+    // A message without From: the address getters are empty, and tests on them false.
+    let nobody = read(
+        r#"webhook("t", [msg.from.address.contains("@"), msg.from.domain == "example.org", msg.from.name.len()]);"#,
+        without.replacen("From: ann@example.org\r\n", "", 1).as_str(),
+    );
+    assert_eq!(nobody, json!([false, false, 0]));
 }
