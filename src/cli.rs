@@ -67,10 +67,16 @@ pub enum Command {
         #[arg(long, value_name = "NAME", requires = "connect")]
         account: Option<String>,
     },
-    /// Run the daemon until SIGINT or SIGTERM.
+    /// Run the daemon until SIGINT or SIGTERM; SIGHUP reloads its accounts.
     ///
     /// Every watched mailbox is caught up from its checkpoint and then watched with IMAP IDLE;
     /// what the rules decide is stored, then carried out exactly once.
+    ///
+    /// Signals: SIGINT or SIGTERM stops cleanly (at safe points; nothing decided is lost).
+    /// SIGHUP (`systemctl reload`, `kill -HUP`) reloads the config's accounts and schedules:
+    /// added accounts start, removed ones stop, changed ones restart, the others keep their
+    /// sessions; settings shared by all accounts (state, rules, plugins, webhooks, ...) need a
+    /// restart. Rules, plugins and data files reload by themselves when saved, without SIGHUP.
     Run {
         /// Process what is pending, carry out every resulting action, and exit (for cron and
         /// benchmarks). A TLS or login failure ends the run at once with a non-zero status.
@@ -183,11 +189,11 @@ pub enum Command {
     /// Explain what happened to a message: the rules that acted on it, its actions and their
     /// outcomes, the rules that failed on it.
     ///
-    /// Find it by Message-ID (with or without <>), or by --uid (narrowed with --account and
+    /// `tidings why` is the same command. Find it by Message-ID (with or without <>), or by --uid (narrowed with --account and
     /// --mailbox). Every decided message that matches is shown, oldest first (a message moved
     /// into another watched mailbox is decided there again, under its new UID). Exit status:
     /// 0 found, 1 none found or the store failed, 2 the config cannot be loaded.
-    #[command(alias = "why")]
+    #[command(visible_alias = "why")]
     History {
         /// The Message-ID.
         #[arg(value_name = "MESSAGE-ID", required_unless_present = "uid", conflicts_with = "uid")]
@@ -208,8 +214,10 @@ pub enum Command {
     /// Get an OAuth2 refresh token for an account with an `oauth2:` block, and store it.
     ///
     /// Google: prints an address to open in a browser on this machine; after you allow access
-    /// the browser comes back to a one-shot listener on 127.0.0.1 (PKCE). Microsoft: prints a
-    /// code to enter at microsoft.com/devicelogin. The token is written (mode 600) to the
+    /// the browser comes back to a one-shot listener on 127.0.0.1 (PKCE). On a server without
+    /// a browser, give --port and forward it first: `ssh -L N:127.0.0.1:N server`, then open
+    /// the address on your own machine. Microsoft: prints a code to enter at
+    /// microsoft.com/devicelogin from any machine. The token is written (mode 600) to the
     /// account's `refresh_token_file`, or, with `refresh_token_env`, to `oauth2-ACCOUNT.token`
     /// next to the state database, which is then read before the variable. Exit status: 0
     /// stored, 1 the authorisation failed, 2 the config or the account is wrong.
@@ -217,6 +225,10 @@ pub enum Command {
         /// The account, by its name in `accounts:`.
         #[arg(value_name = "ACCOUNT")]
         account: String,
+        /// Google: the loopback listener's port on 127.0.0.1 (default: any free one), for an
+        /// `ssh -L` tunnel. Not used by Microsoft's device-code flow.
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
     },
 }
 

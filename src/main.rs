@@ -98,7 +98,7 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             };
             history(&path, query, json)
         }
-        cli::Command::Auth { account } => auth(&path, &account),
+        cli::Command::Auth { account, port } => auth(&path, &account, port),
     }
 }
 
@@ -116,7 +116,7 @@ fn init(options: tooling::init::Options) -> anyhow::Result<ExitCode> {
 }
 
 /// `tidings auth ACCOUNT`: the provider's flow, instructions on stderr, the token stored.
-fn auth(path: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
+fn auth(path: &std::path::Path, name: &str, port: Option<u16>) -> anyhow::Result<ExitCode> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => return Ok(usage_error(e)),
@@ -133,7 +133,7 @@ fn auth(path: &std::path::Path, name: &str) -> anyhow::Result<ExitCode> {
         return Ok(usage_error(anyhow::anyhow!("account `{name}` has no `oauth2:` block: it logs in with a password")));
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let stored = runtime.block_on(tidings::auth::flow::authorise(account, |text| eprintln!("{text}")))?;
+    let stored = runtime.block_on(tidings::auth::flow::authorise(account, port, |text| eprintln!("{text}")))?;
     println!("account `{name}`: refresh token stored in {}", stored.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,8 @@
 //! clean shutdown on SIGTERM, and secrets that never reach the terminal; a password file open
 //! to others warned about, the state files created owner-only; an empty state file refused; a
 //! data file linking out of rules/data refused by check; logs without colour codes off a terminal
-//! and their format from TIDINGS_LOG_FORMAT; a closed pipe ends a report quietly.
+//! and their format from TIDINGS_LOG_FORMAT; a closed pipe ends a report quietly; `--help`
+//! lists the signals and the `why` alias.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -273,6 +274,33 @@ fn version_and_help_read_well() {
     for word in ["check", "run", "--config", "TIDINGS_CONFIG"] {
         assert!(help.contains(word), "{word} missing from --help:\n{help}");
     }
+}
+
+/// `run --help` names the signals and what each does; the `why` alias of `history` is listed
+/// where users look (`tidings --help`, `history --help`) and works.
+#[test]
+fn help_lists_the_signals_and_the_why_alias() {
+    let help = |args: &[&str]| {
+        let out = tidings().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let run = help(&["run", "--help"]);
+    for words in [
+        "SIGINT or SIGTERM stops cleanly",
+        "SIGHUP",
+        "reloads the config's accounts and schedules",
+        "reload by themselves when saved",
+    ] {
+        assert!(run.contains(words), "`{words}` missing from run --help:\n{run}");
+    }
+    let top = help(&["--help"]);
+    let line = top.lines().find(|l| l.trim_start().starts_with("history")).unwrap_or_default();
+    assert!(line.contains("[alias: why]"), "history's line in --help: {line}\n{top}");
+    let line = top.lines().find(|l| l.trim_start().starts_with("run")).unwrap_or_default();
+    assert!(line.contains("SIGHUP reloads its accounts"), "run's line in --help: {line}\n{top}");
+    assert!(help(&["history", "--help"]).contains("`tidings why` is the same command"));
+    assert!(help(&["why", "--help"]).contains("Usage: tidings history"));
 }
 
 /// Reads a daemon's stderr until its start-up line, then stops it; what it logged.

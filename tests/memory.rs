@@ -17,15 +17,15 @@ use crate::hostile::{big_message, huge_header, with_headers};
 const RULE: &str = r#"if msg.text.contains("long body") { move_to("Done"); }"#;
 const BACKLOG: usize = 200;
 const SIZE: usize = 9_000_000;
-/// The bound the README states for the default settings, with room for a debug build.
+/// The bound docs/bounds.md states for the default settings, with room for a debug build.
 const CEILING_KB: u64 = 300 * 1024;
 
 /// Reads only the header, so the header pass alone could decide every message.
 const HEADER_RULE: &str = r#"if msg.subject.starts_with("long header") { move_to("Done"); }"#;
 const HEADER_BACKLOG: usize = 600;
 const HEADER_SIZE: usize = 1 << 20;
-/// The README's bound for the default settings (45 + 96 + 8 x 10 MiB = 221 MiB), with room for
-/// a debug build; the 600 MB of headers (two slices of the header pass) are far over it.
+/// The bound docs/bounds.md states for the default settings (45 + 96 + 8 x 10 MiB = 221 MiB),
+/// with room for a debug build; the 600 MB of headers (two slices of the header pass) are far over it.
 const HEADER_CEILING_KB: u64 = 300 * 1024;
 
 /// A size of process `pid` from /proc/<pid>/status (`VmHWM`: the peak resident set so far;

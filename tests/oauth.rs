@@ -4,7 +4,8 @@
 //! naming the account and treated as an auth failure (the slow backoff, no loop). XOAUTH2
 //! logins against Dovecot whose oauth2 passdb introspects tokens at that endpoint, IMAP and
 //! SMTP (Postfix authenticating through Dovecot). `tidings auth` for Google (loopback + PKCE)
-//! and Microsoft (device code) against the same endpoint, and as the binary runs it.
+//! and Microsoft (device code) against the same endpoint, and as the binary runs it, with a
+//! fixed `--port` and Google's client JSON as the client secret file.
 
 use std::path::Path;
 use std::time::Duration;
@@ -237,17 +238,9 @@ async fn auth_for_google_takes_the_loopback_redirect_with_pkce_and_stores_the_to
         assert_eq!(get("access_type"), "offline");
         endpoint.expect_code("4/code", &get("code_challenge"), "me@tidings.test");
         let back = format!("{}?state={}&code=4%2Fcode&scope=x", get("redirect_uri"), get("state"));
-        *browser.lock().unwrap() = Some(std::thread::spawn(move || {
-            let url = reqwest::Url::parse(&back).unwrap();
-            let mut s = std::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).unwrap();
-            let target = format!("{}?{}", url.path(), url.query().unwrap());
-            std::io::Write::write_all(&mut s, format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).unwrap();
-            let mut page = String::new();
-            std::io::Read::read_to_string(&mut s, &mut page).unwrap();
-            page
-        }));
+        *browser.lock().unwrap() = Some(std::thread::spawn(move || come_back(&back)));
     };
-    let stored = tidings::auth::flow::authorise(&work, say).await?;
+    let stored = tidings::auth::flow::authorise(&work, None, say).await?;
     let page = browser.lock().unwrap().take().expect("the address was printed").join().unwrap();
     assert!(page.contains("You can close this tab"), "{page}");
     assert_eq!(stored, dir.path().join("work.token"));
@@ -260,6 +253,70 @@ async fn auth_for_google_takes_the_loopback_redirect_with_pkce_and_stores_the_to
     Ok(())
 }
 
+/// The browser coming back to the loopback redirect `url` (with its query); the page it shows.
+fn come_back(url: &str) -> String {
+    let url = reqwest::Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).unwrap();
+    let target = format!("{}?{}", url.path(), url.query().unwrap());
+    std::io::Write::write_all(&mut s, format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut s, &mut page).unwrap();
+    page
+}
+
+/// `tidings auth work --port N` as a user on a headless server runs it (behind `ssh -L
+/// N:127.0.0.1:N`): the listener is on 127.0.0.1:N and the redirect says so; the client secret
+/// is Google's downloaded JSON as it is. A port in use is a clear error naming it, exit 1.
+#[test]
+fn auth_with_a_fixed_port_listens_there_and_reads_googles_client_json() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = TokenEndpoint::start(3600);
+    unauthorised(dir.path(), &endpoint, "google");
+    let json = r#"{"installed":{"client_id":"tidings-test","project_id":"tidings-1","auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token","client_secret":"GOCSPX-from-json","redirect_uris":["http://localhost"]}}"#;
+    std::fs::write(dir.path().join("client-secret"), json).unwrap();
+    let config = dir.path().join("tidings.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--config", config.to_str().unwrap(), "auth", "work", "--port", &port.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let printed = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.trim().starts_with("https://accounts.google.com/").then(|| line.trim().to_owned()))
+        .expect("the address is printed");
+    let url = reqwest::Url::parse(&printed).unwrap();
+    let get = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
+    assert_eq!(get("redirect_uri"), format!("http://127.0.0.1:{port}/"));
+    endpoint.expect_code("4/fixed", &get("code_challenge"), "me@tidings.test");
+    // The browser at the far end of the tunnel reaches exactly 127.0.0.1:port.
+    let page = come_back(&format!("http://127.0.0.1:{port}/?state={}&code=4%2Ffixed", get("state")));
+    assert!(page.contains("You can close this tab"), "{page}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("work.token")).unwrap(), "rt-new-1\n");
+    let exchange = &endpoint.requests("/token")[0].form;
+    assert_eq!(exchange["client_secret"], "GOCSPX-from-json", "the secret taken out of Google's JSON");
+    assert_eq!(exchange["redirect_uri"], format!("http://127.0.0.1:{port}/"));
+    println!("tidings auth --port {port}: listened there, token stored");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--config", config.to_str().unwrap(), "auth", "work", "--port", &busy.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{busy}: the port is in use")), "{stderr}");
+    assert!(stderr.contains("choose another --port"), "{stderr}");
+}
+
 /// `tidings auth` for Microsoft: the device-code flow, polling at the interval given while the
 /// person has not entered the code yet.
 #[tokio::test]
@@ -269,7 +326,7 @@ async fn auth_for_microsoft_polls_the_device_code_and_stores_the_token() -> Resu
     endpoint.expect_device("me@tidings.test", 1);
     let work = unauthorised(dir.path(), &endpoint, "microsoft");
     let said = std::sync::Mutex::new(Vec::new());
-    let stored = tidings::auth::flow::authorise(&work, |text| said.lock().unwrap().push(text.to_owned())).await?;
+    let stored = tidings::auth::flow::authorise(&work, None, |text| said.lock().unwrap().push(text.to_owned())).await?;
     let said = said.into_inner().unwrap().join("\n");
     assert!(said.contains("enter the code ABCD-EFGH"), "{said}");
     assert_eq!(std::fs::read_to_string(&stored)?, "rt-new-1\n");

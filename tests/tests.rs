@@ -14,10 +14,15 @@ mod check;
 // The binary as users run it: check verdicts and exit codes, run start-up, SIGTERM, store lock,
 // secrets kept out of logs, a password file open to others warned about, state files owner-only,
 // an empty (truncated) state file refused untouched, a data file linking out of rules/data refused,
-// no colour codes in a piped log and TIDINGS_LOG_FORMAT, a report whose reader went away ends quietly.
+// no colour codes in a piped log and TIDINGS_LOG_FORMAT, a report whose reader went away ends quietly,
+// --help naming the signals and the why alias.
 mod cli;
 // Runs the real binary on a config for a harness user: log capture, SIGTERM, SIGKILL.
 mod daemon;
+// The docs a user follows: every relative link in README.md, CHANGELOG.md, docs/ and the rules
+// and plugins READMEs reaches its file and heading; the README opens with the set-up commands; its
+// minimal plain-IMAP and Gmail configs pass `tidings check` as written.
+mod docs;
 // Fault injection through a TCP proxy and the real daemon: connections cut mid-FETCH, mid-IDLE,
 // mid-MOVE, mid-SMTP-DATA and mid-webhook; stalls during login, IDLE and a command noticed within
 // the deadlines; Dovecot, Postfix and the receiver down under load; SIGKILLs at random moments.
@@ -83,8 +88,8 @@ mod init;
 // imap::Session on real Dovecot: logins, auth/TLS errors, fetch, IDLE, actions, UTF-8, timeouts.
 mod imap_session;
 // OAuth2 against a local token endpoint (expiry, rotation written back, revoked token, `tidings
-// auth` for Google and Microsoft) and XOAUTH2 logins to Dovecot's oauth2 passdb introspecting at
-// that endpoint, IMAP and SMTP.
+// auth` for Google and Microsoft, a fixed --port, Google's client JSON) and XOAUTH2 logins to
+// Dovecot's oauth2 passdb introspecting at that endpoint, IMAP and SMTP.
 mod oauth;
 // SIGKILL during a burst (exactly once), Dovecot restart while idling, the corpus through the
 // pipeline.

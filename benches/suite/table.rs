@@ -29,7 +29,7 @@ impl Table {
         self.rows.push(Row { what: what.into(), result: result.into(), target: String::new(), met: None });
     }
 
-    /// Prints a Markdown table (pasted as is into the README and the issue note).
+    /// Prints a Markdown table (pasted as is into docs/performance.md and the issue note).
     pub fn print(&self) {
         println!("\n| benchmark | result | target | met |\n|---|---|---|---|");
         for row in &self.rows {

@@ -22,16 +22,22 @@ use crate::config::{Account, OAuth2, Secret};
 /// How long a person has to finish in the browser.
 const PATIENCE: Duration = Duration::from_secs(600);
 
-/// Runs the account's flow; `say` prints instructions for the person. Returns where the
+/// Runs the account's flow; `say` prints instructions for the person. `port` fixes Google's
+/// loopback listener (for an `ssh -L` tunnel; `None`: any free port). Returns where the
 /// refresh token was stored.
-pub async fn authorise(account: &Account, say: impl Fn(&str)) -> Result<std::path::PathBuf, Error> {
+pub async fn authorise(account: &Account, port: Option<u16>, say: impl Fn(&str)) -> Result<std::path::PathBuf, Error> {
     let flow = |reason: String| Error::Flow { account: account.name.clone(), reason };
     let Some(oauth) = &account.oauth2 else {
         return Err(flow("it has no `oauth2:` block".into()));
     };
     let refresh = match oauth.provider {
-        Provider::Google => loopback(oauth, &account.name, &say).await?,
-        Provider::Microsoft => device_code(oauth, &account.name, &say).await?,
+        Provider::Google => loopback(oauth, &account.name, port, &say).await?,
+        Provider::Microsoft => {
+            if let Some(port) = port {
+                say(&format!("(--port {port} is not used: Microsoft's device-code flow needs no listener)"));
+            }
+            device_code(oauth, &account.name, &say).await?
+        }
         Provider::Custom => {
             return Err(flow(
                 "a `provider: custom` issuer has no known authorisation flow; get a refresh token with the \
@@ -66,10 +72,20 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-async fn loopback(oauth: &OAuth2, account: &str, say: &impl Fn(&str)) -> Result<Secret<String>, Error> {
+async fn loopback(
+    oauth: &OAuth2,
+    account: &str,
+    port: Option<u16>,
+    say: &impl Fn(&str),
+) -> Result<Secret<String>, Error> {
     let flow = |reason: String| Error::Flow { account: account.into(), reason };
-    let listener =
-        TcpListener::bind("127.0.0.1:0").await.map_err(|e| flow(format!("cannot listen on 127.0.0.1: {e}")))?;
+    let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await.map_err(|e| match port {
+        Some(port) if e.kind() == std::io::ErrorKind::AddrInUse => flow(format!(
+            "cannot listen on 127.0.0.1:{port}: the port is in use (by an `ssh -L` tunnel on this same machine, or \
+             another program); choose another --port"
+        )),
+        _ => flow(format!("cannot listen on 127.0.0.1:{}: {e}", port.unwrap_or(0))),
+    })?;
     let port = listener.local_addr().map_err(|e| flow(e.to_string()))?.port();
     let redirect = format!("http://127.0.0.1:{port}/");
     let (verifier, challenge) = pkce();

@@ -107,10 +107,11 @@ pub async fn forget_access_token(oauth: &OAuth2) {
 /// configured source.
 /// The client secret, read now (it may have been rotated in its file); `None` for public clients.
 pub(super) fn client_secret(oauth: &OAuth2, account: &str) -> Result<Option<Secret<String>>, Error> {
-    let Some(source) = &oauth.client_secret else { return Ok(None) };
-    let secret =
-        source.resolve().map_err(|source| Error::Secret { account: account.into(), what: "client secret", source })?;
-    Ok(Some(secret))
+    oauth.read_client_secret().map_err(|source| Error::Secret {
+        account: account.into(),
+        what: "client secret",
+        source,
+    })
 }
 
 fn read_refresh_token(oauth: &OAuth2, account: &str) -> Result<Secret<String>, Error> {

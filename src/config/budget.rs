@@ -109,7 +109,7 @@ impl fmt::Display for ConnectionPlan {
 pub fn seconds(d: Duration) -> String {
     match d.as_secs() {
         s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
-        // 60s as the example in the README says it; 300s as 5m.
+        // 60s as the example in docs/providers.md says it; 300s as 5m.
         s if s > 60 && s % 60 == 0 => format!("{}m", s / 60),
         s if s > 0 => format!("{s}s"),
         _ => format!("{}ms", d.as_millis()),

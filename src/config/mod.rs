@@ -220,9 +220,9 @@ impl Config {
             };
             let value = account.password.resolve().map_err(|source| Error::Secret { owner, source })?;
             // The client secret is only sent at the first refresh: check now that it can be read.
-            if let Some(source) = account.oauth2.as_ref().and_then(|o| o.client_secret.as_ref()) {
+            if let Some(oauth) = &account.oauth2 {
                 let owner = format!("account `{name}` (its OAuth2 client secret)");
-                source.resolve().map_err(|source| Error::Secret { owner, source })?;
+                oauth.read_client_secret().map_err(|source| Error::Secret { owner, source })?;
             }
             secrets.passwords.insert(name.clone(), value);
         }

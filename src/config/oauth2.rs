@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::diagnostics::{self as read, Fields, Problems};
-use super::secret::SecretSource;
+use super::secret::{self, Secret, SecretSource};
 use super::tree::Node;
 
 /// Who issues the tokens.
@@ -120,6 +120,47 @@ impl OAuth2 {
         if let SecretSource::Env(_) = self.refresh_token {
             self.store = dir.join(format!("oauth2-{account}.token"));
         }
+    }
+
+    /// The client secret, read now (it may have been replaced in its file); `None` for a public
+    /// client. The source may hold the bare secret or, as Google hands it out, the client's
+    /// downloaded JSON (`{"installed": {"client_id", "client_secret", ...}}` or `{"web": ...}`):
+    /// its `client_secret` is taken, and its `client_id` must be the block's.
+    pub fn read_client_secret(&self) -> Result<Option<Secret<String>>, secret::Error> {
+        let Some(source) = &self.client_secret else { return Ok(None) };
+        let text = source.resolve()?;
+        if !text.expose().trim_start().starts_with('{') {
+            return Ok(Some(text));
+        }
+        let malformed = |reason: String| secret::Error::Malformed { source_name: source.to_string(), reason };
+        client_secret_from_json(text.expose(), &self.client_id).map(Some).map_err(malformed)
+    }
+}
+
+/// Google's client JSON: `{"installed": {...}}` for a desktop client, `{"web": {...}}` for a web
+/// one. The error names what is missing, never a value but the (public) client id.
+fn client_secret_from_json(text: &str, client_id: &str) -> Result<Secret<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        installed: Option<Client>,
+        web: Option<Client>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Client {
+        client_id: Option<String>,
+        client_secret: Option<String>,
+    }
+    let file: File = serde_json::from_str(text)
+        .map_err(|e| format!("it starts with `{{` but is not JSON (line {}, column {})", e.line(), e.column()))?;
+    let client = file.installed.or(file.web).ok_or_else(|| {
+        "it is JSON without an `installed` or `web` object (Google's downloaded client file has one)".to_owned()
+    })?;
+    if let Some(id) = client.client_id.filter(|id| id != client_id) {
+        return Err(format!("it is the JSON of client `{id}`, but `client_id` is `{client_id}`"));
+    }
+    match client.client_secret {
+        Some(secret) if !secret.is_empty() => Ok(Secret::new(secret)),
+        _ => Err("its JSON has no `client_secret` (a client without a secret needs no `client_secret_file`)".into()),
     }
 }
 

@@ -107,3 +107,43 @@ fn start_up_names_a_missing_refresh_token_or_client_secret() {
     std::fs::write(dir.path().join("client"), "cs\n").unwrap();
     assert_eq!(config.resolve_secrets().unwrap().passwords["g"].expose(), "rt");
 }
+
+#[test]
+fn a_client_secret_file_may_be_the_bare_secret_or_googles_downloaded_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "accounts:\n  g:\n    imap: { host: h }\n    username: u\n    oauth2:\n      provider: google\n      \
+                client_id: 123.apps.googleusercontent.com\n      client_secret_file: client.json\n      \
+                refresh_token_file: g.token\n";
+    std::fs::write(dir.path().join("g.token"), "rt\n").unwrap();
+    let config = Config::from_yaml(yaml, &dir.path().join("t.yaml")).unwrap();
+    let oauth = config.accounts[0].oauth2.as_ref().unwrap();
+    let read = |content: &str| {
+        std::fs::write(dir.path().join("client.json"), content).unwrap();
+        oauth.read_client_secret().map(|s| s.map(|s| s.expose().clone())).map_err(|e| e.to_string())
+    };
+    assert_eq!(read("GOCSPX-bare\n"), Ok(Some("GOCSPX-bare".into())));
+    let installed = r#"{"installed":{"client_id":"123.apps.googleusercontent.com","project_id":"p",
+        "auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token",
+        "client_secret":"GOCSPX-json","redirect_uris":["http://localhost"]}}"#;
+    assert_eq!(read(installed), Ok(Some("GOCSPX-json".into())));
+    let web = r#"{"web":{"client_secret":"GOCSPX-web","client_id":"123.apps.googleusercontent.com"}}"#;
+    assert_eq!(read(web), Ok(Some("GOCSPX-web".into())));
+    // Each wrong JSON is a clear error that names what is missing and never shows a secret.
+    let no_secret = read(r#"{"installed":{"client_id":"123.apps.googleusercontent.com"}}"#).unwrap_err();
+    assert!(no_secret.contains("has no `client_secret`") && no_secret.contains("client.json"), "{no_secret}");
+    let other = read(r#"{"installed":{"client_id":"999.apps","client_secret":"GOCSPX-x"}}"#).unwrap_err();
+    assert!(other.contains("client `999.apps`, but `client_id` is `123.apps"), "{other}");
+    assert!(!other.contains("GOCSPX"), "{other}");
+    let neither = read(r#"{"client_secret":"GOCSPX-x"}"#).unwrap_err();
+    assert!(neither.contains("without an `installed` or `web` object"), "{neither}");
+    let broken = read("{\n  \"installed\": {\n    \"client_secret\": GOCSPX\n").unwrap_err();
+    assert!(broken.contains("is not JSON (line 3, column 22)") && !broken.contains("GOCSPX"), "{broken}");
+    // `check` reads it the same way: a JSON without a secret fails there, not at the first login.
+    std::fs::write(dir.path().join("client.json"), r#"{"web":{"client_id":"123.apps.googleusercontent.com"}}"#)
+        .unwrap();
+    let error = format!("{:#}", anyhow::Error::from(config.resolve_secrets().unwrap_err()));
+    assert!(
+        error.contains("account `g` (its OAuth2 client secret)") && error.contains("no `client_secret`"),
+        "{error}"
+    );
+}

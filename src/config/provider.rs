@@ -45,11 +45,11 @@ pub struct Preset {
     pub connections: u32,
     /// Whether to send the IMAP `ID` command after login.
     pub imap_id: bool,
-    /// What the user must switch on at the provider before tidings can log in (README text).
+    /// What the user must switch on at the provider before tidings can log in (docs/providers.md).
     pub needs: &'static str,
 }
 
-/// Every provider's name as written in the config, in the order the README lists them.
+/// Every provider's name as written in the config, in the order docs/providers.md lists them.
 pub const NAMES: &[&str] = &["gmail", "outlook", "fastmail", "mailcom", "gmx", "yahoo", "icloud"];
 
 impl Provider {

@@ -1,5 +1,5 @@
 //! `retention:`, how long the store keeps what it no longer needs (see `store::retention` and
-//! the README's "What is stored, for how long, and why"). Every key takes a duration or
+//! docs/storage.md, "What is stored, for how long, and why"). Every key takes a duration or
 //! `forever`; what a key leaves out keeps its default.
 
 use std::time::Duration;

@@ -87,6 +87,15 @@ pub enum Error {
         /// Which source, e.g. `file /run/secrets/pw`.
         source_name: String,
     },
+    /// The source holds something other than the secret expected (a JSON file without the
+    /// field wanted, say). The reason names fields, never values that may be secret.
+    #[error("cannot use secret from {source_name}: {reason}")]
+    Malformed {
+        /// Which source.
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl SecretSource {

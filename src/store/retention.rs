@@ -1,5 +1,5 @@
-//! Retention: what the store forgets, and when (the `retention:` settings; README "What is
-//! stored, for how long, and why").
+//! Retention: what the store forgets, and when (the `retention:` settings; docs/storage.md,
+//! "What is stored, for how long, and why").
 //!
 //! Two things, on both backends:
 //!
