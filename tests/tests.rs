@@ -81,6 +81,10 @@ mod postgres;
 // Proves the harness itself works: TLS logins, APPEND, LMTP, SMTP, catch-all, IDLE, restart,
 // PostgreSQL clusters run as the postgres user.
 mod harness_selftest;
+// A new user's first hour walked as a script: `init` for a plain server, the password variable,
+// `check --connect` green, a rule added and tried with `tidings test` on a saved message, `dry-run`
+// changing nothing, `run` sorting the next message.
+mod first_hour;
 // `tidings init` without a terminal: every provider and a plain server (own CA, SMTP) pass
 // `check --skip-secrets` as written, `check` once the variables are set, and `tidings test` on the
 // starter fixtures; a second init overwrites nothing; a missing --email and conflicting flags refused.
