@@ -122,6 +122,19 @@ fn check_stops_imports_outside_the_plugins_directory_naming_the_rule() {
 }
 
 /// SIGHUP to the daemon.
+/// The config as `Setup` wrote it for `t`, `t`'s account block, and the same block for `u`
+/// (its password in `password-u`), to add or remove accounts by rewriting the file.
+fn second_account(setup: &Setup, t: &User, u: &User) -> (String, String, String) {
+    let original = std::fs::read_to_string(&setup.config).unwrap();
+    let t_block = original.split_once("accounts:\n").unwrap().1.to_owned();
+    std::fs::write(setup.dir.path().join("password-u"), &u.password).unwrap();
+    let u_block = t_block
+        .replace("  t:\n", "  u:\n")
+        .replace(&t.login, &u.login)
+        .replace("password_file: password\n", "password_file: password-u\n");
+    (original, t_block, u_block)
+}
+
 fn hangup(daemon: &Daemon) {
     let pid = daemon.pid().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
@@ -133,13 +146,7 @@ async fn sighup_adds_and_removes_accounts_and_leaves_the_others_sessions_alone()
     let (t, u) = (env.new_user(), env.new_user());
     let setup = Setup::new(env, &t, &[("sort.rhai", &sort_into("Hup"))], "");
     let daemon = Daemon::start(&setup.config, 1);
-    let original = std::fs::read_to_string(&setup.config).unwrap();
-    let t_block = original.split_once("accounts:\n").unwrap().1.to_owned();
-    std::fs::write(setup.dir.path().join("password-u"), &u.password).unwrap();
-    let u_block = t_block
-        .replace("  t:\n", "  u:\n")
-        .replace(&t.login, &u.login)
-        .replace("password_file: password\n", "password_file: password-u\n");
+    let (original, t_block, u_block) = second_account(&setup, &t, &u);
 
     // Added: u starts watching; t keeps its one session (no second "watching" for it).
     std::fs::write(&setup.config, format!("{original}{u_block}")).unwrap();
@@ -180,13 +187,7 @@ async fn an_account_removed_by_sighup_leaves_the_status() {
     let env = TestEnv::shared();
     let (t, u) = (env.new_user(), env.new_user());
     let setup = Setup::new(env, &t, &[("sort.rhai", &sort_into("Lists/hup"))], "");
-    let original = std::fs::read_to_string(&setup.config).unwrap();
-    let t_block = original.split_once("accounts:\n").unwrap().1.to_owned();
-    std::fs::write(setup.dir.path().join("password-u"), &u.password).unwrap();
-    let u_block = t_block
-        .replace("  t:\n", "  u:\n")
-        .replace(&t.login, &u.login)
-        .replace("password_file: password\n", "password_file: password-u\n");
+    let (original, t_block, u_block) = second_account(&setup, &t, &u);
     std::fs::write(&setup.config, format!("{original}{u_block}")).unwrap();
     let daemon = Daemon::start(&setup.config, 2);
     // Both accounts have a checkpoint in the store: a removed one's used to show as "not reported".
