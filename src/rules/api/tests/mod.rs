@@ -103,8 +103,11 @@ pub fn rules_with(files: &[(&str, &str)], yaml_extra: &str) -> (tempfile::TempDi
     for (name, text) in files {
         std::fs::write(dir.path().join("rules").join(name), text).unwrap();
     }
+    // A generous wall clock unless the test sets its own: on a machine busy with other builds a
+    // regex compiled in a debug build can take longer than the default 100 ms.
+    let limits = if yaml_extra.contains("limits:") { "" } else { "limits: { wall_time: 10s }\n" };
     let yaml = format!(
-        "accounts: {{}}\ncommands:\n  notify: {{ run: [\"true\"] }}\nwebhooks:\n  t: {{ url: \"https://hooks.example/t\" }}\n  chat: {{ url: \"https://hooks.example/chat\" }}\n{yaml_extra}"
+        "accounts: {{}}\n{limits}commands:\n  notify: {{ run: [\"true\"] }}\nwebhooks:\n  t: {{ url: \"https://hooks.example/t\" }}\n  chat: {{ url: \"https://hooks.example/chat\" }}\n{yaml_extra}"
     );
     let config = Config::from_yaml(&yaml, &dir.path().join("t.yaml")).unwrap();
     let set = RuleSet::compile(&config).unwrap_or_else(|e| panic!("{e}"));
