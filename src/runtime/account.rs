@@ -15,6 +15,7 @@ use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
 use crate::health::Health;
 use crate::imap::{self, Folder, Login, Session, Timeouts};
+use crate::lifecycle::Mode;
 use crate::rules::CurrentRules;
 use crate::source::poll::MailboxPoller;
 use crate::source::schedule::{Scheduler, SweepLocks};
@@ -177,7 +178,7 @@ impl AccountWorker {
             let watcher = self.watcher(mailbox, &wake);
             let shutdown = shutdown.clone();
             tasks
-                .spawn(async move { watcher.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()));
+                .spawn(async move { watcher.run(Mode::Daemon(shutdown)).await.map_err(crate::Error::from) }.instrument(span.clone()));
         }
         if !plan.polled.is_empty() {
             let watchers = plan.polled.iter().map(|m| self.watcher(m, &wake)).collect();
@@ -285,7 +286,7 @@ impl AccountWorker {
                 let passed = async {
                     // One watcher at a time (plus the executor): the budget is not at stake.
                     for mailbox in &mailboxes {
-                        self.watcher(mailbox, &wake).run_once().await?;
+                        self.watcher(mailbox, &wake).run(Mode::Once).await?;
                     }
                     // Before the executor finishes: a Sent copy is an IMAP action the mail lane adds.
                     self.outbound().run_mail_once().await?;
