@@ -200,27 +200,35 @@ impl Run {
         }
     }
 
-    /// Logs a lost connection and returns the delay before the next attempt and what was said.
-    fn lost(&mut self, trouble: Trouble, words: Words) -> (Duration, String) {
+    /// What to say about a lost connection, and how long to wait before the next attempt.
+    fn lost(&mut self, trouble: Trouble) -> Said {
         let delay = self.backoff.delay_after(trouble.class);
-        match trouble.class {
-            Class::Config => {
-                let advice = config_advice(&trouble.text);
-                if self.backoff.is_news_of(Class::Config) {
-                    tracing::error!(error = %advice, retry_in = ?delay, "configuration error");
-                } else {
-                    tracing::debug!(error = %advice, retry_in = ?delay, "configuration error");
-                }
-                (delay, advice)
-            }
-            Class::Login => {
-                tracing::error!(error = %trouble.text, retry_in = ?delay, "{}", words.login);
-                (delay, trouble.text)
-            }
-            Class::Transient => {
-                tracing::warn!(error = %trouble.text, retry_in = ?delay, "{}", words.lost);
-                (delay, trouble.text)
-            }
+        let news = self.backoff.is_news_of(trouble.class);
+        let text = match trouble.class {
+            Class::Config => config_advice(&trouble.text),
+            Class::Login | Class::Transient => trouble.text,
+        };
+        Said { class: trouble.class, text, delay, news }
+    }
+}
+
+/// A lost connection as the log says it.
+struct Said {
+    class: Class,
+    text: String,
+    delay: Duration,
+    /// A configuration error said before since the last success is not news: debug only.
+    news: bool,
+}
+
+impl Said {
+    fn log(&self, words: Words) {
+        let (error, retry_in) = (&self.text, self.delay);
+        match (self.class, self.news) {
+            (Class::Config, true) => tracing::error!(%error, ?retry_in, "configuration error"),
+            (Class::Config, false) => tracing::debug!(%error, ?retry_in, "configuration error"),
+            (Class::Login, _) => tracing::error!(%error, ?retry_in, "{}", words.login),
+            (Class::Transient, _) => tracing::warn!(%error, ?retry_in, "{}", words.lost),
         }
     }
 }
@@ -244,9 +252,11 @@ pub async fn drive<C: Component>(mut component: C, mode: Mode) -> Result<(), C::
             Ok(Step::Done) => break Ok(()),
             Ok(Step::Idle(until)) => run.wait(until).await,
             Err(Lost::Retry(trouble)) => {
-                let (delay, said) = run.lost(trouble, C::WORDS);
-                component.lost(&said);
-                run.wait(Until::after(delay)).await;
+                let said = run.lost(trouble);
+                // Health first: whoever reads the log line and then the status sees it there.
+                component.lost(&said.text);
+                said.log(C::WORDS);
+                run.wait(Until::after(said.delay)).await;
             }
             Err(Lost::Fatal(error)) => {
                 component.ended(&error);

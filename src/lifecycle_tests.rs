@@ -104,15 +104,22 @@ async fn a_wake_up_ends_an_idle_wait() {
     assert_eq!(steps.load(Ordering::SeqCst), 2);
 }
 
-/// A configuration error is said with what to do about it; a lost connection as it is.
+/// A configuration error is said with what to do about it, once as news; a refused login as
+/// it is, with the 15-minute delay.
 #[tokio::test]
-async fn the_component_hears_what_the_log_said() {
+async fn a_configuration_error_is_said_with_advice_once_and_a_refused_login_waits_long() {
     let mut run = Run::new(Mode::Once);
-    let (_, said) = run.lost(
-        Trouble::new(Class::Config, &std::io::Error::other("cannot read CA file x")),
-        super::Words { login: "l", lost: "c" },
+    let config = || Trouble::new(Class::Config, &std::io::Error::other("cannot read CA file x"));
+    let said = run.lost(config());
+    assert!(
+        said.text.starts_with("cannot read CA file x; fix the config") && said.text.contains("SIGHUP"),
+        "{}",
+        said.text
     );
-    assert!(said.starts_with("cannot read CA file x; fix the config") && said.contains("SIGHUP"), "{said}");
-    let (delay, said) = run.lost(Trouble::new(Class::Login, &std::io::Error::other("refused")), Scripted::WORDS);
-    assert_eq!((delay, said.as_str()), (Duration::from_secs(900), "refused"));
+    assert!(said.news && said.delay <= Duration::from_secs(1), "{:?}", said.delay);
+    assert!(!run.lost(config()).news, "the same configuration error is news once");
+    let said = run.lost(Trouble::new(Class::Login, &std::io::Error::other("refused")));
+    assert_eq!((said.delay, said.text.as_str(), said.news), (Duration::from_secs(900), "refused", true));
+    run.connected();
+    assert!(run.lost(config()).news, "after a success it is news again");
 }

@@ -54,6 +54,11 @@ impl Kept {
         Ok(Live { session: self.session.insert(session), new, selected })
     }
 
+    /// Whether a connection is held now (it may have broken since).
+    pub fn is_open(&self) -> bool {
+        self.session.is_some()
+    }
+
     /// The session held now, if any (it may have broken since).
     pub fn current(&mut self) -> Option<&mut Session> {
         self.session.as_mut()

@@ -179,12 +179,7 @@ impl MailboxWatcher {
     /// budget at a time, and decided then ([`Self::decide_whole`]).
     /// Plans are stored in UID order, each batch with its checkpoint, so a crash repeats at
     /// most the slice in progress.
-    async fn catch_up(
-        &self,
-        session: &mut Session,
-        uidvalidity: u32,
-        mut last: u32,
-    ) -> Result<u32, Failure> {
+    async fn catch_up(&self, session: &mut Session, uidvalidity: u32, mut last: u32) -> Result<u32, Failure> {
         let max = self.account.watch.max_message_size;
         loop {
             let uids = session.uids_after(last).await?;
