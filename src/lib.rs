@@ -13,6 +13,8 @@
 //! - [`config`]: the YAML file, in two stages: a positioned tree as the user wrote it, then a
 //!   validated [`config::Config`] in which every problem was reported at once.
 //! - [`imap`]: one IMAP session (TLS, login, fetch, IDLE, move/copy/store) over async-imap, with deadlines.
+//! - [`lifecycle`]: the one driver of the long-lived components (watchers, poller, executors):
+//!   shutdown, reconnect backoff, `--once` and the log line of a lost connection.
 //! - [`message`]: the [`message::MessageView`]: one message parsed once, immutable, read by every rule.
 //! - [`plan`]: what the rules decided for one message, ordered (flags, copies, one final move
 //!   or delete) and keyed so that storing it twice stores it once.
@@ -40,6 +42,7 @@ pub mod error;
 pub mod exec;
 pub mod health;
 pub mod imap;
+pub mod lifecycle;
 pub mod message;
 pub mod plan;
 pub mod rules;

@@ -30,7 +30,8 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Account;
-use crate::imap::{self, Login, Session, Timeouts};
+use crate::imap::{self, Kept, Login, Timeouts};
+use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 use crate::store::{self, Action, ActionId, Outcome, Store};
 
 /// What this executor claims: the actions on messages in their mailboxes (the plan's
@@ -80,17 +81,14 @@ pub enum Error {
 /// Runs one account's actions.
 pub struct Executor {
     account: Arc<Account>,
-    login: Login,
-    timeouts: Timeouts,
     store: Store,
     wake: Arc<Notify>,
-    session: Option<Session>,
+    conn: Kept,
     /// When the session last carried actions: it is closed `LINGER` after that.
     used_at: Instant,
-    backoff: imap::retry::Backoff,
     ops: imap_ops::Targets,
-    /// `--once`: give up on errors that retrying will not fix instead of waiting.
-    once: bool,
+    /// With `--once` beside the watchers: turns true once they stored every plan.
+    all_stored: Option<watch::Receiver<bool>>,
 }
 
 impl Executor {
@@ -98,89 +96,67 @@ impl Executor {
     pub fn new(account: Arc<Account>, login: Login, timeouts: Timeouts, store: Store, wake: Arc<Notify>) -> Executor {
         Executor {
             account,
-            login,
-            timeouts,
             store,
             wake,
-            session: None,
+            conn: Kept::new(login, timeouts),
             used_at: Instant::now(),
-            backoff: imap::retry::Backoff::default(),
             ops: imap_ops::Targets::default(),
-            once: false,
+            all_stored: None,
         }
     }
 
-    /// Runs until `shutdown` turns true; between batches only, so an action in progress is
-    /// finished (or its connection dropped) and recorded, never left half-known.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-        while !*shutdown.borrow() {
-            match self.round().await? {
-                Round::Worked => continue,
-                Round::Idle => {}
-                Round::Unreachable(delay) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-            }
-            // Idle past LINGER: close the connection now (a server would cut it sooner or
-            // later anyway), reconnect when there is work.
-            let linger = LINGER.saturating_sub(self.used_at.elapsed());
-            if linger.is_zero() {
-                self.logout().await;
-            } else {
-                self.leave_mailbox().await;
-            }
-            let next = self.until_next_due().await?;
-            let wait = if self.session.is_some() { next.min(linger) } else { next };
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-        self.logout().await;
-        Ok(())
+    /// The same executor for `--once` beside the watchers of the same pass: it runs actions
+    /// as the watchers store them (woken by them), so that moving a big backlog overlaps
+    /// fetching and deciding it; once `all_stored` turns true (or its sender is gone), it
+    /// runs what remains and ends.
+    pub fn beside(mut self, all_stored: watch::Receiver<bool>) -> Executor {
+        self.all_stored = Some(all_stored);
+        self
     }
 
-    /// Runs every action that is due now or becomes due, until none is pending: `--once`.
-    /// A TLS or authentication failure ends it at once.
-    pub async fn run_once(self) -> Result<(), Error> {
-        let (_stored, all_stored) = watch::channel(true);
-        self.run_once_beside(all_stored).await
+    /// Runs until shutdown; between batches only, so an action in progress is finished (or
+    /// its connection dropped) and recorded, never left half-known. With `--once`: every
+    /// action that is due now or becomes due, until none is pending; a TLS or authentication
+    /// failure ends it at once.
+    pub async fn run(self, mode: Mode) -> Result<(), Error> {
+        lifecycle::drive(self, mode).await
     }
 
-    /// `--once` beside the watchers of the same pass: runs actions as the watchers store
-    /// them (woken by them), so that moving a big backlog overlaps fetching and deciding it;
-    /// once `all_stored` turns true (or its sender is gone), runs what remains and returns.
-    pub async fn run_once_beside(mut self, mut all_stored: watch::Receiver<bool>) -> Result<(), Error> {
-        self.once = true;
-        let mut finished = *all_stored.borrow();
-        loop {
-            // Read before the round: an Idle round that started after the last plan was
-            // stored has seen every action there will be.
-            let finished_before = finished;
-            match self.round().await? {
-                Round::Worked => continue,
-                Round::Unreachable(delay) => tokio::time::sleep(delay).await,
-                Round::Idle if finished_before => {
-                    match self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))? {
-                        Some(_) => tokio::time::sleep(self.until_next_due().await?).await,
-                        None => break,
-                    }
-                }
-                Round::Idle => {
-                    tokio::select! {
-                        () = self.wake.notified() => {}
-                        changed = all_stored.changed() => finished = changed.is_err() || *all_stored.borrow(),
-                    }
-                }
+    /// Whether no more plans will be stored in this `--once` pass.
+    fn all_stored(&self) -> bool {
+        self.all_stored.as_ref().is_none_or(|s| *s.borrow() || s.has_changed().is_err())
+    }
+
+    /// Nothing due now: with `--once`, wait for what the watchers store or what becomes due,
+    /// or end. Else wait for a wake-up or what becomes due, keeping the connection until it
+    /// was unused for `LINGER`.
+    async fn rest(&mut self, once: bool, all_stored: bool) -> Result<Step, Error> {
+        if once {
+            if !all_stored {
+                let until = Until::after(Duration::from_secs(3600)).or_notified(&self.wake);
+                return Ok(match self.all_stored.clone() {
+                    Some(mut stored) => Step::Idle(until.or(async move {
+                        let _ = stored.changed().await;
+                    })),
+                    None => Step::Idle(until),
+                });
             }
+            return match self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))? {
+                Some(_) => Ok(Step::Idle(Until::after(self.until_next_due().await?))),
+                None => Ok(Step::Done),
+            };
         }
-        self.logout().await;
-        Ok(())
+        // Idle past LINGER: close the connection now (a server would cut it sooner or later
+        // anyway), reconnect when there is work.
+        let linger = LINGER.saturating_sub(self.used_at.elapsed());
+        if linger.is_zero() {
+            self.conn.logout().await;
+        } else {
+            self.leave_mailbox().await;
+        }
+        let next = self.until_next_due().await?;
+        let wait = if self.conn.is_open() { next.min(linger) } else { next };
+        Ok(Step::Idle(Until::after(wait).or_notified(&self.wake)))
     }
 
     async fn until_next_due(&self) -> Result<Duration, Error> {
@@ -190,66 +166,55 @@ impl Executor {
     }
 
     /// One claim-and-run round.
-    async fn round(&mut self) -> Result<Round, Error> {
+    async fn round(&mut self, run: &mut Run) -> Result<Round, Lost<Error>> {
         // Connect only when something is due: an idle account holds no executor connection.
         // Connecting before claiming keeps an outage from using up the actions' attempts.
-        let due = self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| self.store_error(e))?;
+        let due =
+            self.store.next_due(&self.account.name, IMAP_KINDS).await.map_err(|e| Lost::Fatal(self.store_error(e)))?;
         if due.is_none_or(|at| at > Utc::now()) {
             return Ok(Round::Idle);
         }
-        if let Some(session) = self.session.as_mut()
-            && self.used_at.elapsed() > CHECK_AFTER
+        if self.used_at.elapsed() > CHECK_AFTER
+            && let Some(session) = self.conn.current()
             && let Err(e) = session.noop().await
         {
             tracing::debug!(error = %e, "the kept connection is gone; reconnecting");
-            self.session = None;
+            self.conn.forget();
         }
-        if self.session.is_none() {
-            match Session::connect(&self.login, self.timeouts).await {
-                Ok(session) => {
-                    self.backoff.reset();
-                    self.ops = imap_ops::Targets::default();
-                    self.session = Some(session);
-                }
-                Err(e) => return self.unreachable(e),
+        match self.conn.session().await {
+            Ok(live) if live.new => {
+                run.connected();
+                self.ops = imap_ops::Targets::default();
             }
+            Ok(_) => {}
+            Err(e) => return Err(self.unreachable(e, run.once())),
         }
         let claimed = self
             .store
             .claim_due_for(&self.account.name, IMAP_KINDS, Utc::now(), BATCH)
             .await
-            .map_err(|e| self.store_error(e))?;
+            .map_err(|e| Lost::Fatal(self.store_error(e)))?;
         if claimed.is_empty() {
             return Ok(Round::Idle);
         }
-        let outcomes = match self.session.as_mut() {
+        let outcomes = match self.conn.current() {
             Some(session) => imap_ops::run(session, &self.account, &mut self.ops, &claimed).await,
             None => Vec::new(),
         };
         self.used_at = Instant::now();
         let outcomes = settle(&claimed, outcomes);
-        if self.session.as_ref().is_some_and(Session::is_broken) {
-            self.session = None;
+        if self.conn.current().is_some_and(|s| s.is_broken()) {
+            self.conn.forget();
         }
-        self.store.record_outcomes(outcomes).await.map_err(|e| self.store_error(e))?;
+        self.store.record_outcomes(outcomes).await.map_err(|e| Lost::Fatal(self.store_error(e)))?;
         Ok(Round::Worked)
     }
 
-    fn unreachable(&mut self, error: imap::Error) -> Result<Round, Error> {
-        if self.once && (error.is_auth() || error.is_tls() || error.is_config()) {
-            return Err(Error::Fatal { account: self.account.name.clone(), source: Box::new(error) });
+    fn unreachable(&self, error: imap::Error, once: bool) -> Lost<Error> {
+        if once && (error.is_auth() || error.is_tls() || error.is_config()) {
+            return Lost::Fatal(Error::Fatal { account: self.account.name.clone(), source: Box::new(error) });
         }
-        if error.is_config() {
-            if self.backoff.is_news(&error) {
-                tracing::error!(error = %config_advice(&error), "configuration error");
-            }
-        } else if error.is_auth() || error.is_tls() {
-            tracing::error!(error = %error_chain(&error), "cannot log in to run actions; retrying slowly");
-        } else {
-            tracing::warn!(error = %error_chain(&error), "cannot connect to run actions; retrying");
-        }
-        let delay = self.backoff.delay_for(&error);
-        Ok(Round::Unreachable(delay))
+        Lost::Retry(Trouble::imap(&error))
     }
 
     /// A kept connection waits with no mailbox selected. Against the harness Dovecot (several
@@ -259,22 +224,14 @@ impl Executor {
     /// did. The cost is one SELECT before the next action. Without UNSELECT the connection is
     /// closed instead, as CLOSE would expunge other clients' `\Deleted` mail.
     async fn leave_mailbox(&mut self) {
-        let Some(session) = self.session.as_mut() else { return };
+        let Some(session) = self.conn.current() else { return };
         match session.unselect().await {
             Ok(true) => {}
-            Ok(false) => self.logout().await,
+            Ok(false) => self.conn.logout().await,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot leave the mailbox; the connection is dropped");
-                self.session = None;
+                self.conn.forget();
             }
-        }
-    }
-
-    async fn logout(&mut self) {
-        if let Some(session) = self.session.take()
-            && let Err(e) = session.logout().await
-        {
-            tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
         }
     }
 
@@ -283,13 +240,33 @@ impl Executor {
     }
 }
 
+impl Component for Executor {
+    type Error = Error;
+    const WORDS: Words = Words {
+        login: "cannot log in to run actions; retrying slowly",
+        lost: "cannot connect to run actions; retrying",
+    };
+
+    async fn step(&mut self, run: &mut Run) -> Result<Step, Lost<Error>> {
+        // Read before the round: an idle round that started after the last plan was stored
+        // has seen every action there will be.
+        let all_stored = self.all_stored();
+        match self.round(run).await? {
+            Round::Worked => Ok(Step::Worked),
+            Round::Idle => self.rest(run.once(), all_stored).await.map_err(Lost::Fatal),
+        }
+    }
+
+    async fn close(&mut self) {
+        self.conn.logout().await;
+    }
+}
+
 enum Round {
     /// Actions were claimed and run: look for more at once.
     Worked,
     /// Nothing due.
     Idle,
-    /// The server could not be reached; try again after this long.
-    Unreachable(Duration),
 }
 
 /// What an action's run came to, before retry policy.
@@ -340,12 +317,6 @@ fn settle(claimed: &[Action], ran: Vec<(ActionId, Ran)>) -> Vec<(ActionId, Outco
 fn retry_at(attempts: u32) -> chrono::DateTime<Utc> {
     let seconds = 2u64.saturating_pow(attempts.clamp(1, 12)).min(3600);
     Utc::now() + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(3600))
-}
-
-/// A configuration error ([`imap::Error::is_config`]) with what to do about it, for logs and
-/// `tidings status`.
-pub fn config_advice(error: &imap::Error) -> String {
-    format!("{}; fix the config (or the file it names) and send SIGHUP; retrying meanwhile", error_chain(error))
 }
 
 /// An error and its causes on one line, for logs.

@@ -26,6 +26,8 @@ use tracing::Instrument;
 use super::mail::{self, guard, smtp};
 use super::{Ran, error_chain, event, retry};
 use crate::config::{self, Account, Secret};
+use crate::imap::retry::Class;
+use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 use crate::plan::{Action as Planned, EVENT_KINDS, MAIL_KINDS};
 use crate::store::{self, Action, ActionId, OncePer, Outcome, SendGate, SendStart, Store};
 
@@ -88,9 +90,15 @@ impl Outbound {
         Ok(next.is_some_and(|at| at <= Utc::now()))
     }
 
-    async fn wait(&self, kinds: &[&str], wake: &Notify, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
+    /// How long an idle lane waits (unless woken): until the next row of `kinds` is due, at
+    /// most [`POLL`].
+    async fn idle_for(&self, kinds: &[&str]) -> Result<Duration, Error> {
         let next = self.store.next_due(&self.account.name, kinds).await.map_err(|e| self.store_error(e))?;
-        let until = next.map_or(POLL, |at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(POLL));
+        Ok(next.map_or(POLL, |at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(POLL)))
+    }
+
+    async fn wait(&self, kinds: &[&str], wake: &Notify, shutdown: &mut watch::Receiver<bool>) -> Result<(), Error> {
+        let until = self.idle_for(kinds).await?;
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(until) => {}
@@ -99,34 +107,11 @@ impl Outbound {
         Ok(())
     }
 
-    /// The mail lane until `shutdown`.
-    pub async fn run_mail(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-        let mut lane = MailLane::new(self);
-        while !*shutdown.borrow() {
-            match lane.round().await? {
-                MailRound::Worked => continue,
-                MailRound::Idle => lane.rest().await,
-                MailRound::Unreachable(delay) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-            }
-            lane.out.wait(MAIL_KINDS, &wake, &mut shutdown).await?;
-        }
-        lane.close().await;
-        Ok(())
-    }
-
-    /// `--once`: every mail row due now, then return. Rows that fail transiently stay pending
+    /// The mail lane until shutdown, woken by `wake`. With `--once`: every mail row due now,
+    /// then return; rows that fail transiently (or find the server unreachable) stay pending
     /// for the next run.
-    pub async fn run_mail_once(self) -> Result<(), Error> {
-        let mut lane = MailLane::new(self);
-        while let MailRound::Worked = lane.round().await? {}
-        lane.close().await;
-        Ok(())
+    pub async fn run_mail(self, wake: Arc<Notify>, mode: Mode) -> Result<(), Error> {
+        lifecycle::drive(MailLane::new(self, wake), mode).await
     }
 
     /// The event lane until `shutdown`; deliveries in progress are finished and recorded first.
@@ -279,8 +264,8 @@ enum MailRound {
     Worked,
     /// Nothing due.
     Idle,
-    /// The SMTP server could not be reached; try again after this long.
-    Unreachable(Duration),
+    /// The SMTP server could not be reached.
+    Unreachable(smtp::SmtpError),
 }
 
 /// The mail lane's state: its SMTP connection, kept across the rows of a round.
@@ -289,7 +274,7 @@ struct MailLane {
     connection: Option<smtp::SmtpConnection>,
     /// Since when the connection has been kept with nothing to send.
     idle_since: Option<Instant>,
-    backoff: crate::imap::retry::Backoff,
+    wake: Arc<Notify>,
 }
 
 /// What to send, composed and checked, before the SMTP transaction.
@@ -300,8 +285,8 @@ struct Ready {
 }
 
 impl MailLane {
-    fn new(out: Outbound) -> MailLane {
-        MailLane { out, connection: None, idle_since: None, backoff: crate::imap::retry::Backoff::default() }
+    fn new(out: Outbound, wake: Arc<Notify>) -> MailLane {
+        MailLane { out, connection: None, idle_since: None, wake }
     }
 
     /// Nothing to send: keeps the connection until it has been idle for [`KEEP_SMTP`].
@@ -311,18 +296,18 @@ impl MailLane {
         }
         let since = *self.idle_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= KEEP_SMTP {
-            self.close().await;
+            self.quit().await;
         }
     }
 
-    async fn close(&mut self) {
+    async fn quit(&mut self) {
         self.idle_since = None;
         if let Some(connection) = self.connection.take() {
             connection.quit().await;
         }
     }
 
-    async fn round(&mut self) -> Result<MailRound, Error> {
+    async fn round(&mut self, run: &mut Run) -> Result<MailRound, Error> {
         if !self.out.due_now(MAIL_KINDS).await? {
             return Ok(MailRound::Idle);
         }
@@ -347,23 +332,10 @@ impl MailLane {
         if self.connection.is_none() {
             match smtp.connect().await {
                 Ok(connection) => {
-                    self.backoff.reset();
+                    run.connected();
                     self.connection = Some(connection);
                 }
-                Err(e) => {
-                    let delay = if e.is_config() {
-                        let advice = "fix the config (or the file it names) and send SIGHUP; retrying meanwhile";
-                        tracing::error!(error = %error_chain(&e), "configuration error; {advice}");
-                        self.backoff.next_delay()
-                    } else if e.is_auth() || e.is_tls() {
-                        tracing::error!(error = %error_chain(&e), "cannot log in to the SMTP server; retrying slowly");
-                        Duration::from_secs(900)
-                    } else {
-                        tracing::warn!(error = %error_chain(&e), "cannot connect to the SMTP server; retrying");
-                        self.backoff.next_delay()
-                    };
-                    return Ok(MailRound::Unreachable(delay));
-                }
+                Err(e) => return Ok(MailRound::Unreachable(e)),
             }
         }
         let claimed = self.claim().await?;
@@ -507,6 +479,37 @@ impl MailLane {
             }
             other => Err(failed(format!("a {} action is not mail", other.kind()))),
         }
+    }
+}
+
+impl Component for MailLane {
+    type Error = Error;
+    const WORDS: Words = Words {
+        login: "cannot log in to the SMTP server; retrying slowly",
+        lost: "cannot connect to the SMTP server; retrying",
+    };
+
+    async fn step(&mut self, run: &mut Run) -> Result<Step, Lost<Error>> {
+        match self.round(run).await.map_err(Lost::Fatal)? {
+            MailRound::Worked => Ok(Step::Worked),
+            MailRound::Idle if run.once() => Ok(Step::Done),
+            MailRound::Idle => {
+                self.rest().await;
+                let wait = self.out.idle_for(MAIL_KINDS).await.map_err(Lost::Fatal)?;
+                Ok(Step::Idle(Until::after(wait).or_notified(&self.wake)))
+            }
+            MailRound::Unreachable(e) if run.once() => {
+                tracing::warn!(error = %error_chain(&e), "cannot connect to the SMTP server; the mail waits for the next run");
+                Ok(Step::Done)
+            }
+            MailRound::Unreachable(e) => {
+                Err(Trouble::new(Class::of(e.is_config(), e.is_auth(), e.is_tls()), &e).into())
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        self.quit().await;
     }
 }
 

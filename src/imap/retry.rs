@@ -7,6 +7,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Error;
 
+/// What a failed connection was, for how long to wait and how to say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Network trouble, a timeout, a server that hung up: reconnect on the growing backoff.
+    Transient,
+    /// Refused credentials or TLS ([`Error::is_auth`], [`Error::is_tls`]): retrying soon
+    /// only locks the account; the slow fixed delay.
+    Login,
+    /// A local file the config names cannot be read ([`Error::is_config`]): the user's to fix
+    /// now, not a login to spare; the ordinary backoff, reported once.
+    Config,
+}
+
+impl Class {
+    /// The class of a failure from its three predicates (IMAP and SMTP errors both have them).
+    pub fn of(is_config: bool, is_auth: bool, is_tls: bool) -> Class {
+        match (is_config, is_auth || is_tls) {
+            (true, _) => Class::Config,
+            (false, true) => Class::Login,
+            (false, false) => Class::Transient,
+        }
+    }
+}
+
+impl Error {
+    /// How a connection that failed with this error is retried.
+    pub fn class(&self) -> Class {
+        Class::of(self.is_config(), self.is_auth(), self.is_tls())
+    }
+}
+
 /// Reconnect delays for one connection.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -52,7 +83,15 @@ impl Backoff {
     /// [`Error::is_tls`], else [`Backoff::next_delay`] (an unreadable CA file,
     /// [`Error::is_config`], is the user's to fix now, not a login to spare: the short one).
     pub fn delay_for(&mut self, error: &Error) -> Duration {
-        if error.is_auth() || error.is_tls() { self.slow } else { self.next_delay() }
+        self.delay_after(error.class())
+    }
+
+    /// The delay after a failure of `class`: see [`Backoff::delay_for`].
+    pub fn delay_after(&mut self, class: Class) -> Duration {
+        match class {
+            Class::Login => self.slow,
+            Class::Transient | Class::Config => self.next_delay(),
+        }
     }
 
     /// Back to the first delay, after a connection worked.
@@ -64,7 +103,12 @@ impl Backoff {
     /// Whether `error` deserves an error line: a configuration error only the first time since
     /// the last success (its retries come often and say the same), anything else every time.
     pub fn is_news(&mut self, error: &Error) -> bool {
-        !error.is_config() || !std::mem::replace(&mut self.config_reported, true)
+        self.is_news_of(error.class())
+    }
+
+    /// Whether a failure of `class` deserves an error line: see [`Backoff::is_news`].
+    pub fn is_news_of(&mut self, class: Class) -> bool {
+        class != Class::Config || !std::mem::replace(&mut self.config_reported, true)
     }
 
     /// Failures in a row since the last reset.

@@ -15,6 +15,7 @@ use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
 use crate::health::Health;
 use crate::imap::{self, Folder, Login, Session, Timeouts};
+use crate::lifecycle::Mode;
 use crate::rules::CurrentRules;
 use crate::source::poll::MailboxPoller;
 use crate::source::schedule::{Scheduler, SweepLocks};
@@ -176,8 +177,10 @@ impl AccountWorker {
         for mailbox in &plan.idle {
             let watcher = self.watcher(mailbox, &wake);
             let shutdown = shutdown.clone();
-            tasks
-                .spawn(async move { watcher.run(shutdown).await.map_err(crate::Error::from) }.instrument(span.clone()));
+            tasks.spawn(
+                async move { watcher.run(Mode::Daemon(shutdown)).await.map_err(crate::Error::from) }
+                    .instrument(span.clone()),
+            );
         }
         if !plan.polled.is_empty() {
             let watchers = plan.polled.iter().map(|m| self.watcher(m, &wake)).collect();
@@ -187,7 +190,9 @@ impl AccountWorker {
         }
         let executor = self.executor(&wake);
         let stop = shutdown.clone();
-        tasks.spawn(async move { executor.run(stop).await.map_err(crate::Error::from) }.instrument(span.clone()));
+        tasks.spawn(
+            async move { executor.run(Mode::Daemon(stop)).await.map_err(crate::Error::from) }.instrument(span.clone()),
+        );
         if !self.schedules.is_empty() {
             let scheduler = Scheduler::new(
                 self.account.clone(),
@@ -211,7 +216,8 @@ impl AccountWorker {
         let (mail, events) = (self.outbound(), self.outbound());
         let (stop, notify) = (shutdown.clone(), wake.mail.clone());
         tasks.spawn(
-            async move { mail.run_mail(notify, stop).await.map_err(crate::Error::from) }.instrument(span.clone()),
+            async move { mail.run_mail(notify, Mode::Daemon(stop)).await.map_err(crate::Error::from) }
+                .instrument(span.clone()),
         );
         let notify = wake.events.clone();
         tasks.spawn(
@@ -285,10 +291,10 @@ impl AccountWorker {
                 let passed = async {
                     // One watcher at a time (plus the executor): the budget is not at stake.
                     for mailbox in &mailboxes {
-                        self.watcher(mailbox, &wake).run_once().await?;
+                        self.watcher(mailbox, &wake).run(Mode::Once).await?;
                     }
                     // Before the executor finishes: a Sent copy is an IMAP action the mail lane adds.
-                    self.outbound().run_mail_once().await?;
+                    self.outbound().run_mail(wake.mail.clone(), Mode::Once).await?;
                     self.outbound().run_events_once().await?;
                     Ok::<(), crate::Error>(())
                 }
@@ -297,7 +303,7 @@ impl AccountWorker {
                 let _ = all_stored.send(true);
                 passed
             };
-            let (sourced, executed) = tokio::join!(sources, self.executor(&wake).run_once_beside(stored));
+            let (sourced, executed) = tokio::join!(sources, self.executor(&wake).beside(stored).run(Mode::Once));
             sourced?;
             executed?;
             Ok(())

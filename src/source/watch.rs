@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::{Account, Backfill, Mailbox};
-use crate::exec::{config_advice, error_chain};
+use crate::exec::error_chain;
 use crate::health::{Health, WatcherHealth};
-use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
+use crate::imap::{self, Fetched, Kept, Login, Selected, Session, Timeouts};
+use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 use crate::message::{MessageKey, MessageView};
 use crate::plan::Plan;
 use crate::rules::{CurrentRules, RuleSet};
@@ -46,6 +46,28 @@ pub enum Error {
     },
 }
 
+/// Why a pass over a mailbox stopped: its connection failed (retried on a new one), or the
+/// watcher must end ([`Error`]: its store failed).
+#[derive(Debug)]
+pub enum Failure {
+    /// The IMAP connection failed, or the server refused a command.
+    Connection(imap::Error),
+    /// The watcher cannot go on.
+    Ended(Error),
+}
+
+impl From<imap::Error> for Failure {
+    fn from(error: imap::Error) -> Failure {
+        Failure::Connection(error)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure::Ended(error)
+    }
+}
+
 /// Watches one mailbox of one account.
 pub struct MailboxWatcher {
     account: Arc<Account>,
@@ -57,14 +79,6 @@ pub struct MailboxWatcher {
     rules: CurrentRules,
     wake: Arc<crate::exec::Wake>,
     health: WatcherHealth,
-}
-
-/// What one connection's life ended with.
-enum Ended {
-    /// Shutdown was asked for, or `--once` finished its pass.
-    Done,
-    /// The connection failed; reconnect after a delay.
-    Failed(imap::Error),
 }
 
 impl MailboxWatcher {
@@ -89,64 +103,13 @@ impl MailboxWatcher {
         self
     }
 
-    /// Watches until `shutdown` turns true, reconnecting with backoff whenever the connection
-    /// fails. Only a store failure ends it early.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    /// Watches until shutdown, reconnecting with backoff whenever the connection fails; only
+    /// a store failure ends it early. With `--once`: one pass (connect, catch up, store the
+    /// plans, log out), and any failure ends it.
+    pub async fn run(self, mode: Mode) -> Result<(), Error> {
         let span = tracing::info_span!("mailbox", mailbox = %self.mailbox.name);
-        async move {
-            let mut backoff = imap::retry::Backoff::default();
-            while !*shutdown.borrow() {
-                let ended = match self.connection(&mut shutdown, false, &mut backoff).await {
-                    Ok(ended) => ended,
-                    Err(error) => {
-                        // The watcher ends (a store failure) and its account with it, to be
-                        // started again with backoff (runtime): down meanwhile, so that /healthz
-                        // and the alerts say so instead of showing its last good state.
-                        self.health.failed(&format!("stopped until the account restarts: {}", error_chain(&error)));
-                        return Err(error);
-                    }
-                };
-                match ended {
-                    Ended::Done => break,
-                    Ended::Failed(error) => {
-                        let delay = backoff.delay_for(&error);
-                        if error.is_config() {
-                            let advice = config_advice(&error);
-                            self.health.failed(&advice);
-                            if backoff.is_news(&error) {
-                                tracing::error!(error = %advice, retry_in = ?delay, "configuration error");
-                            } else {
-                                tracing::debug!(error = %advice, retry_in = ?delay, "configuration error");
-                            }
-                        } else if error.is_auth() || error.is_tls() {
-                            self.health.failed(&error_chain(&error));
-                            tracing::error!(error = %error_chain(&error), retry_in = ?delay, "cannot log in");
-                        } else {
-                            self.health.failed(&error_chain(&error));
-                            tracing::warn!(error = %error_chain(&error), retry_in = ?delay, "connection lost; reconnecting");
-                        }
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            _ = shutdown.changed() => {}
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// One pass: connect, catch up, store the plans, log out. Any failure is returned.
-    pub async fn run_once(self) -> Result<(), Error> {
-        let span = tracing::info_span!("mailbox", mailbox = %self.mailbox.name);
-        let (_tx, mut never) = watch::channel(false);
-        let mut backoff = imap::retry::Backoff::default();
-        match self.connection(&mut never, true, &mut backoff).instrument(span).await? {
-            Ended::Done => Ok(()),
-            Ended::Failed(source) => Err(self.imap_error(source)),
-        }
+        let conn = Kept::new(self.login.clone(), self.timeouts).selecting(&self.mailbox.name);
+        lifecycle::drive(Watching { watcher: self, conn, last: None }, mode).instrument(span).await
     }
 
     /// The mailbox it watches.
@@ -161,95 +124,20 @@ impl MailboxWatcher {
 
     /// One visit of a polled mailbox on a `session` the caller keeps (shared by every polled
     /// mailbox of the account): select, catch up from the checkpoint, store the plans.
-    pub async fn visit(&self, session: &mut Session) -> Result<Result<(), Error>, imap::Error> {
+    pub async fn visit(&self, session: &mut Session) -> Result<(), Failure> {
         let selected = session.select(&self.mailbox.name).await?;
-        let last = match self.start_point(session, &selected).await? {
-            Ok(last) => last,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.catch_up(session, selected.uidvalidity, last).await?.map(|_| ()))
-    }
-
-    /// One connection's life: connect, select, catch up, then IDLE/poll and catch up again.
-    async fn connection(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-        once: bool,
-        backoff: &mut imap::retry::Backoff,
-    ) -> Result<Ended, Error> {
-        let mut session = match Session::connect(&self.login, self.timeouts).await {
-            Ok(session) => session,
-            Err(e) => return Ok(Ended::Failed(e)),
-        };
-        let selected = match session.select(&self.mailbox.name).await {
-            Ok(selected) => selected,
-            Err(e) => return Ok(Ended::Failed(e)),
-        };
-        backoff.reset();
-        self.health.watching(session.capabilities().idle);
-        tracing::info!(
-            uidvalidity = selected.uidvalidity,
-            uidnext = selected.uidnext,
-            idle = session.capabilities().idle,
-            "watching"
-        );
-        let mut last = match self.start_point(&mut session, &selected).await {
-            Ok(last) => last?,
-            Err(e) => return Ok(Ended::Failed(e)),
-        };
-        loop {
-            last = match self.catch_up(&mut session, selected.uidvalidity, last).await {
-                Ok(last) => last?,
-                Err(e) => return Ok(Ended::Failed(e)),
-            };
-            if once || *shutdown.borrow() {
-                if let Err(e) = session.logout().await {
-                    tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
-                }
-                return Ok(Ended::Done);
-            }
-            let waited = if session.capabilities().idle {
-                session.idle(self.account.watch.idle_interval, shutdown.changed()).await
-            } else {
-                self.poll(&mut session, shutdown).await
-            };
-            match waited {
-                Ok(IdleOutcome::Stopped) => {
-                    if let Err(e) = session.logout().await {
-                        tracing::debug!(error = %e, "logout failed; the connection is dropped anyway");
-                    }
-                    return Ok(Ended::Done);
-                }
-                Ok(_) => {}
-                Err(e) => return Ok(Ended::Failed(e)),
-            }
-        }
-    }
-
-    async fn poll(
-        &self,
-        session: &mut Session,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<IdleOutcome, imap::Error> {
-        tokio::select! {
-            () = tokio::time::sleep(self.account.watch.poll_interval) => {
-                session.noop().await?;
-                Ok(IdleOutcome::Timeout)
-            }
-            _ = shutdown.changed() => Ok(IdleOutcome::Stopped),
-        }
+        let last = self.start_point(session, &selected).await?;
+        self.catch_up(session, selected.uidvalidity, last).await.map(|_| ())
     }
 
     /// Where to start: the stored checkpoint, or a baseline on the first start or after the
     /// server reset UIDVALIDITY (never a replay of the whole mailbox).
-    async fn start_point(&self, session: &mut Session, selected: &Selected) -> Result<Result<u32, Error>, imap::Error> {
-        let stored = match self.store.checkpoint(&self.account.name, &self.mailbox.name).await {
-            Ok(stored) => stored,
-            Err(e) => return Ok(Err(self.store_error(e))),
-        };
+    async fn start_point(&self, session: &mut Session, selected: &Selected) -> Result<u32, Failure> {
+        let stored =
+            self.store.checkpoint(&self.account.name, &self.mailbox.name).await.map_err(|e| self.store_error(e))?;
         let top = selected.uidnext.saturating_sub(1);
         match &stored {
-            Some(cp) if cp.uidvalidity == selected.uidvalidity => return Ok(Ok(cp.last_uid)),
+            Some(cp) if cp.uidvalidity == selected.uidvalidity => return Ok(cp.last_uid),
             Some(cp) => tracing::warn!(
                 old = cp.uidvalidity,
                 new = selected.uidvalidity,
@@ -274,16 +162,12 @@ impl MailboxWatcher {
         for slice in backlog.chunks(BACKLOG_SLICE) {
             let mut groups = session.groups(slice, self.account.watch.max_message_size).await?;
             while let Some(fetched) = session.fetch_group(&mut groups).await? {
-                if let Err(e) = self.process(selected.uidvalidity, fetched, false).await {
-                    return Ok(Err(e));
-                }
+                self.process(selected.uidvalidity, fetched, false).await?;
             }
         }
         let checkpoint = self.checkpoint(selected.uidvalidity, baseline);
-        if let Err(e) = self.store.set_checkpoint(&checkpoint).await {
-            return Ok(Err(self.store_error(e)));
-        }
-        Ok(Ok(baseline))
+        self.store.set_checkpoint(&checkpoint).await.map_err(|e| self.store_error(e))?;
+        Ok(baseline)
     }
 
     /// Fetches everything above `last` and processes it; returns the new last UID.
@@ -295,17 +179,12 @@ impl MailboxWatcher {
     /// budget at a time, and decided then ([`Self::decide_whole`]).
     /// Plans are stored in UID order, each batch with its checkpoint, so a crash repeats at
     /// most the slice in progress.
-    async fn catch_up(
-        &self,
-        session: &mut Session,
-        uidvalidity: u32,
-        mut last: u32,
-    ) -> Result<Result<u32, Error>, imap::Error> {
+    async fn catch_up(&self, session: &mut Session, uidvalidity: u32, mut last: u32) -> Result<u32, Failure> {
         let max = self.account.watch.max_message_size;
         loop {
             let uids = session.uids_after(last).await?;
             let mut slices = uids.chunks(imap::FETCH_LIMIT);
-            let Some(first) = slices.next() else { return Ok(Ok(last)) };
+            let Some(first) = slices.next() else { return Ok(last) };
             let mut current = (first, session.fetch_headers(first, max).await?);
             loop {
                 let following = slices.next();
@@ -329,14 +208,8 @@ impl MailboxWatcher {
                     },
                 );
                 let next = next?;
-                let waiting = match decided {
-                    Ok(waiting) => waiting,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if let Some((plans, wanting)) = waiting
-                    && let Err(e) = self.decide_whole(session, uidvalidity, plans, wanting).await?
-                {
-                    return Ok(Err(e));
+                if let Some((plans, wanting)) = decided? {
+                    self.decide_whole(session, uidvalidity, plans, wanting).await?;
                 }
                 // Past the whole slice: a UID of it without a plan was expunged meanwhile.
                 last = current.0.last().copied().unwrap_or(last).max(last);
@@ -360,7 +233,7 @@ impl MailboxWatcher {
         uidvalidity: u32,
         mut plans: Vec<MessagePlan>,
         wanting: Vec<Fetched>,
-    ) -> Result<Result<(), Error>, imap::Error> {
+    ) -> Result<(), Failure> {
         let mut groups = imap::Groups::of_headers(wanting, self.account.watch.max_message_size);
         while let Some(whole) = session.fetch_group(&mut groups).await? {
             plans.extend(self.decide(uidvalidity, whole).await.0);
@@ -371,11 +244,9 @@ impl MailboxWatcher {
                 None => plans.len(),
             };
             let batch: Vec<MessagePlan> = plans.drain(..ready).collect();
-            if let Err(e) = self.store_plans(uidvalidity, batch, true).await {
-                return Ok(Err(e));
-            }
+            self.store_plans(uidvalidity, batch, true).await?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Parses and evaluates a batch, then stores every plan and the checkpoint together.
@@ -454,6 +325,85 @@ impl MailboxWatcher {
 
     fn imap_error(&self, source: imap::Error) -> Error {
         Error::Imap { account: self.account.name.clone(), mailbox: self.mailbox.name.clone(), source }
+    }
+}
+
+/// A watcher on its own connection, driven by [`lifecycle::drive`].
+struct Watching {
+    watcher: MailboxWatcher,
+    conn: Kept,
+    /// The UIDVALIDITY and the last UID passed, on the current connection.
+    last: Option<(u32, u32)>,
+}
+
+impl Watching {
+    /// Connects and selects if needed (then catches up from the start point), catches up,
+    /// and waits in IDLE; without IDLE the driver waits `poll_interval` and the next step
+    /// checks with NOOP.
+    async fn pass(&mut self, run: &mut Run) -> Result<Step, Failure> {
+        let watcher = &self.watcher;
+        let live = self.conn.session().await?;
+        let session = live.session;
+        let idle = session.capabilities().idle;
+        if let Some(selected) = live.selected {
+            self.last = None;
+            run.connected();
+            watcher.health.watching(idle);
+            tracing::info!(uidvalidity = selected.uidvalidity, uidnext = selected.uidnext, idle, "watching");
+            self.last = Some((selected.uidvalidity, watcher.start_point(session, &selected).await?));
+        } else if !idle {
+            session.noop().await?;
+        }
+        let Some((uidvalidity, last)) = self.last else { return Ok(Step::Worked) };
+        self.last = Some((uidvalidity, watcher.catch_up(session, uidvalidity, last).await?));
+        if run.once() {
+            return Ok(Step::Done);
+        }
+        if run.stopping() {
+            return Ok(Step::Worked);
+        }
+        if !idle {
+            return Ok(Step::Idle(Until::after(watcher.account.watch.poll_interval)));
+        }
+        session.idle(watcher.account.watch.idle_interval, run.stopped()).await?;
+        Ok(Step::Worked)
+    }
+}
+
+impl Component for Watching {
+    type Error = Error;
+    const WORDS: Words = Words { login: "cannot log in", lost: "connection lost; reconnecting" };
+
+    async fn step(&mut self, run: &mut Run) -> Result<Step, Lost<Error>> {
+        match self.pass(run).await {
+            Ok(step) => Ok(step),
+            Err(Failure::Connection(error)) => {
+                // A new connection starts again from the checkpoint: nothing is kept of this one.
+                self.conn.forget();
+                match run.once() {
+                    true => Err(Lost::Fatal(self.watcher.imap_error(error))),
+                    false => Err(Lost::Retry(Trouble::imap(&error))),
+                }
+            }
+            Err(Failure::Ended(error)) => Err(Lost::Fatal(error)),
+        }
+    }
+
+    fn lost(&mut self, said: &str) {
+        self.watcher.health.failed(said);
+    }
+
+    fn ended(&mut self, error: &Error) {
+        // The watcher ends (a store failure) and its account with it, to be started again
+        // with backoff (runtime): down meanwhile, so that /healthz and the alerts say so
+        // instead of showing its last good state.
+        if matches!(error, Error::Store { .. }) {
+            self.watcher.health.failed(&format!("stopped until the account restarts: {}", error_chain(error)));
+        }
+    }
+
+    async fn close(&mut self) {
+        self.conn.logout().await;
     }
 }
 
