@@ -117,15 +117,21 @@ async fn to_server(
     idled: Arc<AtomicBool>,
     idling: Arc<AtomicUsize>,
 ) {
+    const IDLE: &[u8] = b" IDLE\r";
     let mut buf = vec![0; 64 * 1024];
+    // The end of what came before: a command may arrive split across reads (`A5 ID` + `LE\r\n`).
+    let mut seen: Vec<u8> = Vec::with_capacity(64 * 1024 + IDLE.len());
     loop {
         let n = match client.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if buf[..n].windows(6).any(|w| w.eq_ignore_ascii_case(b" IDLE\r")) && !idled.swap(true, Ordering::SeqCst) {
+        seen.extend_from_slice(&buf[..n]);
+        if seen.windows(IDLE.len()).any(|w| w.eq_ignore_ascii_case(IDLE)) && !idled.swap(true, Ordering::SeqCst) {
             idling.fetch_add(1, Ordering::SeqCst);
         }
+        let keep = seen.len().saturating_sub(IDLE.len() - 1);
+        seen.drain(..keep);
         if server.write_all(&buf[..n]).await.is_err() {
             return;
         }
