@@ -126,7 +126,6 @@ fn read_everything(view: &MessageView) {
     }
     let _ = (view.headers("received"), view.header("x-missing"), view.auth(), view.delivered_to());
     let _ = (view.text(), view.html(), view.attachments(), view.is_reply(), view.is_auto_submitted());
-    let _ = view.body_wanted();
 }
 
 /// What the rules decided.
