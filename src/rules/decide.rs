@@ -135,16 +135,5 @@ fn matched(decisions: &[Decision], stopped_by: Option<&str>) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::matched;
-    use crate::plan::{Action, Decision};
-
-    #[test]
-    fn matched_rules_are_listed_once_in_order_with_the_stopper() {
-        let decision = |rule: &str| Decision { rule: rule.into(), position: 0, action: Action::Archive };
-        let decisions = [decision("a"), decision("b"), decision("a")];
-        assert_eq!(matched(&decisions, Some("c")), ["a", "b", "c"]);
-        assert_eq!(matched(&decisions, Some("b")), ["a", "b"]);
-        assert!(matched(&[], None).is_empty());
-    }
-}
+#[path = "decide_tests.rs"]
+mod tests;
