@@ -5,9 +5,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use rhai::{EvalAltResult, ImmutableString, Scope};
+use rhai::{CallFnOptions, EvalAltResult, ImmutableString, Scope};
 
-use super::api::actions::{self, Recorder};
+use super::api::actions::{self, Evaluating, Recorder};
 use super::api::address::glob;
 use super::api::message::{BodyRead, Msg};
 use super::trigger::{Collected, Trigger};
@@ -103,19 +103,23 @@ impl RuleSet {
             Some(message) => scope.push_constant(MSG.clone(), Msg(Arc::clone(message), context.body_read.clone())),
             None => scope.push_constant(MSG.clone(), ()),
         };
-        let recorder = Recorder {
-            rule: rule.name.clone(),
-            decisions: Vec::new(),
-            stopped: false,
-            deadline: Instant::now() + self.limits.wall_time,
-            now: context.now,
+        let recorder = Recorder::new(
+            rule.name.clone(),
+            context.now,
             earlier,
-            message: context.message.clone(),
-            trigger: context.trigger.clone(),
-            collected: context.collected.clone(),
-            read: std::collections::BTreeSet::new(),
-        };
-        let (result, recorder) = actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, ast));
+            context.message.clone(),
+            context.trigger.clone(),
+            context.collected.clone(),
+        );
+        let evaluating = Evaluating::new(recorder);
+        // The recorder goes to the API functions as the run's tag, not through a global: the
+        // rule's statements run, then a no-op the engine needs a name for (see `actions::END`).
+        let options = CallFnOptions::new().eval_ast(true).in_all_namespaces(true).with_tag(evaluating.clone());
+        let deadline = Instant::now() + self.limits.wall_time;
+        let result = actions::on_the_clock(deadline, || {
+            self.engine.call_fn_with_options::<()>(options, &mut scope, ast, actions::END, ())
+        });
+        let recorder = evaluating.finish();
         match result {
             Ok(()) => Ok(recorder),
             Err(err) if actions::is_stop(&err) => Ok(recorder),
