@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use tidings::config::{self, Config};
 use tidings::message::{GmailAttrs, HEADER_LIMIT, MessageKey, MessageView, Meta, TEXT_LIMIT};
-use tidings::plan::{EventMessage, Original, Plan};
+use tidings::plan::{EventMessage, Original};
 use tidings::rules::RuleSet;
 
 /// What the config loader made of the text.
@@ -126,7 +126,6 @@ fn read_everything(view: &MessageView) {
     }
     let _ = (view.headers("received"), view.header("x-missing"), view.auth(), view.delivered_to());
     let _ = (view.text(), view.html(), view.attachments(), view.is_reply(), view.is_auto_submitted());
-    let _ = view.body_wanted();
 }
 
 /// What the rules decided.
@@ -253,11 +252,10 @@ fn compile_and_evaluate(dir: &Path, source: &str, meta: Meta, message: &[u8]) ->
 }
 
 fn evaluate(set: &RuleSet, meta: Meta, raw: &[u8]) -> RulesOutcome {
-    let key = meta.key.clone();
     let view = Arc::new(tidings::message::parse(raw, meta));
-    let evaluation = set.evaluate(&view, &[], now());
-    let failures = evaluation.failures.iter().map(|f| format!("{}: {}", f.rule, f.error)).collect();
-    let plan = Plan::build(key, evaluation.decisions);
+    let ruling = set.decide(&view, &[], now());
+    let failures = ruling.failures.iter().map(|f| format!("{}: {}", f.rule, f.error)).collect();
+    let plan = ruling.plan;
     for planned in &plan.actions {
         // What the store keeps: the payload must serialise and read back the same.
         let json = serde_json::to_string(&planned.action).expect("an action serialises");

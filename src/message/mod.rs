@@ -66,16 +66,6 @@ impl std::fmt::Debug for Raw {
     }
 }
 
-/// Whether a rule asked for a body that was not fetched. Cloning a view copies the answer.
-#[derive(Debug, Default)]
-struct Wanted(std::sync::atomic::AtomicBool);
-
-impl Clone for Wanted {
-    fn clone(&self) -> Self {
-        Wanted(std::sync::atomic::AtomicBool::new(self.0.load(std::sync::atomic::Ordering::Relaxed)))
-    }
-}
-
 /// One message as rules see it. Built only by [`parse`]; immutable afterwards.
 #[derive(Debug, Clone)]
 pub struct MessageView {
@@ -83,9 +73,8 @@ pub struct MessageView {
     key: MessageKey,
     size: u64,
     truncated: bool,
-    /// Only the header was fetched, the body was left for later (see [`Self::body_wanted`]).
+    /// Only the header was fetched, the body was left for later (see [`Self::body_deferred`]).
     body_deferred: bool,
-    body_wanted: Wanted,
     body_clipped: bool,
     lists_capped: bool,
     degraded: bool,
@@ -120,7 +109,6 @@ impl MessageView {
     /// when it was [`truncated`](Self::truncated). For forwarding it as an attachment and for
     /// webhooks that ask for the raw message.
     pub fn raw(&self) -> &[u8] {
-        self.want_body();
         &self.raw.0
     }
 
@@ -150,29 +138,17 @@ impl MessageView {
         self.truncated
     }
 
-    /// Whether something read the body (text, HTML, attachments, the raw bytes) of a view
-    /// whose body was not fetched yet ([`Meta::body_deferred`]). What was decided from such a
-    /// view is thrown away: the caller fetches the whole message and decides again. Rules are
-    /// pure, so deciding twice has no effect but the second decision.
-    pub fn body_wanted(&self) -> bool {
-        self.body_wanted.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Whether only the header was fetched so far, the body left on the server until asked for.
+    /// Whether a rule read the body of such a view is the evaluation's to know, not the view's
+    /// (see `rules::decide`): what was decided from it is then thrown away, the caller fetches
+    /// the whole message and decides again.
     pub fn body_deferred(&self) -> bool {
         self.body_deferred
-    }
-
-    fn want_body(&self) {
-        if self.body_deferred {
-            self.body_wanted.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
     }
 
     /// The text or HTML body was longer than [`TEXT_LIMIT`] and was cut there, or more than
     /// [`HEADER_LIMIT`] headers or attachments were dropped.
     pub fn body_clipped(&self) -> bool {
-        self.want_body();
         self.body_clipped
     }
 
@@ -297,19 +273,16 @@ impl MessageView {
     /// The plain-text body: the text parts joined, or text derived from the HTML when the
     /// message has none. At most [`TEXT_LIMIT`] bytes.
     pub fn text(&self) -> &str {
-        self.want_body();
         &self.text
     }
 
     /// The HTML body, when there is one. At most [`TEXT_LIMIT`] bytes.
     pub fn html(&self) -> Option<&str> {
-        self.want_body();
         self.html.as_deref()
     }
 
     /// Attachments, in message order.
     pub fn attachments(&self) -> &[Attachment] {
-        self.want_body();
         &self.attachments
     }
 
@@ -334,8 +307,8 @@ impl MessageView {
     /// attachments, or a body over [`TEXT_LIMIT`], once the body is read). Unlike
     /// [`Self::truncated`], the message was fetched; only what rules see of it is shortened.
     pub fn capped(&self) -> bool {
-        // Read without `want_body`: before the body is fetched, `body_clipped` says only
-        // whether headers were dropped, which is known from the header pass.
+        // Not a read of the body: before the body is fetched, `body_clipped` says only whether
+        // headers were dropped, which is known from the header pass.
         self.lists_capped || self.body_clipped
     }
 

@@ -38,8 +38,8 @@ pub struct Meta {
     pub size: Option<u64>,
     /// Only the headers were fetched because the message is over the size cap.
     pub truncated: bool,
-    /// Only the headers were fetched because nothing asked for the body yet: the view says
-    /// when a rule wanted it ([`MessageView::body_wanted`]) so the caller can fetch it all.
+    /// Only the headers were fetched because nothing asked for the body yet: the evaluation
+    /// says when a rule wanted it (`rules::decide`) so the caller can fetch it all.
     pub body_deferred: bool,
     /// Gmail's labels, thread and message id, when the server is Gmail.
     pub gmail: Option<GmailAttrs>,
@@ -320,7 +320,6 @@ fn assemble(raw: Raw, meta: Meta, size: u64, content: Content<'_>, fields: Field
         size,
         truncated: meta.truncated,
         body_deferred: meta.body_deferred,
-        body_wanted: super::Wanted::default(),
         body_clipped: content.clipped,
         degraded: content.degraded,
         flags,

@@ -449,6 +449,16 @@ impl Plan {
     /// Orders the decisions into a plan (flags, copies, one disposition, outbound, collected) and keys each
     /// action.
     pub fn build(message: MessageKey, decisions: Vec<Decision>) -> Plan {
+        Plan::build_keyed(message, decisions, |message, d| idempotency_key(message, &d.rule, d.position))
+    }
+
+    /// Like [`Plan::build`], each action keyed by `key` (a schedule's decisions are keyed by
+    /// the fire, see [`schedule_key`]).
+    pub fn build_keyed(
+        message: MessageKey,
+        decisions: Vec<Decision>,
+        key: impl Fn(&MessageKey, &Decision) -> String,
+    ) -> Plan {
         let mut actions = Vec::new();
         let mut copies: Vec<Decision> = Vec::new();
         let mut disposition: Option<Decision> = None;
@@ -468,10 +478,8 @@ impl Plan {
         actions.extend(disposition);
         actions.extend(outbound);
         actions.extend(collect);
-        let actions = actions
-            .into_iter()
-            .map(|d| Planned { key: idempotency_key(&message, &d.rule, d.position), rule: d.rule, action: d.action })
-            .collect();
+        let actions =
+            actions.into_iter().map(|d| Planned { key: key(&message, &d), rule: d.rule, action: d.action }).collect();
         Plan { message, actions, overridden }
     }
 

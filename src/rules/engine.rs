@@ -59,5 +59,7 @@ pub fn build(resolver: PluginResolver, data: Arc<DataSet>, limits: &Limits) -> E
         })
     });
     super::api::register(&mut engine);
+    // What a rule run calls once the rule's statements ran with the run's tag (see `evaluate`).
+    engine.register_fn(super::api::actions::END, || ());
     engine
 }

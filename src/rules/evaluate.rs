@@ -5,11 +5,11 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use rhai::{EvalAltResult, ImmutableString, Scope};
+use rhai::{CallFnOptions, EvalAltResult, ImmutableString, Scope};
 
-use super::api::actions::{self, Recorder};
+use super::api::actions::{self, Evaluating, Recorder};
 use super::api::address::glob;
-use super::api::message::Msg;
+use super::api::message::{BodyRead, Msg};
 use super::trigger::{Collected, Trigger};
 use super::{Rule, RuleSet};
 use crate::message::MessageView;
@@ -26,6 +26,8 @@ pub struct Evaluation {
     pub stopped_by: Option<String>,
     /// What the rules wrote with `print()` and `debug()`, in order.
     pub printed: Vec<Printed>,
+    /// Whether a rule read the message's body (text, HTML, attachments), failed rules included.
+    pub body_read: bool,
 }
 
 /// A line a rule wrote with `print()` or `debug()`.
@@ -52,7 +54,7 @@ impl RuleSet {
     /// and dry runs can fix it. Blocking (rules are CPU work): call it from a blocking thread.
     pub fn evaluate(&self, message: &Arc<MessageView>, selected: &[String], now: DateTime<Utc>) -> Evaluation {
         let mut evaluation = Evaluation::default();
-        let context = Context { message: Some(Arc::clone(message)), now, trigger: Trigger::Live, collected: None };
+        let context = Context::new(Some(message), now, Trigger::Live, None);
         for rule in self.live.iter().filter(|r| selects(selected, &r.name)) {
             let span = tracing::info_span!("rule", rule = %rule.name);
             let _entered = span.enter();
@@ -74,6 +76,7 @@ impl RuleSet {
                 }
             }
         }
+        evaluation.body_read = context.body_read.get();
         evaluation
     }
 
@@ -97,22 +100,26 @@ impl RuleSet {
         let mut scope = Scope::with_capacity(16);
         // A schedule's rule without a message (`run: once`) sees `msg` as `()`.
         match &context.message {
-            Some(message) => scope.push_constant(MSG.clone(), Msg(Arc::clone(message))),
+            Some(message) => scope.push_constant(MSG.clone(), Msg(Arc::clone(message), context.body_read.clone())),
             None => scope.push_constant(MSG.clone(), ()),
         };
-        let recorder = Recorder {
-            rule: rule.name.clone(),
-            decisions: Vec::new(),
-            stopped: false,
-            deadline: Instant::now() + self.limits.wall_time,
-            now: context.now,
+        let recorder = Recorder::new(
+            rule.name.clone(),
+            context.now,
             earlier,
-            message: context.message.clone(),
-            trigger: context.trigger.clone(),
-            collected: context.collected.clone(),
-            read: std::collections::BTreeSet::new(),
-        };
-        let (result, recorder) = actions::with_recorder(recorder, || self.engine.run_ast_with_scope(&mut scope, ast));
+            context.message.clone(),
+            context.trigger.clone(),
+            context.collected.clone(),
+        );
+        let evaluating = Evaluating::new(recorder);
+        // The recorder goes to the API functions as the run's tag, not through a global: the
+        // rule's statements run, then a no-op the engine needs a name for (see `actions::END`).
+        let options = CallFnOptions::new().eval_ast(true).in_all_namespaces(true).with_tag(evaluating.clone());
+        let deadline = Instant::now() + self.limits.wall_time;
+        let result = actions::on_the_clock(deadline, || {
+            self.engine.call_fn_with_options::<()>(options, &mut scope, ast, actions::END, ())
+        });
+        let recorder = evaluating.finish();
         match result {
             Ok(()) => Ok(recorder),
             Err(err) if actions::is_stop(&err) => Ok(recorder),
@@ -132,6 +139,19 @@ pub(super) struct Context {
     pub trigger: Trigger,
     /// What live rules collected, for a schedule's rule.
     pub collected: Option<Arc<Collected>>,
+    /// Whether a rule of this evaluation read the body: the evaluation's, not the view's.
+    pub body_read: BodyRead,
+}
+
+impl Context {
+    pub(super) fn new(
+        message: Option<&Arc<MessageView>>,
+        now: DateTime<Utc>,
+        trigger: Trigger,
+        collected: Option<Arc<Collected>>,
+    ) -> Context {
+        Context { message: message.cloned(), now, trigger, collected, body_read: BodyRead::default() }
+    }
 }
 
 /// How one run of a rule failed.

@@ -10,12 +10,12 @@ use crate::plan::Action;
 
 const GITHUB_MAIL: &str = "From: GitHub <notifications@github.com>\r\nTo: me@example.com\r\nSubject: [tidings] Review requested\r\nX-GitHub-Reason: review_requested\r\nList-Id: tidings <tidings.example.github.com>\r\nMessage-ID: <abc@github.com>\r\n\r\nPlease review.\r\n";
 
-fn view(raw: &str) -> Arc<MessageView> {
+pub(super) fn view(raw: &str) -> Arc<MessageView> {
     let meta = Meta::new(MessageKey::new("work", "INBOX", 1, 7));
     Arc::new(crate::message::parse(raw.as_bytes(), meta))
 }
 
-fn rules(files: &[(&str, &str)], yaml_extra: &str) -> (tempfile::TempDir, RuleSet) {
+pub(super) fn rules(files: &[(&str, &str)], yaml_extra: &str) -> (tempfile::TempDir, RuleSet) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("rules")).unwrap();
     for (name, text) in files {

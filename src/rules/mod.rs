@@ -14,6 +14,7 @@
 mod absent;
 pub mod api;
 pub mod data;
+pub mod decide;
 pub mod engine;
 pub mod evaluate;
 mod hint;
@@ -43,6 +44,7 @@ use crate::config::{Config, Limits};
 use data::DataSet;
 use resolver::PluginResolver;
 
+pub use decide::Ruling;
 pub use evaluate::{Evaluation, Printed, RuleFailure};
 pub use reload::CurrentRules;
 pub use scheduled::ScheduledEvaluation;

@@ -2,7 +2,8 @@
 //! under the message. The daemon logs it (print at info, debug at debug, in the rule's span);
 //! nothing shown here is kept past the evaluation.
 //!
-//! Kept per thread, as rules run on one thread from start to end (see `actions::with_recorder`).
+//! Kept per thread, as rules run on one thread from start to end: the engine's print and debug
+//! hooks get the text alone, not the run's context (where the recorder is, see `actions`).
 //! Bounded: a rule printing in a loop, or printing a whole body, cannot grow memory.
 
 use std::cell::RefCell;

@@ -30,6 +30,8 @@ pub struct ScheduledEvaluation {
     pub read: BTreeSet<String>,
     /// What the rule wrote with `print()` and `debug()`.
     pub printed: Vec<super::Printed>,
+    /// Whether the rule read the message's body, failed or not.
+    pub body_read: bool,
 }
 
 impl RuleSet {
@@ -45,15 +47,9 @@ impl RuleSet {
         now: DateTime<Utc>,
         collected: &Collected,
     ) -> ScheduledEvaluation {
-        match self.scheduled.iter().find(|r| r.name == rule) {
-            Some(found) => self.evaluate_scheduled_rule(found, message, trigger, now, collected),
-            None => ScheduledEvaluation {
-                failures: vec![RuleFailure {
-                    rule: rule.to_owned(),
-                    error: "cannot run rule: no schedule in the config names it, so it was not compiled".to_owned(),
-                }],
-                ..ScheduledEvaluation::default()
-            },
+        match self.scheduled_rule(rule) {
+            Ok(found) => self.evaluate_scheduled_rule(found, message, trigger, now, collected),
+            Err(failure) => ScheduledEvaluation { failures: vec![failure], ..ScheduledEvaluation::default() },
         }
     }
 
@@ -71,12 +67,7 @@ impl RuleSet {
         let mut evaluation = ScheduledEvaluation::default();
         let span = tracing::info_span!("rule", rule = %rule.name);
         let _entered = span.enter();
-        let context = Context {
-            message: message.cloned(),
-            now,
-            trigger: trigger.clone(),
-            collected: Some(Arc::new(collected.clone())),
-        };
+        let context = Context::new(message, now, trigger.clone(), Some(Arc::new(collected.clone())));
         let result = self.run(rule, &context, Tally::default());
         evaluation.printed = super::evaluate::printed(rule).collect();
         match result {
@@ -89,6 +80,7 @@ impl RuleSet {
                 evaluation.failures.push(RuleFailure { rule: rule.name.clone(), error });
             }
         }
+        evaluation.body_read = context.body_read.get();
         evaluation
     }
 

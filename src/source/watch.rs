@@ -11,7 +11,6 @@ use crate::health::{Health, WatcherHealth};
 use crate::imap::{self, Fetched, Kept, Login, Selected, Session, Timeouts};
 use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 use crate::message::{MessageKey, MessageView};
-use crate::plan::Plan;
 use crate::rules::{CurrentRules, RuleSet};
 use crate::store::{self, Checkpoint, MessagePlan, NewAction, Store};
 
@@ -434,38 +433,25 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fet
             "message over max_message_size: the rules see its header only (no body, no attachments)"
         );
     }
-    let evaluation = rules.evaluate(&view, &account.rules, chrono::Utc::now());
-    if view.body_deferred()
-        && (view.body_wanted()
-            || evaluation.decisions.iter().any(|d| !crate::plan::MAILBOX_KINDS.contains(&d.action.kind())))
-    {
+    let ruling = rules.decide(&view, &account.rules, chrono::Utc::now());
+    if ruling.body_wanted {
         tracing::debug!("the rules want the whole message; fetching it");
         return Decision::WantsBody(Box::new(fetched));
     }
-    // Only here, where the evaluation is final: a failure on the header alone is not one (the
+    // Only here, where the ruling is final: a failure on the header alone is not one (the
     // message is evaluated again whole), so it is neither logged nor counted.
-    for failure in &evaluation.failures {
+    for failure in &ruling.failures {
         tracing::warn!(rule = %failure.rule, error = %failure.error, "rule failed; its decisions for this message are dropped");
     }
-    let mut matched: Vec<String> = Vec::new();
-    for decision in &evaluation.decisions {
-        if !matched.contains(&decision.rule) {
-            matched.push(decision.rule.clone());
-        }
-    }
-    if let Some(rule) = evaluation.stopped_by.as_ref().filter(|r| !matched.contains(r)) {
-        matched.push(rule.clone());
+    for overridden in &ruling.plan.overridden {
+        tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later rule");
     }
     let decided = store::Decided {
         uid: Some(uid),
         message_id: view.message_id().map(str::to_owned),
-        matched,
-        stopped_by: evaluation.stopped_by,
+        matched: ruling.matched,
+        stopped_by: ruling.stopped_by,
     };
-    let plan = Plan::build(key, evaluation.decisions);
-    for overridden in &plan.overridden {
-        tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later rule");
-    }
     Decision::Plan(MessagePlan {
         checkpoint: Checkpoint {
             account: account.name.clone(),
@@ -473,8 +459,8 @@ fn evaluate(account: &Account, mailbox: &str, uidvalidity: u32, mut fetched: Fet
             uidvalidity,
             last_uid: uid,
         },
-        actions: plan.actions.iter().map(|p| new_action(&view, p)).collect(),
-        failures: evaluation.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
+        actions: ruling.plan.actions.iter().map(|p| new_action(&view, p)).collect(),
+        failures: ruling.failures.into_iter().map(|f| (f.rule, f.error)).collect(),
         // On Gmail the store keeps the first of the message's label folders to plan it.
         gmail_msgid: view.gmail().map(|g| g.msgid),
         decided,

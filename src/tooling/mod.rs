@@ -40,8 +40,8 @@ use chrono::{DateTime, Utc};
 use crate::config::Account;
 use crate::exec::mail::guard;
 use crate::message::{MessageKey, MessageView};
-use crate::plan::{Action, Decision, Plan};
-use crate::rules::{Collected, Evaluation, Printed, Rule, RuleFailure, RuleSet, ScheduledEvaluation, Trigger};
+use crate::plan::{Action, Plan};
+use crate::rules::{Collected, Printed, Rule, RuleFailure, RuleSet, Ruling, Trigger};
 
 /// The "rule" a failure is charged to when the engine itself failed (it panicked).
 pub const ENGINE: &str = "(rule engine)";
@@ -66,25 +66,17 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Runs the live rules that `globs` select over `view` at time `now` and builds the plan.
+    /// Decides `view` by the live rules that `globs` select, at time `now`, as the watcher does.
     /// A panic in the rule engine is reported as a failure of this message, not a crash of the
     /// whole run: one message must not hide the verdicts on thousands of others.
     pub fn judge(rules: &RuleSet, view: &Arc<MessageView>, globs: &[String], now: DateTime<Utc>) -> Verdict {
-        let evaluation = catch_unwind(AssertUnwindSafe(|| rules.evaluate(view, globs, now)))
-            .unwrap_or_else(|panic| Evaluation { failures: vec![engine_panic(&panic)], ..Evaluation::default() });
-        let rules_matched = matched(&evaluation.decisions, evaluation.stopped_by.as_deref());
-        Verdict {
-            rules_matched,
-            stopped_by: evaluation.stopped_by,
-            plan: Plan::build(view.key().clone(), evaluation.decisions),
-            failures: evaluation.failures,
-            suppressed: Vec::new(),
-            printed: evaluation.printed,
-        }
+        let ruling = catch_unwind(AssertUnwindSafe(|| rules.decide(view, globs, now)))
+            .unwrap_or_else(|panic| Ruling::nothing(view.key().clone(), engine_panic(&panic)));
+        Verdict::of(ruling)
     }
 
-    /// Runs a schedule's `rule` as its schedule would when it fires (`trigger`, at `now`): over
-    /// `view`, or once without a message. `key` stands for the message in the plan (any key
+    /// Decides by a schedule's `rule` as its schedule does when it fires (`trigger`, at `now`):
+    /// over `view`, or once without a message. `key` stands for the message in the plan (any key
     /// when there is none). Returns the verdict and the names `collected()` read, sorted.
     pub fn judge_scheduled(
         rules: &RuleSet,
@@ -95,21 +87,23 @@ impl Verdict {
         now: DateTime<Utc>,
         collected: &Collected,
     ) -> (Verdict, Vec<String>) {
-        let evaluation =
-            catch_unwind(AssertUnwindSafe(|| rules.evaluate_scheduled_rule(rule, view, trigger, now, collected)))
-                .unwrap_or_else(|panic| ScheduledEvaluation {
-                    failures: vec![engine_panic(&panic)],
-                    ..ScheduledEvaluation::default()
-                });
-        let verdict = Verdict {
-            rules_matched: matched(&evaluation.decisions, None),
-            stopped_by: None,
-            plan: Plan::build(key, evaluation.decisions),
-            failures: evaluation.failures,
+        let decide = || rules.decide_scheduled(rule, view, key.clone(), trigger, now, collected);
+        let mut ruling = catch_unwind(AssertUnwindSafe(decide))
+            .unwrap_or_else(|panic| Ruling::nothing(key.clone(), engine_panic(&panic)));
+        let read = std::mem::take(&mut ruling.read).into_iter().collect();
+        (Verdict::of(ruling), read)
+    }
+
+    /// The decider's ruling, before the guards are looked at.
+    fn of(ruling: Ruling) -> Verdict {
+        Verdict {
+            rules_matched: ruling.matched,
+            stopped_by: ruling.stopped_by,
+            plan: ruling.plan,
+            failures: ruling.failures,
             suppressed: Vec::new(),
-            printed: evaluation.printed,
-        };
-        (verdict, evaluation.read.into_iter().collect())
+            printed: ruling.printed,
+        }
     }
 
     /// Notes the replies that the reply guards would suppress when the outbox sends them (a
@@ -150,17 +144,6 @@ fn engine_panic(panic: &Box<dyn std::any::Any + Send>) -> RuleFailure {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     RuleFailure { rule: ENGINE.to_owned(), error: format!("the rule engine panicked: {message}") }
-}
-
-/// The rules that made a decision, then the stopping rule, each once, in order.
-fn matched(decisions: &[Decision], stopped_by: Option<&str>) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for name in decisions.iter().map(|d| d.rule.as_str()).chain(stopped_by) {
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-    }
-    names
 }
 
 /// One problem in a fixture file.
@@ -283,7 +266,6 @@ pub(crate) fn test_verdict(actions: Vec<crate::plan::Action>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Action;
 
     #[test]
     fn a_panic_in_the_engine_is_one_message_failure() {
@@ -305,14 +287,5 @@ mod tests {
             [RuleFailure { rule: "a.rhai".into(), error: "the rule engine panicked: kaboom".into() }]
         );
         assert!(verdict.plan.actions.is_empty());
-    }
-
-    #[test]
-    fn matched_rules_are_listed_once_in_order_with_the_stopper() {
-        let decide = |rule: &str| Decision { rule: rule.into(), position: 0, action: Action::Delete };
-        let decisions = vec![decide("a"), decide("b"), decide("a")];
-        assert_eq!(matched(&decisions, Some("c")), ["a", "b", "c"]);
-        assert_eq!(matched(&decisions, Some("b")), ["a", "b"]);
-        assert!(matched(&[], None).is_empty());
     }
 }

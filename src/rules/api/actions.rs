@@ -1,13 +1,14 @@
 //! Action functions. Calling one records a decision in the running evaluation's plan; nothing
 //! happens to the mailbox until the plan is stored and an executor carries it out.
 //!
-//! The plan being built lives in a thread-local slot that the host fills before a rule runs and
-//! empties after: it belongs to one evaluation, scripts cannot reach it except through these
-//! functions, and no state is shared between evaluations.
+//! The plan being built is the [`Recorder`] of one rule run, handed to the engine as that run's
+//! tag ([`Evaluating`]): the functions reach it through their call context, scripts cannot reach
+//! it except through these functions, and no state is shared between evaluations. Only the
+//! deadline is kept per thread, for the engine's progress callback, which gets no context.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
@@ -34,8 +35,6 @@ pub struct Recorder {
     pub decisions: Vec<Decision>,
     /// Whether the rule called `stop()`.
     pub stopped: bool,
-    /// When the evaluation must give up (the wall-clock limit).
-    pub deadline: Instant,
     /// The trigger's time, what `now()` returns.
     pub now: chrono::DateTime<chrono::Utc>,
     /// What the earlier rules decided for the same message, counted against the caps.
@@ -67,8 +66,62 @@ impl Tally {
     }
 }
 
+/// One rule run's [`Recorder`], as the engine carries it: the tag of the run.
+#[derive(Clone)]
+pub struct Evaluating(Arc<Mutex<Recorder>>);
+
+impl Evaluating {
+    /// The tag of a run that records into `recorder`.
+    pub fn new(recorder: Recorder) -> Evaluating {
+        Evaluating(Arc::new(Mutex::new(recorder)))
+    }
+
+    /// What the run recorded. The engine drops its copies of the tag when the run ends; a copy
+    /// still held (a panic mid-run) leaves the recorder to be taken from under it.
+    pub fn finish(self) -> Recorder {
+        match Arc::try_unwrap(self.0) {
+            Ok(recorder) => recorder.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+            Err(shared) => {
+                let mut recorder = lock(&shared);
+                let empty = Recorder::new(String::new(), recorder.now, Tally::default(), None, Trigger::Live, None);
+                std::mem::replace(&mut *recorder, empty)
+            }
+        }
+    }
+}
+
+impl Recorder {
+    /// A recorder for `rule`, with nothing recorded yet.
+    pub fn new(
+        rule: String,
+        now: chrono::DateTime<chrono::Utc>,
+        earlier: Tally,
+        message: Option<Arc<MessageView>>,
+        trigger: Trigger,
+        collected: Option<Arc<Collected>>,
+    ) -> Recorder {
+        Recorder {
+            rule,
+            decisions: Vec::new(),
+            stopped: false,
+            now,
+            earlier,
+            message,
+            trigger,
+            collected,
+            read: BTreeSet::new(),
+        }
+    }
+}
+
+fn lock(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
+    // Changed in single statements: a poisoned lock (a panic mid-run) still holds a good record.
+    recorder.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+    /// When the rule running on this thread must give up (the wall-clock limit).
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// The value `stop()` terminates a script with, to tell it from a timeout.
@@ -78,13 +131,18 @@ static STOP_VALUE: LazyLock<ImmutableString> = LazyLock::new(|| STOP.into());
 /// The value the progress callback terminates a script with past its deadline.
 pub const TIMEOUT: &str = "tidings:timeout";
 
-/// Runs `f` with `recorder` installed as this thread's current evaluation; returns both.
-pub fn with_recorder<T>(recorder: Recorder, f: impl FnOnce() -> T) -> (T, Recorder) {
-    CURRENT.with(|slot| *slot.borrow_mut() = Some(recorder));
-    let out = f();
-    let recorder = CURRENT.with(|slot| slot.borrow_mut().take());
-    // The slot was filled two lines up on this same thread and only `with_recorder` empties it.
-    (out, recorder.expect("the recorder is still installed"))
+/// Runs `f` with `deadline` as this thread's running rule's; clears it after, even when `f`
+/// panics (a stale deadline would stop the next plugin compiled on this thread).
+pub fn on_the_clock<T>(deadline: Instant, f: impl FnOnce() -> T) -> T {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(None));
+        }
+    }
+    DEADLINE.with(|d| d.set(Some(deadline)));
+    let _clear = Clear;
+    f()
 }
 
 /// How many operations the progress callback lets pass between two looks at the clock.
@@ -101,25 +159,27 @@ pub fn within_deadline() -> Result<(), Box<EvalAltResult>> {
     }
 }
 
-/// Whether the current evaluation has run past its deadline (checked by the progress callback).
+/// Whether the rule running on this thread has run past its deadline (checked by the progress
+/// callback).
 pub fn past_deadline() -> bool {
-    CURRENT.with(|slot| slot.borrow().as_ref().is_some_and(|r| Instant::now() > r.deadline))
+    DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline))
 }
 
-/// The trigger's time of the evaluation running on this thread, if one is.
-pub fn trigger_time() -> Option<chrono::DateTime<chrono::Utc>> {
-    CURRENT.with(|slot| slot.borrow().as_ref().map(|r| r.now))
+/// The trigger's time of the running evaluation, if one is.
+pub fn trigger_time(ctx: &NativeCallContext) -> Option<chrono::DateTime<chrono::Utc>> {
+    with_current(ctx, |r| r.now)
 }
 
-/// Runs `f` on the evaluation running on this thread, if one is.
-pub(super) fn with_current<T>(f: impl FnOnce(&mut Recorder) -> T) -> Option<T> {
-    CURRENT.with(|slot| slot.borrow_mut().as_mut().map(f))
+/// Runs `f` on the running evaluation (the tag of the run `ctx` is in), if one is.
+pub(super) fn with_current<T>(ctx: &NativeCallContext, f: impl FnOnce(&mut Recorder) -> T) -> Option<T> {
+    let evaluating = ctx.tag()?.read_lock::<Evaluating>()?;
+    Some(f(&mut lock(&evaluating.0)))
 }
 
 /// The running rule's name and the message it runs on (`None` for a schedule's rule), for
 /// actions that capture facts of the message.
-pub(super) fn running() -> Option<(String, Option<Arc<MessageView>>)> {
-    CURRENT.with(|slot| slot.borrow().as_ref().map(|r| (r.rule.clone(), r.message.clone())))
+pub(super) fn running(ctx: &NativeCallContext) -> Option<(String, Option<Arc<MessageView>>)> {
+    with_current(ctx, |r| (r.rule.clone(), r.message.clone()))
 }
 
 /// Runs host work done for the running rule off its wall clock (copying a large message into a
@@ -128,33 +188,27 @@ pub(super) fn off_the_clock<T>(f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let out = f();
     let spent = started.elapsed();
-    CURRENT.with(|slot| {
-        if let Some(recorder) = slot.borrow_mut().as_mut() {
-            recorder.deadline += spent;
-        }
-    });
+    DEADLINE.with(|d| d.set(d.get().map(|deadline| deadline + spent)));
     out
 }
 
 /// Records `action` for the running rule, within the per-message caps.
-pub(super) fn record(action: Action) -> Result<(), Box<EvalAltResult>> {
-    CURRENT.with(|slot| match slot.borrow_mut().as_mut() {
-        Some(recorder) => {
-            let so_far = Tally::of(&recorder.decisions);
-            if recorder.earlier.actions + so_far.actions >= MAX_ACTIONS {
-                return Err(fail(format!("too many actions for one message (limit {MAX_ACTIONS}, all rules together)")));
-            }
-            if action.is_outbound() && recorder.earlier.outbound + so_far.outbound >= MAX_OUTBOUND {
-                return Err(fail(format!(
-                    "too many outbound actions for one message (limit {MAX_OUTBOUND}: replies, forwards, sends, webhooks and commands, all rules together)"
-                )));
-            }
-            let position = recorder.decisions.len();
-            recorder.decisions.push(Decision { rule: recorder.rule.clone(), position, action });
-            Ok(())
+pub(super) fn record(ctx: &NativeCallContext, action: Action) -> Result<(), Box<EvalAltResult>> {
+    let recorded = with_current(ctx, |recorder| {
+        let so_far = Tally::of(&recorder.decisions);
+        if recorder.earlier.actions + so_far.actions >= MAX_ACTIONS {
+            return Err(fail(format!("too many actions for one message (limit {MAX_ACTIONS}, all rules together)")));
         }
-        None => Err(fail("actions can only be called while a rule runs")),
-    })
+        if action.is_outbound() && recorder.earlier.outbound + so_far.outbound >= MAX_OUTBOUND {
+            return Err(fail(format!(
+                "too many outbound actions for one message (limit {MAX_OUTBOUND}: replies, forwards, sends, webhooks and commands, all rules together)"
+            )));
+        }
+        let position = recorder.decisions.len();
+        recorder.decisions.push(Decision { rule: recorder.rule.clone(), position, action });
+        Ok(())
+    });
+    recorded.unwrap_or_else(|| Err(fail("actions can only be called while a rule runs")))
 }
 
 fn folder(name: &str) -> Result<String, Box<EvalAltResult>> {
@@ -181,12 +235,12 @@ fn flag_name(name: &str) -> Result<String, Box<EvalAltResult>> {
     Ok(name.to_owned())
 }
 
-fn add_flag(name: &str) -> Result<(), Box<EvalAltResult>> {
-    record(Action::AddFlags { flags: vec![flag_name(name)?] })
+fn add_flag(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+    record(&ctx, Action::AddFlags { flags: vec![flag_name(name)?] })
 }
 
-fn remove_flag(name: &str) -> Result<(), Box<EvalAltResult>> {
-    record(Action::RemoveFlags { flags: vec![flag_name(name)?] })
+fn remove_flag(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+    record(&ctx, Action::RemoveFlags { flags: vec![flag_name(name)?] })
 }
 
 const MOVE_TO: Doc = doc(
@@ -229,24 +283,28 @@ const STOP_DOC: Doc = doc(
 /// Registers the mailbox actions and `stop()`; the outbound ones are in `outbound`.
 pub fn register(engine: &mut Engine) {
     let e = engine;
-    function(e, "move_to", MOVE_TO, |to: &str| record(Action::Move { mailbox: folder(to)? }));
-    function(e, "copy_to", COPY_TO, |to: &str| record(Action::Copy { mailbox: folder(to)? }));
-    function(e, "archive", ARCHIVE, || record(Action::Archive));
-    function(e, "delete", DELETE, || record(Action::Delete));
+    function(e, "move_to", MOVE_TO, |ctx: NativeCallContext, to: &str| {
+        record(&ctx, Action::Move { mailbox: folder(to)? })
+    });
+    function(e, "copy_to", COPY_TO, |ctx: NativeCallContext, to: &str| {
+        record(&ctx, Action::Copy { mailbox: folder(to)? })
+    });
+    function(e, "archive", ARCHIVE, |ctx: NativeCallContext| record(&ctx, Action::Archive));
+    function(e, "delete", DELETE, |ctx: NativeCallContext| record(&ctx, Action::Delete));
     function(e, "flag", FLAG, add_flag);
     function(e, "unflag", UNFLAG, remove_flag);
     // Both record a flag change: on Gmail the executor sends names that are neither system flags
     // nor `$` keywords as X-GM-LABELS (see docs/gmail.md); elsewhere they are IMAP keywords.
     function(e, "label", LABEL, add_flag);
     function(e, "unlabel", UNLABEL, remove_flag);
-    function(e, "mark_read", MARK_READ, || record(Action::AddFlags { flags: vec!["\\Seen".into()] }));
-    function(e, "mark_unread", MARK_UNREAD, || record(Action::RemoveFlags { flags: vec!["\\Seen".into()] }));
+    function(e, "mark_read", MARK_READ, |ctx: NativeCallContext| {
+        record(&ctx, Action::AddFlags { flags: vec!["\\Seen".into()] })
+    });
+    function(e, "mark_unread", MARK_UNREAD, |ctx: NativeCallContext| {
+        record(&ctx, Action::RemoveFlags { flags: vec!["\\Seen".into()] })
+    });
     function(e, "stop", STOP_DOC, |ctx: NativeCallContext| -> Result<(), Box<EvalAltResult>> {
-        CURRENT.with(|slot| {
-            if let Some(recorder) = slot.borrow_mut().as_mut() {
-                recorder.stopped = true;
-            }
-        });
+        with_current(&ctx, |recorder| recorder.stopped = true);
         Err(Box::new(EvalAltResult::ErrorTerminated(STOP_VALUE.clone().into(), ctx.call_position())))
     });
     e.on_progress(|ops| {
@@ -256,6 +314,9 @@ pub fn register(engine: &mut Engine) {
         (ops % CLOCK_EVERY == 0 && past_deadline()).then(|| Dynamic::from(TIMEOUT))
     });
 }
+
+/// The function a rule run calls after the rule's statements: a name no script can write.
+pub const END: &str = "tidings:end";
 
 /// Whether an evaluation error is `stop()` rather than a failure.
 pub fn is_stop(err: &EvalAltResult) -> bool {

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Timelike, Utc};
-use rhai::{Engine, EvalAltResult};
+use rhai::{Engine, EvalAltResult, NativeCallContext};
 
 use super::fail;
 use super::reference::{Doc, doc, function, getter, named};
@@ -21,8 +21,8 @@ pub struct Date(pub DateTime<FixedOffset>);
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
 /// The trigger's time of the evaluation running on this thread.
-fn now() -> Result<DateTime<Utc>> {
-    super::actions::trigger_time().ok_or_else(|| fail("now() is only known while a rule runs"))
+fn now(ctx: &NativeCallContext) -> Result<DateTime<Utc>> {
+    super::actions::trigger_time(ctx).ok_or_else(|| fail("now() is only known while a rule runs"))
 }
 
 /// Reads `2026-12-24` (midnight UTC) or RFC 3339 (`2026-12-24T10:00:00+01:00`, `...Z`).
@@ -68,8 +68,8 @@ fn shift(date: &Date, duration: &str, sign: i32) -> Result<Date> {
     moved.map(Date).ok_or_else(|| bad("the result is out of range".to_owned()))
 }
 
-fn age(date: &Date, unit_seconds: i64) -> Result<i64> {
-    Ok((now()? - date.0.with_timezone(&Utc)).num_seconds() / unit_seconds)
+fn age(ctx: &NativeCallContext, date: &Date, unit_seconds: i64) -> Result<i64> {
+    Ok((now(ctx)? - date.0.with_timezone(&Utc)).num_seconds() / unit_seconds)
 }
 
 const NOW: Doc = doc(
@@ -157,13 +157,15 @@ pub fn register(engine: &mut Engine) {
     let e = engine;
     e.register_type_with_name::<Date>("Date");
     // Volatile: the optimizer must never fold `now()` into a constant.
-    named("now", NOW).with_volatility(true).register_into_engine(e, || now().map(|n| Date(n.fixed_offset())));
+    named("now", NOW)
+        .with_volatility(true)
+        .register_into_engine(e, |ctx: NativeCallContext| now(&ctx).map(|n| Date(n.fixed_offset())));
     function(e, "date", DATE, |text: &str| parse(text));
     for &(name, doc, part) in PARTS {
         getter(e, name, doc, move |d: &mut Date| part(&d.0));
     }
-    getter(e, "age_days", AGE_DAYS, |d: &mut Date| age(d, 86_400));
-    getter(e, "age_hours", AGE_HOURS, |d: &mut Date| age(d, 3_600));
+    getter(e, "age_days", AGE_DAYS, |ctx: NativeCallContext, d: &mut Date| age(&ctx, d, 86_400));
+    getter(e, "age_hours", AGE_HOURS, |ctx: NativeCallContext, d: &mut Date| age(&ctx, d, 3_600));
     function(e, "in_tz", IN_TZ, |d: &mut Date, zone: &str| in_zone(d, zone));
     function(e, "format", FORMAT, |d: &mut Date, spec: &str| format(d, spec));
     function(e, "to_string", TO_STRING, |d: &mut Date| d.0.to_rfc3339());

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::actions::{off_the_clock, record, running};
 use super::date::Date;
@@ -78,8 +78,8 @@ fn data(what: &str, name: &str, value: &Dynamic) -> Result<serde_json::Value> {
 
 /// An event for the running rule: the message's facts when it runs on one, with the extras the
 /// endpoint's `include` asks for.
-fn event(target: String, data: serde_json::Value, include: Include) -> Result<Event> {
-    let (_, view) = running().ok_or_else(|| fail("actions can only be called while a rule runs"))?;
+fn event(ctx: &NativeCallContext, target: String, data: serde_json::Value, include: Include) -> Result<Event> {
+    let (_, view) = running(ctx).ok_or_else(|| fail("actions can only be called while a rule runs"))?;
     let message = view.map(|v| off_the_clock(|| with_extras(EventMessage::of(&v), &v, include)));
     Ok(Event { endpoint: target, data, message, at: None })
 }
@@ -163,35 +163,45 @@ pub fn set_webhooks(engine: &mut Engine, webhooks: &BTreeMap<String, Webhook>) {
     let known: Arc<BTreeMap<String, Include>> =
         Arc::new(webhooks.iter().map(|(name, hook)| (name.clone(), hook.include)).collect());
     let hooks = Arc::clone(&known);
-    function(engine, "webhook", WEBHOOK, move |endpoint: &str, value: Dynamic| {
-        record(Action::Webhook(webhook(&hooks, endpoint, &value)?))
+    function(engine, "webhook", WEBHOOK, move |ctx: NativeCallContext, endpoint: &str, value: Dynamic| {
+        record(&ctx, Action::Webhook(webhook(&ctx, &hooks, endpoint, &value)?))
     });
-    function(engine, "webhook", WEBHOOK_AT, move |endpoint: &str, value: Dynamic, options: Map| {
-        let at = super::outbound::only_at("webhook", options)?;
-        record(Action::Webhook(Event { at, ..webhook(&known, endpoint, &value)? }))
-    });
+    function(
+        engine,
+        "webhook",
+        WEBHOOK_AT,
+        move |ctx: NativeCallContext, endpoint: &str, value: Dynamic, options: Map| {
+            let at = super::outbound::only_at(&ctx, "webhook", options)?;
+            record(&ctx, Action::Webhook(Event { at, ..webhook(&ctx, &known, endpoint, &value)? }))
+        },
+    );
 }
 
 /// The event of `webhook(endpoint, value)`, for an endpoint the config names.
-fn webhook(known: &BTreeMap<String, Include>, endpoint: &str, value: &Dynamic) -> Result<Event> {
+fn webhook(
+    ctx: &NativeCallContext,
+    known: &BTreeMap<String, Include>,
+    endpoint: &str,
+    value: &Dynamic,
+) -> Result<Event> {
     let Some(include) = known.get(endpoint) else {
         return Err(fail(format!("no webhook named `{endpoint}` in the config ({})", listed(known.keys()))));
     };
     let data = data("webhook", endpoint, value)?;
-    event(endpoint.to_owned(), data, *include)
+    event(ctx, endpoint.to_owned(), data, *include)
 }
 
 /// Makes `command()` accept exactly the commands named in the config's `commands:`: rules name
 /// commands, never programs.
 pub fn set_commands(engine: &mut Engine, names: impl IntoIterator<Item = impl Into<String>>) {
     let known: Arc<[String]> = names.into_iter().map(Into::into).collect();
-    function(engine, "command", COMMAND, move |name: &str, value: Dynamic| {
+    function(engine, "command", COMMAND, move |ctx: NativeCallContext, name: &str, value: Dynamic| {
         let name = command_name(name)?;
         if !known.contains(&name) {
             return Err(fail(format!("no command named `{name}` in the config ({})", listed(known.iter()))));
         }
         let data = data("command", &name, &value)?;
-        record(Action::Command(event(name, data, Include::default())?))
+        record(&ctx, Action::Command(event(&ctx, name, data, Include::default())?))
     });
 }
 

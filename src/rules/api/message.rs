@@ -4,6 +4,7 @@
 //! adding a row, and it cannot be added without its documentation.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rhai::{Array, Dynamic, Engine, ImmutableString, Map};
 
@@ -11,9 +12,32 @@ use super::date::Date;
 use super::reference::{Doc, doc, function, getter};
 use crate::message::{Address, AuthResults, MessageView};
 
-/// The message as a script value: a cheap handle on the shared, immutable view.
+/// The message as a script value: a cheap handle on the shared, immutable view, and on the
+/// evaluation's note of whether a rule read the body.
 #[derive(Clone, Debug)]
-pub struct Msg(pub Arc<MessageView>);
+pub struct Msg(pub Arc<MessageView>, pub BodyRead);
+
+/// Whether a rule of one evaluation read the body (text, HTML, attachments) of the message.
+/// Held by the evaluation, not the view: the view is shared and stays as parsed. Shared by the
+/// handles of one evaluation (a rule may copy `msg` into a variable), and it outlives a rule
+/// that fails or panics after reading.
+#[derive(Clone, Debug, Default)]
+pub struct BodyRead(Arc<AtomicBool>);
+
+impl BodyRead {
+    fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a rule read the body.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The properties that read the body: on a view whose body was not fetched they are empty, and
+/// the decision made without them is not final.
+const BODY: &[&str] = &["text", "html", "attachments"];
 
 /// The receiving server's verdicts, as `msg.auth` gives them.
 #[derive(Clone, Debug)]
@@ -309,7 +333,13 @@ pub fn register(engine: &mut Engine) {
     let e = engine;
     e.register_type_with_name::<Msg>("Message").register_type_with_name::<Auth>("Auth");
     for &(name, doc, read) in PROPERTIES {
-        getter(e, name, doc, move |m: &mut Msg| read(&m.0));
+        match BODY.contains(&name) {
+            true => getter(e, name, doc, move |m: &mut Msg| {
+                m.1.mark();
+                read(&m.0)
+            }),
+            false => getter(e, name, doc, move |m: &mut Msg| read(&m.0)),
+        }
     }
     function(
         e,

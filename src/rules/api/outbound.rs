@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::actions::{record, running, trigger_time};
 use super::date::{self, Date};
@@ -37,15 +37,17 @@ const MAX_DELAY_DAYS: i64 = 366;
 struct Options {
     what: &'static str,
     map: Map,
+    /// The trigger's time of the running evaluation, which `at` is checked against.
+    now: Option<DateTime<Utc>>,
 }
 
 impl Options {
     /// Refuses keys outside `known`, listing the known ones.
-    fn new(what: &'static str, map: Map, known: &[&str]) -> Result<Options> {
+    fn new(ctx: &NativeCallContext, what: &'static str, map: Map, known: &[&str]) -> Result<Options> {
         if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(fail(format!("{what}: unknown option `{unknown}` (known: {})", known.join(", "))));
         }
-        Ok(Options { what, map })
+        Ok(Options { what, map, now: trigger_time(ctx) })
     }
 
     fn text(&self, key: &str) -> Result<Option<String>> {
@@ -91,7 +93,7 @@ impl Options {
             None => return Err(fail(format!("{}: `{key}` must be a date or an RFC 3339 string, not {}", self.what, type_name(value)))),
         };
         let at = at.with_timezone(&Utc);
-        if let Some(now) = trigger_time()
+        if let Some(now) = self.now
             && at > now + chrono::Duration::days(MAX_DELAY_DAYS)
         {
             return Err(fail(format!("{}: `{key}` is more than a year after now ({})", self.what, at.to_rfc3339())));
@@ -131,8 +133,8 @@ impl Options {
 }
 
 /// The `at` of an options map that may hold nothing else, for `webhook(endpoint, data, #{ at })`.
-pub(super) fn only_at(what: &'static str, options: Map) -> Result<Option<DateTime<Utc>>> {
-    Options::new(what, options, &["at"])?.at("at")
+pub(super) fn only_at(ctx: &NativeCallContext, what: &'static str, options: Map) -> Result<Option<DateTime<Utc>>> {
+    Options::new(ctx, what, options, &["at"])?.at("at")
 }
 
 /// A bare address (`ann@example.com`), checked for syntax; an `Address` value counts too.
@@ -149,8 +151,8 @@ fn address(what: &str, key: &str, value: &Dynamic) -> Result<String> {
 }
 
 /// The message the running rule decides about, for actions that answer or pass it on.
-fn message(what: &str) -> Result<(String, Arc<MessageView>)> {
-    match running() {
+fn message(ctx: &NativeCallContext, what: &str) -> Result<(String, Arc<MessageView>)> {
+    match running(ctx) {
         Some((rule, Some(view))) => Ok((rule, view)),
         Some((_, None)) => Err(fail(format!("{what}: a schedule's rule has no message to {what}; use send()"))),
         None => Err(fail("actions can only be called while a rule runs")),
@@ -224,8 +226,8 @@ fn recipient(view: &MessageView, original: &Original, target: Target) -> (String
     }
 }
 
-fn reply(options: Map) -> Result<()> {
-    let o = Options::new("reply", options, &["body", "html", "subject", "days", "handle", "from", "at", "to"])?;
+fn reply(ctx: NativeCallContext, options: Map) -> Result<()> {
+    let o = Options::new(&ctx, "reply", options, &["body", "html", "subject", "days", "handle", "from", "at", "to"])?;
     let target = Target::of(o.text("to")?.as_deref())?;
     let body = o.required("body")?;
     let days = o.int("days")?.unwrap_or(REPLY_DAYS);
@@ -238,7 +240,7 @@ fn reply(options: Map) -> Result<()> {
         return Err(fail("reply: `handle` cannot be empty"));
     }
     let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
-    let (rule, view) = message("reply")?;
+    let (rule, view) = message(&ctx, "reply")?;
     let original = Original::of(&view);
     let (to, unusable) = recipient(&view, &original, target);
     let subject = match o.line("subject")? {
@@ -247,11 +249,11 @@ fn reply(options: Map) -> Result<()> {
         None => one_line(&format!("Re: {}", original.subject)),
     };
     let handle = handle.unwrap_or(rule);
-    record(Action::Reply(Reply { to, unusable, subject, body, days, handle, original, html, from, at }))
+    record(&ctx, Action::Reply(Reply { to, unusable, subject, body, days, handle, original, html, from, at }))
 }
 
-fn forward(options: Map) -> Result<()> {
-    let o = Options::new("forward", options, &["to", "note", "attach", "from"])?;
+fn forward(ctx: NativeCallContext, options: Map) -> Result<()> {
+    let o = Options::new(&ctx, "forward", options, &["to", "note", "attach", "from"])?;
     // With no usable address left (all from the message), the forward is recorded and the outbox
     // suppresses it, saying so.
     let (to, dropped) = o.recipients("to")?;
@@ -259,7 +261,7 @@ fn forward(options: Map) -> Result<()> {
         return Err(fail("forward: `to` is required"));
     }
     let (note, attach, from) = (o.text("note")?, o.flag("attach")?, o.address("from")?);
-    let (_, view) = message("forward")?;
+    let (_, view) = message(&ctx, "forward")?;
     // A message over max_message_size (its size is the sender's choice) goes inline with its
     // headers summary and a line that says why, rather than failing the rule.
     let (attached, note) = match attach {
@@ -271,11 +273,11 @@ fn forward(options: Map) -> Result<()> {
         false => (None, note),
     };
     let text = view.text().to_owned();
-    record(Action::Forward(Forward { to, note, original: Original::of(&view), text, attached, from }))
+    record(&ctx, Action::Forward(Forward { to, note, original: Original::of(&view), text, attached, from }))
 }
 
-fn send(options: Map) -> Result<()> {
-    let o = Options::new("send", options, &["to", "cc", "subject", "body", "html", "from", "at"])?;
+fn send(ctx: NativeCallContext, options: Map) -> Result<()> {
+    let o = Options::new(&ctx, "send", options, &["to", "cc", "subject", "body", "html", "from", "at"])?;
     let (to, dropped) = o.recipients("to")?;
     if to.is_empty() && dropped == 0 {
         return Err(fail("send: `to` is required"));
@@ -284,7 +286,7 @@ fn send(options: Map) -> Result<()> {
     let subject = o.line("subject")?.ok_or_else(|| fail("send: `subject` is required"))?;
     let body = o.required("body")?;
     let (html, from, at) = (o.text("html")?, o.address("from")?, o.at("at")?);
-    record(Action::Send(NewMessage { to, cc, subject, body, html, from, at }))
+    record(&ctx, Action::Send(NewMessage { to, cc, subject, body, html, from, at }))
 }
 
 const REPLY: Doc = doc(
@@ -315,9 +317,13 @@ const SEND: Doc = doc(
 /// Registers the outbound actions, the mail ones here and the events in [`super::events`].
 pub fn register(engine: &mut Engine) {
     let e = engine;
-    function(e, "reply", REPLY, |body: &str| reply(Map::from([("body".into(), body.into())])));
+    function(e, "reply", REPLY, |ctx: NativeCallContext, body: &str| {
+        reply(ctx, Map::from([("body".into(), body.into())]))
+    });
     function(e, "reply", REPLY_WITH, reply);
-    function(e, "forward", FORWARD, |to: &str| forward(Map::from([("to".into(), to.into())])));
+    function(e, "forward", FORWARD, |ctx: NativeCallContext, to: &str| {
+        forward(ctx, Map::from([("to".into(), to.into())]))
+    });
     function(e, "forward", FORWARD_WITH, forward);
     function(e, "send", SEND, send);
     super::events::register(e);

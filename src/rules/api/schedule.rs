@@ -6,7 +6,7 @@
 //! first, and the run consumes what it read in the transaction that stores its own plan (the
 //! digest's summary): nothing is lost to a restart and nothing is summarised twice.
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::actions::{record, with_current};
 use super::date::Date;
@@ -23,9 +23,9 @@ type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 const MAX_NAME: usize = 64;
 
 /// What started the running evaluation, as scripts see it.
-fn trigger() -> Result<Map> {
+fn trigger(ctx: NativeCallContext) -> Result<Map> {
     let trigger =
-        with_current(|r| r.trigger.clone()).ok_or_else(|| fail("trigger() is only known while a rule runs"))?;
+        with_current(&ctx, |r| r.trigger.clone()).ok_or_else(|| fail("trigger() is only known while a rule runs"))?;
     let mut map = Map::new();
     match trigger {
         Trigger::Live => {
@@ -49,18 +49,18 @@ fn collection(name: &str) -> Result<String> {
         .ok_or_else(|| fail(format!("`{name}` is not a collection name (letters, digits, - _ ., at most {MAX_NAME})")))
 }
 
-fn collect(name: &str, data: Dynamic) -> Result<()> {
+fn collect(ctx: NativeCallContext, name: &str, data: Dynamic) -> Result<()> {
     let name = collection(name)?;
-    if with_current(|r| r.trigger.is_schedule()).unwrap_or(false) {
+    if with_current(&ctx, |r| r.trigger.is_schedule()).unwrap_or(false) {
         return Err(fail("collect() is for live rules; a schedule's rule reads with collected(name)"));
     }
     let data = json(&data, 0).map_err(|e| fail(format!("cannot collect data into `{name}`: {e}")))?;
-    record(Action::Collect { name, data })
+    record(&ctx, Action::Collect { name, data })
 }
 
-fn collected(name: &str) -> Result<Array> {
+fn collected(ctx: NativeCallContext, name: &str) -> Result<Array> {
     let name = collection(name)?;
-    let items = with_current(|r| {
+    let items = with_current(&ctx, |r| {
         let items = r.collected.as_ref().map(|c| c.items.get(&name).cloned().unwrap_or_default());
         if items.is_some() {
             r.read.insert(name.clone());
@@ -115,7 +115,7 @@ const COLLECTED: Doc = doc(
 pub fn register(engine: &mut Engine) {
     let e = engine;
     function(e, "trigger", TRIGGER, trigger);
-    getter(e, "trigger", MSG_TRIGGER, |_: &mut Msg| trigger());
+    getter(e, "trigger", MSG_TRIGGER, |ctx: NativeCallContext, _: &mut Msg| trigger(ctx));
     function(e, "collect", COLLECT, collect);
     function(e, "collected", COLLECTED, collected);
 }

@@ -3,11 +3,11 @@
 //! The server selects (EXAMINE, then the schedule's SEARCH; see [`super::search`]); the hits
 //! are fetched a chunk at a time (each a byte budget at a time), parsed, and the schedule's one rule runs over each with
 //! `now()` the fire time and `msg.trigger` this schedule. The plans are keyed by schedule, fire
-//! time and message ([`plan::schedule_key`]), so a fire run again after a crash stores nothing
+//! time and message ([`crate::plan::schedule_key`]), so a fire run again after a crash stores nothing
 //! twice. Each chunk is stored before the next is fetched; the last transaction also records
 //! the fire, its outcome, and consumes what the rule read with `collected()`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use crate::config::{Account, Run, Schedule};
 use crate::exec::{Wake, error_chain};
 use crate::imap::{Fetched, Login, Session, Timeouts};
 use crate::message::{MessageKey, MessageView};
-use crate::plan::{self, Decision, Plan};
+use crate::plan::Plan;
 use crate::rules::{CurrentRules, RuleFailure, RuleSet, Trigger};
 use crate::store::{Collected, NewAction, RunOutcome, ScheduleRun, Store};
 
@@ -189,8 +189,7 @@ impl Sweep {
         let span = tracing::Span::current();
         let judged = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let (decisions, failures, read) = evaluate(&rules, &schedule, None, fired_at, &collected);
-            Judged { actions: new_actions(&schedule, fired_at, &account, None, decisions), failures, read }
+            judge(&rules, &schedule, &account, None, fired_at, &collected)
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
@@ -270,46 +269,36 @@ fn judge_message(
     let key = MessageKey::new(account, schedule.mailbox.as_str(), uidvalidity, fetched.uid);
     let span = tracing::info_span!("message", uid = fetched.uid, uidvalidity);
     let _entered = span.enter();
-    let view = Arc::new(crate::message::parse(&fetched.raw, fetched.meta(key.clone())));
-    let (decisions, failures, read) = evaluate(rules, schedule, Some(&view), fired_at, collected);
-    Judged { actions: new_actions(schedule, fired_at, account, Some(&key), decisions), failures, read }
+    let view = Arc::new(crate::message::parse(&fetched.raw, fetched.meta(key)));
+    judge(rules, schedule, account, Some(&view), fired_at, collected)
 }
 
-/// Runs the schedule's rule over `message` (or once without one), `now()` being the fire time.
-fn evaluate(
+/// Decides by the schedule's rule over `message` (or once without one), `now()` being the fire
+/// time, and makes the plan outbox rows.
+fn judge(
     rules: &RuleSet,
     schedule: &Schedule,
+    account: &str,
     message: Option<&Arc<MessageView>>,
     fired_at: DateTime<Utc>,
     collected: &Collected,
-) -> (Vec<Decision>, Vec<RuleFailure>, BTreeSet<String>) {
+) -> Judged {
     let trigger = Trigger::Schedule { name: schedule.name.clone(), fired_at };
     // The config names the rule by its path under the rules directory, as the rule set does.
-    let rule = schedule.rule.to_string_lossy();
-    let evaluation = rules.evaluate_scheduled(&rule, message, &trigger, fired_at, collected);
-    (evaluation.decisions, evaluation.failures, evaluation.read)
+    let rule = match rules.scheduled_rule(&schedule.rule.to_string_lossy()) {
+        Ok(rule) => rule,
+        Err(failure) => return Judged { failures: vec![failure], ..Judged::default() },
+    };
+    // UID 0 never names a message (IMAP UIDs start at 1): the stand-in of a run without one.
+    let key = message.map_or_else(|| MessageKey::new(account, schedule.mailbox.as_str(), 0, 0), |v| v.key().clone());
+    let ruling = rules.decide_scheduled(rule, message, key, &trigger, fired_at, collected);
+    let actions = new_actions(account, message.map(|v| v.key()), ruling.plan);
+    Judged { actions, failures: ruling.failures, read: ruling.read }
 }
 
-/// The plan's actions as outbox rows under the schedule's keys. `message` is `None` for a fire
-/// without messages: then only outbound actions make sense, and any other is dropped.
-fn new_actions(
-    schedule: &Schedule,
-    fired_at: DateTime<Utc>,
-    account: &str,
-    message: Option<&MessageKey>,
-    decisions: Vec<Decision>,
-) -> Vec<NewAction> {
-    // `Plan::build` keys by message; the schedule's keys replace them. UID 0 never names a
-    // message (IMAP UIDs start at 1), so the stand-in cannot collide with a real key.
-    let for_plan = message.cloned().unwrap_or_else(|| MessageKey::new(account, schedule.mailbox.as_str(), 0, 0));
-    let keys: HashMap<String, String> = decisions
-        .iter()
-        .map(|d| {
-            let live = plan::idempotency_key(&for_plan, &d.rule, d.position);
-            (live, plan::schedule_key(&schedule.name, fired_at, message, &d.rule, d.position))
-        })
-        .collect();
-    let plan = Plan::build(for_plan, decisions);
+/// The plan's actions as outbox rows. `message` is `None` for a fire without messages: then
+/// only outbound actions make sense, and any other is dropped.
+fn new_actions(account: &str, message: Option<&MessageKey>, plan: Plan) -> Vec<NewAction> {
     for overridden in &plan.overridden {
         tracing::info!(rule = %overridden.rule, action = overridden.action.kind(), "disposition overridden by a later decision");
     }
@@ -323,8 +312,7 @@ fn new_actions(
             // Serialising a plain enum of strings cannot fail; `Null` would be refused by the
             // store's json check and surface as a store error, never as a silent wrong action.
             let payload = serde_json::to_value(&planned.action).unwrap_or(serde_json::Value::Null);
-            let key = keys.get(&planned.key).cloned().unwrap_or(planned.key);
-            let mut action = NewAction::new(key, account, planned.action.kind(), payload).by_rule(planned.rule);
+            let mut action = NewAction::new(planned.key, account, planned.action.kind(), payload).by_rule(planned.rule);
             if let Some(m) = message {
                 action = action.for_message(m.mailbox.clone(), m.uidvalidity, m.uid);
             }
