@@ -35,6 +35,7 @@
 //!   `tidings dry-run` (rules over a real mailbox, read-only): what the pipeline would do.
 
 pub mod auth;
+pub mod causes;
 pub mod config;
 pub mod error;
 pub mod exec;

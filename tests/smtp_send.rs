@@ -160,7 +160,7 @@ async fn a_wrong_password_is_an_auth_error_naming_server_and_user() -> Result<()
         assert!(error.is_auth() && !error.is_transient(), "{error:?}");
         let expected = format!("cannot log in to SMTP server 127.0.0.1:{port} of account test as {}", me.login);
         assert_eq!(error.to_string(), expected);
-        let chain = format!("{error:?} {}", tidings::exec::error_chain(&error));
+        let chain = format!("{error:?} {}", tidings::causes::error_chain(&error));
         assert!(!chain.contains("Hunter2"), "no password in the error: {chain}");
     }
     Ok(())

@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use tidings::causes::error_chain;
 use tidings::config::{Account, Config, Fingerprint, Secret, Server, Tls};
-use tidings::exec::error_chain;
 use tidings::exec::mail::smtp::{Smtp, SmtpError};
 use tidings::imap::{Error, Login, Session, Timeouts};
 use tidings::store::{ActionState, Store};

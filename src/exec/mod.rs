@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
+use crate::causes::error_chain;
 use crate::config::Account;
 use crate::imap::{self, Login, Session, Timeouts};
 use crate::store::{self, Action, ActionId, Outcome, Store};
@@ -346,20 +347,4 @@ fn retry_at(attempts: u32) -> chrono::DateTime<Utc> {
 /// `tidings status`.
 pub fn config_advice(error: &imap::Error) -> String {
     format!("{}; fix the config (or the file it names) and send SIGHUP; retrying meanwhile", error_chain(error))
-}
-
-/// An error and its causes on one line, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Wrappers such as async-imap's `io: {0}` show their source already: say it once.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -24,7 +24,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::mail::{self, guard, smtp};
-use super::{Ran, error_chain, event, retry};
+use super::{Ran, event, retry};
+use crate::causes::error_chain;
 use crate::config::{self, Account, Secret};
 use crate::plan::{Action as Planned, EVENT_KINDS, MAIL_KINDS};
 use crate::store::{self, Action, ActionId, OncePer, Outcome, SendGate, SendStart, Store};

@@ -86,7 +86,7 @@ impl Alerter {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store to look for alerts")
+                    tracing::warn!(error = %crate::causes::error_chain(&error), "cannot read the store to look for alerts")
                 }
             }
             tokio::select! {
@@ -117,7 +117,7 @@ impl Alerter {
             actions.push(action(&alert.event, "mail", &mail.account, &Action::Send(message)));
         }
         if let Err(error) = self.store.commit_alerts(actions).await {
-            tracing::error!(error = %crate::exec::error_chain(&error), alert = alert.kind, "cannot store an alert; it is not sent");
+            tracing::error!(error = %crate::causes::error_chain(&error), alert = alert.kind, "cannot store an alert; it is not sent");
         }
     }
 }

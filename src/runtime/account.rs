@@ -8,8 +8,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::causes::error_chain;
 use crate::config::{Account, ConnectionPlan, Mailbox, Schedule, Secret};
-use crate::exec::error_chain;
 use crate::exec::outbound::Outbound;
 use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
@@ -233,7 +233,7 @@ impl AccountWorker {
                 None => break,
                 Some(Ok(Ok(()))) => None,
                 Some(Ok(Err(error))) => {
-                    let error = crate::exec::error_chain(&error);
+                    let error = crate::causes::error_chain(&error);
                     span.in_scope(|| tracing::error!(%error, "account task stopped"));
                     Some(error)
                 }

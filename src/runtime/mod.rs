@@ -258,7 +258,7 @@ pub async fn run(
         match pg.leave().await {
             Ok(()) => tracing::info!("left the fleet; leases released"),
             Err(error) => {
-                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own")
+                tracing::warn!(error = %crate::causes::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own")
             }
         }
     }
@@ -294,7 +294,7 @@ async fn reload(prepared: &mut Prepared, fleet: &mut Fleet) {
     let secrets = match new.resolve_secrets() {
         Ok(secrets) => secrets,
         Err(error) => {
-            let error = crate::exec::error_chain(&error);
+            let error = crate::causes::error_chain(&error);
             tracing::error!(%error, "cannot reload the config; the running one stays in force");
             return;
         }

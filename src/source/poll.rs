@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::watch::{Error, MailboxWatcher};
-use crate::exec::error_chain;
+use crate::causes::error_chain;
 use crate::imap::{self, Login, Session, Timeouts};
 
 /// Visits a set of mailboxes in turn on one connection.

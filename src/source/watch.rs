@@ -6,8 +6,9 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::causes::error_chain;
 use crate::config::{Account, Backfill, Mailbox};
-use crate::exec::{config_advice, error_chain};
+use crate::exec::config_advice;
 use crate::health::{Health, WatcherHealth};
 use crate::imap::{self, Fetched, IdleOutcome, Login, Selected, Session, Timeouts};
 use crate::message::{MessageKey, MessageView};

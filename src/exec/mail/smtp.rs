@@ -426,7 +426,7 @@ impl SmtpConnection {
                 Err(SendError::Uncertain(format!(
                     "SMTP server {} broke off after the message was sent: {}",
                     self.at,
-                    super::super::error_chain(&e)
+                    crate::causes::error_chain(&e)
                 )))
             }
             Err(_) => {
@@ -455,7 +455,7 @@ impl SmtpConnection {
             }
             Ok(Err(e)) => {
                 self.broken = true;
-                let error = super::super::error_chain(&e);
+                let error = crate::causes::error_chain(&e);
                 Err(SendError::Refused {
                     permanent: false,
                     message: format!("{what}: SMTP server {} failed before the message was sent: {error}", self.at),

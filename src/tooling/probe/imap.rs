@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 
 use super::report::{Mark, Table};
 use super::{STEP, no_certificate, timed_out};
+use crate::causes::error_chain;
 use crate::config::{Account, Fingerprint, Schedule, Secret, Tls};
-use crate::exec::error_chain;
 use crate::imap::{self, Capabilities, Login, Session, Timeouts};
 
 /// Runs the checks of `account`'s IMAP side into `table`.

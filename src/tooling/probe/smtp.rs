@@ -4,8 +4,8 @@
 use super::imap::with_fingerprint;
 use super::report::{Mark, Table, server};
 use super::{STEP, no_certificate, timed_out};
+use crate::causes::error_chain;
 use crate::config::{Account, Secret, Tls};
-use crate::exec::error_chain;
 use crate::exec::mail::smtp::{Smtp, SmtpError};
 
 /// Runs the checks of `account`'s SMTP side into `table`, if it has one.
