@@ -138,7 +138,7 @@ fn next_look(health: &Health, thresholds: &Thresholds, told: &Told, now: DateTim
 /// A rule started failing: the alert names it, the message it failed on and why.
 fn rule_failing(f: &FailingRule, now: DateTime<Utc>) -> Alert {
     let (rule, at) = (&f.rule, f.last_at.to_rfc3339());
-    let error = crate::tooling::outbox::one_line(&f.last_error, 200);
+    let error = crate::causes::one_line(&f.last_error, 200);
     let id = f.message_id.as_deref().map_or_else(|| format!("uid {}", f.uid), |id| format!("<{id}>"));
     Alert {
         kind: "rule_failing",

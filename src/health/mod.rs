@@ -305,7 +305,7 @@ pub fn judge<'a>(
             f.failures,
             f.account,
             f.mailbox,
-            crate::tooling::outbox::one_line(&f.last_error, 200)
+            crate::causes::one_line(&f.last_error, 200)
         ));
     }
     for group in outbox.iter().filter(|g| matches!(g.state, ActionState::Failed | ActionState::Uncertain)) {
@@ -330,7 +330,7 @@ pub fn failed_runs(runs: &[LastRun], since: DateTime<Utc>) -> Vec<String> {
     for (name, fired_at, outcome) in recent {
         let at = fired_at.format("%Y-%m-%d %H:%M UTC");
         if let Some(error) = &outcome.error {
-            let error = crate::tooling::outbox::one_line(error, 200);
+            let error = crate::causes::one_line(error, 200);
             lines.push(format!("schedule {name}: the run fired at {at} did not complete: {error}"));
         }
         if outcome.failures > 0 {

@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use super::outbox::one_line;
+use crate::causes::one_line;
 
 /// Where the parts of an elided error meet.
 const GAP: &str = ": … ";
