@@ -5,7 +5,8 @@
 //! outbox backing up). Degraded: it is, but a person is needed (a rule failed on a message in the
 //! last hour, actions were dead-lettered). Healthy: neither.
 //!
-//! The watchers report into one shared [`Health`]; nothing here talks to a server. Watcher
+//! The watchers report in the stages' words ([`crate::source::report::Listener`]); each one's
+//! [`WatcherHealth`] hears it into one shared [`Health`]. Nothing here talks to a server. Watcher
 //! states are also written to the store (when they change, not per message), so that
 //! `tidings status` in another process shows them. Counts live in memory only: Prometheus
 //! expects counters to restart at zero with the process.
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::config::Thresholds;
+use crate::source::report::Listener;
 use crate::store::{ActionState, FailingRule, LastRun, OutboxGroup, Store, WatcherRecord};
 
 /// How far back a rule failure makes a rule "failing now", and the verdict degraded.
@@ -368,6 +370,21 @@ pub struct WatcherHealth {
     health: Health,
     account: String,
     mailbox: String,
+}
+
+/// The board hears a watcher through its handle: the watchers report in the stages' words.
+impl Listener for WatcherHealth {
+    fn watching(&self, idle: bool) {
+        WatcherHealth::watching(self, idle);
+    }
+
+    fn failed(&self, error: &str) {
+        WatcherHealth::failed(self, error);
+    }
+
+    fn stored(&self, count: usize, matched: &[&str], failed: &[&str]) {
+        WatcherHealth::stored(self, count, matched.iter().copied(), failed.iter().copied());
+    }
 }
 
 impl WatcherHealth {

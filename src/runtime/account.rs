@@ -94,7 +94,7 @@ impl AccountWorker {
             self.rules.clone(),
             wake.clone(),
         )
-        .reporting_to(&self.health)
+        .reporting_to(self.health.watcher(&self.account.name, &mailbox.name))
     }
 
     fn executor(&self, wake: &Arc<Wake>) -> Executor {

@@ -12,5 +12,6 @@
 //! watcher's checkpoint, a schedule's fire time).
 
 pub mod poll;
+pub mod report;
 pub mod schedule;
 pub mod watch;
