@@ -11,11 +11,13 @@
 //! What this module must not do: log or put in an error any token, secret or code; only the
 //! account, the endpoint and the provider's `error` and `error_description` appear.
 
+mod credentials;
 pub mod flow;
 mod http;
 pub mod token;
 pub mod xoauth2;
 
+pub use credentials::{Credentials, OAuth};
 pub use token::{Tokens, access_token, forget_access_token};
 
 use std::path::PathBuf;

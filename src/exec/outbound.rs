@@ -25,8 +25,9 @@ use tracing::Instrument;
 
 use super::mail::{self, guard, smtp};
 use super::{Ran, event, retry};
+use crate::auth::Credentials;
 use crate::causes::error_chain;
-use crate::config::{self, Account, Secret};
+use crate::config::{self, Account};
 use crate::plan::{Action as Planned, EVENT_KINDS, MAIL_KINDS};
 use crate::store::{self, Action, ActionId, OncePer, Outcome, SendGate, SendStart, Store};
 
@@ -68,15 +69,15 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// The dispatcher of `account`; its SMTP server (if any) is logged in to with `password`.
+    /// The dispatcher of `account`; its SMTP server (if any) is logged in to with `credentials`.
     pub fn new(
         account: Arc<Account>,
-        password: Secret<String>,
+        credentials: &Credentials,
         store: Store,
         webhooks: Arc<super::webhook::Webhooks>,
         commands: Arc<BTreeMap<String, config::Command>>,
     ) -> Outbound {
-        let smtp = account.smtp.as_ref().map(|_| Arc::new(smtp::Smtp::new(&account, password)));
+        let smtp = account.smtp.as_ref().map(|_| Arc::new(smtp::Smtp::new(&account, credentials)));
         Outbound { account, store, smtp, webhooks, commands }
     }
 

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::auth::Credentials;
 use crate::causes::error_chain;
 use crate::config::{Account, ConnectionPlan, Mailbox, Schedule, Secret};
 use crate::exec::outbound::Outbound;
@@ -34,7 +35,8 @@ pub struct Events {
 pub struct AccountWorker {
     account: Arc<Account>,
     login: Login,
-    password: Secret<String>,
+    /// The account's secrets and token cache, shared by all its connections.
+    credentials: Credentials,
     timeouts: Timeouts,
     store: Store,
     rules: CurrentRules,
@@ -47,7 +49,8 @@ pub struct AccountWorker {
 }
 
 impl AccountWorker {
-    /// A worker for `account`, logging in with `password`; its watchers read `rules` per batch.
+    /// A worker for `account`, logging in with `password` (or OAuth2, with a token cache this
+    /// worker owns); its watchers read `rules` per batch.
     pub fn new(
         account: &Account,
         password: Secret<String>,
@@ -62,9 +65,10 @@ impl AccountWorker {
             send_id: account.imap_id,
             ..Timeouts::default()
         };
+        let credentials = Credentials::new(account, password);
         AccountWorker {
-            login: Login::new(account, password.clone()),
-            password,
+            login: Login::new(account, &credentials),
+            credentials,
             account: Arc::new(account.clone()),
             timeouts,
             store,
@@ -104,7 +108,7 @@ impl AccountWorker {
     fn outbound(&self) -> Outbound {
         Outbound::new(
             self.account.clone(),
-            self.password.clone(),
+            &self.credentials,
             self.store.clone(),
             self.events.webhooks.clone(),
             self.events.commands.clone(),

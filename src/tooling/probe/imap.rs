@@ -20,7 +20,7 @@ pub async fn probe(account: &Account, password: Secret<String>, schedules: &[Sch
     if !connect(&addresses, table).await {
         return;
     }
-    let login = Login::new(account, password);
+    let login = Login::new(account, &crate::auth::Credentials::new(account, password));
     let timeouts = Timeouts { connect: STEP, command: STEP, send_id: account.imap_id, ..Timeouts::default() };
     let mut session = match Session::connect(&login, timeouts).await {
         Ok(session) => session,
