@@ -51,3 +51,6 @@ pub mod telemetry;
 pub mod tooling;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod layers_tests;
