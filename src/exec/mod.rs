@@ -11,6 +11,9 @@
 //! One executor per account holds its own IMAP connection (the watchers' connections are busy
 //! idling). It claims due actions in batches, so a burst of a hundred moves to one folder is one
 //! `UID MOVE` with a UID set, not a hundred round trips.
+//!
+//! Layer: stage (see the map in lib.rs): built from `imap`, `store` and `auth`; it knows nothing
+//! of `source`, the runtime or `health`.
 
 pub mod command;
 pub mod event;

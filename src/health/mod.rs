@@ -10,6 +10,9 @@
 //! states are also written to the store (when they change, not per message), so that
 //! `tidings status` in another process shows them. Counts live in memory only: Prometheus
 //! expects counters to restart at zero with the process.
+//!
+//! Layer: orchestration (see the map in lib.rs): it reads the store and listens to the watchers;
+//! no stage imports it.
 
 pub mod alerts;
 pub mod http;

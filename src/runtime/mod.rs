@@ -8,6 +8,9 @@
 //! settings changed. Beside them a [`Reloader`] swaps in a new rule set when the rule, plugin
 //! or data files change; the watchers read the set in force per batch, so a rule reload never
 //! touches a connection.
+//!
+//! Layer: orchestration (see the map in lib.rs): it may use every layer below, and owns what is
+//! state rather than setting: each account's [`crate::auth::Credentials`] and token cache.
 
 pub mod account;
 mod fleet;
