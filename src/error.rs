@@ -1,4 +1,6 @@
 //! The crate's error: one variant per module, each wrapping that module's own error enum.
+//!
+//! Layer: orchestration (see the map in lib.rs): it names every module's error, so it sits on top.
 
 /// Any error the library returns.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,9 @@
 //! ([`Backoff`], with its slow delay after a refused login and its short, once-reported one
 //! after a configuration error), `--once`, and the log line of a lost connection.
 //! Reconnecting itself is the connection's business ([`crate::imap::Kept`]).
+//!
+//! Layer: mechanism (see the map in lib.rs): it uses `imap`'s backoff and `causes`, so that the
+//! stages (`source`, `exec`) can be driven by it without importing the runtime.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::exec::error_chain;
+use crate::causes::error_chain;
 use crate::imap::retry::{Backoff, Class};
 
 /// How long a component runs.

@@ -2,6 +2,8 @@
 //!
 //! Spans nest account > mailbox > message > rule/action, so one grep for an account or a UID
 //! shows everything that happened to it. Message bodies and secrets are never fields.
+//!
+//! Layer: data (see the map in lib.rs): it imports nothing from the layers above.
 
 use std::io::IsTerminal;
 

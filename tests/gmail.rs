@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tidings::auth::Credentials;
 use tidings::config::{Config, Secret};
 use tidings::imap::{FlagOp, Login, Session, Timeouts, UidSet};
 use tidings::store::{ActionState, Store};
@@ -39,7 +40,7 @@ fn setup(peer: &GmailPeer, rule: &str) -> (tempfile::TempDir, PathBuf) {
 fn login(peer: &GmailPeer) -> Login {
     let (_dir, config) = setup(peer, "");
     let config = Config::load(&config).unwrap();
-    Login::new(&config.accounts[0], Secret::new(GMAIL_PASSWORD.to_owned()))
+    Login::new(&config.accounts[0], &Credentials::new(&config.accounts[0], Secret::new(GMAIL_PASSWORD.to_owned())))
 }
 
 #[tokio::test]

@@ -11,12 +11,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use tidings::auth::{access_token, forget_access_token};
+use tidings::auth::{Credentials, OAuth, access_token, forget_access_token};
 use tidings::config::{Account, Config, Secret};
 use tidings::exec::mail::smtp::Smtp;
 use tidings::imap::{Backoff, Login, Session, Timeouts};
 
 use crate::harness::{TestEnv, TokenEndpoint};
+
+/// `account`'s OAuth2 settings with a token cache of their own, as a fresh run would make.
+fn cache(account: &Account) -> OAuth {
+    Credentials::new(account, Secret::new(String::new())).oauth2.expect("an oauth2 account")
+}
 
 /// A config with one OAuth2 account `work` whose refresh token is in `work.token` in `dir`
 /// (written with `refresh_token`), its IMAP server `imap` (a YAML flow map) and extra lines.
@@ -46,7 +51,7 @@ async fn an_access_token_is_reused_until_a_minute_before_it_expires() -> Result<
     let endpoint = TokenEndpoint::start(3600);
     endpoint.grant("rt-0", "me@tidings.test");
     let work = offline(dir.path(), &endpoint, Some("rt-0"));
-    let oauth = work.oauth2.as_ref().unwrap();
+    let oauth = &cache(&work);
     assert_eq!(access_token(oauth, "work").await?.expose(), "at-1");
     assert_eq!(access_token(oauth, "work").await?.expose(), "at-1", "an hour-long token is reused");
     let sent = endpoint.requests("/token");
@@ -84,7 +89,7 @@ async fn a_rotated_refresh_token_is_written_back_and_used_after_a_restart() -> R
     endpoint.rotate(true);
     let file = dir.path().join("work.token");
     let work = offline(dir.path(), &endpoint, Some("rt-0"));
-    let oauth = work.oauth2.as_ref().unwrap();
+    let oauth = &cache(&work);
     assert_eq!(access_token(oauth, "work").await?.expose(), "at-1");
     assert_eq!(std::fs::read_to_string(&file)?, "rt-1\n", "the rotated token replaced the old one in its file");
     assert_eq!(endpoint.valid_refresh_tokens(), ["rt-1"]);
@@ -97,7 +102,7 @@ async fn a_rotated_refresh_token_is_written_back_and_used_after_a_restart() -> R
 
     // A restart (the config loaded afresh) reads the file: the old token would be refused.
     let restarted = offline(dir.path(), &endpoint, None);
-    assert_eq!(access_token(restarted.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-3");
+    assert_eq!(access_token(&cache(&restarted), "work").await?.expose(), "at-3");
     assert_eq!(endpoint.requests("/token")[2].form["refresh_token"], "rt-2");
     assert_eq!(std::fs::read_to_string(&file)?, "rt-3\n");
     let left: Vec<_> = std::fs::read_dir(dir.path())?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
@@ -111,7 +116,7 @@ async fn a_revoked_refresh_token_is_a_clear_auth_error_not_a_loop() -> Result<()
     let endpoint = TokenEndpoint::start(3600);
     endpoint.grant("rt-revoked", "me@tidings.test");
     let work = offline(dir.path(), &endpoint, Some("rt-revoked"));
-    let oauth = work.oauth2.as_ref().unwrap();
+    let oauth = &cache(&work);
     access_token(oauth, "work").await?;
     // The user removes the app's access; the access token in hand is dropped, as after a
     // refused login.
@@ -127,7 +132,7 @@ async fn a_revoked_refresh_token_is_a_clear_auth_error_not_a_loop() -> Result<()
 
     // Through an IMAP connect: an auth failure, which waits the slow delay; one token request
     // per attempt, the IMAP server never contacted (port 1 would refuse).
-    let login = Login::new(&work, Secret::new(String::new()));
+    let login = Login::new(&work, &Credentials::new(&work, Secret::new(String::new())));
     let error = Session::connect(&login, Timeouts::default()).await.expect_err("the login fails");
     assert!(error.is_auth(), "{error:#}");
     assert!(!error.is_transient(), "{error:#}");
@@ -147,7 +152,7 @@ async fn an_unreachable_token_endpoint_is_transient() -> Result<()> {
     let work = offline(dir.path(), &endpoint, Some("rt-0"));
     drop(endpoint);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let login = Login::new(&work, Secret::new(String::new()));
+    let login = Login::new(&work, &Credentials::new(&work, Secret::new(String::new())));
     let error = Session::connect(&login, Timeouts::default()).await.expect_err("no endpoint");
     assert!(error.is_transient() && !error.is_auth(), "{error:#}");
     Ok(())
@@ -170,7 +175,8 @@ async fn xoauth2_logs_in_to_dovecot_and_a_refused_token_is_reported_and_dropped(
     );
     let mut work = account(dir.path(), &endpoint, Some("rt-0"), &imap, &extra);
     work.username = me.login.clone();
-    let login = Login::new(&work, Secret::new(String::new()));
+    let credentials = Credentials::new(&work, Secret::new(String::new()));
+    let login = Login::new(&work, &credentials);
     let mut session = Session::connect(&login, Timeouts::default())
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", env.log_tails()))?;
@@ -180,7 +186,7 @@ async fn xoauth2_logs_in_to_dovecot_and_a_refused_token_is_reported_and_dropped(
     assert_eq!(introspected[0].form["token"], "at-1");
 
     // SMTP: Postfix authenticates through Dovecot, the same passdb.
-    let smtp = Smtp::new(&work, Secret::new(String::new()));
+    let smtp = Smtp::new(&work, &credentials);
     let connection = smtp.connect().await;
     assert!(connection.is_ok(), "{:#}\n{}", anyhow::Error::from(connection.err().unwrap()), env.log_tails());
     assert_eq!(endpoint.requests("/token").len(), 1, "IMAP and SMTP share the access token");
@@ -189,7 +195,7 @@ async fn xoauth2_logs_in_to_dovecot_and_a_refused_token_is_reported_and_dropped(
     // still holds it: the server's refusal is reported with what it said, the token dropped,
     // and the next login refreshes first.
     endpoint.set_expires_in(0);
-    forget_access_token(work.oauth2.as_ref().unwrap()).await;
+    forget_access_token(credentials.oauth2.as_ref().unwrap()).await;
     let error = Session::connect(&login, Timeouts::default()).await.expect_err("an inactive token is refused");
     assert!(error.is_auth(), "{error:#}");
     let text = error.to_string();
@@ -248,7 +254,7 @@ async fn auth_for_google_takes_the_loopback_redirect_with_pkce_and_stores_the_to
     let exchange = &endpoint.requests("/token")[0].form;
     assert_eq!(exchange["client_secret"], "s3cret-client");
     // The stored token works: the account refreshes with it.
-    assert_eq!(access_token(work.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-2");
+    assert_eq!(access_token(&cache(&work), "work").await?.expose(), "at-2");
     assert_eq!(endpoint.requests("/token")[1].form["refresh_token"], "rt-new-1");
     Ok(())
 }
@@ -390,11 +396,11 @@ async fn a_rotated_token_from_the_environment_goes_to_the_store_file_and_wins_af
     );
     let load = || Config::from_yaml(&yaml, &dir.path().join("tidings.yaml")).unwrap().accounts.remove(0);
     let work = load();
-    assert_eq!(access_token(work.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-1");
+    assert_eq!(access_token(&cache(&work), "work").await?.expose(), "at-1");
     let store = dir.path().join("oauth2-work.token");
     assert_eq!(std::fs::read_to_string(&store)?, "rt-1\n");
     let restarted = load();
-    assert_eq!(access_token(restarted.oauth2.as_ref().unwrap(), "work").await?.expose(), "at-2");
+    assert_eq!(access_token(&cache(&restarted), "work").await?.expose(), "at-2");
     assert_eq!(endpoint.requests("/token")[1].form["refresh_token"], "rt-1", "the store beat the variable");
     Ok(())
 }

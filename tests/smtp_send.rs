@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tidings::auth::Credentials;
 use tidings::config::{Account, Config, Secret, Server, Tls};
 use tidings::exec::mail::compose::{self, Composed};
 use tidings::exec::mail::smtp::{SendError, Smtp, SmtpError};
@@ -33,7 +34,7 @@ fn account(env: &TestEnv, user: &User, port: u16, tls: &str, extra: &str) -> Acc
 }
 
 fn smtp(account: &Account, user: &User) -> Smtp {
-    Smtp::new(account, Secret::new(user.password.clone()))
+    Smtp::new(account, &Credentials::new(account, Secret::new(user.password.clone())))
 }
 
 /// A reply from `me` to `them`, answering a message with a thread behind it.
@@ -156,11 +157,14 @@ async fn a_wrong_password_is_an_auth_error_naming_server_and_user() -> Result<()
     let me = env.new_user();
     for (port, tls) in [(env.smtps_port, "implicit"), (env.submission_port, "starttls")] {
         let account = account(env, &me, port, tls, "");
-        let error = Smtp::new(&account, Secret::new("Hunter2-not-it".into())).connect().await.unwrap_err();
+        let error = Smtp::new(&account, &Credentials::new(&account, Secret::new("Hunter2-not-it".into())))
+            .connect()
+            .await
+            .unwrap_err();
         assert!(error.is_auth() && !error.is_transient(), "{error:?}");
         let expected = format!("cannot log in to SMTP server 127.0.0.1:{port} of account test as {}", me.login);
         assert_eq!(error.to_string(), expected);
-        let chain = format!("{error:?} {}", tidings::exec::error_chain(&error));
+        let chain = format!("{error:?} {}", tidings::causes::error_chain(&error));
         assert!(!chain.contains("Hunter2"), "no password in the error: {chain}");
     }
     Ok(())

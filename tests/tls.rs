@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use tidings::auth::Credentials;
+use tidings::causes::error_chain;
 use tidings::config::{Account, Config, Fingerprint, Secret, Server, Tls};
-use tidings::exec::error_chain;
 use tidings::exec::mail::smtp::{Smtp, SmtpError};
 use tidings::imap::{Error, Login, Session, Timeouts};
 use tidings::store::{ActionState, Store};
@@ -75,7 +76,10 @@ async fn connect(
     account.ca_file = ca_file.map(Path::to_owned);
     let refusal =
         |e: SmtpError| Refusal { tls: e.is_tls(), pin: matches!(e, SmtpError::Pin { .. }), text: error_chain(&e) };
-    let conn = Smtp::new(&account, Secret::new(user.password.clone())).connect().await.map_err(refusal)?;
+    let conn = Smtp::new(&account, &Credentials::new(&account, Secret::new(user.password.clone())))
+        .connect()
+        .await
+        .map_err(refusal)?;
     assert!(conn.is_encrypted(), "{way:?}: logged in without TLS");
     conn.quit().await;
     Ok(())
@@ -180,7 +184,8 @@ async fn an_imap_server_without_starttls_is_refused_before_login() {
     assert_eq!(logins(), 0, "no login reached the server:\n{}", env.log_tails());
     // The same server takes the same password in clear when told to (`tls: none`): the refusal
     // above was tidings' own.
-    let mut login = Login::new(&account(&env, &user), Secret::new(user.password.clone()));
+    let account = account(&env, &user);
+    let mut login = Login::new(&account, &Credentials::new(&account, Secret::new(user.password.clone())));
     login.server = Server { host: "127.0.0.1".into(), port: env.imap_port, tls: Tls::None, tls_fingerprint: None };
     Session::connect(&login, Timeouts::default()).await.expect("a plaintext login").logout().await.unwrap();
     crate::harness::wait_until(Duration::from_secs(5), "the plaintext login in Dovecot's log", || async {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::TryStreamExt;
+use tidings::auth::Credentials;
 use tidings::config::{Config, Secret, Server as Endpoint, Tls};
 use tidings::imap::{FlagOp, IdleOutcome, Login, Session, Timeouts, UidSet};
 
@@ -36,7 +37,8 @@ macro_rules! on_both {
 fn login(env: &TestEnv, user: &User, host: &str, port: u16, tls: Tls) -> Login {
     let setup = Setup::new(env, user, &[], "");
     let config = Config::load(&setup.config).expect("the test config loads");
-    let mut login = Login::new(&config.accounts[0], Secret::new(user.password.clone()));
+    let mut login =
+        Login::new(&config.accounts[0], &Credentials::new(&config.accounts[0], Secret::new(user.password.clone())));
     login.account = "test".into();
     login.server = Endpoint { host: host.into(), port, tls, tls_fingerprint: None };
     login

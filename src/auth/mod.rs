@@ -10,12 +10,17 @@
 //! Token requests use reqwest's `form` (the `oauth2` crate would bring a second HTTP stack).
 //! What this module must not do: log or put in an error any token, secret or code; only the
 //! account, the endpoint and the provider's `error` and `error_description` appear.
+//!
+//! Layer: mechanism (see the map in lib.rs): it reads the `oauth2:` settings from `config`; the
+//! token cache is state, held in [`Credentials`] by whoever runs the account, never in the config.
 
+mod credentials;
 pub mod flow;
 mod http;
 pub mod token;
 pub mod xoauth2;
 
+pub use credentials::{Credentials, OAuth};
 pub use token::{Tokens, access_token, forget_access_token};
 
 use std::path::PathBuf;

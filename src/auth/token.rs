@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::{Error, http};
+use super::{Error, OAuth, http};
 use crate::config::{OAuth2, Secret, SecretSource};
 
 /// A token that expires within this is refreshed before a login: a login may take a while,
@@ -40,8 +40,9 @@ struct State {
 
 /// An access token for `account`, valid for at least [`MARGIN`]: the one in use, or a new one
 /// from the token endpoint.
-pub async fn access_token(oauth: &OAuth2, account: &str) -> Result<Secret<String>, Error> {
+pub async fn access_token(oauth: &OAuth, account: &str) -> Result<Secret<String>, Error> {
     let mut state = oauth.tokens.state.lock().await;
+    let oauth = &oauth.settings;
     if let Some((token, until)) = &state.access
         && Instant::now() + MARGIN < *until
     {
@@ -99,7 +100,7 @@ pub async fn access_token(oauth: &OAuth2, account: &str) -> Result<Secret<String
 }
 
 /// Drops the access token in use, after a server refused it: the next login refreshes first.
-pub async fn forget_access_token(oauth: &OAuth2) {
+pub async fn forget_access_token(oauth: &OAuth) {
     oauth.tokens.state.lock().await.access = None;
 }
 

@@ -7,6 +7,10 @@
 //!
 //! This module reads files and the environment only; it never connects anywhere. Secrets are
 //! read by [`Config::resolve_secrets`], which the runtime calls before the first connection.
+//!
+//! Layer: data (see the map in lib.rs). Settings only: it imports no mechanism, stage or
+//! orchestration module, so a validated config holds no connection and no token cache (whoever
+//! runs an account makes its [`crate::auth::Credentials`]).
 
 pub mod account;
 pub mod budget;

@@ -17,7 +17,6 @@
 //! is read first from then on.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::diagnostics::{self as read, Fields, Problems};
 use super::secret::{self, Secret, SecretSource};
@@ -34,8 +33,9 @@ pub enum Provider {
     Custom,
 }
 
-/// A validated `oauth2:` block. Clones share one token cache.
-#[derive(Clone, Debug)]
+/// A validated `oauth2:` block: settings only (the token cache is [`crate::auth`]'s, made by
+/// whoever runs the account).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuth2 {
     /// The issuer.
     pub provider: Provider,
@@ -53,35 +53,7 @@ pub struct OAuth2 {
     pub token_url: String,
     /// The scope asked for (space-separated).
     pub scope: String,
-    /// The access token in use and the latest refresh token, shared by every connection of the
-    /// account (IMAP watchers, executor, SMTP) so a rotation is seen by all.
-    pub tokens: Arc<crate::auth::Tokens>,
 }
-
-/// The same settings; the token cache is state, not a setting, and is not compared.
-impl PartialEq for OAuth2 {
-    fn eq(&self, other: &Self) -> bool {
-        (
-            &self.provider,
-            &self.client_id,
-            &self.client_secret,
-            &self.refresh_token,
-            &self.store,
-            &self.token_url,
-            &self.scope,
-        ) == (
-            &other.provider,
-            &other.client_id,
-            &other.client_secret,
-            &other.refresh_token,
-            &other.store,
-            &other.token_url,
-            &other.scope,
-        )
-    }
-}
-
-impl Eq for OAuth2 {}
 
 const KEYS: &[&str] = &[
     "provider",
@@ -238,7 +210,6 @@ pub fn validate(node: &Node, what: &str, base: &Path, problems: &mut Problems) -
         store,
         token_url: token_url?,
         scope: scope?,
-        tokens: Arc::default(),
     })
 }
 

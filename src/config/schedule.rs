@@ -251,7 +251,7 @@ fn search(node: &Node, what: &str, problems: &mut Problems) -> Option<Search> {
 /// A `raw:` expression the sweep can send as it is; the same check runs again at each fire, but
 /// here `tidings check` reports it, on its line, before anything runs.
 fn raw(text: String, node: &Node, what: &str, problems: &mut Problems) -> Option<String> {
-    match crate::source::schedule::search::check_raw(&text) {
+    match check_raw(&text) {
         Ok(()) => Some(text),
         Err(reason) => {
             problems.hint(
@@ -262,6 +262,45 @@ fn raw(text: String, node: &Node, what: &str, problems: &mut Problems) -> Option
             None
         }
     }
+}
+
+/// Whether a `raw:` expression can be sent inside parentheses without changing the rest of the
+/// command: printable ASCII, quotes closed, parentheses balanced, and no literal (`{5}`), which
+/// would make the server wait for bytes that never come. A property of the setting, so it lives
+/// here: the config reports it on its line, and the sweep checks again before sending it.
+pub fn check_raw(raw: &str) -> Result<(), &'static str> {
+    if raw.trim().is_empty() {
+        return Err("`raw` is empty");
+    }
+    if !raw.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
+        return Err("`raw` must be printable ASCII on one line (use `subject:` or `from:` for other text)");
+    }
+    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+    for c in raw.chars() {
+        match (quoted, c) {
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (true, '"') => quoted = false,
+            (true, _) => {}
+            (false, '"') => quoted = true,
+            (false, '(') => depth += 1,
+            (false, ')') => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("`raw` closes a parenthesis it did not open");
+                }
+            }
+            (false, '{') => return Err("`raw` cannot hold a literal (`{n}`); quote the string"),
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err("`raw` has a quote that is not closed");
+    }
+    if depth != 0 {
+        return Err("`raw` leaves a parenthesis open");
+    }
+    Ok(())
 }
 
 /// A size in bytes: a number, or text with a unit (`500k`, `10MB`).

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use tracing::field::display;
 
+use crate::causes::error_chain;
 use crate::config::Account;
+use crate::exec::Ran;
 use crate::exec::mail::SAVE_SENT;
-use crate::exec::{Ran, error_chain};
 use crate::imap::{FlagOp, Session, UidSet};
 use crate::plan::{Action, Phase};
 use crate::store::{Action as Stored, ActionId};

@@ -11,6 +11,9 @@
 //! One executor per account holds its own IMAP connection (the watchers' connections are busy
 //! idling). It claims due actions in batches, so a burst of a hundred moves to one folder is one
 //! `UID MOVE` with a UID set, not a hundred round trips.
+//!
+//! Layer: stage (see the map in lib.rs): built from `imap`, `store` and `auth`; it knows nothing
+//! of `source`, the runtime or `health`.
 
 pub mod command;
 pub mod event;
@@ -317,20 +320,4 @@ fn settle(claimed: &[Action], ran: Vec<(ActionId, Ran)>) -> Vec<(ActionId, Outco
 fn retry_at(attempts: u32) -> chrono::DateTime<Utc> {
     let seconds = 2u64.saturating_pow(attempts.clamp(1, 12)).min(3600);
     Utc::now() + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(3600))
-}
-
-/// An error and its causes on one line, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Wrappers such as async-imap's `io: {0}` show their source already: say it once.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -24,8 +24,10 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::mail::{self, guard, smtp};
-use super::{Ran, error_chain, event, retry};
-use crate::config::{self, Account, Secret};
+use super::{Ran, event, retry};
+use crate::auth::Credentials;
+use crate::causes::error_chain;
+use crate::config::{self, Account};
 use crate::imap::retry::Class;
 use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 use crate::plan::{Action as Planned, EVENT_KINDS, MAIL_KINDS};
@@ -69,15 +71,15 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// The dispatcher of `account`; its SMTP server (if any) is logged in to with `password`.
+    /// The dispatcher of `account`; its SMTP server (if any) is logged in to with `credentials`.
     pub fn new(
         account: Arc<Account>,
-        password: Secret<String>,
+        credentials: &Credentials,
         store: Store,
         webhooks: Arc<super::webhook::Webhooks>,
         commands: Arc<BTreeMap<String, config::Command>>,
     ) -> Outbound {
-        let smtp = account.smtp.as_ref().map(|_| Arc::new(smtp::Smtp::new(&account, password)));
+        let smtp = account.smtp.as_ref().map(|_| Arc::new(smtp::Smtp::new(&account, credentials)));
         Outbound { account, store, smtp, webhooks, commands }
     }
 

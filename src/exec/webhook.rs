@@ -23,7 +23,8 @@ use reqwest::{StatusCode, redirect};
 use ring::hmac;
 use serde_json::Value;
 
-use super::{Ran, error_chain, event};
+use super::{Ran, event};
+use crate::causes::error_chain;
 use crate::config::template::Escape;
 use crate::config::{Config, Secrets, Webhook};
 use crate::plan::Event;

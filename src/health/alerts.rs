@@ -86,7 +86,7 @@ impl Alerter {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store to look for alerts")
+                    tracing::warn!(error = %crate::causes::error_chain(&error), "cannot read the store to look for alerts")
                 }
             }
             tokio::select! {
@@ -117,7 +117,7 @@ impl Alerter {
             actions.push(action(&alert.event, "mail", &mail.account, &Action::Send(message)));
         }
         if let Err(error) = self.store.commit_alerts(actions).await {
-            tracing::error!(error = %crate::exec::error_chain(&error), alert = alert.kind, "cannot store an alert; it is not sent");
+            tracing::error!(error = %crate::causes::error_chain(&error), alert = alert.kind, "cannot store an alert; it is not sent");
         }
     }
 }
@@ -138,7 +138,7 @@ fn next_look(health: &Health, thresholds: &Thresholds, told: &Told, now: DateTim
 /// A rule started failing: the alert names it, the message it failed on and why.
 fn rule_failing(f: &FailingRule, now: DateTime<Utc>) -> Alert {
     let (rule, at) = (&f.rule, f.last_at.to_rfc3339());
-    let error = crate::tooling::outbox::one_line(&f.last_error, 200);
+    let error = crate::causes::one_line(&f.last_error, 200);
     let id = f.message_id.as_deref().map_or_else(|| format!("uid {}", f.uid), |id| format!("<{id}>"));
     Alert {
         kind: "rule_failing",

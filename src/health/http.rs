@@ -130,7 +130,7 @@ impl Server {
         let (outbox, failing, runs) = match read.await {
             Ok(read) => read,
             Err(error) => {
-                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot read the store for {path}");
+                tracing::warn!(error = %crate::causes::error_chain(&error), "cannot read the store for {path}");
                 return (500, "text/plain", "cannot read the store; see the daemon's log\n".into());
             }
         };

@@ -5,10 +5,14 @@
 //! outbox backing up). Degraded: it is, but a person is needed (a rule failed on a message in the
 //! last hour, actions were dead-lettered). Healthy: neither.
 //!
-//! The watchers report into one shared [`Health`]; nothing here talks to a server. Watcher
+//! The watchers report in the stages' words ([`crate::source::report::Listener`]); each one's
+//! [`WatcherHealth`] hears it into one shared [`Health`]. Nothing here talks to a server. Watcher
 //! states are also written to the store (when they change, not per message), so that
 //! `tidings status` in another process shows them. Counts live in memory only: Prometheus
 //! expects counters to restart at zero with the process.
+//!
+//! Layer: orchestration (see the map in lib.rs): it reads the store and listens to the watchers;
+//! no stage imports it.
 
 pub mod alerts;
 pub mod http;
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::config::Thresholds;
+use crate::source::report::Listener;
 use crate::store::{ActionState, FailingRule, LastRun, OutboxGroup, Store, WatcherRecord};
 
 /// How far back a rule failure makes a rule "failing now", and the verdict degraded.
@@ -305,7 +310,7 @@ pub fn judge<'a>(
             f.failures,
             f.account,
             f.mailbox,
-            crate::tooling::outbox::one_line(&f.last_error, 200)
+            crate::causes::one_line(&f.last_error, 200)
         ));
     }
     for group in outbox.iter().filter(|g| matches!(g.state, ActionState::Failed | ActionState::Uncertain)) {
@@ -330,7 +335,7 @@ pub fn failed_runs(runs: &[LastRun], since: DateTime<Utc>) -> Vec<String> {
     for (name, fired_at, outcome) in recent {
         let at = fired_at.format("%Y-%m-%d %H:%M UTC");
         if let Some(error) = &outcome.error {
-            let error = crate::tooling::outbox::one_line(error, 200);
+            let error = crate::causes::one_line(error, 200);
             lines.push(format!("schedule {name}: the run fired at {at} did not complete: {error}"));
         }
         if outcome.failures > 0 {
@@ -368,6 +373,21 @@ pub struct WatcherHealth {
     health: Health,
     account: String,
     mailbox: String,
+}
+
+/// The board hears a watcher through its handle: the watchers report in the stages' words.
+impl Listener for WatcherHealth {
+    fn watching(&self, idle: bool) {
+        WatcherHealth::watching(self, idle);
+    }
+
+    fn failed(&self, error: &str) {
+        WatcherHealth::failed(self, error);
+    }
+
+    fn stored(&self, count: usize, matched: &[&str], failed: &[&str]) {
+        WatcherHealth::stored(self, count, matched.iter().copied(), failed.iter().copied());
+    }
 }
 
 impl WatcherHealth {

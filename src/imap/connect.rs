@@ -18,8 +18,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::debug;
 
 use super::{Error, Login, Timeouts};
+use crate::auth::OAuth;
 use crate::auth::xoauth2;
-use crate::config::{OAuth2, Secret, Tls};
+use crate::config::{Secret, Tls};
 
 /// Silence after which the kernel starts probing an IMAP connection.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
@@ -107,7 +108,7 @@ pub(super) async fn open(login: &Login, timeouts: &Timeouts, at: &str) -> Result
 async fn xoauth2(
     client: async_imap::Client<Transport>,
     login: &Login,
-    oauth: &OAuth2,
+    oauth: &OAuth,
     token: &Secret<String>,
     timeouts: &Timeouts,
     at: &str,

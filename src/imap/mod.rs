@@ -14,6 +14,9 @@
 //!
 //! What it must not do: evaluate rules, decide which messages to act on, retry, sleep
 //! between reconnects, or keep state across connections (checkpoints live in the store).
+//!
+//! Layer: mechanism (see the map in lib.rs): it uses the server settings (`config`) and XOAUTH2
+//! with the account's tokens (`auth`), never a stage or the runtime.
 
 mod connect;
 mod error;

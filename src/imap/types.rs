@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Account, OAuth2, Secret, Server};
+use crate::auth::{Credentials, OAuth};
+use crate::config::{Account, Secret, Server};
 
-/// Where and as whom to log in. The password is resolved by the caller, once.
+/// Where and as whom to log in. The credentials are resolved by the caller, once.
 #[derive(Clone, Debug)]
 pub struct Login {
     /// The account's name, for messages and logs.
@@ -18,20 +19,21 @@ pub struct Login {
     /// The password; shown as `[redacted]` by `Debug`. Unused with `oauth2`.
     pub password: Secret<String>,
     /// Log in with XOAUTH2 and this account's access token instead of the password.
-    pub oauth2: Option<OAuth2>,
+    pub oauth2: Option<OAuth>,
     /// A PEM file of CAs to trust instead of the platform's roots.
     pub ca_file: Option<PathBuf>,
 }
 
 impl Login {
-    /// The login for `account`'s IMAP server with its resolved `password`.
-    pub fn new(account: &Account, password: Secret<String>) -> Login {
+    /// The login for `account`'s IMAP server with its resolved `credentials` (clones share
+    /// their token cache).
+    pub fn new(account: &Account, credentials: &Credentials) -> Login {
         Login {
             account: account.name.clone(),
             server: account.imap.clone(),
             username: account.username.clone(),
-            password,
-            oauth2: account.oauth2.clone(),
+            password: credentials.password.clone(),
+            oauth2: credentials.oauth2.clone(),
             ca_file: account.ca_file.clone(),
         }
     }

@@ -7,6 +7,8 @@
 //!
 //! [`parse`] never fails and never panics. Mail is hostile input: when the MIME parser gives up
 //! or panics, a hand scan of the header block still yields a view ([`MessageView::degraded`]).
+//!
+//! Layer: data (see the map in lib.rs): it imports nothing from the layers above.
 
 mod auth;
 mod fields;

@@ -17,6 +17,8 @@
 //!
 //! Each action's idempotency key is derived from the message (account, mailbox, UIDVALIDITY,
 //! UID) and the decision (rule, position), so storing the same plan twice stores it once.
+//!
+//! Layer: data (see the map in lib.rs): it imports nothing from the layers above.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,10 @@
 //! from the plugins directory only ([`resolver`]) and read data files with `data("name")`
 //! ([`data`]). While the daemon runs, [`reload`] recompiles everything when a file changes and
 //! swaps the new set in whole, or keeps the old one if the new one does not compile.
+//!
+//! Layer: mechanism (see the map in lib.rs): it reads `config`, `message` and `plan` (and the
+//! store's `Collected` items a digest reads); it never reaches a stage (`source`, `exec`) or the
+//! runtime.
 
 mod absent;
 pub mod api;

@@ -120,7 +120,7 @@ impl Reloader {
                 Check::Rejected
             }
             Err(error) => {
-                tracing::error!(error = %crate::exec::error_chain(&error), "rules not reloaded; the previous rules keep running");
+                tracing::error!(error = %crate::causes::error_chain(&error), "rules not reloaded; the previous rules keep running");
                 Check::Rejected
             }
         }

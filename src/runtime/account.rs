@@ -8,8 +8,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::auth::Credentials;
+use crate::causes::error_chain;
 use crate::config::{Account, ConnectionPlan, Mailbox, Schedule, Secret};
-use crate::exec::error_chain;
 use crate::exec::outbound::Outbound;
 use crate::exec::webhook::Webhooks;
 use crate::exec::{Executor, Wake};
@@ -35,7 +36,8 @@ pub struct Events {
 pub struct AccountWorker {
     account: Arc<Account>,
     login: Login,
-    password: Secret<String>,
+    /// The account's secrets and token cache, shared by all its connections.
+    credentials: Credentials,
     timeouts: Timeouts,
     store: Store,
     rules: CurrentRules,
@@ -48,7 +50,8 @@ pub struct AccountWorker {
 }
 
 impl AccountWorker {
-    /// A worker for `account`, logging in with `password`; its watchers read `rules` per batch.
+    /// A worker for `account`, logging in with `password` (or OAuth2, with a token cache this
+    /// worker owns); its watchers read `rules` per batch.
     pub fn new(
         account: &Account,
         password: Secret<String>,
@@ -63,9 +66,10 @@ impl AccountWorker {
             send_id: account.imap_id,
             ..Timeouts::default()
         };
+        let credentials = Credentials::new(account, password);
         AccountWorker {
-            login: Login::new(account, password.clone()),
-            password,
+            login: Login::new(account, &credentials),
+            credentials,
             account: Arc::new(account.clone()),
             timeouts,
             store,
@@ -95,7 +99,7 @@ impl AccountWorker {
             self.rules.clone(),
             wake.clone(),
         )
-        .reporting_to(&self.health)
+        .reporting_to(self.health.watcher(&self.account.name, &mailbox.name))
     }
 
     fn executor(&self, wake: &Arc<Wake>) -> Executor {
@@ -105,7 +109,7 @@ impl AccountWorker {
     fn outbound(&self) -> Outbound {
         Outbound::new(
             self.account.clone(),
-            self.password.clone(),
+            &self.credentials,
             self.store.clone(),
             self.events.webhooks.clone(),
             self.events.commands.clone(),
@@ -239,7 +243,7 @@ impl AccountWorker {
                 None => break,
                 Some(Ok(Ok(()))) => None,
                 Some(Ok(Err(error))) => {
-                    let error = crate::exec::error_chain(&error);
+                    let error = crate::causes::error_chain(&error);
                     span.in_scope(|| tracing::error!(%error, "account task stopped"));
                     Some(error)
                 }

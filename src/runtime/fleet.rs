@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Prepared, SHUTDOWN_DEADLINE, recover, worker};
+use crate::causes::error_chain;
 use crate::config::{Account, Config, Secret};
-use crate::exec::error_chain;
 use crate::source::schedule::SweepLocks;
 use crate::store::WatcherRecord;
 

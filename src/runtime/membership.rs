@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::fleet::Fleet;
 use super::{Prepared, recover};
+use crate::causes::error_chain;
 use crate::config::Config;
-use crate::exec::error_chain;
 use crate::store::postgres::{Member, share};
 
 /// How often one round looks again after losing claims to another instance.

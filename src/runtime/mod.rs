@@ -8,6 +8,9 @@
 //! settings changed. Beside them a [`Reloader`] swaps in a new rule set when the rule, plugin
 //! or data files change; the watchers read the set in force per batch, so a rule reload never
 //! touches a connection.
+//!
+//! Layer: orchestration (see the map in lib.rs): it may use every layer below, and owns what is
+//! state rather than setting: each account's [`crate::auth::Credentials`] and token cache.
 
 pub mod account;
 mod fleet;
@@ -258,7 +261,7 @@ pub async fn run(
         match pg.leave().await {
             Ok(()) => tracing::info!("left the fleet; leases released"),
             Err(error) => {
-                tracing::warn!(error = %crate::exec::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own")
+                tracing::warn!(error = %crate::causes::error_chain(&error), "cannot leave the fleet cleanly; its leases expire on their own")
             }
         }
     }
@@ -294,7 +297,7 @@ async fn reload(prepared: &mut Prepared, fleet: &mut Fleet) {
     let secrets = match new.resolve_secrets() {
         Ok(secrets) => secrets,
         Err(error) => {
-            let error = crate::exec::error_chain(&error);
+            let error = crate::causes::error_chain(&error);
             tracing::error!(%error, "cannot reload the config; the running one stays in force");
             return;
         }

@@ -55,7 +55,7 @@ impl Pruner {
                 let n = match self.store.prune(what, before, BATCH).await {
                     Ok(n) => n,
                     Err(error) => {
-                        let error = crate::exec::error_chain(&error);
+                        let error = crate::causes::error_chain(&error);
                         tracing::warn!(%error, what = what.name(), "cannot prune the store; trying again at the next pass");
                         break;
                     }

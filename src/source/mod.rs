@@ -10,7 +10,13 @@
 //! Neither decides anything about mail (the rules do) nor changes anything on the server (the
 //! executors do): they only read, and store the plans together with their position (a
 //! watcher's checkpoint, a schedule's fire time).
+//!
+//! Layer: stage (see the map in lib.rs): built from `imap`, `store` and `rules`. What a watcher
+//! reports goes to a [`report::Listener`] (which `health` implements), so nothing here imports the
+//! orchestration above; its one link to `exec` is [`crate::exec::Wake`], rung after plans are
+//! stored.
 
 pub mod poll;
+pub mod report;
 pub mod schedule;
 pub mod watch;

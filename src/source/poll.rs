@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::watch::{Error, Failure, MailboxWatcher};
-use crate::exec::error_chain;
+use crate::causes::error_chain;
 use crate::imap::{Kept, Login, Timeouts};
 use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 

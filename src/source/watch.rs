@@ -5,9 +5,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use tracing::Instrument;
 
+use super::report::{Listener, Report};
+use crate::causes::error_chain;
 use crate::config::{Account, Backfill, Mailbox};
-use crate::exec::error_chain;
-use crate::health::{Health, WatcherHealth};
 use crate::imap::{self, Fetched, Kept, Login, Selected, Session, Timeouts};
 use crate::lifecycle::{self, Component, Lost, Mode, Run, Step, Trouble, Until, Words};
 use crate::message::{MessageKey, MessageView};
@@ -77,7 +77,7 @@ pub struct MailboxWatcher {
     /// Read once per batch: a reload takes effect at the next batch, on the same session.
     rules: CurrentRules,
     wake: Arc<crate::exec::Wake>,
-    health: WatcherHealth,
+    health: Report,
 }
 
 impl MailboxWatcher {
@@ -91,14 +91,14 @@ impl MailboxWatcher {
         rules: CurrentRules,
         wake: Arc<crate::exec::Wake>,
     ) -> MailboxWatcher {
-        // Reports to a board of its own until `reporting_to` names the daemon's.
-        let health = Health::new(None).watcher(&account.name, &mailbox.name);
+        // Reports to nobody until `reporting_to` names who listens.
+        let health = Report::nobody();
         MailboxWatcher { account, mailbox, login, timeouts, store, rules, wake, health }
     }
 
-    /// The same watcher, reporting its connection and what it stored to `health`.
-    pub fn reporting_to(mut self, health: &Health) -> MailboxWatcher {
-        self.health = health.watcher(&self.account.name, &self.mailbox.name);
+    /// The same watcher, reporting its connection and what it stored to `listener`.
+    pub fn reporting_to(mut self, listener: impl Listener + 'static) -> MailboxWatcher {
+        self.health = Report::to(listener);
         self
     }
 
@@ -117,7 +117,7 @@ impl MailboxWatcher {
     }
 
     /// Where it reports its connection's state.
-    pub fn health(&self) -> &WatcherHealth {
+    pub fn health(&self) -> &Report {
         &self.health
     }
 

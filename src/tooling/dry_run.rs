@@ -131,7 +131,10 @@ pub async fn run(
         source: Box::new(source),
     };
     let timeouts = Timeouts { command: account.watch.command_timeout, send_id: account.imap_id, ..Timeouts::default() };
-    let mut session = Session::connect(&Login::new(&account, password), timeouts).await.map_err(imap)?;
+    let mut session =
+        Session::connect(&Login::new(&account, &crate::auth::Credentials::new(&account, password)), timeouts)
+            .await
+            .map_err(imap)?;
     let selected = session.examine(&options.mailbox).await.map_err(imap)?;
     let mut uids = session.search_uids(&criteria).await.map_err(imap)?;
     if let Some(limit) = options.limit {

@@ -1,6 +1,6 @@
 //! Errors in the reports' tables (`tidings outbox`, `tidings status`), the root cause kept whole.
 //!
-//! A stored error is its chain joined with ": " (see [`crate::exec::error_chain`]): what failed
+//! A stored error is its chain joined with ": " (see [`crate::causes::error_chain`]): what failed
 //! first, the innermost cause last. Cut from the end to a column's width, the root cause is what
 //! goes ("... error sending request: client error (C…" for a refused connection). So an error
 //! too long for its column keeps its first parts and its last, the middle elided; one whose root
@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use super::outbox::one_line;
+use crate::causes::one_line;
 
 /// Where the parts of an elided error meet.
 const GAP: &str = ": … ";

@@ -13,6 +13,8 @@
 //!
 //! What it must not do: write to the store, change anything on a server, or decide exit codes
 //! (the binary does; this module reports outcomes and classifies errors).
+//!
+//! Layer: orchestration (see the map in lib.rs): it may use every layer below.
 
 pub mod dry_run;
 pub mod error_text;

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::error_text;
+use crate::causes::one_line;
 use crate::config::State;
 use crate::store::{self, Action, ActionId, ActionState, OutboxCounts, Store};
 
@@ -302,19 +303,6 @@ pub fn span(duration: chrono::Duration) -> String {
         3600..86_400 => format!("{}h", seconds / 3600),
         _ => format!("{}d", seconds / 86_400),
     }
-}
-
-/// `text` on one line (runs of whitespace and control characters become one space), at most
-/// `max` characters, the last an ellipsis when it was cut.
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat = text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect::<Vec<_>>();
-    let flat = flat.join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// The line under the table: how many are listed, what each state counts, and what to do.

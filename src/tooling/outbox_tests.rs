@@ -85,15 +85,6 @@ fn spans_use_their_largest_whole_unit() {
 }
 
 #[test]
-fn errors_are_shown_on_one_line_and_cut() {
-    assert_eq!(one_line("550 5.1.1\r\n  no such\tuser\n", 80), "550 5.1.1 no such user");
-    assert_eq!(one_line("abcdefghij", 10), "abcdefghij");
-    assert_eq!(one_line("abcdefghijk", 10), "abcdefghi…");
-    assert_eq!(one_line("ééééé", 3), "éé…", "cut by character, not byte");
-    assert_eq!(one_line("", 10), "");
-}
-
-#[test]
 fn the_table_is_aligned_with_one_row_per_action() {
     let now = at(T0) + Duration::hours(3);
     let mut failed = action(7, "webhook", json!({ "endpoint": "ops" }));

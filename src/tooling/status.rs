@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::error_text;
-use super::outbox::{one_line, span, target};
+use super::outbox::{span, target};
+use crate::causes::one_line;
 use crate::config::{Config, State};
 use crate::health::{self, Conn, Seen, Severity, Verdict};
 use crate::store::postgres::fleet::FleetView;

@@ -27,7 +27,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tracing::debug;
 
 use super::Composed;
-use crate::config::{Account, Fingerprint, OAuth2, Secret, Server, Tls};
+use crate::auth::OAuth;
+use crate::config::{Account, Fingerprint, Secret, Server, Tls};
 
 type LettreError = lettre::transport::smtp::Error;
 
@@ -186,7 +187,7 @@ pub struct Smtp {
     server: Option<Server>,
     username: String,
     password: Secret<String>,
-    oauth2: Option<OAuth2>,
+    oauth2: Option<OAuth>,
     ca_file: Option<PathBuf>,
     timeout: Duration,
     at: String,
@@ -195,7 +196,7 @@ pub struct Smtp {
 impl Smtp {
     /// The SMTP side of `account`, logging in with its resolved `password`; deadlines are the
     /// account's `command_timeout`.
-    pub fn new(account: &Account, password: Secret<String>) -> Smtp {
+    pub fn new(account: &Account, credentials: &crate::auth::Credentials) -> Smtp {
         let at = match &account.smtp {
             Some(s) => format!("{}:{} of account {}", s.host, s.port, account.name),
             None => format!("(none) of account {}", account.name),
@@ -204,8 +205,8 @@ impl Smtp {
             account: account.name.clone(),
             server: account.smtp.clone(),
             username: account.username.clone(),
-            password,
-            oauth2: account.oauth2.clone(),
+            password: credentials.password.clone(),
+            oauth2: credentials.oauth2.clone(),
             ca_file: account.ca_file.clone(),
             timeout: account.watch.command_timeout,
             at,
@@ -426,7 +427,7 @@ impl SmtpConnection {
                 Err(SendError::Uncertain(format!(
                     "SMTP server {} broke off after the message was sent: {}",
                     self.at,
-                    super::super::error_chain(&e)
+                    crate::causes::error_chain(&e)
                 )))
             }
             Err(_) => {
@@ -455,7 +456,7 @@ impl SmtpConnection {
             }
             Ok(Err(e)) => {
                 self.broken = true;
-                let error = super::super::error_chain(&e);
+                let error = crate::causes::error_chain(&e);
                 Err(SendError::Refused {
                     permanent: false,
                     message: format!("{what}: SMTP server {} failed before the message was sent: {error}", self.at),

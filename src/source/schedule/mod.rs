@@ -23,8 +23,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::causes::error_chain;
 use crate::config::{Account, Run, Schedule};
-use crate::exec::{Wake, error_chain};
+use crate::exec::Wake;
 use crate::imap::{self, Login, Timeouts};
 use crate::rules::CurrentRules;
 use crate::store::{self, Store};

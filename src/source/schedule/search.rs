@@ -10,7 +10,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::Error;
-use crate::config::schedule::Search;
+use crate::config::schedule::{Search, check_raw};
 use crate::imap::{Capabilities, Criteria};
 
 /// What to ask the server, and how to narrow its answer.
@@ -113,44 +113,6 @@ pub fn build(
         c.push("X-GM-RAW").push_text(gmail.as_str());
     }
     Ok(Query { criteria: c, refine })
-}
-
-/// Whether a `raw:` expression can be sent inside parentheses without changing the rest of the
-/// command: printable ASCII, quotes closed, parentheses balanced, and no literal (`{5}`), which
-/// would make the server wait for bytes that never come.
-pub fn check_raw(raw: &str) -> Result<(), &'static str> {
-    if raw.trim().is_empty() {
-        return Err("`raw` is empty");
-    }
-    if !raw.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
-        return Err("`raw` must be printable ASCII on one line (use `subject:` or `from:` for other text)");
-    }
-    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
-    for c in raw.chars() {
-        match (quoted, c) {
-            (true, _) if escaped => escaped = false,
-            (true, '\\') => escaped = true,
-            (true, '"') => quoted = false,
-            (true, _) => {}
-            (false, '"') => quoted = true,
-            (false, '(') => depth += 1,
-            (false, ')') => {
-                depth -= 1;
-                if depth < 0 {
-                    return Err("`raw` closes a parenthesis it did not open");
-                }
-            }
-            (false, '{') => return Err("`raw` cannot hold a literal (`{n}`); quote the string"),
-            _ => {}
-        }
-    }
-    if quoted {
-        return Err("`raw` has a quote that is not closed");
-    }
-    if depth != 0 {
-        return Err("`raw` leaves a parenthesis open");
-    }
-    Ok(())
 }
 
 fn duration(d: std::time::Duration) -> Duration {

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{Error, search};
+use crate::causes::error_chain;
 use crate::config::{Account, Run, Schedule};
-use crate::exec::{Wake, error_chain};
+use crate::exec::Wake;
 use crate::imap::{Fetched, Login, Session, Timeouts};
 use crate::message::{MessageKey, MessageView};
 use crate::plan::Plan;

@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 
 use super::report::{Mark, Table};
 use super::{STEP, no_certificate, timed_out};
+use crate::causes::error_chain;
 use crate::config::{Account, Fingerprint, Schedule, Secret, Tls};
-use crate::exec::error_chain;
 use crate::imap::{self, Capabilities, Login, Session, Timeouts};
 
 /// Runs the checks of `account`'s IMAP side into `table`.
@@ -20,7 +20,7 @@ pub async fn probe(account: &Account, password: Secret<String>, schedules: &[Sch
     if !connect(&addresses, table).await {
         return;
     }
-    let login = Login::new(account, password);
+    let login = Login::new(account, &crate::auth::Credentials::new(account, password));
     let timeouts = Timeouts { connect: STEP, command: STEP, send_id: account.imap_id, ..Timeouts::default() };
     let mut session = match Session::connect(&login, timeouts).await {
         Ok(session) => session,

@@ -63,7 +63,7 @@ pub async fn run(config: &Config, secrets: &Secrets, options: &Options, out: &mu
             }
             Err(e) => {
                 let mut table = Table::new("webhooks");
-                table.push("client", report::Mark::Fail, crate::exec::error_chain(&e));
+                table.push("client", report::Mark::Fail, crate::causes::error_chain(&e));
                 table.write(out)?;
                 writeln!(out)?;
                 tables.push(table);

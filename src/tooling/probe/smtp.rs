@@ -4,8 +4,8 @@
 use super::imap::with_fingerprint;
 use super::report::{Mark, Table, server};
 use super::{STEP, no_certificate, timed_out};
+use crate::causes::error_chain;
 use crate::config::{Account, Secret, Tls};
-use crate::exec::error_chain;
 use crate::exec::mail::smtp::{Smtp, SmtpError};
 
 /// Runs the checks of `account`'s SMTP side into `table`, if it has one.
@@ -18,7 +18,8 @@ pub async fn probe(account: &Account, password: Secret<String>, table: &mut Tabl
         Tls::StartTls => "STARTTLS",
         Tls::None => "none (allow_insecure)",
     };
-    match Smtp::new(&account, password.clone()).connect().await {
+    let credentials = crate::auth::Credentials::new(&account, password);
+    match Smtp::new(&account, &credentials).connect().await {
         Ok(conn) => {
             table.push("smtp connect", Mark::Ok, format!("{}: EHLO answered", server(smtp)));
             table.push("smtp tls", Mark::Ok, tls);
@@ -48,7 +49,7 @@ pub async fn probe(account: &Account, password: Secret<String>, table: &mut Tabl
                     // Pinned to no certificate, lettre's handshake passes and the pin check names it.
                     account.smtp =
                         Some(crate::config::Server { tls_fingerprint: Some(no_certificate()), ..smtp.clone() });
-                    let presented = match Smtp::new(&account, password).connect().await {
+                    let presented = match Smtp::new(&account, &credentials).connect().await {
                         Err(SmtpError::Pin { presented, .. }) => Some(presented),
                         _ => None,
                     };

@@ -2,7 +2,8 @@
 //! `--ping-webhooks` does it take a signed `tidings.test` event.
 
 use super::report::{Mark, Table};
-use crate::exec::{Ran, error_chain, webhook::Webhooks};
+use crate::causes::error_chain;
+use crate::exec::{Ran, webhook::Webhooks};
 
 /// Runs the checks of endpoint `name` into `table`.
 pub async fn probe(webhooks: &Webhooks, name: &str, ping: bool, table: &mut Table) {
