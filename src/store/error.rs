@@ -124,6 +124,15 @@ pub enum Error {
     /// The store thread has stopped (it panicked); no command can run.
     #[error("cannot reach store: its thread has stopped")]
     Stopped,
+    /// A transaction could not begin or commit (a write fenced out fails as [`Error::Lease`]).
+    #[error("cannot {verb} a store transaction")]
+    Transaction {
+        /// "begin", "commit".
+        verb: &'static str,
+        /// Why.
+        #[source]
+        source: super::sql::DbError,
+    },
     /// Reading a mailbox checkpoint failed.
     #[error("cannot read checkpoint {account}/{mailbox}")]
     ReadCheckpoint {
@@ -290,7 +299,7 @@ pub enum Error {
         account: String,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// Reading or writing a schedule run failed.
     #[error("cannot {verb} run of schedule {name}")]

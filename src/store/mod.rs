@@ -34,14 +34,18 @@ mod outbox_tests;
 mod plans;
 pub mod postgres;
 mod reply_log;
+#[cfg(test)]
+mod reply_log_tests;
 pub mod retention;
 #[cfg(test)]
 mod retention_tests;
 mod rule_failures;
+mod run;
 mod schedule_runs;
 mod sending;
 #[cfg(test)]
 mod sending_tests;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_backends;
@@ -142,7 +146,8 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let job: sqlite::Job = Box::new(move |conn| {
+        let job: sqlite::Job = Box::new(move |db| {
+            let Some(conn) = db.connection() else { return };
             // The caller may have stopped waiting; the work is done either way.
             let _ = reply_tx.send(work(conn));
         });
@@ -531,7 +536,11 @@ impl Store {
     fn post(&self, work: impl FnOnce(&mut Connection) + Send + 'static) {
         // The store thread is gone only at shutdown, when there is no one to report to.
         if let Backend::Sqlite(jobs) = &self.backend {
-            let _ = jobs.send(Box::new(work));
+            let _ = jobs.send(Box::new(move |db| {
+                if let Some(conn) = db.connection() {
+                    work(conn);
+                }
+            }));
         }
     }
 
@@ -591,33 +600,6 @@ impl Store {
                 .map_err(|source| Error::Report { verb: "read the history of a message", source })
         })
         .await
-    }
-
-    /// When `account` last sent an automatic reply to `sender` for rule `handle`.
-    pub async fn last_reply(&self, account: &str, handle: &str, sender: &str) -> Result<Option<DateTime<Utc>>> {
-        if let Some(pg) = self.pg() {
-            return pg.last_reply(account, handle, sender).await;
-        }
-        let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
-        self.call(move |conn| reply_log::last(conn, &account, &handle, &sender)).await
-    }
-
-    /// Records that `account` sent an automatic reply to `sender` for rule `handle` at `at`.
-    pub async fn record_reply(&self, account: &str, handle: &str, sender: &str, at: DateTime<Utc>) -> Result<()> {
-        if let Some(pg) = self.pg() {
-            return pg.record_reply(account, handle, sender, at).await;
-        }
-        let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
-        self.call(move |conn| reply_log::record(conn, &account, &handle, &sender, at)).await
-    }
-
-    /// How many automatic replies `account` sent at or after `since`.
-    pub async fn count_sent_since(&self, account: &str, since: DateTime<Utc>) -> Result<u64> {
-        if let Some(pg) = self.pg() {
-            return pg.count_sent_since(account, since).await;
-        }
-        let account = account.to_owned();
-        self.call(move |conn| reply_log::count_since(conn, &account, since)).await
     }
 
     /// Prunes one batch of `what` (see [`retention`]): at most `limit` rows older than `before`

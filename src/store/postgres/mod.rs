@@ -24,7 +24,6 @@ mod outbox;
 #[cfg(test)]
 mod outbox_tests;
 mod plans;
-mod reply_log;
 mod retention;
 mod rule_failures;
 mod schedule_runs;
@@ -34,5 +33,6 @@ mod store;
 mod watchers;
 mod writer;
 
+pub(crate) use store::Fleet;
 pub(crate) use store::db;
 pub use store::{Member, POOL_SIZE, PgStore};

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
@@ -43,13 +43,13 @@ pub struct Member {
 pub struct PgStore {
     pool: Pool,
     /// `Some` in a fleet member: its identity and the epochs of the leases it holds.
-    fleet: Option<Fleet>,
+    fleet: Option<Arc<Fleet>>,
     /// The fire-and-forget writes (watcher states), in the order posted.
     pub(super) writer: Writer,
 }
 
 #[derive(Debug)]
-pub(super) struct Fleet {
+pub(crate) struct Fleet {
     pub(super) member: Member,
     /// Account -> epoch of the lease held; a std mutex: held for a map lookup, never across
     /// an await (see [`Fleet::epochs`]).
@@ -57,6 +57,15 @@ pub(super) struct Fleet {
 }
 
 impl Fleet {
+    /// Inside the transaction `tx` of a write for `account`: goes on only while the lease this
+    /// member holds is the account's current one (see `leases::fence`).
+    pub(crate) async fn fence(&self, tx: &impl GenericClient, account: &str) -> Result<()> {
+        let epoch = self.epochs().get(account).copied();
+        let epoch = epoch.ok_or_else(|| Error::NotHeld { account: account.to_owned() })?;
+        leases::fence(tx, account, epoch).await?;
+        Ok(())
+    }
+
     /// The epochs of the leases held, locked (a panic elsewhere leaves the map usable: each
     /// change to it is a single insert or remove).
     pub(super) fn epochs(&self) -> MutexGuard<'_, HashMap<String, i64>> {
@@ -78,7 +87,7 @@ impl PgStore {
         let store = PgStore {
             writer: Writer::start(pool.clone()),
             pool,
-            fleet: member.map(|member| Fleet { member, epochs: Mutex::default() }),
+            fleet: member.map(|member| Arc::new(Fleet { member, epochs: Mutex::default() })),
         };
         let mut client = store.client().await?;
         migrations::migrate(&mut client).await.map_err(Error::PgMigrate)?;
@@ -91,7 +100,12 @@ impl PgStore {
     }
 
     pub(super) fn fleet_state(&self) -> Option<&Fleet> {
-        self.fleet.as_ref()
+        self.fleet.as_deref()
+    }
+
+    /// The fleet member's leases, for the seam's fenced writes (`None`: not a fleet member).
+    pub(crate) fn fencing(&self) -> Option<Arc<Fleet>> {
+        self.fleet.clone()
     }
 
     /// The epoch of the lease this member holds on `account`.
@@ -111,12 +125,10 @@ impl PgStore {
     /// while the lease it holds is the account's current one (see `leases::fence`). A tool's
     /// write, acting for a person, is not fenced.
     pub(crate) async fn fence(&self, tx: &impl GenericClient, account: &str) -> Result<()> {
-        if self.fleet.is_none() {
-            return Ok(());
+        match &self.fleet {
+            Some(fleet) => fleet.fence(tx, account).await,
+            None => Ok(()),
         }
-        let epoch = self.epoch(account).ok_or_else(|| Error::NotHeld { account: account.to_owned() })?;
-        leases::fence(tx, account, epoch).await?;
-        Ok(())
     }
 
     /// Inside `tx`: locks action `id` against other writers and fences its account (see
