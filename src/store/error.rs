@@ -212,7 +212,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// A statement on the shared PostgreSQL store failed (or its transaction did not commit);
     /// nothing of that call was stored.

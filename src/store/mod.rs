@@ -602,17 +602,6 @@ impl Store {
         .await
     }
 
-    /// Prunes one batch of `what` (see [`retention`]): at most `limit` rows older than `before`
-    /// (the reply log: also past their own `keep_until`); returns how many. Safe to call from
-    /// every instance of a fleet at once.
-    pub async fn prune(&self, what: Prunable, before: DateTime<Utc>, limit: usize) -> Result<u64> {
-        let now = Utc::now();
-        if let Some(pg) = self.pg() {
-            return pg.prune(what, before, now, limit).await;
-        }
-        self.call(move |conn| retention::prune(conn, what, before, now, limit)).await
-    }
-
     /// When schedule `name` last fired.
     pub async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
         if let Some(pg) = self.pg() {

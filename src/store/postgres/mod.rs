@@ -24,7 +24,6 @@ mod outbox;
 #[cfg(test)]
 mod outbox_tests;
 mod plans;
-mod retention;
 mod rule_failures;
 mod schedule_runs;
 mod sending;
