@@ -203,7 +203,7 @@ pub enum Error {
         verb: &'static str,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// A batch of pruning (see `retention`) failed; nothing of that batch was deleted.
     #[error("cannot prune {what} in the store")]
@@ -257,7 +257,7 @@ pub enum Error {
         verb: &'static str,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// An operation on one action failed.
     #[error("cannot {verb} action {id}")]

@@ -27,6 +27,8 @@ mod collected_tests;
 mod error;
 mod gmail_seen;
 mod history;
+#[cfg(test)]
+mod history_tests;
 mod migrations;
 mod outbox;
 #[cfg(test)]
@@ -40,6 +42,8 @@ pub mod retention;
 #[cfg(test)]
 mod retention_tests;
 mod rule_failures;
+#[cfg(test)]
+mod rule_failures_tests;
 mod run;
 mod schedule_runs;
 mod sending;
@@ -322,31 +326,6 @@ impl Store {
         self.call(move |conn| plans::commit_batch(conn, &plans)).await
     }
 
-    /// The newest `limit` rule failures, newest first.
-    pub async fn recent_rule_failures(&self, limit: usize) -> Result<Vec<RuleFailureRecord>> {
-        if let Some(pg) = self.pg() {
-            return pg.recent_rule_failures(limit).await;
-        }
-        self.call(move |conn| {
-            rule_failures::recent(conn, limit)
-                .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
-        })
-        .await
-    }
-
-    /// The rules that failed since `since`, by name, each with its count and its last failure
-    /// (error, time, message): "rules failing now" for `tidings status`, `/healthz` and alerts.
-    pub async fn rule_failures_since(&self, since: DateTime<Utc>) -> Result<Vec<FailingRule>> {
-        if let Some(pg) = self.pg() {
-            return pg.rule_failures_since(since).await;
-        }
-        self.call(move |conn| {
-            rule_failures::since(conn, since)
-                .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
-        })
-        .await
-    }
-
     /// Records what came of running an in-flight (or sending) action; [`Error::NotInFlight`]
     /// otherwise.
     pub async fn record_outcome(&self, id: ActionId, outcome: Outcome) -> Result<()> {
@@ -500,8 +479,10 @@ impl Store {
             return pg.outbox_groups_in(states).await;
         }
         let states = states.to_vec();
-        self.call(move |conn| outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source }))
-            .await
+        self.call(move |conn| {
+            outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source: source.into() })
+        })
+        .await
     }
 
     /// Records a watcher's state without waiting for it: the write is queued behind every
@@ -527,7 +508,8 @@ impl Store {
             return pg.record_watcher(&record).await;
         }
         self.call(move |conn| {
-            watchers::set(conn, &record).map_err(|source| Error::Report { verb: "record a watcher's state", source })
+            watchers::set(conn, &record)
+                .map_err(|source| Error::Report { verb: "record a watcher's state", source: source.into() })
         })
         .await
     }
@@ -563,7 +545,8 @@ impl Store {
             return pg.clear_watchers().await;
         }
         self.call(|conn| {
-            watchers::clear(conn).map_err(|source| Error::Report { verb: "clear the watcher states", source })
+            watchers::clear(conn)
+                .map_err(|source| Error::Report { verb: "clear the watcher states", source: source.into() })
         })
         .await
     }
@@ -574,7 +557,8 @@ impl Store {
             return pg.watchers().await;
         }
         self.call(|conn| {
-            watchers::all(conn).map_err(|source| Error::Report { verb: "read the watcher states", source })
+            watchers::all(conn)
+                .map_err(|source| Error::Report { verb: "read the watcher states", source: source.into() })
         })
         .await
     }
@@ -585,19 +569,8 @@ impl Store {
             return pg.checkpoints().await;
         }
         self.call(|conn| {
-            checkpoints::all(conn).map_err(|source| Error::Report { verb: "read the checkpoints", source })
-        })
-        .await
-    }
-
-    /// The decided messages `query` names, with their actions and rule failures.
-    pub async fn history(&self, query: MessageQuery) -> Result<Vec<MessageHistory>> {
-        if let Some(pg) = self.pg() {
-            return pg.history(query).await;
-        }
-        self.call(move |conn| {
-            history::find(conn, &query)
-                .map_err(|source| Error::Report { verb: "read the history of a message", source })
+            checkpoints::all(conn)
+                .map_err(|source| Error::Report { verb: "read the checkpoints", source: source.into() })
         })
         .await
     }

@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Waker};
 
 use deadpool_postgres::Object;
 
-pub(super) use value::{FromValue, Row, Value, params};
+pub(super) use value::{Row, Value, params};
 
 use super::error::Error;
 use super::postgres::Fleet;

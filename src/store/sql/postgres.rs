@@ -31,8 +31,9 @@ impl ToSql for Value {
     to_sql_checked!();
 }
 
-/// `sql` with SQLite's placeholders (`?N`, or `?` numbered in order) as PostgreSQL's (`$N`).
-/// Quoted text is left alone.
+/// `sql` with SQLite's placeholders (`?N`, or `?` numbered in order) as PostgreSQL's (`$N`),
+/// and SQLite's byte order (`COLLATE BINARY`) as PostgreSQL's (`COLLATE "C"`). Quoted text is
+/// left alone.
 pub(super) fn rewrite(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let (mut next, mut quoted) = (1, false);
@@ -55,6 +56,10 @@ pub(super) fn rewrite(sql: &str) -> String {
                 }
             }
             c => out.push(c),
+        }
+        if !quoted && out.ends_with(" COLLATE BINARY") {
+            out.truncate(out.len() - "BINARY".len());
+            out.push_str("\"C\"");
         }
     }
     out
@@ -91,5 +96,6 @@ mod tests {
         );
         assert_eq!(rewrite("UPDATE t SET a = ? WHERE b = ?"), "UPDATE t SET a = $1 WHERE b = $2");
         assert_eq!(rewrite("SELECT '?' , ?3"), "SELECT '?' , $3");
+        assert_eq!(rewrite("ORDER BY a COLLATE BINARY, b"), "ORDER BY a COLLATE \"C\", b");
     }
 }
