@@ -66,6 +66,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use error::{Damage, Error};
 pub use history::{Decided, MessageHistory, MessageQuery};
 pub use outbox::OutboxGroup;
+pub use postgres::{Fleet, FleetView, Instance, Member, share};
 pub use retention::Prunable;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
@@ -115,11 +116,16 @@ impl Store {
     }
 
     /// Opens the store `state` names: its SQLite file, or the shared PostgreSQL database (as
-    /// fleet `member`, or as a tool when `None`; see [`Store::open_postgres`]).
-    pub async fn open_at(state: &crate::config::State, member: Option<postgres::Member>) -> Result<Store> {
+    /// fleet `member`, or as a tool when `None`; see [`Store::open_postgres`]), with the handle on
+    /// its fleet (`None` on SQLite, which has no fleet).
+    pub async fn open_at(state: &crate::config::State, member: Option<Member>) -> Result<(Store, Option<Fleet>)> {
         match state {
-            crate::config::State::File(path) => Store::open(path).await,
-            crate::config::State::Postgres(url) => Store::open_postgres(url, None, member).await,
+            crate::config::State::File(path) => Ok((Store::open(path).await?, None)),
+            crate::config::State::Postgres(url) => {
+                let store = Store::open_postgres(url, None, member).await?;
+                let fleet = store.fleet();
+                Ok((store, fleet))
+            }
         }
     }
 
@@ -131,9 +137,13 @@ impl Store {
         }
     }
 
-    /// The fleet side of a shared store (instances and leases); `None` on SQLite.
-    pub fn fleet(&self) -> Option<&postgres::PgStore> {
-        self.pg()
+    /// The fleet side of a shared store (instances and leases); `None` on SQLite. The daemon
+    /// and the tools get it from [`Store::open_at`]; this is for tests and benchmarks.
+    pub fn fleet(&self) -> Option<Fleet> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(Fleet::new(Arc::clone(pg))),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// Opens a private, empty store in memory (for tests), with the same schema.

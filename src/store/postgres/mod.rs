@@ -32,6 +32,7 @@ mod store;
 mod watchers;
 mod writer;
 
-pub(crate) use store::Fleet;
+pub use fleet::{Fleet, FleetView, Instance};
+pub(crate) use store::Holder;
 pub(crate) use store::db;
 pub use store::{Member, POOL_SIZE, PgStore};

@@ -43,20 +43,20 @@ pub struct Member {
 pub struct PgStore {
     pool: Pool,
     /// `Some` in a fleet member: its identity and the epochs of the leases it holds.
-    fleet: Option<Arc<Fleet>>,
+    fleet: Option<Arc<Holder>>,
     /// The fire-and-forget writes (watcher states), in the order posted.
     pub(super) writer: Writer,
 }
 
 #[derive(Debug)]
-pub(crate) struct Fleet {
+pub(crate) struct Holder {
     pub(super) member: Member,
     /// Account -> epoch of the lease held; a std mutex: held for a map lookup, never across
-    /// an await (see [`Fleet::epochs`]).
+    /// an await (see [`Holder::epochs`]).
     epochs: Mutex<HashMap<String, i64>>,
 }
 
-impl Fleet {
+impl Holder {
     /// Inside the transaction `tx` of a write for `account`: goes on only while the lease this
     /// member holds is the account's current one (see `leases::fence`).
     pub(crate) async fn fence(&self, tx: &impl GenericClient, account: &str) -> Result<()> {
@@ -87,7 +87,7 @@ impl PgStore {
         let store = PgStore {
             writer: Writer::start(pool.clone()),
             pool,
-            fleet: member.map(|member| Arc::new(Fleet { member, epochs: Mutex::default() })),
+            fleet: member.map(|member| Arc::new(Holder { member, epochs: Mutex::default() })),
         };
         let mut client = store.client().await?;
         migrations::migrate(&mut client).await.map_err(Error::PgMigrate)?;
@@ -99,12 +99,12 @@ impl PgStore {
         self.pool.get().await.map_err(Error::Pool)
     }
 
-    pub(super) fn fleet_state(&self) -> Option<&Fleet> {
+    pub(super) fn fleet_state(&self) -> Option<&Holder> {
         self.fleet.as_deref()
     }
 
     /// The fleet member's leases, for the seam's fenced writes (`None`: not a fleet member).
-    pub(crate) fn fencing(&self) -> Option<Arc<Fleet>> {
+    pub(crate) fn fencing(&self) -> Option<Arc<Holder>> {
         self.fleet.clone()
     }
 

@@ -31,7 +31,7 @@ use deadpool_postgres::Object;
 pub(super) use value::{Row, Value, params};
 
 use super::error::Error;
-use super::postgres::Fleet;
+use super::postgres::Holder;
 
 /// What a statement failed with, on either backend.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +71,6 @@ pub(super) type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> +
 pub(super) enum Fence {
     /// The accounts the write is for: a fleet member writes only while it holds their leases.
     Accounts(Vec<String>),
-    /// Not fenced: what any instance may write (a schedule's fire time, an alert, pruning).
-    Not,
 }
 
 impl Fence {
@@ -91,7 +89,7 @@ enum Conn {
     /// The store thread's connection (a mutex only to make `&Db` shareable: one thread uses it).
     Sqlite(Mutex<rusqlite::Connection>),
     /// A pooled connection, and the fleet member's leases when the store is one's.
-    Postgres(Object, Option<Arc<Fleet>>),
+    Postgres(Object, Option<Arc<Holder>>),
 }
 
 impl Db {
@@ -101,7 +99,7 @@ impl Db {
     }
 
     /// A pooled connection; writes fenced by `fleet`'s leases when given.
-    pub(super) fn postgres(client: Object, fleet: Option<Arc<Fleet>>) -> Db {
+    pub(super) fn postgres(client: Object, fleet: Option<Arc<Holder>>) -> Db {
         Db { conn: Conn::Postgres(client, fleet) }
     }
 
