@@ -55,6 +55,8 @@ mod sqlite;
 pub(crate) mod test_backends;
 mod types;
 mod watchers;
+#[cfg(test)]
+mod watchers_tests;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -491,84 +493,6 @@ impl Store {
         let states = states.to_vec();
         self.call(move |conn| {
             outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source: source.into() })
-        })
-        .await
-    }
-
-    /// Records a watcher's state without waiting for it: the write is queued behind every
-    /// store call made before, so states are written in the order reported. A failure is
-    /// logged; `tidings status` then shows an older state, nothing else depends on it.
-    pub fn report_watcher(&self, record: WatcherRecord) {
-        if let Some(pg) = self.pg() {
-            return pg.report_watcher(record);
-        }
-        self.post(move |conn| {
-            if let Err(error) = watchers::set(conn, &record) {
-                tracing::warn!(%error, account = %record.account, mailbox = %record.mailbox, "cannot record the watcher's state in the store");
-            }
-        });
-    }
-
-    /// Records a watcher's state like [`Store::report_watcher`], but waits for the write and
-    /// returns its failure: the daemon writes the state of a watcher that stopped on a store
-    /// error before it starts the account again, so the write tells whether the store takes
-    /// writes again (a disk no longer full) before a new watcher reports itself up.
-    pub async fn record_watcher(&self, record: WatcherRecord) -> Result<()> {
-        if let Some(pg) = self.pg() {
-            return pg.record_watcher(&record).await;
-        }
-        self.call(move |conn| {
-            watchers::set(conn, &record)
-                .map_err(|source| Error::Report { verb: "record a watcher's state", source: source.into() })
-        })
-        .await
-    }
-
-    /// Queues `work` on the store thread without waiting for it (see [`Store::report_watcher`]).
-    fn post(&self, work: impl FnOnce(&mut Connection) + Send + 'static) {
-        // The store thread is gone only at shutdown, when there is no one to report to.
-        if let Backend::Sqlite(jobs) = &self.backend {
-            let _ = jobs.send(Box::new(move |db| {
-                if let Some(conn) = db.connection() {
-                    work(conn);
-                }
-            }));
-        }
-    }
-
-    /// Forgets the watcher states of `account` (removed by a reload), without waiting.
-    pub fn forget_watchers(&self, account: &str) {
-        if let Some(pg) = self.pg() {
-            return pg.forget_watchers(account);
-        }
-        let account = account.to_owned();
-        self.post(move |conn| {
-            if let Err(error) = watchers::forget(conn, &account) {
-                tracing::warn!(%error, %account, "cannot forget the watcher states of a removed account");
-            }
-        });
-    }
-
-    /// Forgets the watcher states a previous daemon left (called at start).
-    pub async fn clear_watchers(&self) -> Result<()> {
-        if let Some(pg) = self.pg() {
-            return pg.clear_watchers().await;
-        }
-        self.call(|conn| {
-            watchers::clear(conn)
-                .map_err(|source| Error::Report { verb: "clear the watcher states", source: source.into() })
-        })
-        .await
-    }
-
-    /// The watcher states the daemon last reported.
-    pub async fn watchers(&self) -> Result<Vec<WatcherRecord>> {
-        if let Some(pg) = self.pg() {
-            return pg.watchers().await;
-        }
-        self.call(|conn| {
-            watchers::all(conn)
-                .map_err(|source| Error::Report { verb: "read the watcher states", source: source.into() })
         })
         .await
     }

@@ -29,6 +29,46 @@ impl Store {
         self.run(Some(fence), op).await
     }
 
+    /// Queues `op`, a write fenced by `fence`, behind every write posted before and without
+    /// waiting for it: on SQLite the store thread's queue, on PostgreSQL the store's writer task,
+    /// which keeps the order. Its failure goes to `failed` (which logs it).
+    pub(super) fn post<F, L>(&self, fence: Fence, op: F, failed: L)
+    where
+        F: for<'a> FnOnce(&'a Db) -> Pending<'a, ()> + Send + 'static,
+        L: FnOnce(Error) + Send + 'static,
+    {
+        // The queue is gone only at shutdown, when there is no one to report to.
+        match &self.backend {
+            Backend::Sqlite(jobs) => {
+                let _ = jobs.send(Box::new(move |db| {
+                    if let Err(error) = sql::finish(on(db, Some(fence), op)) {
+                        failed(error);
+                    }
+                }));
+            }
+            Backend::Postgres(pg) => {
+                let fencing = pg.fencing();
+                pg.writer.post(move |pool| async move {
+                    let done = match pool.get().await {
+                        Ok(client) => on(&Db::postgres(client, fencing), Some(fence), op).await,
+                        Err(error) => Err(Error::Pool(error)),
+                    };
+                    if let Err(error) = done {
+                        failed(error);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Waits until every write posted before has run, so that a read after it sees them (on
+    /// SQLite the store thread's queue does that by itself).
+    pub(super) async fn flush_posted(&self) {
+        if let Backend::Postgres(pg) = &self.backend {
+            pg.writer.flush().await;
+        }
+    }
+
     async fn run<T, F>(&self, fence: Option<Fence>, op: F) -> Result<T>
     where
         T: Send + 'static,

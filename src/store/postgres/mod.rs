@@ -29,7 +29,6 @@ mod schedule_runs;
 mod sending;
 pub mod share;
 mod store;
-mod watchers;
 mod writer;
 
 pub use fleet::{Fleet, FleetView, Instance};

@@ -45,12 +45,12 @@ pub struct PgStore {
     /// `Some` in a fleet member: its identity and the epochs of the leases it holds.
     fleet: Option<Arc<Holder>>,
     /// The fire-and-forget writes (watcher states), in the order posted.
-    pub(super) writer: Writer,
+    pub(crate) writer: Writer,
 }
 
 #[derive(Debug)]
 pub(crate) struct Holder {
-    pub(super) member: Member,
+    pub(crate) member: Member,
     /// Account -> epoch of the lease held; a std mutex: held for a map lookup, never across
     /// an await (see [`Holder::epochs`]).
     epochs: Mutex<HashMap<String, i64>>,
@@ -106,12 +106,6 @@ impl PgStore {
     /// The fleet member's leases, for the seam's fenced writes (`None`: not a fleet member).
     pub(crate) fn fencing(&self) -> Option<Arc<Holder>> {
         self.fleet.clone()
-    }
-
-    /// The epoch of the lease this member holds on `account`.
-    pub(super) fn epoch(&self, account: &str) -> Option<i64> {
-        let fleet = self.fleet.as_ref()?;
-        fleet.epochs().get(account).copied()
     }
 
     /// The accounts a fleet member may write for (the leases it holds); `None`: any account (a

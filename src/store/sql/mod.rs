@@ -78,6 +78,12 @@ impl Fence {
     pub(super) fn account(account: &str) -> Fence {
         Fence::Accounts(vec![account.to_owned()])
     }
+
+    /// A write for no account's mail: not fenced (forgetting a removed account's watchers,
+    /// which keeps what live instances report).
+    pub(super) fn none() -> Fence {
+        Fence::Accounts(Vec::new())
+    }
 }
 
 /// A connection the store's operations run on.
@@ -116,6 +122,14 @@ impl Db {
         match self.conn {
             Conn::Sqlite(conn) => Some(conn.into_inner().unwrap_or_else(|e| e.into_inner())),
             Conn::Postgres(..) => None,
+        }
+    }
+
+    /// The fleet member this connection writes for (`None`: SQLite, or a tool's connection).
+    pub(super) fn member(&self) -> Option<&str> {
+        match &self.conn {
+            Conn::Postgres(_, Some(holder)) => Some(&holder.member.id),
+            _ => None,
         }
     }
 
