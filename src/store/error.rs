@@ -310,14 +310,14 @@ pub enum Error {
         name: String,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// Listing the schedule runs failed.
     #[error("cannot read schedule runs")]
     ScheduleRuns {
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// Reading the items collected for an account failed.
     #[error("cannot read items collected for account {account}")]

@@ -46,6 +46,8 @@ mod rule_failures;
 mod rule_failures_tests;
 mod run;
 mod schedule_runs;
+#[cfg(test)]
+mod schedule_runs_tests;
 mod sending;
 #[cfg(test)]
 mod sending_tests;
@@ -255,15 +257,6 @@ impl Store {
             collected::waiting(conn, &account, limit).map_err(|source| Error::ReadCollected { account, source })
         })
         .await
-    }
-
-    /// Every schedule that ran, by name: its last fire time and, when recorded, that run's
-    /// outcome (`tidings schedules`).
-    pub async fn schedule_runs(&self) -> Result<Vec<LastRun>> {
-        if let Some(pg) = self.pg() {
-            return pg.schedule_runs().await;
-        }
-        self.call(|conn| schedule_runs::all(conn)).await
     }
 
     /// Stores the plan of a schedule run and records the run, in one transaction. Keys
@@ -507,15 +500,6 @@ impl Store {
                 .map_err(|source| Error::Report { verb: "read the checkpoints", source: source.into() })
         })
         .await
-    }
-
-    /// When schedule `name` last fired.
-    pub async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
-        if let Some(pg) = self.pg() {
-            return pg.last_schedule_run(name).await;
-        }
-        let name = name.to_owned();
-        self.call(move |conn| schedule_runs::last(conn, &name)).await
     }
 
     /// Records that schedule `name` fired at `fired_at`; an earlier time than the one stored
