@@ -11,11 +11,15 @@
 //! recreates, truncates or "repairs" a file it cannot read, and it never opens a store
 //! written by a newer tidings: both are errors that name the file and leave it untouched.
 //!
-//! [`Store`] is the one interface to the rest of the crate. Behind it, either the SQLite backend
-//! (the `sqlite` thread and one file per table group, private) or [`postgres::PgStore`] (the
-//! same methods, the same numbered schema versions, see `migrations`); every method asks which
-//! first. On PostgreSQL a fleet member's checkpoint and outbox writes are fenced by the account
-//! leases it holds (see `postgres`); the store tests run on both backends (`test_backends`).
+//! [`Store`] is the one interface to the rest of the crate. An operation is written once, over
+//! the SQL seam both backends implement (`sql`: statements with typed values and rows, and a
+//! `begin_write` that fences): the reply log, retention, rule failures, history, watcher states
+//! and schedule-run reads are (`run` says where they execute: the SQLite store thread, or a
+//! pooled PostgreSQL connection). The rest (plans, checkpoints, the outbox, sending, collected
+//! items) still asks which backend first, with its PostgreSQL twin in `postgres`, until it moves
+//! onto the seam the same way. On PostgreSQL a fleet member's writes are fenced by the account
+//! leases it holds, and fleet membership is its own handle, [`Fleet`], which [`Store::open_at`]
+//! returns beside the store; the store tests run on both backends (`test_backends`).
 
 mod backup;
 mod by_hand;
