@@ -175,7 +175,7 @@ impl Fleet {
         // A fleet member runs only the accounts it holds leases on; its next round claims
         // added ones and releases removed ones (see `membership`).
         let held: Option<BTreeSet<String>> =
-            prepared.store.fleet().and_then(|pg| pg.held()).map(|held| held.into_iter().collect());
+            prepared.fleet.as_ref().and_then(|pg| pg.held()).map(|held| held.into_iter().collect());
         let wanted: BTreeMap<&str, &Account> = prepared
             .config
             .accounts

@@ -12,7 +12,7 @@ use super::fleet::Fleet;
 use super::{Prepared, recover};
 use crate::causes::error_chain;
 use crate::config::Config;
-use crate::store::postgres::{Member, share};
+use crate::store::{Member, share};
 
 /// How often one round looks again after losing claims to another instance.
 const MAX_PASSES: usize = 4;
@@ -48,7 +48,7 @@ impl Membership {
 
     /// One round; failures are logged and the next round tries again.
     pub(super) async fn round(&mut self, prepared: &Prepared, fleet: &mut Fleet) {
-        let Some(pg) = prepared.store.fleet() else { return };
+        let Some(pg) = &prepared.fleet else { return };
         if !self.joined {
             match pg.join().await {
                 Ok(()) => {
@@ -91,7 +91,7 @@ impl Membership {
     /// Moves towards this instance's fair share; how many claims another instance won (`None`:
     /// the fleet could not be read).
     async fn rebalance(&self, prepared: &Prepared, fleet: &mut Fleet) -> Option<usize> {
-        let pg = prepared.store.fleet()?;
+        let pg = prepared.fleet.as_ref()?;
         let (live, taken) = match pg.others().await {
             Ok(others) => others,
             Err(error) => {

@@ -88,6 +88,8 @@ struct Prepared {
     reloader: Option<Reloader>,
     secrets: Secrets,
     store: Store,
+    /// The fleet side of a shared store (membership and leases); `None` on SQLite.
+    fleet: Option<crate::store::Fleet>,
     /// The webhook client and endpoints, shared by every account's event lane.
     webhooks: Arc<Webhooks>,
     /// What the watchers report, for `/healthz` and `/metrics`.
@@ -114,8 +116,8 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     let lock = config.state.file().map(lock).transpose()?;
     // A daemon on a shared store is a fleet member; `--once` never gets here with one.
     let member = (reload && lock.is_none()).then(|| membership::member(&config));
-    let store = Store::open_at(&config.state, member).await.map_err(|e| Error::Start(Box::new(e.into())))?;
-    if store.fleet().is_none() {
+    let (store, fleet) = Store::open_at(&config.state, member).await.map_err(|e| Error::Start(Box::new(e.into())))?;
+    if fleet.is_none() {
         // A fleet member recovers each account when it takes the account's lease.
         recover(&store, None).await.map_err(|e| Error::Start(Box::new(e.into())))?;
     }
@@ -123,7 +125,7 @@ async fn prepare(config: Config, reload: bool) -> Result<Prepared, Error> {
     // The states a previous daemon left are stale; this one reports its own.
     store.clear_watchers().await.map_err(|e| Error::Start(Box::new(e.into())))?;
     let health = Health::new(Some(store.clone()));
-    Ok(Prepared { config, rules, reloader, secrets, store, webhooks, health, _lock: lock })
+    Ok(Prepared { config, rules, reloader, secrets, store, fleet, webhooks, health, _lock: lock })
 }
 
 /// Actions claimed by a process that died may or may not have happened. The store already put
@@ -216,7 +218,7 @@ pub async fn run(
     let pruner = prune::Pruner { store: prepared.store.clone(), retention: prepared.config.retention };
     tasks.spawn(pruner.run(stopping.clone()));
     let mut fleet = Fleet::default();
-    let mut membership = prepared.store.fleet().is_some().then(|| membership::Membership::new(&prepared.config));
+    let mut membership = prepared.fleet.is_some().then(|| membership::Membership::new(&prepared.config));
     if membership.is_none() {
         fleet.start_all(&prepared);
     }
@@ -248,7 +250,7 @@ pub async fn run(
             _ = supervise.tick() => {
                 // A fleet member restarts only the accounts it still holds.
                 let held: Option<BTreeSet<String>> =
-                    prepared.store.fleet().map(|pg| pg.held().unwrap_or_default().into_iter().collect());
+                    prepared.fleet.as_ref().map(|pg| pg.held().unwrap_or_default().into_iter().collect());
                 fleet.restart_ended(&prepared, held.as_ref()).await;
             }
         }
@@ -256,7 +258,7 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = stop.send(true);
     fleet.stop_all().await;
-    if let Some(pg) = prepared.store.fleet() {
+    if let Some(pg) = &prepared.fleet {
         // Others take the accounts over at once instead of after the lease runs out.
         match pg.leave().await {
             Ok(()) => tracing::info!("left the fleet; leases released"),

@@ -34,7 +34,7 @@ pub(super) fn retry_all(conn: &Connection) -> Result<Vec<Action>, Error> {
     let mut retried: Vec<Action> = conn
         .prepare(&sql)
         .and_then(|mut stmt| stmt.query_map((Millis(Utc::now()), states_json(RETRYABLE)), outbox::action)?.collect())
-        .map_err(|source| Error::Outbox { verb: "retry failed and uncertain actions in", source })?;
+        .map_err(|source| Error::Outbox { verb: "retry failed and uncertain actions in", source: source.into() })?;
     retried.sort_by_key(|a| a.id);
     Ok(retried)
 }

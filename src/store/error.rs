@@ -124,6 +124,15 @@ pub enum Error {
     /// The store thread has stopped (it panicked); no command can run.
     #[error("cannot reach store: its thread has stopped")]
     Stopped,
+    /// A transaction could not begin or commit (a write fenced out fails as [`Error::Lease`]).
+    #[error("cannot {verb} a store transaction")]
+    Transaction {
+        /// "begin", "commit".
+        verb: &'static str,
+        /// Why.
+        #[source]
+        source: super::sql::DbError,
+    },
     /// Reading a mailbox checkpoint failed.
     #[error("cannot read checkpoint {account}/{mailbox}")]
     ReadCheckpoint {
@@ -194,7 +203,7 @@ pub enum Error {
         verb: &'static str,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// A batch of pruning (see `retention`) failed; nothing of that batch was deleted.
     #[error("cannot prune {what} in the store")]
@@ -203,7 +212,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// A statement on the shared PostgreSQL store failed (or its transaction did not commit);
     /// nothing of that call was stored.
@@ -248,7 +257,7 @@ pub enum Error {
         verb: &'static str,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// An operation on one action failed.
     #[error("cannot {verb} action {id}")]
@@ -290,7 +299,7 @@ pub enum Error {
         account: String,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// Reading or writing a schedule run failed.
     #[error("cannot {verb} run of schedule {name}")]
@@ -301,14 +310,14 @@ pub enum Error {
         name: String,
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// Listing the schedule runs failed.
     #[error("cannot read schedule runs")]
     ScheduleRuns {
         /// Why.
         #[source]
-        source: rusqlite::Error,
+        source: super::sql::DbError,
     },
     /// Reading the items collected for an account failed.
     #[error("cannot read items collected for account {account}")]

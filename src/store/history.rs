@@ -5,8 +5,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::codec::Millis;
+use super::error::Error;
 use super::outbox::{self, COLUMNS};
+use super::sql::{Db, DbError, Row, params};
 use super::types::{Action, Checkpoint, RuleFailureRecord};
+use super::{Result, Store, rule_failures};
 
 /// Which message(s) to explain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,140 +110,68 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Every decided message `query` names, oldest first, with its actions and failures.
-pub(super) fn find(conn: &Connection, query: &MessageQuery) -> rusqlite::Result<Vec<MessageHistory>> {
+impl Store {
+    /// The decided messages `query` names, oldest first, with their actions and rule failures.
+    pub async fn history(&self, query: MessageQuery) -> Result<Vec<MessageHistory>> {
+        self.read(move |db| Box::pin(async move { find(db, &query).await.map_err(error) })).await
+    }
+}
+
+fn error(source: DbError) -> Error {
+    Error::Report { verb: "read the history of a message", source }
+}
+
+async fn find(db: &Db, query: &MessageQuery) -> std::result::Result<Vec<MessageHistory>, DbError> {
     let (message_id, uid, account, mailbox) = match query {
         MessageQuery::MessageId(id) => (Some(bare(id)), None, None, None),
         MessageQuery::Uid { uid, account, mailbox } => (None, Some(*uid), account.clone(), mailbox.clone()),
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT account, mailbox, uidvalidity, uid, message_id, matched, stopped_by, decided_at FROM messages \
-         WHERE (?1 IS NULL OR message_id = ?1) AND (?2 IS NULL OR uid = ?2) \
-         AND (?3 IS NULL OR account = ?3) AND (?4 IS NULL OR mailbox = ?4) \
-         ORDER BY decided_at, account, mailbox, uid",
-    )?;
-    let found: Vec<MessageHistory> = stmt
-        .query_map((message_id, uid, account, mailbox), |row| {
-            let matched: String = row.get(5)?;
-            Ok(MessageHistory {
-                account: row.get(0)?,
-                mailbox: row.get(1)?,
-                uidvalidity: row.get(2)?,
-                uid: row.get(3)?,
-                message_id: row.get(4)?,
-                // Written by `record` from a list of names, so it parses; an empty list if not.
-                matched: serde_json::from_str(&matched).unwrap_or_default(),
-                stopped_by: row.get(6)?,
-                decided_at: row.get::<_, Millis>(7)?.0,
-                actions: Vec::new(),
-                failures: Vec::new(),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    found
-        .into_iter()
-        .map(|mut message| {
-            message.actions = actions_of(conn, &message)?;
-            message.failures = failures_of(conn, &message)?;
-            Ok(message)
-        })
-        .collect()
+    let rows = db
+        .query(
+            "SELECT account, mailbox, uidvalidity, uid, message_id, matched, stopped_by, decided_at FROM messages \
+             WHERE (CAST(?1 AS TEXT) IS NULL OR message_id = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR uid = ?2) \
+             AND (CAST(?3 AS TEXT) IS NULL OR account = ?3) AND (CAST(?4 AS TEXT) IS NULL OR mailbox = ?4) \
+             ORDER BY decided_at, account COLLATE BINARY, mailbox COLLATE BINARY, uid",
+            params![message_id, uid, account, mailbox],
+        )
+        .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut m = message(row)?;
+        let key = params![&m.account, &m.mailbox, m.uidvalidity, m.uid];
+        let actions = format!(
+            "SELECT {COLUMNS} FROM actions WHERE account = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4 \
+             ORDER BY id"
+        );
+        m.actions =
+            db.query(&actions, key).await?.iter().map(outbox::read_action).collect::<std::result::Result<_, _>>()?;
+        let failures = "SELECT account, mailbox, uidvalidity, uid, rule, error, at FROM rule_failures \
+             WHERE account = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4 ORDER BY id";
+        m.failures =
+            db.query(failures, key).await?.iter().map(rule_failures::record).collect::<std::result::Result<_, _>>()?;
+        found.push(m);
+    }
+    Ok(found)
 }
 
-fn actions_of(conn: &Connection, m: &MessageHistory) -> rusqlite::Result<Vec<Action>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM actions WHERE account = ?1 AND mailbox = ?2 AND uidvalidity = ?3 AND uid = ?4 \
-         ORDER BY id"
-    );
-    conn.prepare_cached(&sql)?.query_map((&m.account, &m.mailbox, m.uidvalidity, m.uid), outbox::action)?.collect()
-}
-
-fn failures_of(conn: &Connection, m: &MessageHistory) -> rusqlite::Result<Vec<RuleFailureRecord>> {
-    conn.prepare_cached(
-        "SELECT rule, error, at FROM rule_failures WHERE account = ?1 AND mailbox = ?2 AND uidvalidity = ?3 \
-         AND uid = ?4 ORDER BY id",
-    )?
-    .query_map((&m.account, &m.mailbox, m.uidvalidity, m.uid), |row| {
-        Ok(RuleFailureRecord {
-            account: m.account.clone(),
-            mailbox: m.mailbox.clone(),
-            uidvalidity: m.uidvalidity,
-            uid: m.uid,
-            rule: row.get(0)?,
-            error: row.get(1)?,
-            at: row.get::<_, Millis>(2)?.0,
-        })
-    })?
-    .collect()
+/// A decided message as [`find`] reads it, without its actions and failures yet.
+fn message(row: &Row) -> std::result::Result<MessageHistory, DbError> {
+    Ok(MessageHistory {
+        account: row.get(0)?,
+        mailbox: row.get(1)?,
+        uidvalidity: row.get(2)?,
+        uid: row.get(3)?,
+        message_id: row.get(4)?,
+        // Written by `record` from a list of names, so it parses; an empty list if not.
+        matched: serde_json::from_value(row.get(5)?).unwrap_or_default(),
+        stopped_by: row.get(6)?,
+        decided_at: row.get(7)?,
+        actions: Vec::new(),
+        failures: Vec::new(),
+    })
 }
 
 /// A Message-ID as stored: without surrounding whitespace and angle brackets.
 pub(super) fn bare(id: &str) -> String {
     id.trim().trim_start_matches('<').trim_end_matches('>').to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::{Decided, MessageQuery};
-    use crate::store::{ActionState, Checkpoint, MessagePlan, NewAction, test_backends};
-
-    /// The plan of message `uid` of work's INBOX: two actions by two rules, one failed rule.
-    fn plan(uid: u32, message_id: Option<&str>) -> MessagePlan {
-        let act = |key: &str, rule: &str| {
-            NewAction::new(format!("{key}-{uid}"), "work", key, json!({})).for_message("INBOX", 7, uid).by_rule(rule)
-        };
-        MessagePlan {
-            checkpoint: Checkpoint { account: "work".into(), mailbox: "INBOX".into(), uidvalidity: 7, last_uid: uid },
-            actions: vec![act("add_flags", "a.rhai"), act("move", "b.rhai")],
-            failures: vec![("c.rhai".into(), "boom".into())],
-            gmail_msgid: None,
-            decided: Decided {
-                uid: None,
-                message_id: message_id.map(str::to_owned),
-                matched: vec!["a.rhai".into(), "b.rhai".into()],
-                stopped_by: Some("b.rhai".into()),
-            },
-        }
-    }
-
-    #[tokio::test]
-    async fn a_committed_message_is_found_with_its_actions_and_failures() {
-        for (backend, store) in test_backends::each().await {
-            store.commit_plans(vec![plan(5, Some("abc@example.com")), plan(6, None)]).await.unwrap();
-            let found = store.history(MessageQuery::MessageId(" <abc@example.com>".into())).await.unwrap();
-            assert_eq!(found.len(), 1, "{backend}");
-            let m = &found[0];
-            let head = (m.account.as_str(), m.mailbox.as_str(), m.uidvalidity, m.uid, m.message_id.as_deref());
-            assert_eq!(head, ("work", "INBOX", 7, 5, Some("abc@example.com")), "{backend}");
-            assert_eq!(
-                (&m.matched[..], m.stopped_by.as_deref()),
-                (&["a.rhai".to_owned(), "b.rhai".to_owned()][..], Some("b.rhai")),
-                "{backend}"
-            );
-            let actions: Vec<(&str, ActionState)> = m.actions.iter().map(|a| (a.key.as_str(), a.state)).collect();
-            assert_eq!(actions, [("add_flags-5", ActionState::Pending), ("move-5", ActionState::Pending)], "{backend}");
-            let failures: Vec<(&str, &str, u32)> =
-                m.failures.iter().map(|f| (f.rule.as_str(), f.error.as_str(), f.uid)).collect();
-            assert_eq!(failures, [("c.rhai", "boom", 5)], "{backend}");
-            // By UID, narrowed or not.
-            let by_uid = |uid, account: Option<&str>| MessageQuery::Uid {
-                uid,
-                account: account.map(str::to_owned),
-                mailbox: None,
-            };
-            let found = store.history(by_uid(6, Some("work"))).await.unwrap();
-            assert_eq!(
-                found.iter().map(|m| (m.uid, m.message_id.clone(), m.actions.len())).collect::<Vec<_>>(),
-                [(6, None, 2)],
-                "{backend}"
-            );
-            assert!(store.history(by_uid(6, Some("home"))).await.unwrap().is_empty(), "{backend}");
-            assert!(
-                store.history(MessageQuery::MessageId("other@example.com".into())).await.unwrap().is_empty(),
-                "{backend}"
-            );
-        }
-    }
 }

@@ -11,11 +11,15 @@
 //! recreates, truncates or "repairs" a file it cannot read, and it never opens a store
 //! written by a newer tidings: both are errors that name the file and leave it untouched.
 //!
-//! [`Store`] is the one interface to the rest of the crate. Behind it, either the SQLite backend
-//! (the `sqlite` thread and one file per table group, private) or [`postgres::PgStore`] (the
-//! same methods, the same numbered schema versions, see `migrations`); every method asks which
-//! first. On PostgreSQL a fleet member's checkpoint and outbox writes are fenced by the account
-//! leases it holds (see `postgres`); the store tests run on both backends (`test_backends`).
+//! [`Store`] is the one interface to the rest of the crate. An operation is written once, over
+//! the SQL seam both backends implement (`sql`: statements with typed values and rows, and a
+//! `begin_write` that fences): the reply log, retention, rule failures, history, watcher states
+//! and schedule-run reads are (`run` says where they execute: the SQLite store thread, or a
+//! pooled PostgreSQL connection). The rest (plans, checkpoints, the outbox, sending, collected
+//! items) still asks which backend first, with its PostgreSQL twin in `postgres`, until it moves
+//! onto the seam the same way. On PostgreSQL a fleet member's writes are fenced by the account
+//! leases it holds, and fleet membership is its own handle, [`Fleet`], which [`Store::open_at`]
+//! returns beside the store; the store tests run on both backends (`test_backends`).
 
 mod backup;
 mod by_hand;
@@ -27,6 +31,8 @@ mod collected_tests;
 mod error;
 mod gmail_seen;
 mod history;
+#[cfg(test)]
+mod history_tests;
 mod migrations;
 mod outbox;
 #[cfg(test)]
@@ -34,19 +40,29 @@ mod outbox_tests;
 mod plans;
 pub mod postgres;
 mod reply_log;
+#[cfg(test)]
+mod reply_log_tests;
 pub mod retention;
 #[cfg(test)]
 mod retention_tests;
 mod rule_failures;
+#[cfg(test)]
+mod rule_failures_tests;
+mod run;
 mod schedule_runs;
+#[cfg(test)]
+mod schedule_runs_tests;
 mod sending;
 #[cfg(test)]
 mod sending_tests;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_backends;
 mod types;
 mod watchers;
+#[cfg(test)]
+mod watchers_tests;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +74,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use error::{Damage, Error};
 pub use history::{Decided, MessageHistory, MessageQuery};
 pub use outbox::OutboxGroup;
+pub use postgres::{Fleet, FleetView, Instance, Member, share};
 pub use retention::Prunable;
 pub use sending::{OncePer, SendGate, SendStart};
 pub use types::{
@@ -107,11 +124,16 @@ impl Store {
     }
 
     /// Opens the store `state` names: its SQLite file, or the shared PostgreSQL database (as
-    /// fleet `member`, or as a tool when `None`; see [`Store::open_postgres`]).
-    pub async fn open_at(state: &crate::config::State, member: Option<postgres::Member>) -> Result<Store> {
+    /// fleet `member`, or as a tool when `None`; see [`Store::open_postgres`]), with the handle on
+    /// its fleet (`None` on SQLite, which has no fleet).
+    pub async fn open_at(state: &crate::config::State, member: Option<Member>) -> Result<(Store, Option<Fleet>)> {
         match state {
-            crate::config::State::File(path) => Store::open(path).await,
-            crate::config::State::Postgres(url) => Store::open_postgres(url, None, member).await,
+            crate::config::State::File(path) => Ok((Store::open(path).await?, None)),
+            crate::config::State::Postgres(url) => {
+                let store = Store::open_postgres(url, None, member).await?;
+                let fleet = store.fleet();
+                Ok((store, fleet))
+            }
         }
     }
 
@@ -123,9 +145,13 @@ impl Store {
         }
     }
 
-    /// The fleet side of a shared store (instances and leases); `None` on SQLite.
-    pub fn fleet(&self) -> Option<&postgres::PgStore> {
-        self.pg()
+    /// The fleet side of a shared store (instances and leases); `None` on SQLite. The daemon
+    /// and the tools get it from [`Store::open_at`]; this is for tests and benchmarks.
+    pub fn fleet(&self) -> Option<Fleet> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(Fleet::new(Arc::clone(pg))),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// Opens a private, empty store in memory (for tests), with the same schema.
@@ -142,7 +168,8 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let job: sqlite::Job = Box::new(move |conn| {
+        let job: sqlite::Job = Box::new(move |db| {
+            let Some(conn) = db.connection() else { return };
             // The caller may have stopped waiting; the work is done either way.
             let _ = reply_tx.send(work(conn));
         });
@@ -236,15 +263,6 @@ impl Store {
         .await
     }
 
-    /// Every schedule that ran, by name: its last fire time and, when recorded, that run's
-    /// outcome (`tidings schedules`).
-    pub async fn schedule_runs(&self) -> Result<Vec<LastRun>> {
-        if let Some(pg) = self.pg() {
-            return pg.schedule_runs().await;
-        }
-        self.call(|conn| schedule_runs::all(conn)).await
-    }
-
     /// Stores the plan of a schedule run and records the run, in one transaction. Keys
     /// already stored are skipped; returns the ids of the actions inserted.
     pub async fn commit_schedule_plan(
@@ -315,31 +333,6 @@ impl Store {
             return pg.commit_plans(plans).await;
         }
         self.call(move |conn| plans::commit_batch(conn, &plans)).await
-    }
-
-    /// The newest `limit` rule failures, newest first.
-    pub async fn recent_rule_failures(&self, limit: usize) -> Result<Vec<RuleFailureRecord>> {
-        if let Some(pg) = self.pg() {
-            return pg.recent_rule_failures(limit).await;
-        }
-        self.call(move |conn| {
-            rule_failures::recent(conn, limit)
-                .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
-        })
-        .await
-    }
-
-    /// The rules that failed since `since`, by name, each with its count and its last failure
-    /// (error, time, message): "rules failing now" for `tidings status`, `/healthz` and alerts.
-    pub async fn rule_failures_since(&self, since: DateTime<Utc>) -> Result<Vec<FailingRule>> {
-        if let Some(pg) = self.pg() {
-            return pg.rule_failures_since(since).await;
-        }
-        self.call(move |conn| {
-            rule_failures::since(conn, since)
-                .map_err(|source| Error::Outbox { verb: "read rule failures from", source })
-        })
-        .await
     }
 
     /// Records what came of running an in-flight (or sending) action; [`Error::NotInFlight`]
@@ -495,77 +488,8 @@ impl Store {
             return pg.outbox_groups_in(states).await;
         }
         let states = states.to_vec();
-        self.call(move |conn| outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source }))
-            .await
-    }
-
-    /// Records a watcher's state without waiting for it: the write is queued behind every
-    /// store call made before, so states are written in the order reported. A failure is
-    /// logged; `tidings status` then shows an older state, nothing else depends on it.
-    pub fn report_watcher(&self, record: WatcherRecord) {
-        if let Some(pg) = self.pg() {
-            return pg.report_watcher(record);
-        }
-        self.post(move |conn| {
-            if let Err(error) = watchers::set(conn, &record) {
-                tracing::warn!(%error, account = %record.account, mailbox = %record.mailbox, "cannot record the watcher's state in the store");
-            }
-        });
-    }
-
-    /// Records a watcher's state like [`Store::report_watcher`], but waits for the write and
-    /// returns its failure: the daemon writes the state of a watcher that stopped on a store
-    /// error before it starts the account again, so the write tells whether the store takes
-    /// writes again (a disk no longer full) before a new watcher reports itself up.
-    pub async fn record_watcher(&self, record: WatcherRecord) -> Result<()> {
-        if let Some(pg) = self.pg() {
-            return pg.record_watcher(&record).await;
-        }
         self.call(move |conn| {
-            watchers::set(conn, &record).map_err(|source| Error::Report { verb: "record a watcher's state", source })
-        })
-        .await
-    }
-
-    /// Queues `work` on the store thread without waiting for it (see [`Store::report_watcher`]).
-    fn post(&self, work: impl FnOnce(&mut Connection) + Send + 'static) {
-        // The store thread is gone only at shutdown, when there is no one to report to.
-        if let Backend::Sqlite(jobs) = &self.backend {
-            let _ = jobs.send(Box::new(work));
-        }
-    }
-
-    /// Forgets the watcher states of `account` (removed by a reload), without waiting.
-    pub fn forget_watchers(&self, account: &str) {
-        if let Some(pg) = self.pg() {
-            return pg.forget_watchers(account);
-        }
-        let account = account.to_owned();
-        self.post(move |conn| {
-            if let Err(error) = watchers::forget(conn, &account) {
-                tracing::warn!(%error, %account, "cannot forget the watcher states of a removed account");
-            }
-        });
-    }
-
-    /// Forgets the watcher states a previous daemon left (called at start).
-    pub async fn clear_watchers(&self) -> Result<()> {
-        if let Some(pg) = self.pg() {
-            return pg.clear_watchers().await;
-        }
-        self.call(|conn| {
-            watchers::clear(conn).map_err(|source| Error::Report { verb: "clear the watcher states", source })
-        })
-        .await
-    }
-
-    /// The watcher states the daemon last reported.
-    pub async fn watchers(&self) -> Result<Vec<WatcherRecord>> {
-        if let Some(pg) = self.pg() {
-            return pg.watchers().await;
-        }
-        self.call(|conn| {
-            watchers::all(conn).map_err(|source| Error::Report { verb: "read the watcher states", source })
+            outbox::groups(conn, &states).map_err(|source| Error::Outbox { verb: "count", source: source.into() })
         })
         .await
     }
@@ -576,68 +500,10 @@ impl Store {
             return pg.checkpoints().await;
         }
         self.call(|conn| {
-            checkpoints::all(conn).map_err(|source| Error::Report { verb: "read the checkpoints", source })
+            checkpoints::all(conn)
+                .map_err(|source| Error::Report { verb: "read the checkpoints", source: source.into() })
         })
         .await
-    }
-
-    /// The decided messages `query` names, with their actions and rule failures.
-    pub async fn history(&self, query: MessageQuery) -> Result<Vec<MessageHistory>> {
-        if let Some(pg) = self.pg() {
-            return pg.history(query).await;
-        }
-        self.call(move |conn| {
-            history::find(conn, &query)
-                .map_err(|source| Error::Report { verb: "read the history of a message", source })
-        })
-        .await
-    }
-
-    /// When `account` last sent an automatic reply to `sender` for rule `handle`.
-    pub async fn last_reply(&self, account: &str, handle: &str, sender: &str) -> Result<Option<DateTime<Utc>>> {
-        if let Some(pg) = self.pg() {
-            return pg.last_reply(account, handle, sender).await;
-        }
-        let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
-        self.call(move |conn| reply_log::last(conn, &account, &handle, &sender)).await
-    }
-
-    /// Records that `account` sent an automatic reply to `sender` for rule `handle` at `at`.
-    pub async fn record_reply(&self, account: &str, handle: &str, sender: &str, at: DateTime<Utc>) -> Result<()> {
-        if let Some(pg) = self.pg() {
-            return pg.record_reply(account, handle, sender, at).await;
-        }
-        let (account, handle, sender) = (account.to_owned(), handle.to_owned(), sender.to_owned());
-        self.call(move |conn| reply_log::record(conn, &account, &handle, &sender, at)).await
-    }
-
-    /// How many automatic replies `account` sent at or after `since`.
-    pub async fn count_sent_since(&self, account: &str, since: DateTime<Utc>) -> Result<u64> {
-        if let Some(pg) = self.pg() {
-            return pg.count_sent_since(account, since).await;
-        }
-        let account = account.to_owned();
-        self.call(move |conn| reply_log::count_since(conn, &account, since)).await
-    }
-
-    /// Prunes one batch of `what` (see [`retention`]): at most `limit` rows older than `before`
-    /// (the reply log: also past their own `keep_until`); returns how many. Safe to call from
-    /// every instance of a fleet at once.
-    pub async fn prune(&self, what: Prunable, before: DateTime<Utc>, limit: usize) -> Result<u64> {
-        let now = Utc::now();
-        if let Some(pg) = self.pg() {
-            return pg.prune(what, before, now, limit).await;
-        }
-        self.call(move |conn| retention::prune(conn, what, before, now, limit)).await
-    }
-
-    /// When schedule `name` last fired.
-    pub async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
-        if let Some(pg) = self.pg() {
-            return pg.last_schedule_run(name).await;
-        }
-        let name = name.to_owned();
-        self.call(move |conn| schedule_runs::last(conn, &name)).await
     }
 
     /// Records that schedule `name` fired at `fired_at`; an earlier time than the one stored

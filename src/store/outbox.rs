@@ -42,6 +42,28 @@ pub(super) fn action(row: &Row<'_>) -> rusqlite::Result<Action> {
     })
 }
 
+/// An action as `SELECT {COLUMNS}` reads it through the seam.
+pub(super) fn read_action(row: &super::sql::Row) -> Result<Action, super::sql::DbError> {
+    Ok(Action {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        account: row.get(2)?,
+        mailbox: row.get(3)?,
+        uidvalidity: row.get(4)?,
+        uid: row.get(5)?,
+        kind: row.get(6)?,
+        payload: row.get(7)?,
+        state: row.get(8)?,
+        attempts: row.get(9)?,
+        next_attempt_at: row.get(10)?,
+        claimed_at: row.get(11)?,
+        last_error: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        rule: row.get(15)?,
+    })
+}
+
 /// Inserts `actions` as pending; a key already stored is skipped. Returns the ids of the
 /// rows inserted. Runs inside the caller's transaction.
 pub(super) fn insert_all(
@@ -103,7 +125,7 @@ pub(super) fn claim_due(
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Action>, Error> {
-    let error = |source| Error::Outbox { verb: "claim due actions in", source };
+    let error = |source: rusqlite::Error| Error::Outbox { verb: "claim due actions in", source: source.into() };
     // One statement, so the select and the update are atomic without a transaction.
     let sql = format!(
         "UPDATE actions SET state = 'in_flight', claimed_at = ?1, attempts = attempts + 1, \
@@ -132,11 +154,12 @@ fn sort_by_due(actions: &mut [Action]) {
 /// Records the outcomes of several in-flight (or sending) actions in one transaction (one
 /// sync to disk).
 pub(super) fn record_outcomes(conn: &mut Connection, outcomes: &[(ActionId, Outcome)]) -> Result<(), Error> {
-    let tx = conn.transaction().map_err(|source| Error::Outbox { verb: "record outcomes in", source })?;
+    let tx =
+        conn.transaction().map_err(|source| Error::Outbox { verb: "record outcomes in", source: source.into() })?;
     for (id, outcome) in outcomes {
         record_outcome(&tx, *id, outcome)?;
     }
-    tx.commit().map_err(|source| Error::Outbox { verb: "record outcomes in", source })
+    tx.commit().map_err(|source| Error::Outbox { verb: "record outcomes in", source: source.into() })
 }
 
 /// Records what came of an in-flight or sending action.
@@ -220,7 +243,7 @@ pub(super) fn recover_in_flight(conn: &Connection, account: Option<&str>) -> Res
     let mut recovered: Vec<Action> = conn
         .prepare(&sql)
         .and_then(|mut stmt| stmt.query_map((Millis(Utc::now()), mail_kinds, account), action)?.collect())
-        .map_err(|source| Error::Outbox { verb: "recover in-flight actions in", source })?;
+        .map_err(|source| Error::Outbox { verb: "recover in-flight actions in", source: source.into() })?;
     recovered.sort_by_key(|a| a.id);
     Ok(recovered)
 }
@@ -251,7 +274,7 @@ pub(super) fn next_due(conn: &Connection, filter: Filter<'_>) -> Result<Option<D
         stmt.query_row((filter.account, kinds_json(filter.kinds)), |row| row.get::<_, Option<Millis>>(0))
     })
     .map(|m| m.map(|m| m.0))
-    .map_err(|source| Error::Outbox { verb: "find the next due action in", source })
+    .map_err(|source| Error::Outbox { verb: "find the next due action in", source: source.into() })
 }
 
 /// One action by id.
@@ -302,7 +325,7 @@ pub(super) fn counts(conn: &Connection) -> Result<OutboxCounts, Error> {
     let rows: Vec<(ActionState, u64)> = conn
         .prepare_cached("SELECT state, COUNT(*) FROM actions GROUP BY state")
         .and_then(|mut stmt| stmt.query_map([], |row| Ok((row.get(0)?, codec::count(row, 1)?)))?.collect())
-        .map_err(|source| Error::Outbox { verb: "count", source })?;
+        .map_err(|source| Error::Outbox { verb: "count", source: source.into() })?;
     let mut counts = OutboxCounts::default();
     for (state, n) in rows {
         *counts.slot(state) = n;
@@ -318,7 +341,7 @@ pub(super) fn list_in(conn: &Connection, states: &[ActionState], limit: usize) -
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_map((states_json(states), limit), action)?.collect())
-        .map_err(|source| Error::Outbox { verb: "list", source })
+        .map_err(|source| Error::Outbox { verb: "list", source: source.into() })
 }
 
 /// Up to `limit` actions, in `state` or in any state, newest first.
@@ -327,5 +350,5 @@ pub(super) fn list(conn: &Connection, state: Option<ActionState>, limit: usize) 
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_map((state, limit), action)?.collect())
-        .map_err(|source| Error::Outbox { verb: "list", source })
+        .map_err(|source| Error::Outbox { verb: "list", source: source.into() })
 }

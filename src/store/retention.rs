@@ -22,11 +22,10 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
-use rusqlite::Connection;
-
-use super::codec::Millis;
 use super::error::Error;
+use super::sql::{Dialect, params};
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
 
 /// What a settled action keeps of its payload: whom or where it went to, under which handle and
 /// period, never a subject, a body, an original message or a rule's data.
@@ -63,6 +62,25 @@ pub(super) static SLIM: LazyLock<String> = LazyLock::new(|| {
         keys = sql_list(KEPT_KEYS),
     )
 });
+
+/// [`SLIM`] in PostgreSQL's dialect (JSONB has its own functions).
+pub(super) static SLIM_PG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "CASE WHEN kind IN ({kinds}) THEN COALESCE((SELECT jsonb_object_agg(key, value) \
+         FROM jsonb_each(actions.payload) WHERE key IN ({keys})), '{{}}'::jsonb) \
+         || '{{\"{CONTENT_DROPPED}\": true}}'::jsonb ELSE payload END",
+        kinds = sql_list(CONTENT_KINDS),
+        keys = sql_list(KEPT_KEYS),
+    )
+});
+
+/// [`SLIM`] in `dialect`.
+pub(super) fn slim(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => &SLIM,
+        Dialect::Postgres => &SLIM_PG,
+    }
+}
 
 /// What one pruning batch removes (or, for [`Prunable::Content`], empties).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,57 +126,66 @@ impl Prunable {
         }
     }
 
-    /// The SQLite statement of one batch: `?1` the cutoff, `?2` the batch size (and
-    /// for the reply log `?3`, now).
-    fn sqlite(self) -> String {
+    /// The statement of one batch: `?1` the cutoff, `?2` the batch size (and for the reply log
+    /// `?3`, now). On PostgreSQL a batch skips the rows another instance is pruning.
+    fn statement(self, dialect: Dialect) -> String {
+        let (lock, kept) = match dialect {
+            Dialect::Sqlite => ("", format!("json_extract(payload, '$.{CONTENT_DROPPED}') IS NULL")),
+            Dialect::Postgres => (" FOR UPDATE SKIP LOCKED", format!("payload -> '{CONTENT_DROPPED}' IS NULL")),
+        };
         match self {
             Prunable::Content => format!(
                 "UPDATE actions SET payload = {slim} WHERE id IN (SELECT id FROM actions \
-                 WHERE state IN ({SETTLED}) AND updated_at < ?1 AND kind IN ({kinds}) \
-                 AND json_extract(payload, '$.{CONTENT_DROPPED}') IS NULL LIMIT ?2)",
-                slim = *SLIM,
+                 WHERE state IN ({SETTLED}) AND updated_at < ?1 AND kind IN ({kinds}) AND {kept} LIMIT ?2{lock})",
+                slim = slim(dialect),
                 kinds = sql_list(CONTENT_KINDS),
             ),
             Prunable::Actions => format!(
                 "DELETE FROM actions WHERE id IN (SELECT id FROM actions \
-                 WHERE state IN ({SETTLED}) AND updated_at < ?1 LIMIT ?2)"
+                 WHERE state IN ({SETTLED}) AND updated_at < ?1 LIMIT ?2{lock})"
             ),
-            Prunable::Messages => "DELETE FROM messages WHERE (account, mailbox, uidvalidity, uid) IN \
-                 (SELECT account, mailbox, uidvalidity, uid FROM messages WHERE decided_at < ?1 LIMIT ?2) \
-                "
-            .to_owned(),
-            Prunable::RuleFailures => "DELETE FROM rule_failures WHERE id IN \
-                 (SELECT id FROM rule_failures WHERE at < ?1 ORDER BY id LIMIT ?2)"
-                .to_owned(),
-            Prunable::ReplyLog => "DELETE FROM reply_log WHERE id IN \
-                 (SELECT id FROM reply_log WHERE keep_until < ?3 AND sent_at < ?1 LIMIT ?2)"
-                .to_owned(),
-            Prunable::Collected => "DELETE FROM collected WHERE id IN \
-                 (SELECT id FROM collected WHERE consumed_at < ?1 ORDER BY id LIMIT ?2)"
-                .to_owned(),
-            Prunable::GmailSeen => "DELETE FROM gmail_seen WHERE (account, msgid) IN \
-                 (SELECT account, msgid FROM gmail_seen WHERE seen_at < ?1 LIMIT ?2)"
-                .to_owned(),
+            Prunable::Messages => format!(
+                "DELETE FROM messages WHERE (account, mailbox, uidvalidity, uid) IN \
+                 (SELECT account, mailbox, uidvalidity, uid FROM messages WHERE decided_at < ?1 LIMIT ?2{lock})"
+            ),
+            Prunable::RuleFailures => format!(
+                "DELETE FROM rule_failures WHERE id IN \
+                 (SELECT id FROM rule_failures WHERE at < ?1 ORDER BY id LIMIT ?2{lock})"
+            ),
+            Prunable::ReplyLog => format!(
+                "DELETE FROM reply_log WHERE id IN \
+                 (SELECT id FROM reply_log WHERE keep_until < ?3 AND sent_at < ?1 LIMIT ?2{lock})"
+            ),
+            Prunable::Collected => format!(
+                "DELETE FROM collected WHERE id IN \
+                 (SELECT id FROM collected WHERE consumed_at < ?1 ORDER BY id LIMIT ?2{lock})"
+            ),
+            Prunable::GmailSeen => format!(
+                "DELETE FROM gmail_seen WHERE (account, msgid) IN \
+                 (SELECT account, msgid FROM gmail_seen WHERE seen_at < ?1 LIMIT ?2{lock})"
+            ),
         }
     }
 }
 
-/// One batch on SQLite: returns how many rows it deleted (or emptied).
-pub(super) fn prune(
-    conn: &Connection,
-    what: Prunable,
-    before: DateTime<Utc>,
-    now: DateTime<Utc>,
-    limit: usize,
-) -> Result<u64, Error> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    conn.prepare_cached(&what.sqlite())
-        .and_then(|mut stmt| match what {
-            Prunable::ReplyLog => stmt.execute((Millis(before), limit, Millis(now))),
-            _ => stmt.execute((Millis(before), limit)),
+impl Store {
+    /// Prunes one batch of `what` (see [`retention`](self)): at most `limit` rows older than
+    /// `before` (the reply log: also past their own `keep_until`); returns how many. Safe to call
+    /// from every instance of a fleet at once.
+    pub async fn prune(&self, what: Prunable, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let now = Utc::now();
+        self.read(move |db| {
+            Box::pin(async move {
+                let sql = what.statement(db.dialect());
+                match what {
+                    Prunable::ReplyLog => db.execute(&sql, params![before, limit, now]).await,
+                    _ => db.execute(&sql, params![before, limit]).await,
+                }
+                .map_err(|source| Error::Prune { what: what.name(), source })
+            })
         })
-        .map(|n| n as u64)
-        .map_err(|source| Error::Prune { what: what.name(), source })
+        .await
+    }
 }
 
 /// Until when a reply-log row is needed: a reply's "once per `days`" memory, and every send's

@@ -2,26 +2,20 @@
 //! run nor forgets one. The stored time only moves forward.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
-use super::codec::{self, Millis};
+use super::codec::Millis;
 use super::error::Error;
+use super::sql::{DbError, Row, params};
 use super::types::{LastRun, RunOutcome};
-
-/// When schedule `name` last fired.
-pub(super) fn last(conn: &Connection, name: &str) -> Result<Option<DateTime<Utc>>, Error> {
-    conn.prepare_cached("SELECT fired_at FROM schedule_runs WHERE name = ?1")
-        .and_then(|mut stmt| stmt.query_row([name], |row| row.get::<_, Millis>(0)).optional())
-        .map(|at| at.map(|m| m.0))
-        .map_err(|source| Error::ScheduleRun { verb: "read", name: name.to_owned(), source })
-}
+use super::{Result, Store};
 
 /// Records that schedule `name` fired at `fired_at`.
-pub(super) fn record(conn: &Connection, name: &str, fired_at: DateTime<Utc>) -> Result<(), Error> {
+pub(super) fn record(conn: &Connection, name: &str, fired_at: DateTime<Utc>) -> Result<()> {
     upsert(conn, name, fired_at, Utc::now()).map_err(|source| Error::ScheduleRun {
         verb: "write",
         name: name.to_owned(),
-        source,
+        source: source.into(),
     })
 }
 
@@ -75,68 +69,55 @@ pub(super) fn set_outcome(
     Ok(())
 }
 
-/// Every schedule's last fire and, when recorded, that run's outcome, by name.
-pub(super) fn all(conn: &Connection) -> Result<Vec<LastRun>, Error> {
-    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<LastRun> {
-        let outcome = match (row.get::<_, Option<Millis>>(2)?, row.get::<_, Option<Millis>>(3)?) {
-            (Some(started), Some(finished)) => Some(RunOutcome {
-                started_at: started.0,
-                finished_at: finished.0,
-                messages: codec::count(row, 4)?,
-                actions: codec::count(row, 5)?,
-                failures: codec::count(row, 6)?,
-                error: row.get(7)?,
-            }),
-            _ => None,
-        };
-        Ok((row.get(0)?, row.get::<_, Millis>(1)?.0, outcome))
-    };
-    conn.prepare_cached(
-        "SELECT name, fired_at, started_at, finished_at, messages, actions, failures, error \
-         FROM schedule_runs ORDER BY name",
-    )
-    .and_then(|mut stmt| stmt.query_map([], read)?.collect())
-    .map_err(|source| Error::ScheduleRuns { source })
+impl Store {
+    /// Every schedule that ran, by name (byte order): its last fire time and, when recorded,
+    /// that run's outcome (`tidings schedules`).
+    pub async fn schedule_runs(&self) -> Result<Vec<LastRun>> {
+        self.read(|db| {
+            Box::pin(async move {
+                let rows = db
+                    .query(
+                        "SELECT name, fired_at, started_at, finished_at, messages, actions, failures, error \
+                         FROM schedule_runs ORDER BY name COLLATE BINARY",
+                        &[],
+                    )
+                    .await;
+                rows.and_then(|rows| rows.iter().map(last_run).collect())
+                    .map_err(|source| Error::ScheduleRuns { source })
+            })
+        })
+        .await
+    }
+
+    /// When schedule `name` last fired.
+    pub async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let name = name.to_owned();
+        self.read(move |db| {
+            Box::pin(async move {
+                let row = db.query_opt("SELECT fired_at FROM schedule_runs WHERE name = ?1", params![&name]).await;
+                row.and_then(|row| row.map(|row| row.get(0)).transpose()).map_err(|source| Error::ScheduleRun {
+                    verb: "read",
+                    name,
+                    source,
+                })
+            })
+        })
+        .await
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use chrono::{DateTime, Duration, Utc};
-    use serde_json::json;
-
-    use crate::store::{NewAction, test_backends};
-
-    fn at(millis: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(millis).unwrap()
-    }
-
-    #[tokio::test]
-    async fn schedule_run_round_trips_and_never_moves_back() {
-        for (backend, store) in test_backends::each().await {
-            let t = at(1_700_000_000_456);
-            assert_eq!(store.last_schedule_run("digest").await.unwrap(), None, "{backend}");
-            store.record_schedule_run("digest", t).await.unwrap();
-            assert_eq!(store.last_schedule_run("digest").await.unwrap(), Some(t), "{backend}");
-            store.record_schedule_run("digest", t - Duration::days(1)).await.unwrap();
-            assert_eq!(store.last_schedule_run("digest").await.unwrap(), Some(t), "{backend}");
-            let later = t + Duration::days(1);
-            store.record_schedule_run("digest", later).await.unwrap();
-            assert_eq!(store.last_schedule_run("digest").await.unwrap(), Some(later), "{backend}");
-            assert_eq!(store.last_schedule_run("other").await.unwrap(), None, "{backend}");
-        }
-    }
-
-    #[tokio::test]
-    async fn schedule_plan_stores_actions_and_run_together() {
-        for (backend, store) in test_backends::each().await {
-            let t = at(1_700_000_000_000);
-            let action = NewAction::new("digest@1700000000000", "work", "webhook", json!({}));
-            let ids = store.commit_schedule_plan("digest", t, vec![action.clone()]).await.unwrap();
-            assert_eq!(ids.len(), 1, "{backend}");
-            assert_eq!(store.last_schedule_run("digest").await.unwrap(), Some(t), "{backend}");
-            let again = store.commit_schedule_plan("digest", t, vec![action]).await.unwrap();
-            assert!(again.is_empty(), "{backend}: the same run planned twice stores nothing new");
-            assert_eq!(test_backends::pending(&store).await, 1, "{backend}");
-        }
-    }
+/// A schedule's last run as [`Store::schedule_runs`] reads it.
+fn last_run(row: &Row) -> std::result::Result<LastRun, DbError> {
+    let outcome = match (row.get(2)?, row.get(3)?) {
+        (Some(started_at), Some(finished_at)) => Some(RunOutcome {
+            started_at,
+            finished_at,
+            messages: row.get(4)?,
+            actions: row.get(5)?,
+            failures: row.get(6)?,
+            error: row.get(7)?,
+        }),
+        _ => None,
+    };
+    Ok((row.get(0)?, row.get(1)?, outcome))
 }

@@ -59,7 +59,9 @@ async fn logged(store: &Store, id: ActionId) -> Option<(String, DateTime<Utc>)> 
     match store.pg() {
         Some(pg) => pg.logged(id).await.unwrap(),
         None => store
-            .call(move |conn| sending::logged(conn, id).map_err(|source| Error::Outbox { verb: "read", source }))
+            .call(move |conn| {
+                sending::logged(conn, id).map_err(|source| Error::Outbox { verb: "read", source: source.into() })
+            })
             .await
             .unwrap(),
     }

@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Damage, Error};
 use super::migrations;
+use super::sql::Db;
 
 /// Work for the store thread: it runs with the connection and sends its own reply.
-pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+pub(super) type Job = Box<dyn FnOnce(&mut Db) + Send>;
 
 /// How long a statement waits for another process's lock (e.g. `tidings outbox` reading
 /// while the daemon writes) before failing with "database is locked".
@@ -50,10 +51,12 @@ where
     Ok(jobs_tx)
 }
 
-fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
+fn run(conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut db = Db::sqlite(conn);
     while let Some(job) = jobs.blocking_recv() {
-        job(&mut conn);
+        job(&mut db);
     }
+    let Some(conn) = db.into_connection() else { return };
     if let Err((_, error)) = conn.close() {
         tracing::warn!(error = %error, "store connection did not close cleanly");
     }

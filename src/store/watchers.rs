@@ -1,9 +1,11 @@
 //! The daemon's watcher states, for `tidings status` in another process.
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
-use super::codec::{self, Millis};
+use super::error::Error;
+use super::postgres::leases;
+use super::sql::{Db, DbError, Fence, Row, params};
+use super::{Result, Store};
 
 /// A watcher's connection, as last reported by the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,104 +26,133 @@ pub struct WatcherRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Store {
+    /// Records a watcher's state without waiting for it: the write is queued behind every
+    /// store call made before, so states are written in the order reported. A failure is
+    /// logged; `tidings status` then shows an older state, nothing else depends on it. In a
+    /// fleet, a report is fenced by its account's lease: one from an instance that does not hold
+    /// the account (or lost it) is dropped.
+    pub fn report_watcher(&self, record: WatcherRecord) {
+        let (account, mailbox) = (record.account.clone(), record.mailbox.clone());
+        let failed = move |error: Error| match error {
+            Error::NotHeld { .. } | Error::Lease(leases::Error::Stale { .. }) => {
+                tracing::debug!(%error, %account, %mailbox, "watcher state not recorded: another instance holds the account");
+            }
+            error => tracing::warn!(%error, %account, %mailbox, "cannot record the watcher's state in the store"),
+        };
+        self.post(Fence::account(&record.account), move |db| Box::pin(set(db, record)), failed);
+    }
+
+    /// Records a watcher's state like [`Store::report_watcher`], but waits for the write and
+    /// returns its failure: the daemon writes the state of a watcher that stopped on a store
+    /// error before it starts the account again, so the write tells whether the store takes
+    /// writes again (a disk no longer full) before a new watcher reports itself up.
+    pub async fn record_watcher(&self, record: WatcherRecord) -> Result<()> {
+        self.flush_posted().await;
+        self.write(Fence::account(&record.account), move |db| Box::pin(set(db, record))).await
+    }
+
+    /// Forgets the watcher states of `account` (removed by a reload), without waiting: queued
+    /// behind its reports. In a fleet, not the states of another live instance holding it.
+    pub fn forget_watchers(&self, account: &str) {
+        let owned = account.to_owned();
+        let failed = move |error: Error| {
+            tracing::warn!(%error, account = %owned, "cannot forget the watcher states of a removed account");
+        };
+        let account = account.to_owned();
+        self.post(
+            Fence::none(),
+            move |db| {
+                Box::pin(async move {
+                    let result = match db.member() {
+                        None => db.execute("DELETE FROM watchers WHERE account = ?1", params![&account]).await,
+                        Some(member) => {
+                            let others = "DELETE FROM watchers WHERE account = ?1 AND NOT EXISTS (SELECT 1 FROM leases l \
+                                          WHERE l.account = ?1 AND l.owner <> ?2 AND l.expires_at > now())";
+                            db.execute(others, params![&account, member]).await
+                        }
+                    };
+                    result.map(drop).map_err(error("forget the watcher states of an account"))
+                })
+            },
+            failed,
+        );
+    }
+
+    /// Forgets the watcher states a previous daemon left (called at start). In a fleet member,
+    /// only those of accounts no live instance holds: the others are live instances' own.
+    pub async fn clear_watchers(&self) -> Result<()> {
+        self.flush_posted().await;
+        self.read(|db| {
+            Box::pin(async move {
+                let sql = match db.member() {
+                    None => "DELETE FROM watchers",
+                    Some(_) => {
+                        "DELETE FROM watchers WHERE NOT EXISTS \
+                         (SELECT 1 FROM leases l WHERE l.account = watchers.account AND l.expires_at > now())"
+                    }
+                };
+                db.execute(sql, &[]).await.map(drop).map_err(error("clear the watcher states"))
+            })
+        })
+        .await
+    }
+
+    /// The watcher states the daemon last reported, by account and mailbox (after the reports
+    /// this process posted before the call).
+    pub async fn watchers(&self) -> Result<Vec<WatcherRecord>> {
+        self.flush_posted().await;
+        self.read(|db| {
+            Box::pin(async move {
+                let rows = db
+                    .query(
+                        "SELECT account, mailbox, state, since, last_error, reconnects, updated_at FROM watchers \
+                         ORDER BY account COLLATE BINARY, mailbox COLLATE BINARY",
+                        &[],
+                    )
+                    .await;
+                rows.and_then(|rows| rows.iter().map(read).collect()).map_err(error("read the watcher states"))
+            })
+        })
+        .await
+    }
+}
+
+fn error(verb: &'static str) -> impl FnOnce(DbError) -> Error {
+    move |source| Error::Report { verb, source }
+}
+
 /// Stores `record`, replacing the mailbox's previous one.
-pub(super) fn set(conn: &Connection, record: &WatcherRecord) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+async fn set(db: &Db, record: WatcherRecord) -> Result<()> {
+    db.execute(
         "INSERT INTO watchers (account, mailbox, state, since, last_error, reconnects, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
          ON CONFLICT (account, mailbox) DO UPDATE SET state = excluded.state, since = excluded.since, \
          last_error = excluded.last_error, reconnects = excluded.reconnects, updated_at = excluded.updated_at",
-    )?
-    .execute((
-        &record.account,
-        &record.mailbox,
-        &record.state,
-        Millis(record.since),
-        &record.last_error,
-        i64::try_from(record.reconnects).unwrap_or(i64::MAX),
-        Millis(record.updated_at),
-    ))?;
-    Ok(())
+        params![
+            &record.account,
+            &record.mailbox,
+            &record.state,
+            record.since,
+            record.last_error.as_ref(),
+            record.reconnects,
+            record.updated_at
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(error("record a watcher's state"))
 }
 
-/// Forgets every watcher: a starting daemon reports its own.
-pub(super) fn clear(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM watchers", []).map(drop)
-}
-
-/// Forgets the watchers of one account.
-pub(super) fn forget(conn: &Connection, account: &str) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM watchers WHERE account = ?1", [account]).map(drop)
-}
-
-/// Every watcher, by account and mailbox.
-pub(super) fn all(conn: &Connection) -> rusqlite::Result<Vec<WatcherRecord>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT account, mailbox, state, since, last_error, reconnects, updated_at FROM watchers \
-         ORDER BY account, mailbox",
-    )?;
-    stmt.query_map([], |row| {
-        Ok(WatcherRecord {
-            account: row.get(0)?,
-            mailbox: row.get(1)?,
-            state: row.get(2)?,
-            since: row.get::<_, Millis>(3)?.0,
-            last_error: row.get(4)?,
-            reconnects: codec::count(row, 5)?,
-            updated_at: row.get::<_, Millis>(6)?.0,
-        })
-    })?
-    .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{DateTime, Utc};
-
-    use super::WatcherRecord;
-    use crate::store::test_backends;
-
-    /// The `i`th state reported for `account`'s INBOX.
-    fn report(account: &str, i: u64) -> WatcherRecord {
-        let at = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_000 + i64::try_from(i).unwrap()).unwrap();
-        WatcherRecord {
-            account: account.into(),
-            mailbox: "INBOX".into(),
-            state: ["connecting", "idle", "polling", "down"][usize::try_from(i % 4).unwrap()].into(),
-            since: at,
-            last_error: (i % 4 == 3).then(|| format!("error {i}")),
-            reconnects: i,
-            updated_at: at,
-        }
-    }
-
-    #[tokio::test]
-    async fn states_are_written_in_the_order_reported_and_forgotten_per_account() {
-        for (backend, store) in test_backends::each().await {
-            for i in 0..50 {
-                store.report_watcher(report("work", i));
-            }
-            store.report_watcher(report("home", 7));
-            let shown = store.watchers().await.unwrap();
-            assert_eq!(shown, [report("home", 7), report("work", 49)], "{backend}: the last report of each");
-            store.forget_watchers("home");
-            assert_eq!(store.watchers().await.unwrap(), [report("work", 49)], "{backend}");
-            store.report_watcher(report("home", 8));
-            store.clear_watchers().await.unwrap();
-            assert!(store.watchers().await.unwrap().is_empty(), "{backend}: a report made before the clear is cleared");
-        }
-    }
-
-    /// The awaited write (the daemon's probe before it starts an account that failed on the
-    /// store again) lands after the reports posted before it, and replaces them.
-    #[tokio::test]
-    async fn a_recorded_state_is_written_when_the_call_returns_after_earlier_reports() {
-        for (backend, store) in test_backends::each().await {
-            for i in 0..20 {
-                store.report_watcher(report("work", i));
-            }
-            store.record_watcher(report("work", 23)).await.unwrap();
-            assert_eq!(store.watchers().await.unwrap(), [report("work", 23)], "{backend}");
-        }
-    }
+/// A watcher as [`Store::watchers`] reads it.
+fn read(row: &Row) -> std::result::Result<WatcherRecord, DbError> {
+    Ok(WatcherRecord {
+        account: row.get(0)?,
+        mailbox: row.get(1)?,
+        state: row.get(2)?,
+        since: row.get(3)?,
+        last_error: row.get(4)?,
+        reconnects: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
 }

@@ -72,7 +72,7 @@ async fn open(state: &State) -> Result<Option<Store>, Error> {
     if state.file().is_some_and(|path| !path.exists()) {
         return Ok(None);
     }
-    Store::open_at(state, None).await.map(Some).map_err(Error::Store)
+    Store::open_at(state, None).await.map(|(store, _)| Some(store)).map_err(Error::Store)
 }
 
 /// Lists the outbox of the store at `state` to `out`.

@@ -38,7 +38,7 @@ pub enum Error {
 /// Lists `schedules` with their last runs from the store at `state` (if there is one) to `out`.
 pub async fn list(schedules: &[Schedule], state: &State, json: bool, out: &mut dyn Write) -> Result<(), Error> {
     let runs = if state.file().is_none_or(Path::exists) {
-        let store = Store::open_at(state, None).await.map_err(Error::Store)?;
+        let (store, _) = Store::open_at(state, None).await.map_err(Error::Store)?;
         store.schedule_runs().await.map_err(Error::Store)?
     } else {
         Vec::new()

@@ -21,8 +21,9 @@ use super::outbox::{span, target};
 use crate::causes::one_line;
 use crate::config::{Config, State};
 use crate::health::{self, Conn, Seen, Severity, Verdict};
-use crate::store::postgres::fleet::FleetView;
-use crate::store::{self, Checkpoint, FailingRule, MessageHistory, MessageQuery, OutboxGroup, Store, WatcherRecord};
+use crate::store::{
+    self, Checkpoint, FailingRule, Fleet, FleetView, MessageHistory, MessageQuery, OutboxGroup, Store, WatcherRecord,
+};
 
 /// Why status or history could not be shown.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub enum Error {
     Write(#[source] std::io::Error),
 }
 
-async fn open(state: &State, what: &'static str) -> Result<Store, Error> {
+async fn open(state: &State, what: &'static str) -> Result<(Store, Option<Fleet>), Error> {
     if let Some(path) = state.file().filter(|path| !path.exists()) {
         return Err(Error::NoStore { what, path: path.to_owned() });
     }
@@ -79,7 +80,7 @@ struct Status {
 /// Writes the status of the daemon using `config` to `out`; returns how healthy it is.
 pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<Severity, Error> {
     const WHAT: &str = "the status";
-    let store = open(&config.state, WHAT).await?;
+    let (store, fleet) = open(&config.state, WHAT).await?;
     let err = |source| Error::Store { what: WHAT, source };
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     for account in &config.accounts {
@@ -91,8 +92,8 @@ pub async fn status(config: &Config, json: bool, out: &mut dyn Write) -> Result<
         let key = (checkpoint.account.clone(), checkpoint.mailbox.clone());
         rows.entry(key).or_default().checkpoint = Some((checkpoint, at));
     }
-    let fleet = match store.fleet() {
-        Some(pg) => Some(pg.view().await.map_err(err)?),
+    let fleet = match fleet {
+        Some(fleet) => Some(fleet.view().await.map_err(err)?),
         None => None,
     };
     let running = match (&fleet, config.state.file()) {
@@ -397,7 +398,7 @@ fn table<const N: usize>(
 /// Writes what happened to the messages `query` names; returns how many were found.
 pub async fn history(state: &State, query: MessageQuery, json: bool, out: &mut dyn Write) -> Result<usize, Error> {
     const WHAT: &str = "the history";
-    let store = open(state, WHAT).await?;
+    let (store, _) = open(state, WHAT).await?;
     let found = store.history(query).await.map_err(|source| Error::Store { what: WHAT, source })?;
     let written = found.iter().try_for_each(|m| match json {
         true => writeln!(out, "{}", history_json(m)),
@@ -467,7 +468,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::store::postgres::fleet::Instance;
+    use crate::store::Instance;
 
     #[test]
     fn rules_failing_now_show_each_rule_its_count_last_message_and_error() {

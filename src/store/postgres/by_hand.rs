@@ -60,8 +60,10 @@ impl PgStore {
     /// state is [`Error::WrongState`].
     pub(crate) async fn drop_action(&self, id: ActionId) -> Result<Action> {
         // A dropped action never runs: its content goes with it (see `store::retention`).
-        let set =
-            format!("state = 'dropped', claimed_at = NULL, updated_at = $1, payload = {}", *super::retention::SLIM);
+        let set = format!(
+            "state = 'dropped', claimed_at = NULL, updated_at = $1, payload = {}",
+            *crate::store::retention::SLIM_PG
+        );
         self.change(id, "drop", &set, DROPPABLE, ONLY_DROPPABLE).await
     }
 

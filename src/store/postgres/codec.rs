@@ -82,11 +82,6 @@ pub(super) fn time(row: &Row, idx: usize) -> Result<DateTime<Utc>, tokio_postgre
     row.try_get::<_, Millis>(idx).map(|m| m.0)
 }
 
-/// Column `idx` of `row`: a time, or NULL.
-pub(super) fn time_opt(row: &Row, idx: usize) -> Result<Option<DateTime<Utc>>, tokio_postgres::Error> {
-    row.try_get::<_, Option<Millis>>(idx).map(|m| m.map(|m| m.0))
-}
-
 /// Column `idx` of `row`: a BIGINT that fits `T`.
 pub(super) fn int<T>(row: &Row, idx: usize) -> Result<T, tokio_postgres::Error>
 where

@@ -137,3 +137,18 @@ async fn a_starting_member_clears_only_the_states_of_accounts_no_live_instance_h
     tool.clear_watchers().await.unwrap();
     assert!(tool.watchers().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_reply_is_recorded_only_by_the_current_holder_and_a_refused_one_leaves_no_row() {
+    let Some(store) = holding_work().await else { return };
+    let at = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_000).unwrap();
+    store.record_reply("work", "vacation", "a@x.org", at).await.unwrap();
+    let error = store.record_reply("home", "vacation", "a@x.org", at).await.unwrap_err();
+    assert!(matches!(error, Error::NotHeld { .. }), "{error:?}");
+    take_over(&store, "work", "other").await;
+    let later = at + chrono::Duration::hours(1);
+    let error = store.record_reply("work", "vacation", "a@x.org", later).await.unwrap_err();
+    assert!(matches!(error, Error::Lease(leases::Error::Stale { held: 1, current: 2, .. })), "{error:?}");
+    assert_eq!(store.count_sent_since("work", at).await.unwrap(), 1, "the stale write was rolled back");
+    assert_eq!(store.last_reply("work", "vacation", "a@x.org").await.unwrap(), Some(at));
+}

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::store::{Fleet, db};
+use std::sync::Arc;
+
+use super::store::{Holder, db};
 use super::{PgStore, leases};
 use crate::store::{Error, Result};
 
@@ -46,10 +48,34 @@ fn secs(duration: std::time::Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-impl PgStore {
+/// The fleet side of a shared store: membership (the instance's row and its heartbeat) and the
+/// account leases, apart from the store's operations. `Store::open_at` returns it with a
+/// PostgreSQL store; a tool's can only read the fleet ([`Fleet::view`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    pg: Arc<PgStore>,
+}
+
+impl Fleet {
+    pub(crate) fn new(pg: Arc<PgStore>) -> Fleet {
+        Fleet { pg }
+    }
+
     /// This member's identity and leases; only the daemon of a fleet opens the store as one.
-    fn member(&self, verb: &'static str) -> Result<&Fleet> {
-        self.fleet_state().ok_or(Error::NotAMember { verb })
+    fn member(&self, verb: &'static str) -> Result<&Holder> {
+        self.pg.fleet_state().ok_or(Error::NotAMember { verb })
+    }
+
+    /// The accounts this member may write for (the leases it holds); `None`: any account (a
+    /// tool's handle).
+    pub fn held(&self) -> Option<Vec<String>> {
+        self.pg.held()
+    }
+
+    /// A pooled connection (for tests that set the database's state up by hand).
+    #[cfg(test)]
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pg.client().await
     }
 
     /// Joins the fleet (or refreshes this instance's row): the instance counts as live from now
@@ -57,7 +83,7 @@ impl PgStore {
     pub async fn join(&self) -> Result<()> {
         let fleet = self.member("join the fleet")?;
         let m = &fleet.member;
-        let client = self.client().await?;
+        let client = self.pg.client().await?;
         client
             .execute(
                 "INSERT INTO instances (id, host, pid, started_at, heartbeat_at, expires_at) \
@@ -77,7 +103,7 @@ impl PgStore {
         let fleet = self.member("heartbeat")?;
         let m = &fleet.member;
         let (accounts, epochs): (Vec<String>, Vec<i64>) = self.holdings().into_iter().unzip();
-        let mut client = self.client().await?;
+        let mut client = self.pg.client().await?;
         let what = || format!("heartbeat as {}", m.id);
         let tx = client.transaction().await.map_err(db(what))?;
         tx.execute(
@@ -116,13 +142,13 @@ impl PgStore {
 
     /// The leases held, as (account, epoch).
     fn holdings(&self) -> Vec<(String, i64)> {
-        self.fleet_state().map_or_else(Vec::new, |f| f.epochs().iter().map(|(a, e)| (a.clone(), *e)).collect())
+        self.pg.fleet_state().map_or_else(Vec::new, |f| f.epochs().iter().map(|(a, e)| (a.clone(), *e)).collect())
     }
 
     /// Forgets every lease held without telling the database (the member lost touch with it
     /// for longer than a lease: others may own the accounts by now).
     pub fn forget_leases(&self) {
-        if let Some(fleet) = self.fleet_state() {
+        if let Some(fleet) = self.pg.fleet_state() {
             fleet.epochs().clear();
         }
     }
@@ -130,7 +156,7 @@ impl PgStore {
     /// Claims `account` if it is free or its lease expired; its epoch when claimed.
     pub async fn claim(&self, account: &str) -> Result<Option<i64>> {
         let fleet = self.member("claim a lease")?;
-        let mut client = self.client().await?;
+        let mut client = self.pg.client().await?;
         let what = || format!("claim the lease of account {account}");
         let tx = client.transaction().await.map_err(db(what))?;
         // A claim waits for a write holding the lease row (see `leases::fence`); not for longer
@@ -158,7 +184,7 @@ impl PgStore {
             epoch,
             expires_at: Utc::now(),
         };
-        let client = self.client().await?;
+        let client = self.pg.client().await?;
         leases::release(&**client, &lease).await?;
         Ok(())
     }
@@ -170,7 +196,7 @@ impl PgStore {
         for (account, _) in self.holdings() {
             self.release(&account).await?;
         }
-        let client = self.client().await?;
+        let client = self.pg.client().await?;
         client
             .execute("DELETE FROM instances WHERE id = $1", &[&fleet.member.id])
             .await
@@ -182,7 +208,7 @@ impl PgStore {
     /// live holders have.
     pub async fn others(&self) -> Result<(usize, BTreeSet<String>)> {
         let fleet = self.member("read the fleet")?;
-        let client = self.client().await?;
+        let client = self.pg.client().await?;
         let what = || "read the fleet's instances and leases".to_owned();
         let live: i64 = client
             .query_one("SELECT count(*) FROM instances WHERE expires_at > now() OR id = $1", &[&fleet.member.id])
@@ -201,7 +227,7 @@ impl PgStore {
 
     /// The fleet as the shared store records it (`tidings status`).
     pub async fn view(&self) -> Result<FleetView> {
-        let client = self.client().await?;
+        let client = self.pg.client().await?;
         let what = || "read the fleet's instances and leases".to_owned();
         let mut instances: Vec<Instance> = client
             .query(

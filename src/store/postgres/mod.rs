@@ -24,15 +24,14 @@ mod outbox;
 #[cfg(test)]
 mod outbox_tests;
 mod plans;
-mod reply_log;
-mod retention;
 mod rule_failures;
 mod schedule_runs;
 mod sending;
 pub mod share;
 mod store;
-mod watchers;
 mod writer;
 
+pub use fleet::{Fleet, FleetView, Instance};
+pub(crate) use store::Holder;
 pub(crate) use store::db;
 pub use store::{Member, POOL_SIZE, PgStore};

@@ -15,10 +15,10 @@ use deadpool_postgres::Object;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use super::codec::{Millis, Unsigned, names};
-use super::retention::SLIM;
 use super::{PgStore, db};
 use crate::store::outbox::outcome_columns;
 use crate::store::retention::SETTLED;
+use crate::store::retention::SLIM_PG as SLIM;
 use crate::store::{Action, ActionId, ActionState, Error, NewAction, OutboxCounts, OutboxGroup, Outcome, Result};
 
 /// The columns [`action`] reads, in its order.

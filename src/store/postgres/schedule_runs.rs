@@ -2,11 +2,11 @@
 //! stored time only moves forward.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 
-use super::codec::{self, bigint, millis};
+use super::codec::{bigint, millis};
 use super::{PgStore, db};
-use crate::store::{LastRun, Result, RunOutcome};
+use crate::store::{Result, RunOutcome};
 
 /// Keeps the later of the stored and the given time: a late or repeated record of an earlier
 /// run must not make the schedule fire again. A later fire clears the outcome stored for the
@@ -59,48 +59,7 @@ pub(super) async fn set_outcome(
     Ok(())
 }
 
-/// A schedule's last run as the `SELECT` of [`PgStore::schedule_runs`] reads it.
-fn last_run(row: &Row) -> std::result::Result<LastRun, tokio_postgres::Error> {
-    let outcome = match (codec::time_opt(row, 2)?, codec::time_opt(row, 3)?) {
-        (Some(started_at), Some(finished_at)) => Some(RunOutcome {
-            started_at,
-            finished_at,
-            messages: codec::int(row, 4)?,
-            actions: codec::int(row, 5)?,
-            failures: codec::int(row, 6)?,
-            error: row.try_get(7)?,
-        }),
-        _ => None,
-    };
-    Ok((row.try_get(0)?, codec::time(row, 1)?, outcome))
-}
-
 impl PgStore {
-    /// Every schedule that ran, by name: its last fire time and, when recorded, that run's
-    /// outcome (`tidings schedules`).
-    pub(crate) async fn schedule_runs(&self) -> Result<Vec<LastRun>> {
-        let what = || "read schedule runs".to_owned();
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT name, fired_at, started_at, finished_at, messages, actions, failures, error \
-                 FROM schedule_runs ORDER BY name COLLATE \"C\"",
-                &[],
-            )
-            .await
-            .map_err(db(what))?;
-        rows.iter().map(last_run).collect::<std::result::Result<_, _>>().map_err(db(what))
-    }
-
-    /// When schedule `name` last fired.
-    pub(crate) async fn last_schedule_run(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
-        let what = || format!("read run of schedule {name}");
-        let client = self.client().await?;
-        let row =
-            client.query_opt("SELECT fired_at FROM schedule_runs WHERE name = $1", &[&name]).await.map_err(db(what))?;
-        row.map(|row| codec::time(&row, 0)).transpose().map_err(db(what))
-    }
-
     /// Records that schedule `name` fired at `fired_at`; an earlier time than the one stored
     /// is ignored, so the stored run only moves forward. Keyed by the schedule alone, so not
     /// fenced: any instance may record a fire, and the time only moves forward.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
@@ -43,20 +43,29 @@ pub struct Member {
 pub struct PgStore {
     pool: Pool,
     /// `Some` in a fleet member: its identity and the epochs of the leases it holds.
-    fleet: Option<Fleet>,
+    fleet: Option<Arc<Holder>>,
     /// The fire-and-forget writes (watcher states), in the order posted.
-    pub(super) writer: Writer,
+    pub(crate) writer: Writer,
 }
 
 #[derive(Debug)]
-pub(super) struct Fleet {
-    pub(super) member: Member,
+pub(crate) struct Holder {
+    pub(crate) member: Member,
     /// Account -> epoch of the lease held; a std mutex: held for a map lookup, never across
-    /// an await (see [`Fleet::epochs`]).
+    /// an await (see [`Holder::epochs`]).
     epochs: Mutex<HashMap<String, i64>>,
 }
 
-impl Fleet {
+impl Holder {
+    /// Inside the transaction `tx` of a write for `account`: goes on only while the lease this
+    /// member holds is the account's current one (see `leases::fence`).
+    pub(crate) async fn fence(&self, tx: &impl GenericClient, account: &str) -> Result<()> {
+        let epoch = self.epochs().get(account).copied();
+        let epoch = epoch.ok_or_else(|| Error::NotHeld { account: account.to_owned() })?;
+        leases::fence(tx, account, epoch).await?;
+        Ok(())
+    }
+
     /// The epochs of the leases held, locked (a panic elsewhere leaves the map usable: each
     /// change to it is a single insert or remove).
     pub(super) fn epochs(&self) -> MutexGuard<'_, HashMap<String, i64>> {
@@ -78,7 +87,7 @@ impl PgStore {
         let store = PgStore {
             writer: Writer::start(pool.clone()),
             pool,
-            fleet: member.map(|member| Fleet { member, epochs: Mutex::default() }),
+            fleet: member.map(|member| Arc::new(Holder { member, epochs: Mutex::default() })),
         };
         let mut client = store.client().await?;
         migrations::migrate(&mut client).await.map_err(Error::PgMigrate)?;
@@ -90,14 +99,13 @@ impl PgStore {
         self.pool.get().await.map_err(Error::Pool)
     }
 
-    pub(super) fn fleet_state(&self) -> Option<&Fleet> {
-        self.fleet.as_ref()
+    pub(super) fn fleet_state(&self) -> Option<&Holder> {
+        self.fleet.as_deref()
     }
 
-    /// The epoch of the lease this member holds on `account`.
-    pub(super) fn epoch(&self, account: &str) -> Option<i64> {
-        let fleet = self.fleet.as_ref()?;
-        fleet.epochs().get(account).copied()
+    /// The fleet member's leases, for the seam's fenced writes (`None`: not a fleet member).
+    pub(crate) fn fencing(&self) -> Option<Arc<Holder>> {
+        self.fleet.clone()
     }
 
     /// The accounts a fleet member may write for (the leases it holds); `None`: any account (a
@@ -111,12 +119,10 @@ impl PgStore {
     /// while the lease it holds is the account's current one (see `leases::fence`). A tool's
     /// write, acting for a person, is not fenced.
     pub(crate) async fn fence(&self, tx: &impl GenericClient, account: &str) -> Result<()> {
-        if self.fleet.is_none() {
-            return Ok(());
+        match &self.fleet {
+            Some(fleet) => fleet.fence(tx, account).await,
+            None => Ok(()),
         }
-        let epoch = self.epoch(account).ok_or_else(|| Error::NotHeld { account: account.to_owned() })?;
-        leases::fence(tx, account, epoch).await?;
-        Ok(())
     }
 
     /// Inside `tx`: locks action `id` against other writers and fences its account (see

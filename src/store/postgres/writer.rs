@@ -13,7 +13,7 @@ type Job = Box<dyn FnOnce(Pool) -> Pin<Box<dyn Future<Output = ()> + Send>> + Se
 
 /// The queue of posted writes.
 #[derive(Debug)]
-pub(super) struct Writer {
+pub(crate) struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
@@ -31,7 +31,7 @@ impl Writer {
     }
 
     /// Queues `write` behind every write posted before, without waiting for it.
-    pub(super) fn post<F, W>(&self, write: W)
+    pub(crate) fn post<F, W>(&self, write: W)
     where
         W: FnOnce(Pool) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -42,7 +42,7 @@ impl Writer {
 
     /// Waits until every write posted before has run, so that a read after it sees them (as a
     /// read queued behind them on SQLite's store thread does).
-    pub(super) async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         self.post(move |_| async move {
             let _ = done.send(());
